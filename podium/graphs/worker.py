@@ -1,0 +1,92 @@
+"""The built-in worker: one agent's model/tool loop as a subgraph.
+
+START -> agent -> (tools -> agent)* -> END, at most `max_steps` model calls.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.tools import ToolException
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolInvocationError
+
+from podium.errors import TaskFailed
+from podium.models import model_label
+from podium.registry import AgentSpec
+from podium.runtime.governor import governor_for, model_name_of, tool_node_hooks, usage_of
+from podium.state import Usage, sum_usage
+
+
+class WorkerState(TypedDict, total=False):
+    task_id: str
+    messages: Annotated[list[AnyMessage], add_messages]
+    steps: int
+    usage: Annotated[dict[str, Usage], sum_usage]
+
+
+def recoverable_tool_error(exc: Exception) -> str:
+    """Errors the model can act on go back to it as the tool result; others propagate."""
+    if isinstance(exc, ToolInvocationError):
+        return exc.message
+    if isinstance(exc, ToolException):
+        return f"Error: {exc}"
+    raise exc
+
+
+def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
+    """The agent loop of `spec` (uncompiled)."""
+    bound = model.bind_tools(spec.tools) if spec.tools else model
+    label = model_label(model)
+
+    def _check(state: WorkerState) -> int:
+        steps = state.get("steps", 0)
+        if steps >= spec.max_steps:
+            raise TaskFailed(
+                state.get("task_id", "?"),
+                spec.name,
+                f"no answer after max_steps={spec.max_steps} model calls; raise "
+                "AgentSpec.max_steps or make the instruction narrower",
+            )
+        return steps
+
+    def _update(reply: AIMessage, steps: int) -> dict[str, Any]:
+        usage = usage_of(reply, model_name_of(reply, label))
+        return {"messages": [reply], "steps": steps + 1, "usage": {spec.name: usage}}
+
+    def agent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
+        steps = _check(state)
+        reply = governor_for(config).call_model(
+            bound, state["messages"], agent=spec.name, task_id=state.get("task_id"), config=config
+        )
+        return _update(reply, steps)
+
+    async def aagent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
+        steps = _check(state)
+        reply = await governor_for(config).acall_model(
+            bound, state["messages"], agent=spec.name, task_id=state.get("task_id"), config=config
+        )
+        return _update(reply, steps)
+
+    def route(state: WorkerState) -> str:
+        last = state["messages"][-1]
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+
+    builder = StateGraph(WorkerState)
+    builder.add_node("agent", RunnableLambda(agent, afunc=aagent, name="agent"))
+    builder.add_edge(START, "agent")
+    if spec.tools:
+        builder.add_node(
+            "tools",
+            ToolNode(spec.tools, handle_tool_errors=recoverable_tool_error, **tool_node_hooks()),
+        )
+        builder.add_conditional_edges("agent", route, ["tools", END])
+        builder.add_edge("tools", "agent")
+    else:
+        builder.add_edge("agent", END)
+    return builder

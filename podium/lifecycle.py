@@ -1,0 +1,80 @@
+"""Task states and the transitions between them. Pure: no I/O, no clock.
+
+queued -> initializing -> running -> (waiting -> running)* -> completed | failed
+failed -> retrying -> running; failed -> dead_lettered; any non-final -> cancelled.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from podium.errors import IllegalTransition
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    INITIALIZING = "initializing"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    DEAD_LETTERED = "dead_lettered"
+    CANCELLED = "cancelled"
+
+
+S = TaskStatus
+
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    S.QUEUED: frozenset({S.INITIALIZING, S.CANCELLED}),
+    S.INITIALIZING: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.WAITING, S.COMPLETED, S.FAILED, S.CANCELLED}),
+    S.WAITING: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    S.FAILED: frozenset({S.RETRYING, S.DEAD_LETTERED, S.CANCELLED}),
+    S.RETRYING: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.DEAD_LETTERED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+#: States a task never leaves.
+FINAL: frozenset[TaskStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+#: States after which a task will not produce a result in this run without intervention.
+SETTLED: frozenset[TaskStatus] = FINAL | {S.FAILED}
+
+
+def can_transition(current: str, target: str) -> bool:
+    """Whether `current -> target` is a legal lifecycle transition."""
+    return TaskStatus(target) in TRANSITIONS[TaskStatus(current)]
+
+
+def transition(
+    task: dict[str, Any], target: str, *, at: float, reason: str | None = None
+) -> dict[str, Any]:
+    """Return a copy of `task` moved to `target`, with the transition appended to its history.
+
+    Args:
+        task: A task record (see `podium.state.TaskRecord`); not modified.
+        target: The state to move to.
+        at: The time of the transition (seconds since the epoch), passed in so this stays pure.
+        reason: Why, kept in the history (failures, cancellations, reassignments).
+
+    Raises:
+        IllegalTransition: If the lifecycle does not allow the move.
+    """
+    current = TaskStatus(task["status"])
+    goal = TaskStatus(target)
+    if goal not in TRANSITIONS[current]:
+        raise IllegalTransition(task["id"], current.value, goal.value, TRANSITIONS[current])
+    entry: dict[str, Any] = {"from": current.value, "to": goal.value, "at": at}
+    if reason:
+        entry["reason"] = reason
+    return {**task, "status": goal.value, "history": [*task.get("history", ()), entry]}
+
+
+def walk(task: dict[str, Any], *targets: str, at: float, reason: str | None = None) -> dict:
+    """Apply several transitions in order (e.g. running then completed)."""
+    for target in targets:
+        task = transition(task, target, at=at, reason=reason)
+    return task

@@ -1,0 +1,89 @@
+"""Model strings -> chat models, the offline demo model, and the price table."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from langchain_core.language_models import BaseChatModel
+
+from podium.errors import ConfigurationError
+
+#: The offline, deterministic stand-in model. No network, no key.
+DEMO = "demo"
+
+#: USD per million tokens (input, output). Used for cost accounting; override per call.
+PRICES: dict[str, tuple[float, float]] = {
+    "demo": (0.0, 0.0),
+    "scripted": (0.0, 0.0),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "claude-3-5-haiku-latest": (0.80, 4.00),
+    "claude-sonnet-4-0": (3.00, 15.00),
+}
+
+_PROVIDER_EXTRAS = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama"}
+
+
+def resolve_model(model: str | BaseChatModel | None, default: str | BaseChatModel = DEMO):
+    """Turn a model string (or object, or None for `default`) into a chat model.
+
+    Args:
+        model: "demo", an `init_chat_model` string such as "openai:gpt-4o-mini", a chat
+            model object (returned as is), or None.
+        default: What None means.
+
+    Raises:
+        ConfigurationError: If the string names no usable provider or its package is missing.
+    """
+    if model is None:
+        model = default
+    if isinstance(model, BaseChatModel):
+        return model
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigurationError(
+            f"model must be a model string such as 'demo' or 'openai:gpt-4o-mini', "
+            f"or a chat model object; got {model!r}"
+        )
+    return _from_string(model.strip())
+
+
+@lru_cache(maxsize=64)
+def _from_string(name: str) -> BaseChatModel:
+    if name == DEMO:
+        from podium._demo import DemoChatModel
+
+        return DemoChatModel()
+    from langchain.chat_models import init_chat_model
+
+    provider = name.split(":", 1)[0] if ":" in name else ""
+    try:
+        return init_chat_model(name)
+    except ImportError as exc:
+        extra = _PROVIDER_EXTRAS.get(provider)
+        hint = f"pip install 'podium[{extra}]'" if extra else "install the provider's package"
+        raise ConfigurationError(f"model {name!r} needs a provider package: {hint}") from exc
+    except Exception as exc:
+        raise ConfigurationError(
+            f"cannot create model {name!r}: {exc}. Use 'demo' for the offline model, or "
+            "'provider:model' (e.g. 'openai:gpt-4o-mini') with the provider's key set"
+        ) from exc
+
+
+def model_label(model: BaseChatModel) -> str:
+    """A short name for a model, used in usage records and prices."""
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
+def cost_usd(
+    model: str, input_tokens: int, output_tokens: int, prices: dict | None = None
+) -> float:
+    """Cost of one call from the price table (0.0 for a model without a price)."""
+    table = PRICES if prices is None else prices
+    price_in, price_out = table.get(model, (0.0, 0.0))
+    return round((input_tokens * price_in + output_tokens * price_out) / 1_000_000, 8)

@@ -1,0 +1,291 @@
+"""The supervisor node: intake, planning or routing, and dispatch of ready tasks.
+
+The step is written once as a generator that yields the messages it wants a model to
+answer and receives the replies, so the sync and async nodes share every decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.config import get_stream_writer
+from langgraph.types import Send
+
+from podium import lifecycle
+from podium.context import RunContext
+from podium.errors import PlanError
+from podium.models import model_label
+from podium.nodes import prompts
+from podium.plan import Plan, parse_choice, parse_plan
+from podium.registry import AgentRegistry
+from podium.runtime.governor import governor_for, model_name_of, runtime_for, usage_of
+from podium.state import RESET, WorkerInput, WorkflowState, add_usage, empty_usage
+
+Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
+ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
+BLOCKING = frozenset({"failed", "cancelled", "dead_lettered"})
+
+
+class Supervisor:
+    """Plans (or routes) and dispatches. See `build_workflow` for the modes."""
+
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        mode: str | Plan,
+        model: BaseChatModel,
+        *,
+        workflow: str,
+        max_concurrency: int | None,
+        max_turns: int,
+    ) -> None:
+        self.registry = registry
+        self.mode = mode
+        self.model = model
+        self.label = model_label(model)
+        self.workflow = workflow
+        self.max_concurrency = max_concurrency
+        self.max_turns = max_turns
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def node(self) -> RunnableLambda:
+        def run(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
+            governor, step = governor_for(config), self.step(state, config)
+            ask: Callable[[list[BaseMessage]], AIMessage] = lambda msgs: governor.call_model(  # noqa: E731
+                self.model, msgs, agent="supervisor", task_id=None, config=config
+            )
+            try:
+                request = next(step)
+                while True:
+                    request = step.send(ask(request))
+            except StopIteration as done:
+                return done.value
+
+        async def arun(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
+            governor, step = governor_for(config), self.step(state, config)
+            try:
+                request = next(step)
+                while True:
+                    reply = await governor.acall_model(
+                        self.model, request, agent="supervisor", task_id=None, config=config
+                    )
+                    request = step.send(reply)
+            except StopIteration as done:
+                return done.value
+
+        return RunnableLambda(run, afunc=arun, name="supervisor")
+
+    def route(self, state: WorkflowState) -> list[Send] | str:
+        """Send every task marked `initializing` to its agent; when none, aggregate."""
+        if state.get("status") == "failed":
+            return "aggregate"
+        tasks, results = state.get("tasks") or {}, state.get("results") or {}
+        sends = []
+        for task in tasks.values():
+            if task["status"] != "initializing":
+                continue
+            inputs = [
+                {"task_id": d, "agent": tasks[d]["agent"], "summary": results[d]["summary"]}
+                for d in task["depends_on"]
+                if d in results
+            ]
+            payload = WorkerInput(task=task, goal=state.get("goal", ""), inputs=inputs)
+            sends.append(Send(task["agent"], payload))
+        return sends or "aggregate"
+
+    # -- the step ------------------------------------------------------------------------
+
+    def step(self, state: WorkflowState, config: RunnableConfig) -> Step:
+        update: dict[str, Any] = {}
+        usage = empty_usage()
+        new_round = state.get("status") != "running"
+        if new_round:
+            goal, intake = _intake(state)
+            if goal is None:
+                return _failed(update, "no goal: invoke with {'goal': '...'} or a human message")
+            update.update(
+                goal=goal,
+                round=state.get("round", 0) + 1,
+                status="running",
+                error=None,
+                answer="",
+                turns=0,
+                messages=intake,
+                results={RESET: True},
+                plan=[],
+            )
+            _index_thread(config, self.workflow, goal, "running")
+            tasks: dict[str, dict] = {}
+            plan: Plan | None = self.mode if isinstance(self.mode, Plan) else None
+            if self.mode == "planner":
+                messages = [
+                    SystemMessage(
+                        prompts.PLANNER_SYSTEM.format(
+                            name=self.workflow, agents=self.registry.describe()
+                        )
+                    ),
+                    HumanMessage(prompts.goal_message(goal, state.get("answer") or None)),
+                ]
+                outcome = yield from self._ask_twice(messages, parse_plan, usage)
+                usage = outcome["usage"]
+                if "error" in outcome:
+                    update["usage"] = {"supervisor": usage}
+                    return _failed(
+                        update,
+                        f"the supervisor could not make a valid plan: {outcome['error']}",
+                        tasks={RESET: True},
+                    )
+                plan = outcome["value"]
+            if plan is not None:
+                tasks = {
+                    t.id: _queued(t.id, t.agent, t.instruction, t.depends_on) for t in plan.tasks
+                }
+                update["plan"] = [t.model_dump() for t in plan.tasks]
+                get_stream_writer()({"event": "plan", "tasks": update["plan"], "at": time.time()})
+        else:
+            goal, tasks = state["goal"], dict(state.get("tasks") or {})
+        changed: dict[str, dict] = {}
+        if self.mode == "router" and not any(t["status"] in ACTIVE for t in tasks.values()):
+            turns = 0 if new_round else state.get("turns", 0)
+            if turns >= self.max_turns:
+                update["usage"] = {"supervisor": usage}
+                return _failed(
+                    update,
+                    f"the router made {turns} turns without finishing (max_turns={self.max_turns})",
+                )
+            results = {} if new_round else (state.get("results") or {})
+            done = _done_records(tasks, results)
+            messages = [
+                SystemMessage(
+                    prompts.ROUTER_SYSTEM.format(
+                        name=self.workflow, agents=self.registry.describe()
+                    )
+                ),
+                HumanMessage(prompts.progress_message(goal, done)),
+            ]
+            outcome = yield from self._ask_twice(messages, parse_choice, usage)
+            usage = outcome["usage"]
+            update["turns"] = turns + 1
+            if "error" in outcome:
+                update["usage"] = {"supervisor": usage}
+                return _failed(update, f"the router gave no valid choice: {outcome['error']}")
+            choice = outcome["value"]
+            if choice.next != "FINISH":
+                task_id = f"t{len(tasks) + 1}"
+                last = [f"t{len(tasks)}"] if tasks else []
+                tasks[task_id] = changed[task_id] = _queued(
+                    task_id, choice.next, choice.instruction, last
+                )
+        changed.update(self._dispatch(tasks))
+        if usage["calls"]:
+            update["usage"] = {"supervisor": usage}
+        update["tasks"] = {RESET: True, **tasks, **changed} if new_round else changed
+        return update
+
+    def _ask_twice(
+        self, messages: list[BaseMessage], parse: Callable[..., Any], usage: dict
+    ) -> Generator[list[BaseMessage], AIMessage, dict[str, Any]]:
+        """Ask; on an invalid answer ask once more with the error; then give up."""
+        error: PlanError | None = None
+        for _attempt in range(2):
+            reply = yield messages
+            usage = add_usage(usage, usage_of(reply, model_name_of(reply, self.label)))
+            try:
+                return {"value": parse(reply.text, self.registry.names), "usage": usage}
+            except PlanError as exc:
+                error = exc
+                messages = [*messages, reply, HumanMessage(prompts.REPAIR.format(error=exc))]
+        return {"error": str(error), "usage": usage}
+
+    def _dispatch(self, tasks: dict[str, dict]) -> dict[str, dict]:
+        """Cancel tasks that can no longer run; mark ready ones `initializing`."""
+        now, changed = time.time(), {}
+        for task_id, task in tasks.items():
+            if task["status"] != "queued":
+                continue
+            blocked = [d for d in task["depends_on"] if tasks[d]["status"] in BLOCKING]
+            if blocked:
+                changed[task_id] = tasks[task_id] = lifecycle.transition(
+                    task, "cancelled", at=now, reason=f"dependency {blocked[0]} did not complete"
+                )
+        limit = self.max_concurrency or len(tasks)
+        for task_id, task in tasks.items():
+            if limit <= 0:
+                break
+            ready = task["status"] == "queued" and all(
+                tasks[d]["status"] == "completed" for d in task["depends_on"]
+            )
+            if ready:
+                changed[task_id] = tasks[task_id] = lifecycle.transition(
+                    task, "initializing", at=now
+                )
+                limit -= 1
+        return changed
+
+
+def _queued(task_id: str, agent: str, instruction: str, depends_on: list[str]) -> dict:
+    return {
+        "id": task_id,
+        "agent": agent,
+        "instruction": instruction,
+        "depends_on": list(depends_on),
+        "status": "queued",
+        "history": [],
+        "attempts": 0,
+    }
+
+
+def _failed(update: dict[str, Any], error: str, **extra: Any) -> dict[str, Any]:
+    return {**update, **extra, "status": "failed", "error": error}
+
+
+def _intake(state: WorkflowState) -> tuple[str | None, list[BaseMessage]]:
+    """The goal of a new round, and the human message to add to the chat history."""
+    messages = state.get("messages") or []
+    if messages and isinstance(messages[-1], HumanMessage):
+        return messages[-1].text, []
+    goal = state.get("goal")
+    if goal:
+        return goal, [HumanMessage(goal)]
+    return None, []
+
+
+def _done_records(tasks: dict[str, dict], results: dict[str, dict]) -> list[dict[str, str]]:
+    done = []
+    for task_id, task in tasks.items():
+        if task_id in results:
+            done.append(results[task_id])
+        elif task["status"] in BLOCKING:
+            done.append(
+                {
+                    "task_id": task_id,
+                    "agent": task["agent"],
+                    "summary": f"FAILED: {task.get('error') or task['status']}",
+                }
+            )
+    return done
+
+
+def _index_thread(config: RunnableConfig, workflow: str, title: str, status: str) -> None:
+    """Record the thread in the runtime's index (root graph only; nested runs share it)."""
+    runtime, configurable = runtime_for(config), config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if runtime is None or thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
+        return
+    ctx = _context()
+    runtime.threads.record(
+        str(thread_id), tenant_id=ctx.tenant_id, workflow=workflow, title=title, status=status
+    )
+
+
+def _context() -> RunContext:
+    from langgraph.runtime import get_runtime
+
+    context = get_runtime().context
+    return context if isinstance(context, RunContext) else RunContext()

@@ -1,0 +1,167 @@
+"""AgentSpec and AgentRegistry: the agents of a workflow, validated when it is built."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langchain_core.tools import tool as as_tool
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from podium.errors import ConfigurationError, UnknownAgentError
+
+#: Node names the workflow graph uses itself; agents cannot take them.
+RESERVED_NAMES = frozenset({"supervisor", "aggregate", "FINISH", "__start__", "__end__"})
+
+
+class AgentSpec(BaseModel):
+    """One specialised agent.
+
+    Attributes:
+        name: Unique within the workflow; also the worker node's name.
+        description: What the agent is for; the supervisor plans from it.
+        capabilities: Short tags ("research", "math") that help the supervisor route.
+        tools: LangChain tools (or plain functions, turned into tools) the agent may call.
+        model: An `init_chat_model` string ("openai:gpt-4o-mini"), "demo", a chat model
+            object, or None for the workflow default.
+        fallback: Name of the agent that takes over when this one fails for good.
+        max_steps: Most model calls the agent may make for one task.
+        timeout: Seconds one task may take, or None for no limit.
+        graph: A compiled LangGraph graph used as the worker instead of the built-in
+            model/tool loop; a compiled podium workflow makes recursive delegation.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    description: str = ""
+    capabilities: list[str] = Field(default_factory=list)
+    tools: list[Any] = Field(default_factory=list)
+    model: str | BaseChatModel | None = None
+    fallback: str | None = None
+    max_steps: int = Field(default=8, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    graph: Any | None = None
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _coerce_tools(cls, value: Any) -> list[BaseTool]:
+        tools = []
+        for item in value or []:
+            if isinstance(item, BaseTool):
+                tools.append(item)
+            elif callable(item):
+                tools.append(as_tool(item))
+            else:
+                raise ValueError(f"tool {item!r} is neither a LangChain tool nor a function")
+        return tools
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t.name for t in self.tools]
+
+
+class AgentRegistry:
+    """The validated, ordered set of agents of one workflow."""
+
+    def __init__(self, agents: Sequence[AgentSpec]) -> None:
+        self._agents: dict[str, AgentSpec] = {}
+        for spec in agents:
+            if not isinstance(spec, AgentSpec):
+                raise ConfigurationError(
+                    f"expected podium.AgentSpec, got {type(spec).__name__}: {spec!r}"
+                )
+            if spec.name in self._agents:
+                raise ConfigurationError(
+                    f"duplicate agent name {spec.name!r}; give every agent a unique name"
+                )
+            if spec.name in RESERVED_NAMES:
+                raise ConfigurationError(
+                    f"agent name {spec.name!r} is reserved by the workflow graph; "
+                    f"rename it (reserved: {', '.join(sorted(RESERVED_NAMES))})"
+                )
+            self._agents[spec.name] = spec
+        if not self._agents:
+            raise ConfigurationError("a workflow needs at least one agent")
+        self._validate()
+
+    def _validate(self) -> None:
+        for spec in self._agents.values():
+            for i, tool in enumerate(spec.tools):
+                if not tool.name or not tool.name.strip():
+                    raise ConfigurationError(
+                        f"agent {spec.name!r} has a tool with an empty name (tools[{i}]); "
+                        "give the tool a name"
+                    )
+            if len(set(spec.tool_names)) != len(spec.tool_names):
+                raise ConfigurationError(
+                    f"agent {spec.name!r} lists the same tool name twice: {spec.tool_names}"
+                )
+            if spec.graph is not None and spec.tools:
+                raise ConfigurationError(
+                    f"agent {spec.name!r} has both graph= and tools=; a custom graph brings "
+                    "its own tools (wrap them with the runtime's governed tools)"
+                )
+            if spec.fallback is not None:
+                if spec.fallback not in self._agents:
+                    raise UnknownAgentError(
+                        spec.fallback, self._agents, where=f"fallback of agent {spec.name!r}"
+                    )
+                if spec.fallback == spec.name:
+                    raise ConfigurationError(f"agent {spec.name!r} names itself as its fallback")
+        for name in self._agents:
+            chain = self.fallback_chain(name)
+            if chain and chain[-1] in (name, *chain[:-1]):
+                raise ConfigurationError(
+                    f"fallback cycle: {' -> '.join([name, *chain])}; end the chain at an "
+                    "agent without a fallback"
+                )
+
+    def fallback_chain(self, name: str) -> list[str]:
+        """The agents that take over from `name`, in order (stops at the first repeat)."""
+        chain: list[str] = []
+        current = self._agents[name].fallback
+        while current is not None:
+            chain.append(current)
+            if current == name or chain.count(current) > 1:
+                break
+            current = self._agents[current].fallback
+        return chain
+
+    def get(self, name: str) -> AgentSpec:
+        try:
+            return self._agents[name]
+        except KeyError:
+            raise UnknownAgentError(name, self._agents) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._agents
+
+    def __iter__(self) -> Iterator[AgentSpec]:
+        return iter(self._agents.values())
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._agents)
+
+    def describe(self) -> str:
+        """One line per agent, for the supervisor's prompt."""
+        lines = []
+        for spec in self:
+            extras = []
+            if spec.capabilities:
+                extras.append("capabilities: " + ", ".join(spec.capabilities))
+            if spec.tools:
+                extras.append("tools: " + ", ".join(spec.tool_names))
+            tail = f" ({'; '.join(extras)})" if extras else ""
+            lines.append(f"- {spec.name}: {spec.description or 'no description'}{tail}")
+        return "\n".join(lines)
+
+
+def as_registry(agents: Iterable[AgentSpec] | AgentRegistry) -> AgentRegistry:
+    return agents if isinstance(agents, AgentRegistry) else AgentRegistry(list(agents))

@@ -1,0 +1,135 @@
+"""open_runtime: one database URL for LangGraph's checkpointer and podium's own tables."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import StateGraph
+
+from podium.runtime.db import Database, PostgresDatabase, open_database
+from podium.runtime.governor import RUNTIME_KEY, Governor
+from podium.runtime.threads import ThreadIndex
+from podium.runtime.urls import DEFAULT_URL, DatabaseURL, parse_url
+
+
+class PodiumRuntime:
+    """A checkpointer plus podium's stores, bound to compiled graphs by `compile`.
+
+    Attributes:
+        url: The parsed database URL (`url.masked` is safe to print).
+        checkpointer: LangGraph's checkpointer for this database.
+        db: podium's own tables.
+        threads: The thread index.
+        governor: The choke point of every model and tool call.
+    """
+
+    def __init__(self, url: DatabaseURL, checkpointer: BaseCheckpointSaver, db: Database) -> None:
+        self.url = url
+        self.checkpointer = checkpointer
+        self.db = db
+        self.threads = ThreadIndex(db)
+        self.governor = Governor()
+
+    def compile(self, graph: StateGraph, **kwargs: Any):
+        """Compile `graph` with this runtime's checkpointer and stores bound.
+
+        Keyword arguments go to `StateGraph.compile` (e.g. `interrupt_before`, `name`).
+        """
+        kwargs.setdefault("checkpointer", self.checkpointer)
+        compiled = graph.compile(**kwargs)
+        return compiled.with_config(configurable={RUNTIME_KEY: self})
+
+    def __repr__(self) -> str:
+        return f"PodiumRuntime({self.url.masked!r})"
+
+
+@contextmanager
+def open_runtime(url: str | None = None) -> Iterator[PodiumRuntime]:
+    """Open a runtime for synchronous use (`invoke`, `stream`).
+
+    Args:
+        url: `memory://`, `sqlite:///path` or `postgresql://...`; None means the
+            embedded default `sqlite:///.podium/podium.db`.
+
+    Raises:
+        DatabaseError: for a malformed URL or an unreachable database, naming the
+            masked URL and what to check.
+    """
+    parsed = parse_url(url or DEFAULT_URL)
+    with ExitStack() as stack:
+        db = open_database(parsed)
+        stack.callback(db.close)
+        saver = _sync_saver(parsed, db, stack)
+        yield PodiumRuntime(parsed, saver, db)
+
+
+@asynccontextmanager
+async def open_async_runtime(url: str | None = None) -> AsyncIterator[PodiumRuntime]:
+    """Open a runtime for asynchronous use (`ainvoke`, `astream`). See `open_runtime`."""
+    parsed = parse_url(url or DEFAULT_URL)
+    async with AsyncExitStack() as stack:
+        db = open_database(parsed)
+        stack.callback(db.close)
+        saver = await _async_saver(parsed, db, stack)
+        yield PodiumRuntime(parsed, saver, db)
+
+
+def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver:
+    if url.kind == "memory":
+        return InMemorySaver()
+    if url.kind == "sqlite":
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(str(url.path), check_same_thread=False, timeout=30)
+        stack.callback(conn.close)
+        saver = SqliteSaver(conn)
+        saver.setup()
+        return saver
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    assert isinstance(db, PostgresDatabase)
+    saver = PostgresSaver(db.pool)
+    # LangGraph's migrations are not safe against two processes running them at once.
+    with db.transaction(lock="schema:checkpoints"):
+        saver.setup()
+    return saver
+
+
+async def _async_saver(
+    url: DatabaseURL, db: Database, stack: AsyncExitStack
+) -> BaseCheckpointSaver:
+    if url.kind == "memory":
+        return InMemorySaver()
+    if url.kind == "sqlite":
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        conn = await aiosqlite.connect(str(url.path), timeout=30)
+        stack.push_async_callback(conn.close)
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        return saver
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    assert isinstance(db, PostgresDatabase)
+    pool = AsyncConnectionPool(
+        url.conninfo,
+        min_size=1,
+        max_size=16,
+        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
+        open=False,
+        name="podium-checkpoints",
+    )
+    await pool.open()
+    stack.push_async_callback(pool.close)
+    saver = AsyncPostgresSaver(pool)
+    with db.transaction(lock="schema:checkpoints"):
+        await saver.setup()
+    return saver

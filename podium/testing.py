@@ -1,0 +1,131 @@
+"""Scripted fake chat models for testing workflows without a model provider.
+
+A `ScriptedChatModel` answers from a list, in order, and fails loudly when it is
+called more often than scripted (`ScriptExhausted`) or when a test ends with
+responses left over (`assert_consumed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import PrivateAttr
+
+Reply = AIMessage | str | Exception | Callable[[list[BaseMessage]], "AIMessage | str"]
+
+
+class ScriptExhausted(AssertionError):
+    """A scripted model was called more often than it was scripted for."""
+
+
+def tool_call(name: str, args: dict[str, Any] | None = None, *, id: str | None = None) -> AIMessage:
+    """An AI message that calls one tool."""
+    return tool_calls((name, args or {}, id))
+
+
+def tool_calls(*calls: tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str | None]):
+    """An AI message that calls several tools at once (the model asks for them in parallel)."""
+    made = []
+    for call in calls:
+        name, args = call[0], call[1]
+        call_id = call[2] if len(call) > 2 and call[2] else f"call_{uuid.uuid4().hex[:10]}"
+        made.append({"name": name, "args": args, "id": call_id, "type": "tool_call"})
+    return AIMessage(content="", tool_calls=made)
+
+
+def approx_tokens(text: str) -> int:
+    """A stable token estimate (4 characters a token) for models that report none."""
+    return max(1, len(text) // 4)
+
+
+def message_text(messages: Sequence[BaseMessage]) -> str:
+    return "\n".join(m.text if hasattr(m, "text") else str(m.content) for m in messages)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that replays a script.
+
+    Each reply is an `AIMessage`, a string (a plain answer), an exception (raised), or a
+    callable that receives the messages and returns one of those.
+
+    Attributes:
+        responses: The script.
+        name: Shown in errors, so a failing test says which agent's model ran out.
+        latency: Seconds each call takes (simulated; `asyncio.sleep` in async runs).
+    """
+
+    responses: list[Any]
+    name: str = "scripted"
+    latency: float = 0.0
+    model_name: str = "scripted"
+    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "podium-scripted"
+
+    @property
+    def calls(self) -> list[list[BaseMessage]]:
+        """The messages each call received, in call order."""
+        return list(self._calls)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.responses) - len(self._calls)
+
+    def assert_consumed(self) -> None:
+        """Raise if scripted responses were left unused."""
+        if self.remaining > 0:
+            raise AssertionError(
+                f"scripted model {self.name!r} was called {len(self._calls)} times but "
+                f"{len(self.responses)} responses were scripted ({self.remaining} unused)"
+            )
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any):
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _next(self, messages: list[BaseMessage]) -> AIMessage:
+        with self._lock:
+            index = len(self._calls)
+            if index >= len(self.responses):
+                raise ScriptExhausted(
+                    f"scripted model {self.name!r} called {index + 1} times but scripted for "
+                    f"{len(self.responses)}; last input: {message_text(messages[-1:])[:300]!r}"
+                )
+            self._calls.append(list(messages))
+            reply = self.responses[index]
+        if callable(reply) and not isinstance(reply, AIMessage):
+            reply = reply(list(messages))
+        if isinstance(reply, BaseException):
+            raise reply
+        message = AIMessage(content=reply) if isinstance(reply, str) else reply.model_copy()
+        if not message.usage_metadata:
+            prompt = approx_tokens(message_text(messages))
+            answer = approx_tokens(str(message.content) + str(message.tool_calls))
+            message.usage_metadata = {
+                "input_tokens": prompt,
+                "output_tokens": answer,
+                "total_tokens": prompt + answer,
+            }
+        message.response_metadata = {**message.response_metadata, "model_name": self.model_name}
+        return message
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        if self.latency:
+            time.sleep(self.latency)
+        return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
