@@ -7,9 +7,9 @@ the task and the tool results) and answers by rule, well enough for the bundled
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-import uuid
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -97,7 +97,7 @@ def _subjects(goal: str) -> list[str]:
 def _instruction(name: str, description: str, goal: str) -> str:
     for text in (name.lower(), description.lower()):
         if "writ" in text or "draft" in text:
-            return f"Write a short brief on: {goal}"
+            return f"Write a short brief on {_LEADS.sub('', goal.rstrip('.')).strip() or goal}."
         if "calculat" in text or "analy" in text or "math" in text:
             return "Quantify the changes reported in the findings and say what they mean."
     return f"Work on: {goal}"
@@ -173,7 +173,9 @@ def _tool_calls(human: str, tools: list[dict]) -> list[dict]:
 
 
 def _call(name: str, args: dict) -> dict:
-    return {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:10]}", "type": "tool_call"}
+    # Ids derive from the call itself so the same input gives the same output.
+    digest = hashlib.sha256(json.dumps([name, args], sort_keys=True).encode()).hexdigest()
+    return {"name": name, "args": args, "id": f"call_{digest[:12]}", "type": "tool_call"}
 
 
 def _report_tool_results(human: str, messages: list[BaseMessage]) -> str:

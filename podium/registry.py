@@ -96,8 +96,10 @@ class AgentRegistry:
                         "give the tool a name"
                     )
             if len(set(spec.tool_names)) != len(spec.tool_names):
+                twice = sorted({n for n in spec.tool_names if spec.tool_names.count(n) > 1})
                 raise ConfigurationError(
-                    f"agent {spec.name!r} lists the same tool name twice: {spec.tool_names}"
+                    f"agent {spec.name!r} lists tool {twice[0]!r} more than once; remove the "
+                    "duplicate or rename one of the tools"
                 )
             if spec.graph is not None and spec.tools:
                 raise ConfigurationError(
@@ -110,7 +112,10 @@ class AgentRegistry:
                         spec.fallback, self._agents, where=f"fallback of agent {spec.name!r}"
                     )
                 if spec.fallback == spec.name:
-                    raise ConfigurationError(f"agent {spec.name!r} names itself as its fallback")
+                    raise ConfigurationError(
+                        f"agent {spec.name!r} names itself as its fallback; name another agent "
+                        "or remove the fallback"
+                    )
         for name in self._agents:
             chain = self.fallback_chain(name)
             if chain and chain[-1] in (name, *chain[:-1]):

@@ -77,4 +77,18 @@ def _lazy(ref: str) -> Factory:
         return load_factory(ref)(*args, **kwargs)
 
     factory.__name__ = ref
+    factory.ref = ref  # type: ignore[attr-defined]
     return factory
+
+
+def describe(factory: Factory) -> str:
+    """The first line of a factory's docstring (importing a lazy entry to read it)."""
+    target = factory
+    ref = getattr(factory, "ref", None)
+    if ref:
+        try:
+            target = load_factory(ref)
+        except ConfigurationError as exc:
+            return f"(cannot load: {exc})"
+    doc = (target.__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""

@@ -95,7 +95,7 @@ def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpo
     assert isinstance(db, PostgresDatabase)
     saver = PostgresSaver(db.pool)
     # LangGraph's migrations are not safe against two processes running them at once.
-    with db.transaction(lock="schema:checkpoints"):
+    with db.session_lock("schema:checkpoints"):
         saver.setup()
     return saver
 
@@ -130,6 +130,6 @@ async def _async_saver(
     await pool.open()
     stack.push_async_callback(pool.close)
     saver = AsyncPostgresSaver(pool)
-    with db.transaction(lock="schema:checkpoints"):
+    with db.session_lock("schema:checkpoints"):
         await saver.setup()
     return saver

@@ -143,6 +143,20 @@ class PostgresDatabase(Database):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
             yield _PgCursor(conn)
 
+    @contextmanager
+    def session_lock(self, name: str) -> Iterator[None]:
+        """A cross-process lock held outside any transaction.
+
+        LangGraph's migrations run `CREATE INDEX CONCURRENTLY`, which waits for every open
+        transaction, so they must not run under a transaction-scoped lock.
+        """
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(name),))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+
     @property
     def pool(self) -> Any:
         return self._pool

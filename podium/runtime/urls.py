@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,15 +39,20 @@ class DatabaseURL:
         return self.raw.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+
+
 def mask(url: str) -> str:
-    """The URL with any password replaced by `***`, safe to print and log."""
+    """The URL with any password (user info, query or keyword form) replaced by `***`."""
+    text = _PASSWORD_PARAM.sub(r"\1***", url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(text)
+        password = parts.password
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    if password is None:
+        return text
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -63,7 +69,7 @@ def parse_url(url: str) -> DatabaseURL:
         return DatabaseURL(url, "memory")
     if url.startswith("sqlite://"):
         rest = url[len("sqlite://") :]
-        if not rest.startswith("/") or rest == "/":
+        if not rest.startswith("/") or rest.rstrip("/") == "":
             raise DatabaseError(f"bad SQLite URL {url!r}: no file path; {_HELP}")
         path = Path(rest[1:])  # sqlite:///rel.db -> rel.db; sqlite:////abs.db -> /abs.db
         return DatabaseURL(url, "sqlite", path)
@@ -72,5 +78,5 @@ def parse_url(url: str) -> DatabaseURL:
         if not parts.hostname and "host=" not in (parts.query or ""):
             raise DatabaseError(f"bad PostgreSQL URL {mask(url)!r}: no host; {_HELP}")
         return DatabaseURL(url, "postgres")
-    scheme = url.split(":", 1)[0] if ":" in url else url
+    scheme = url.split("://", 1)[0] if "://" in url else "none"
     raise DatabaseError(f"unsupported database URL {mask(url)!r} (scheme {scheme!r}); {_HELP}")

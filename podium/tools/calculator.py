@@ -28,6 +28,7 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
 }
 _MAX_EXPONENT = 100
 _MAX_LENGTH = 200
+_MAX_MAGNITUDE = 1e100
 
 
 def evaluate(expression: str) -> float:
@@ -43,18 +44,30 @@ def evaluate(expression: str) -> float:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"not an arithmetic expression: {expression!r}") from exc
-    return _eval(tree.body)
+    try:
+        return _eval(tree.body)
+    except (OverflowError, TypeError) as exc:
+        raise ValueError(f"cannot evaluate {expression!r}: {exc}") from exc
+
+
+def _bounded(value: object) -> float:
+    """Keep every intermediate result a real number of sane size."""
+    if isinstance(value, complex):
+        raise ValueError("the result is not a real number")
+    if abs(value) > _MAX_MAGNITUDE:  # type: ignore[arg-type]
+        raise ValueError(f"a result exceeds {_MAX_MAGNITUDE:g}")
+    return value  # type: ignore[return-value]
 
 
 def _eval(node: ast.AST) -> float:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
             raise ValueError(f"exponent {right} is larger than {_MAX_EXPONENT}")
         try:
-            return _BINARY[type(node.op)](left, right)
+            return _bounded(_BINARY[type(node.op)](left, right))
         except ZeroDivisionError as exc:
             raise ValueError("division by zero") from exc
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
@@ -65,7 +78,7 @@ def _eval(node: ast.AST) -> float:
         and node.func.id in _FUNCTIONS
         and not node.keywords
     ):
-        return _FUNCTIONS[node.func.id](*(_eval(a) for a in node.args))
+        return _bounded(_FUNCTIONS[node.func.id](*(_eval(a) for a in node.args)))
     raise ValueError(f"unsupported element {ast.dump(node)[:60]!r}; use numbers and + - * / ( )")
 
 

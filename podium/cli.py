@@ -1,0 +1,273 @@
+"""The `podium` command: run workflows, inspect threads, resume runs.
+
+Environment (read here only): PODIUM_DATABASE_URL (default sqlite:///.podium/podium.db),
+PODIUM_MODEL (default "demo"), PODIUM_WORKFLOWS (extra "name=module:function" entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from podium import _render
+from podium.context import DEFAULT_TENANT, RunContext
+from podium.errors import PodiumError
+from podium.graphs.catalog import catalog, describe, get_workflow
+from podium.graphs.research_brief import DEMO_GOAL
+from podium.runtime import DEFAULT_URL, PodiumRuntime, open_runtime
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except PodiumError as exc:
+        print(f"podium: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("podium: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podium",
+        description="podium: a governed orchestration runtime for fleets of LangGraph agents.",
+        epilog="Run `podium COMMAND --help` for the options of a command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = _command(
+        sub, "demo", cmd_demo, "Run the research_brief example offline on the embedded database."
+    )
+    demo.add_argument("--goal", default=DEMO_GOAL, help="What to write a brief on.")
+    _run_options(demo)
+
+    run = _command(sub, "run", cmd_run, "Run a workflow on a goal and print the answer.")
+    run.add_argument("workflow", help="Workflow name (see `podium workflows`).")
+    run.add_argument("goal", help="What the workflow should achieve.")
+    _run_options(run)
+
+    resume = _command(
+        sub, "resume", cmd_resume, "Continue a thread whose run stopped (crash, error or pause)."
+    )
+    resume.add_argument("thread", help="Thread id (see `podium threads`).")
+    _common(resume)
+    resume.add_argument("--model", default=None, help="Model for the rest of the run.")
+
+    threads = _command(sub, "threads", cmd_threads, "List a tenant's threads, newest first.")
+    _common(threads)
+    threads.add_argument("--limit", type=int, default=20, help="How many (default 20).")
+
+    show = _command(
+        sub, "show", cmd_show, "Show a thread: plan, task states, results, answer and usage."
+    )
+    show.add_argument("thread", help="Thread id.")
+    _common(show)
+
+    _command(sub, "workflows", cmd_workflows, "List the workflows podium can run.")
+    return parser
+
+
+def _command(sub: Any, name: str, handler: Any, text: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=text, description=text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("PODIUM_DATABASE_URL") or DEFAULT_URL,
+        help="Database URL: sqlite:///path, postgresql://..., or memory:// "
+        "(default: $PODIUM_DATABASE_URL or %(default)s).",
+    )
+    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="Tenant id (default %(default)s).")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument(
+        "--thread",
+        default=None,
+        help="Thread id (default: a new one); reuse one to continue its conversation.",
+    )
+    parser.add_argument("--user", default="cli", help="User id recorded for the run.")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Model for the supervisor and agents without their own: 'demo' "
+        "(offline) or e.g. 'openai:gpt-4o-mini' (default: $PODIUM_MODEL "
+        "or demo).",
+    )
+    parser.add_argument("--quiet", action="store_true", help="No progress lines.")
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print(
+        f"podium demo: research_brief on {_masked(args.db)} with the {_model(args)!r} model",
+        file=sys.stderr,
+    )
+    return _run_workflow("research_brief", args.goal, args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run_workflow(args.workflow, args.goal, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with open_runtime(args.db) as rt:
+        info = rt.threads.get(args.thread, tenant_id=args.tenant)
+        app = _compile(rt, info.workflow, _model(args))
+        config = _config(args.thread)
+        if not app.get_state(config).next:
+            print(
+                f"thread {args.thread!r} has nothing left to run (status {info.status}); "
+                f"see `podium show {args.thread}`",
+                file=sys.stderr,
+            )
+            return EXIT_OK
+        print(f"resuming {args.thread} ({info.workflow}) from its last checkpoint", file=sys.stderr)
+        context = RunContext(tenant_id=args.tenant, user_id="cli")
+        return _execute(rt, app, None, args.thread, context, quiet=False)
+
+
+def cmd_threads(args: argparse.Namespace) -> int:
+    with open_runtime(args.db) as rt:
+        threads = rt.threads.list(tenant_id=args.tenant, limit=args.limit)
+    if not threads:
+        print(f"no threads for tenant {args.tenant!r} in {_masked(args.db)}")
+        return EXIT_OK
+    now = time.time()
+    rows = [
+        [t.thread_id, t.workflow, t.status, _render.age(now - t.updated_at), t.title[:50]]
+        for t in threads
+    ]
+    print(_render.table(["thread", "workflow", "status", "updated", "title"], rows))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with open_runtime(args.db) as rt:
+        info = rt.threads.get(args.thread, tenant_id=args.tenant)
+        app = _compile(rt, info.workflow, None)
+        snapshot = app.get_state(_config(args.thread))
+    values = snapshot.values
+    print(
+        f"thread {info.thread_id}  workflow {info.workflow}  tenant {info.tenant_id}  "
+        f"status {values.get('status', info.status)}  round {values.get('round', 0)}"
+    )
+    print(f"goal: {values.get('goal', '')}")
+    if snapshot.next:
+        print(f"paused before: {', '.join(snapshot.next)}  (continue: podium resume {args.thread})")
+    print()
+    print(_render.task_table(values) if values.get("tasks") else "no tasks yet")
+    if values.get("error"):
+        print(f"\nerror: {values['error']}")
+    for task_id, result in (values.get("results") or {}).items():
+        print(f"\n--- result {task_id} ({result['agent']}) ---\n{result['summary']}")
+    if values.get("answer"):
+        print(f"\n=== answer ===\n{values['answer']}")
+    if values.get("usage"):
+        print(f"\n{_render.usage_table(values)}")
+    return EXIT_OK
+
+
+def cmd_workflows(args: argparse.Namespace) -> int:
+    known = catalog(os.environ.get("PODIUM_WORKFLOWS"))
+    rows = [[name, describe(factory)] for name, factory in sorted(known.items())]
+    print(_render.table(["workflow", "description"], rows))
+    return EXIT_OK
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def _run_workflow(name: str, goal: str, args: argparse.Namespace) -> int:
+    thread_id = args.thread or f"{name}-{uuid.uuid4().hex[:8]}"
+    context = RunContext(tenant_id=args.tenant, user_id=args.user)
+    with open_runtime(args.db) as rt:
+        app = _compile(rt, name, _model(args))
+        return _execute(rt, app, {"goal": goal}, thread_id, context, quiet=args.quiet)
+
+
+def _execute(
+    rt: PodiumRuntime,
+    app: Any,
+    inputs: dict | None,
+    thread_id: str,
+    context: RunContext,
+    *,
+    quiet: bool,
+) -> int:
+    config = _config(thread_id)
+    progress = _render.Progress(sys.stderr)
+    print(f"thread: {thread_id}", file=sys.stderr)
+    try:
+        for event in app.stream(inputs, config, context=context, stream_mode="custom"):
+            if not quiet and isinstance(event, dict):
+                progress(event)
+    except PodiumError:
+        raise
+    except Exception as exc:
+        rt.threads.set_status(thread_id, "stopped")
+        print(
+            f"podium: run stopped: {type(exc).__name__}: {exc}\n"
+            f"The last checkpoint is kept; continue with `podium resume {thread_id}`.",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    snapshot = app.get_state(config)
+    values = snapshot.values
+    if snapshot.next:
+        print(
+            f"paused before {', '.join(snapshot.next)}; continue with `podium resume {thread_id}`",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    print(values.get("answer", ""))
+    print()
+    print(_render.task_table(values))
+    print()
+    print(_render.usage_table(values))
+    return EXIT_OK if values.get("status") == "completed" else EXIT_RUN_FAILED
+
+
+def _compile(rt: PodiumRuntime, workflow: str, model: str | None) -> Any:
+    factory = get_workflow(workflow, os.environ.get("PODIUM_WORKFLOWS"))
+    return rt.compile(factory(model=model))
+
+
+def _config(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def _model(args: argparse.Namespace) -> str:
+    return args.model or os.environ.get("PODIUM_MODEL") or "demo"
+
+
+def _masked(url: str) -> str:
+    from podium.runtime.urls import mask
+
+    return mask(url)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
