@@ -65,8 +65,9 @@ def _from_string(name: str) -> BaseChatModel:
         hint = f"pip install 'podium[{extra}]'" if extra else "install the provider's package"
         raise ConfigurationError(f"model {name!r} needs a provider package: {hint}") from exc
     except Exception as exc:
+        reason = " ".join(str(exc).split())
         raise ConfigurationError(
-            f"cannot create model {name!r}: {exc}. Use 'demo' for the offline model, or "
+            f"cannot create model {name!r}: {reason}. Use 'demo' for the offline model, or "
             "'provider:model' (e.g. 'openai:gpt-4o-mini') with the provider's key set"
         ) from exc
 
