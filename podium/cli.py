@@ -7,6 +7,7 @@ PODIUM_MODEL (default "demo"), PODIUM_WORKFLOWS (extra "name=module:function" en
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -15,13 +16,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from podium import _render
-from podium.context import DEFAULT_TENANT, RunContext
+from podium.commands._common import command, db_and_tenant
+from podium.context import RunContext
 from podium.errors import PodiumError
 from podium.graphs.catalog import catalog, describe, get_workflow
 from podium.graphs.research_brief import DEMO_GOAL
-from podium.runtime import DEFAULT_URL, PodiumRuntime, open_runtime
+from podium.runtime import PodiumRuntime, open_runtime
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+#: Modules of podium.commands whose `register(subparsers)` adds command groups.
+COMMAND_MODULES: list[str] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,56 +55,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = _command(
+    demo = command(
         sub, "demo", cmd_demo, "Run the research_brief example offline on the embedded database."
     )
     demo.add_argument("--goal", default=DEMO_GOAL, help="What to write a brief on.")
     _run_options(demo)
 
-    run = _command(sub, "run", cmd_run, "Run a workflow on a goal and print the answer.")
+    run = command(sub, "run", cmd_run, "Run a workflow on a goal and print the answer.")
     run.add_argument("workflow", help="Workflow name (see `podium workflows`).")
     run.add_argument("goal", help="What the workflow should achieve.")
     _run_options(run)
 
-    resume = _command(
+    resume = command(
         sub, "resume", cmd_resume, "Continue a thread whose run stopped (crash, error or pause)."
     )
     resume.add_argument("thread", help="Thread id (see `podium threads`).")
-    _common(resume)
+    db_and_tenant(resume)
     resume.add_argument("--model", default=None, help="Model for the rest of the run.")
 
-    threads = _command(sub, "threads", cmd_threads, "List a tenant's threads, newest first.")
-    _common(threads)
+    threads = command(sub, "threads", cmd_threads, "List a tenant's threads, newest first.")
+    db_and_tenant(threads)
     threads.add_argument("--limit", type=int, default=20, help="How many (default 20).")
 
-    show = _command(
+    show = command(
         sub, "show", cmd_show, "Show a thread: plan, task states, results, answer and usage."
     )
     show.add_argument("thread", help="Thread id.")
-    _common(show)
+    db_and_tenant(show)
 
-    _command(sub, "workflows", cmd_workflows, "List the workflows podium can run.")
+    command(sub, "workflows", cmd_workflows, "List the workflows podium can run.")
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"podium.commands.{module}").register(sub)
     return parser
-
-
-def _command(sub: Any, name: str, handler: Any, text: str) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=text, description=text)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("PODIUM_DATABASE_URL") or DEFAULT_URL,
-        help="Database URL: sqlite:///path, postgresql://..., or memory:// "
-        "(default: $PODIUM_DATABASE_URL or %(default)s).",
-    )
-    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="Tenant id (default %(default)s).")
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    db_and_tenant(parser)
     parser.add_argument(
         "--thread",
         default=None,
