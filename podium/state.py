@@ -127,4 +127,5 @@ class WorkerInput(TypedDict):
 
     task: TaskRecord
     goal: str
-    inputs: dict[str, str]
+    inputs: list[dict[str, str]]
+    round: NotRequired[int]

@@ -99,7 +99,9 @@ def build_workflow(
     builder.add_node("supervisor", boss.node())
     builder.add_node("aggregate", aggregate)
     for spec in registry:
-        builder.add_node(spec.name, make_task_node(spec, _worker(spec, default_model), name))
+        builder.add_node(
+            spec.name, make_task_node(spec, _worker(spec, default_model), name, registry)
+        )
         builder.add_edge(spec.name, "supervisor")
     builder.add_edge(START, "supervisor")
     builder.add_conditional_edges("supervisor", boss.route, [*registry.names, "aggregate"])

@@ -29,6 +29,8 @@ from podium.state import RESET, WorkerInput, WorkflowState, add_usage, empty_usa
 Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
 BLOCKING = frozenset({"failed", "cancelled", "dead_lettered"})
+#: Tasks the route sends to workers: fresh ones, and ones reassigned to a fallback agent.
+DISPATCHED = frozenset({"initializing", "retrying"})
 
 
 class Supervisor:
@@ -88,14 +90,16 @@ class Supervisor:
         tasks, results = state.get("tasks") or {}, state.get("results") or {}
         sends = []
         for task in tasks.values():
-            if task["status"] != "initializing":
+            if task["status"] not in DISPATCHED:
                 continue
             inputs = [
                 {"task_id": d, "agent": tasks[d]["agent"], "summary": results[d]["summary"]}
                 for d in task["depends_on"]
                 if d in results
             ]
-            payload = WorkerInput(task=task, goal=state.get("goal", ""), inputs=inputs)
+            payload = WorkerInput(
+                task=task, goal=state.get("goal", ""), inputs=inputs, round=state.get("round", 0)
+            )
             sends.append(Send(task["agent"], payload))
         return sends or "aggregate"
 
@@ -214,7 +218,9 @@ class Supervisor:
                 changed[task_id] = tasks[task_id] = lifecycle.transition(
                     task, "cancelled", at=now, reason=f"dependency {blocked[0]} did not complete"
                 )
-        limit = self.max_concurrency or len(tasks)
+        limit = (self.max_concurrency or len(tasks)) - sum(
+            t["status"] == "retrying" for t in tasks.values()
+        )
         for task_id, task in tasks.items():
             if limit <= 0:
                 break

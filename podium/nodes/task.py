@@ -1,7 +1,9 @@
 """The task node: runs one task on its agent's worker subgraph and reports the result.
 
 It receives a `WorkerInput` from `Send` (the task and its dependencies' results only),
-moves the task through the lifecycle and returns only the keys it writes.
+moves the task through the lifecycle and returns only the keys it writes. A task that
+fails for good goes to the agent's fallback (`failed -> retrying`, dispatched again by
+the supervisor) and, when the fallback chain is spent, to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -12,42 +14,64 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.config import get_stream_writer
+from langgraph.errors import GraphBubbleUp
+from langgraph.runtime import get_runtime
 
 from podium import lifecycle
-from podium.errors import RunError, TaskFailed
+from podium.errors import TaskFailed
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
-from podium.registry import AgentSpec
+from podium.registry import AgentRegistry, AgentSpec
+from podium.runtime.recovery import acall_with_timeout, call_with_timeout, classify
+from podium.runtime.scope import make_scope, with_scope
+from podium.runtime.services import services_for
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
 
+#: Most agents one task may be handed to: its own plus this many fallbacks.
+MAX_FALLBACKS = 3
 
-def make_task_node(spec: AgentSpec, worker: Any, workflow: str) -> RunnableLambda:
+
+def make_task_node(
+    spec: AgentSpec, worker: Any, workflow: str, registry: AgentRegistry, policies: Any = None
+) -> RunnableLambda:
     """A node running tasks of agent `spec` on `worker` (a compiled graph)."""
     custom = spec.graph is not None
 
-    def prepare(payload: WorkerInput) -> tuple[dict, dict]:
-        task = lifecycle.transition(payload["task"], "running", at=time.time())
-        task = {**task, "started_at": time.time(), "attempts": task.get("attempts", 0) + 1}
+    def prepare(payload: WorkerInput, config: RunnableConfig) -> tuple[dict, dict, dict]:
+        now = time.time()
+        task = lifecycle.transition(payload["task"], "running", at=now)
+        task = {**task, "started_at": now, "attempts": task.get("attempts", 0) + 1}
         _emit("task_started", task)
+        scope = make_scope(
+            config,
+            get_runtime().context,
+            workflow=workflow,
+            agent=spec.name,
+            policies=policies,
+            task_id=task["id"],
+            round=payload.get("round", 0),
+        )
         text = task_message(task, payload["goal"], payload["inputs"])
         if custom:
-            return task, {"goal": text, "messages": [HumanMessage(text)]}
-        system = WORKER_SYSTEM.format(
-            agent=spec.name, workflow=workflow, description=spec.description
-        )
-        return task, {
-            "task_id": task["id"],
-            "messages": [SystemMessage(system), HumanMessage(text)],
-        }
+            inputs: dict = {"goal": text, "messages": [HumanMessage(text)]}
+        else:
+            system = WORKER_SYSTEM.format(
+                agent=spec.name, workflow=workflow, description=spec.description
+            )
+            inputs = {
+                "task_id": task["id"],
+                "messages": [SystemMessage(system), HumanMessage(text)],
+            }
+        return task, inputs, with_scope(config, scope)
 
-    def finish(task: dict, output: dict | None, error: RunError | None) -> dict[str, Any]:
+    def completed(task: dict, output: Any) -> dict[str, Any]:
+        output = _checked(output, task)
         now = time.time()
-        if error is not None:
-            done = lifecycle.transition(task, "failed", at=now, reason=str(error))
-            done = {**done, "error": str(error), "finished_at": now}
-            _emit("task_finished", done)
-            return {"tasks": {task["id"]: done}}
-        summary, usage = _read_output(output or {}, spec.name)
-        done = {**lifecycle.transition(task, "completed", at=now), "finished_at": now}
+        summary, usage = _read_output(output, spec.name)
+        done = {
+            **lifecycle.transition(task, "completed", at=now),
+            "finished_at": now,
+            "error": None,
+        }
         result = TaskResult(
             task_id=task["id"], agent=spec.name, summary=summary, artifacts={}, usage=usage
         )
@@ -58,23 +82,118 @@ def make_task_node(spec: AgentSpec, worker: Any, workflow: str) -> RunnableLambd
             "usage": {spec.name: usage},
         }
 
+    def failed(task: dict, exc: Exception, payload: WorkerInput, config: RunnableConfig):
+        return _fail(task, exc, payload, config, registry=registry, workflow=workflow)
+
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
-        task, inputs = prepare(payload)
+        task, inputs, cfg = prepare(payload, config)
         try:
-            output = _checked(worker.invoke(inputs, config), task)
-        except RunError as exc:
-            return finish(task, None, exc)
-        return finish(task, output, None)
+            output = call_with_timeout(
+                lambda: worker.invoke(inputs, cfg),
+                spec.timeout,
+                f"task {task['id']!r} of agent {spec.name!r}",
+            )
+            return completed(task, output)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return failed(task, exc, payload, config)
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
-        task, inputs = prepare(payload)
+        task, inputs, cfg = prepare(payload, config)
         try:
-            output = _checked(await worker.ainvoke(inputs, config), task)
-        except RunError as exc:
-            return finish(task, None, exc)
-        return finish(task, output, None)
+            output = await acall_with_timeout(
+                lambda: worker.ainvoke(inputs, cfg),
+                spec.timeout,
+                f"task {task['id']!r} of agent {spec.name!r}",
+            )
+            return completed(task, output)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return failed(task, exc, payload, config)
 
     return RunnableLambda(run, afunc=arun, name=spec.name)
+
+
+def _fail(
+    task: dict,
+    exc: Exception,
+    payload: WorkerInput,
+    config: RunnableConfig,
+    *,
+    registry: AgentRegistry,
+    workflow: str,
+) -> dict[str, Any]:
+    """Record the failure; hand the task to the next fallback or dead-letter it."""
+    now, kind = time.time(), classify(exc)
+    reason = f"{type(exc).__name__}: {exc}"
+    failures = [
+        *task.get("failures", []),
+        {
+            "agent": task["agent"],
+            "attempt": task["attempts"],
+            "error_type": type(exc).__name__,
+            "error": str(exc),
+            "class": kind,
+            "at": now,
+        },
+    ]
+    task = {
+        **lifecycle.transition(task, "failed", at=now, reason=reason),
+        "error": reason,
+        "failures": failures,
+        "finished_at": now,
+    }
+    tried = task.get("assigned") or [task["agent"]]
+    spare = [a for a in registry.fallback_chain(tried[0]) if a not in tried]
+    if kind != "budget" and spare and len(tried) <= MAX_FALLBACKS:
+        nxt = spare[0]
+        task = lifecycle.transition(
+            task, "retrying", at=now, reason=f"reassigned from {task['agent']} to {nxt}: {reason}"
+        )
+        task = {**task, "agent": nxt, "assigned": [*tried, nxt]}
+        _emit("task_reassigned", task, error=reason)
+        return {"tasks": {task["id"]: task}}
+    if kind == "budget":
+        _emit("task_finished", task, error=reason)
+        return {"tasks": {task["id"]: task}}
+    letter = _dead_letter(task, payload, config, workflow=workflow)
+    task = {
+        **lifecycle.transition(task, "dead_lettered", at=now, reason=reason),
+        "dead_letter": letter,
+    }
+    _emit("task_finished", task, error=reason, dead_letter=letter)
+    return {"tasks": {task["id"]: task}}
+
+
+def _dead_letter(task: dict, payload: WorkerInput, config: RunnableConfig, *, workflow: str) -> str:
+    """Store the task with everything needed to understand and replay it; returns its id."""
+    configurable = config.get("configurable") or {}
+    checkpoint = (configurable.get("checkpoint_map") or {}).get("") or configurable.get(
+        "checkpoint_id"
+    )
+    context = get_runtime().context
+    letter = services_for(config).dead_letters.add(
+        tenant_id=getattr(context, "tenant_id", "default"),
+        workflow=workflow,
+        thread_id=str(configurable.get("thread_id", "")),
+        task_id=task["id"],
+        agent=task["agent"],
+        inputs={
+            "task": {k: v for k, v in task.items() if k != "history"},
+            "goal": payload["goal"],
+            "inputs": payload["inputs"],
+            "round": payload.get("round", 0),
+        },
+        attempts=[
+            {k: f[k] for k in ("agent", "attempt", "error_type", "error", "at")}
+            for f in task["failures"]
+        ],
+        last_checkpoint_id=checkpoint,
+        checkpoint_ns=configurable.get("checkpoint_ns", ""),
+    )
+    return letter.id
 
 
 def _checked(output: Any, task: dict[str, Any]) -> dict[str, Any]:
@@ -82,9 +201,8 @@ def _checked(output: Any, task: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(output, dict):
         raise TaskFailed(task["id"], task["agent"], f"worker returned {type(output).__name__}")
     if output.get("status") == "failed":
-        raise TaskFailed(
-            task["id"], task["agent"], str(output.get("error") or "sub-workflow failed")
-        )
+        reason = str(output.get("error") or "sub-workflow failed")
+        raise TaskFailed(task["id"], task["agent"], reason)
     return output
 
 

@@ -12,8 +12,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
 
 from podium.runtime.db import Database, PostgresDatabase, open_database
-from podium.runtime.governor import RUNTIME_KEY, Governor
-from podium.runtime.threads import ThreadIndex
+from podium.runtime.governor import Governor
+from podium.runtime.services import RUNTIME_KEY, Services
 from podium.runtime.urls import DEFAULT_URL, DatabaseURL, parse_url
 
 
@@ -28,11 +28,18 @@ class PodiumRuntime:
         governor: The choke point of every model and tool call.
     """
 
-    def __init__(self, url: DatabaseURL, checkpointer: BaseCheckpointSaver, db: Database) -> None:
+    def __init__(
+        self,
+        url: DatabaseURL,
+        checkpointer: BaseCheckpointSaver | None,
+        db: Database,
+        **services: Any,
+    ) -> None:
         self.url = url
         self.checkpointer = checkpointer
         self.db = db
-        self.threads = ThreadIndex(db)
+        self.services = Services(db, **services)
+        self.threads = self.services.threads
         self.governor = Governor()
 
     def compile(self, graph: StateGraph, **kwargs: Any):
@@ -49,12 +56,14 @@ class PodiumRuntime:
 
 
 @contextmanager
-def open_runtime(url: str | None = None) -> Iterator[PodiumRuntime]:
+def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRuntime]:
     """Open a runtime for synchronous use (`invoke`, `stream`).
 
     Args:
         url: `memory://`, `sqlite:///path` or `postgresql://...`; None means the
             embedded default `sqlite:///.podium/podium.db`.
+        **services: Overrides for `podium.runtime.services.Services`: `clock`, `sleep`,
+            `asleep` (tests inject these so retries never really wait), `audit_key`.
 
     Raises:
         DatabaseError: for a malformed URL or an unreachable database, naming the
@@ -65,18 +74,20 @@ def open_runtime(url: str | None = None) -> Iterator[PodiumRuntime]:
         db = open_database(parsed)
         stack.callback(db.close)
         saver = _sync_saver(parsed, db, stack)
-        yield PodiumRuntime(parsed, saver, db)
+        yield PodiumRuntime(parsed, saver, db, **services)
 
 
 @asynccontextmanager
-async def open_async_runtime(url: str | None = None) -> AsyncIterator[PodiumRuntime]:
+async def open_async_runtime(
+    url: str | None = None, **services: Any
+) -> AsyncIterator[PodiumRuntime]:
     """Open a runtime for asynchronous use (`ainvoke`, `astream`). See `open_runtime`."""
     parsed = parse_url(url or DEFAULT_URL)
     async with AsyncExitStack() as stack:
         db = open_database(parsed)
         stack.callback(db.close)
         saver = await _async_saver(parsed, db, stack)
-        yield PodiumRuntime(parsed, saver, db)
+        yield PodiumRuntime(parsed, saver, db, **services)
 
 
 def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver:

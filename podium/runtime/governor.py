@@ -16,10 +16,8 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
 from podium.models import cost_usd
+from podium.runtime.services import RUNTIME_KEY
 from podium.state import Usage
-
-#: Key under `configurable` where `PodiumRuntime.compile` puts the runtime.
-RUNTIME_KEY = "__podium_runtime"
 
 ToolResult = ToolMessage | Command
 

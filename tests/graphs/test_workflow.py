@@ -216,12 +216,12 @@ def test_failed_task_cancels_dependents_and_keeps_other_results(scripted):
             {"goal": "g"}, _config("partial")
         )
     tasks = out["tasks"]
-    assert tasks["t1"]["status"] == "failed"
+    assert tasks["t1"]["status"] == "dead_lettered"
     assert "max_steps=2" in tasks["t1"]["error"]
     assert tasks["t3"]["status"] == "cancelled"
     assert tasks["t2"]["status"] == "completed"
     assert out["status"] == "partial"
-    assert "fine result" in out["answer"] and "t1 (looper): failed" in out["answer"]
+    assert "fine result" in out["answer"] and "t1 (looper): dead_lettered" in out["answer"]
 
 
 def test_max_concurrency_bounds_each_wave(scripted):

@@ -1,0 +1,135 @@
+"""Deciding gates from outside the graph: list what is pending, check, then resume.
+
+`decide` refuses, before anything is resumed, a decision by a user without a required
+role, an unknown gate id, a bare decision when several gates are pending, a decision of
+the wrong shape and a gate decided before (double click, two tabs). Each refusal leaves
+the gate open. Several gates can be decided in one resume, each decision reaching its
+own task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.types import Command
+
+from podium.context import RunContext
+from podium.gates import Decision, GateRequest, fits, may_decide
+from podium.runtime.approvals import AlreadyDecided, GateError
+from podium.runtime.services import Services, services_for
+
+
+class GateForbidden(GateError):
+    """The deciding user lacks every role the gate requires."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingGate:
+    interrupt_id: str
+    request: GateRequest
+    note: str | None = None
+
+
+def pending_gates(app: Any, thread_id: str) -> list[PendingGate]:
+    """The gates a thread is waiting on, in the order LangGraph reports them."""
+    snapshot = app.get_state({"configurable": {"thread_id": thread_id}})
+    gates = []
+    for item in snapshot.interrupts:
+        value = item.value
+        if isinstance(value, dict) and "gate_id" in value:
+            fields = {k: v for k, v in value.items() if k != "note"}
+            gates.append(
+                PendingGate(item.id, GateRequest.model_validate(fields), value.get("note"))
+            )
+    return gates
+
+
+def decide(
+    app: Any,
+    thread_id: str,
+    decisions: Decision | Mapping[str, Decision] | str,
+    *,
+    context: RunContext,
+    gate: str | None = None,
+    stream_mode: str | None = None,
+) -> Any:
+    """Apply one decision (`gate` names it when several are pending) or a map of
+    gate id -> decision, then resume the run. Returns what `invoke` returns (or the
+    stream iterator when `stream_mode` is given).
+
+    Raises:
+        GateError: (or `GateForbidden`, `AlreadyDecided`) naming what is wrong; nothing
+            is resumed and the gates stay open.
+    """
+    services = _services(app)
+    pending = {g.request.gate_id: g for g in pending_gates(app, thread_id)}
+    chosen = _choose(decisions, gate, pending, services, context, thread_id)
+    for gate_id, decision in chosen.items():
+        _check(pending[gate_id].request, decision, context)
+    claimed = []
+    try:
+        for gate_id, decision in chosen.items():
+            services.approvals.claim(
+                gate_id, context.tenant_id, decision, decision.user or context.user_id
+            )
+            claimed.append(gate_id)
+    except AlreadyDecided:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+    resume = {pending[g].interrupt_id: d.model_dump() for g, d in chosen.items()}
+    config = {"configurable": {"thread_id": thread_id}}
+    try:
+        if stream_mode:
+            return app.stream(
+                Command(resume=resume), config, context=context, stream_mode=stream_mode
+            )
+        return app.invoke(Command(resume=resume), config, context=context)
+    except Exception:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+
+
+def _choose(decisions, gate, pending, services: Services, context, thread_id):
+    if isinstance(decisions, str):
+        decisions = Decision(decision=decisions)
+    if isinstance(decisions, Decision):
+        if gate is None:
+            if not pending:
+                raise GateError(f"thread {thread_id!r} has no pending gate")
+            if len(pending) > 1:
+                raise GateError(
+                    f"{len(pending)} gates are pending on thread {thread_id!r} "
+                    f"({', '.join(pending)}); name one, or decide them with a map of "
+                    "gate id -> decision"
+                )
+            gate = next(iter(pending))
+        decisions = {gate: decisions}
+    for gate_id in decisions:
+        if gate_id not in pending:
+            record = services.approvals.get(gate_id, context.tenant_id)
+            if record is not None and record.status == "decided":
+                raise AlreadyDecided(record)
+            known = ", ".join(pending) or "none"
+            raise GateError(
+                f"unknown gate {gate_id!r} on thread {thread_id!r}; pending gates: {known}"
+            )
+    return dict(decisions)
+
+
+def _check(request: GateRequest, decision: Decision, context: RunContext) -> None:
+    problem = fits(decision, request)
+    if problem:
+        raise GateError(f"gate {request.gate_id!r}: {problem}")
+    if not may_decide(request, context.roles):
+        raise GateForbidden(
+            f"user {context.user_id!r} (roles: {', '.join(sorted(context.roles)) or 'none'}) may "
+            f"not decide gate {request.gate_id!r}; it needs one of: {', '.join(request.roles)}"
+        )
+
+
+def _services(app: Any) -> Services:
+    return services_for(getattr(app, "config", None))

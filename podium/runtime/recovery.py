@@ -1,0 +1,188 @@
+"""Error classes, retry with exponential backoff and jitter, and timeouts.
+
+Classification (documented in the README):
+- transient: timeouts, connection errors, HTTP 429 and 5xx from providers, rate limits,
+  open circuit breakers. Retried with backoff, then the agent's fallback.
+- budget: a budget is exhausted. Never retried; the task stops with a checkpoint.
+- permanent: everything else (validation, policy refusals, HTTP 4xx, bugs). Not retried;
+  the fallback agent gets the task.
+
+LangGraph's default retry predicate does not retry `OSError`/`TimeoutError`; podium's does,
+because those are exactly the network faults a provider call raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from podium.errors import PodiumError, RunError
+
+T = TypeVar("T")
+ErrorClass = Literal["transient", "permanent", "budget"]
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        "APIConnectionError",
+        "APITimeoutError",
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "ConnectError",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "PoolTimeout",
+        "RemoteProtocolError",
+        "OverloadedError",
+        "NodeTimeoutError",
+    }
+)
+
+
+class TransientError(RunError):
+    """Raise from a tool or model wrapper to mark a failure worth retrying."""
+
+    error_class = "transient"
+
+
+class CallTimeout(TransientError, TimeoutError):
+    """A model call, tool call or task ran past its time limit."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what = what
+        self.seconds = seconds
+        super().__init__(f"{what} timed out after {seconds:g}s")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How often and how patiently to retry transient failures.
+
+    Attributes:
+        attempts: Total tries, the first included (1 = no retry).
+        initial_delay: Seconds before the second try.
+        backoff: Factor applied to the delay after each try.
+        max_delay: Cap of one delay.
+        jitter: Fraction of each delay added at random (0.0 - 1.0), so callers that
+            failed together do not retry together.
+    """
+
+    attempts: int = 3
+    initial_delay: float = 0.5
+    backoff: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.1
+
+    def delay(self, retry: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number `retry` (1 = the first retry)."""
+        base = min(self.max_delay, self.initial_delay * self.backoff ** (retry - 1))
+        return base + base * self.jitter * rand()
+
+
+NO_RETRY = RetrySettings(attempts=1)
+
+
+def classify(exc: BaseException) -> ErrorClass:
+    """Which class of failure `exc` is (see the module docstring)."""
+    declared = getattr(exc, "error_class", None)  # podium errors say which class they are
+    if declared in ("transient", "permanent", "budget"):
+        return declared
+    if type(exc).__name__ == "BudgetExceeded":
+        return "budget"
+    status = _status_code(exc)
+    if status is not None:
+        return "transient" if status == 429 or status >= 500 else "permanent"
+    if isinstance(exc, PodiumError):
+        return "permanent"
+    if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        return "transient"
+    if type(exc).__name__ in _TRANSIENT_NAMES:
+        return "transient"
+    if isinstance(exc, OSError):
+        return "transient"
+    return "permanent"
+
+
+def _status_code(exc: BaseException) -> int | None:
+    for holder in (exc, getattr(exc, "response", None)):
+        code = getattr(holder, "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def retry_call(
+    fn: Callable[[], T],
+    settings: RetrySettings,
+    *,
+    sleep: Callable[[float], None],
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
+    """Call `fn`, retrying transient failures with backoff. Other failures raise at once."""
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt == settings.attempts or classify(exc) != "transient":
+                raise
+            wait = settings.delay(attempt)
+            if on_retry:
+                on_retry(attempt, exc, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def aretry_call(
+    fn: Callable[[], Awaitable[T]],
+    settings: RetrySettings,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
+    """`retry_call` for coroutines."""
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            return await fn()
+        except Exception as exc:
+            if attempt == settings.attempts or classify(exc) != "transient":
+                raise
+            wait = settings.delay(attempt)
+            if on_retry:
+                on_retry(attempt, exc, wait)
+            await sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="podium-timeout")
+
+
+def call_with_timeout(fn: Callable[[], T], seconds: float | None, what: str) -> T:
+    """Run `fn` with a time limit in a synchronous run.
+
+    A thread cannot be killed, so a call that overruns keeps running in the background,
+    but the run moves on: the caller gets `CallTimeout` and treats the task as failed.
+    """
+    if not seconds:
+        return fn()
+    context = contextvars.copy_context()
+    future = _POOL.submit(context.run, fn)
+    try:
+        return future.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise CallTimeout(what, seconds) from None
+
+
+async def acall_with_timeout(fn: Callable[[], Awaitable[T]], seconds: float | None, what: str) -> T:
+    """Run a coroutine with a time limit; it is cancelled when it overruns."""
+    if not seconds:
+        return await fn()
+    try:
+        return await asyncio.wait_for(fn(), timeout=seconds)
+    except TimeoutError:
+        raise CallTimeout(what, seconds) from None

@@ -1,0 +1,85 @@
+"""Services: podium's stores on one database, plus the clock and sleep the runtime uses.
+
+A graph compiled by `rt.compile` finds its runtime's services in the run config. A graph
+compiled without a runtime (plain `graph.compile()`) gets process-local services on an
+in-memory database, so policies, budgets and recovery still apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from functools import cached_property
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from podium.runtime.db import Database, SqliteDatabase
+
+RUNTIME_KEY = "__podium_runtime"
+
+
+class Services:
+    """The stores of one runtime database, created on first use.
+
+    Attributes:
+        db: The database.
+        clock: Seconds since the epoch (injectable so tests never sleep).
+        sleep: Blocking sleep used by retries in synchronous runs.
+        asleep: Sleep used by retries in asynchronous runs.
+        audit_key: HMAC key of the audit chain, or None for plain SHA-256.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        audit_key: bytes | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.sleep = sleep
+        self.asleep = asleep
+        self.audit_key = audit_key
+
+    @cached_property
+    def threads(self):
+        from podium.runtime.threads import ThreadIndex
+
+        return ThreadIndex(self.db)
+
+    @cached_property
+    def approvals(self):
+        from podium.runtime.approvals import Approvals
+
+        return Approvals(self.db, clock=self.clock)
+
+    @cached_property
+    def dead_letters(self):
+        from podium.runtime.dead_letters import DeadLetters
+
+        return DeadLetters(self.db, clock=self.clock)
+
+
+_default: Services | None = None
+_default_lock = threading.Lock()
+
+
+def default_services() -> Services:
+    """Process-local services on an in-memory database (graphs compiled without a runtime)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Services(SqliteDatabase(":memory:"))
+        return _default
+
+
+def services_for(config: RunnableConfig | None) -> Services:
+    """The services of the runtime that compiled the running graph (or the default ones)."""
+    runtime: Any = ((config or {}).get("configurable") or {}).get(RUNTIME_KEY)
+    return runtime.services if runtime is not None else default_services()
