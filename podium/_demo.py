@@ -163,7 +163,11 @@ def _tool_calls(human: str, tools: list[dict]) -> list[dict]:
     for spec in tools:
         fn = spec.get("function", spec)
         params = fn.get("parameters", {}).get("properties", {})
-        if "expression" in params:
+        if "content" in params:
+            # A publishing tool: write the piece first, then hand it over.
+            slug = re.sub(r"[^a-z0-9]+", "-", _task(human).lower()).strip("-")[:48] or "report"
+            calls.append(_call(fn["name"], {"filename": f"{slug}.md", "content": _write(human)}))
+        elif "expression" in params:
             for a, b, _ in _changes(human):
                 calls.append(_call(fn["name"], {"expression": f"({b} - {a}) / {a} * 100"}))
         elif any(p.get("type") == "string" for p in params.values()):
@@ -180,6 +184,11 @@ def _call(name: str, args: dict) -> dict:
 
 def _report_tool_results(human: str, messages: list[BaseMessage]) -> str:
     args = {c["id"]: c["args"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    published = [(args.get(m.tool_call_id, {}), m.text) for m in messages
+                 if isinstance(m, ToolMessage) and "content" in args.get(m.tool_call_id, {})]
+    if published:
+        call, outcome = published[-1]
+        return f"{call['content']}\n\n_Publishing: {outcome}_"
     lines = []
     for m in messages:
         if not isinstance(m, ToolMessage):

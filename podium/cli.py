@@ -25,7 +25,7 @@ from podium.runtime import PodiumRuntime, open_runtime
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["audit", "costs"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,3 +89,68 @@ class ThreadNotFound(RunError):
             f"no thread {thread_id!r} for tenant {tenant_id!r}; "
             "list the tenant's threads with `podium threads --tenant TENANT`"
         )
+
+
+class PolicyError(ConfigurationError):
+    """A policy file is malformed or names an agent, tool or workflow that does not exist.
+
+    Attributes:
+        path: The policy file (None when the policy was not loaded from a file).
+        line: 1-based line of the offending key or value (None when unknown).
+        key_path: Where in the policy, e.g. "agents.researcher.tools.allow[0]".
+        problem: What is wrong and what is allowed instead.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        key_path: str = "",
+        more: Iterable[str] = (),
+    ) -> None:
+        self.path, self.line, self.key_path, self.problem = path, line, key_path, problem
+        self.more = tuple(more)
+        where = path or "<policy>"
+        if line is not None:
+            where = f"{where}:{line}"
+        head = f"{where} {key_path}: {problem}" if key_path else f"{where}: {problem}"
+        extra = "".join(f"\n  also: {item}" for item in self.more)
+        super().__init__(head + extra)
+
+
+class PolicyViolation(RunError):
+    """A policy refused a call (tool not allowed, argument out of bounds, data scope...)."""
+
+    def __init__(self, rule: str, reason: str, details: dict[str, object] | None = None) -> None:
+        self.rule, self.reason = rule, reason
+        self.details = dict(details or {})
+        super().__init__(
+            f"refused by policy rule {rule!r}: {reason}; "
+            f"see which rule decides with `podium policies explain`"
+        )
+
+
+class BudgetExceeded(RunError):
+    """A call would take a budget level (tenant per day, run, agent) over its limit."""
+
+    def __init__(
+        self,
+        *,
+        scope: str,
+        unit: str,
+        limit: float,
+        spent: float,
+        requested: float,
+        rule: str | None = None,
+        tenant_id: str | None = None,
+    ) -> None:
+        self.scope, self.unit, self.limit = scope, unit, limit
+        self.spent, self.requested, self.rule, self.tenant_id = spent, requested, rule, tenant_id
+        owner = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
+        source = f" (set by {rule})" if rule else ""
+        super().__init__(
+            f"{scope} budget{owner} of {limit:g} {unit}{source} has no room for {requested:g} "
+            f"{unit}: {spent:g} already spent; raise the limit in the policy or wait"
+        )

@@ -60,6 +60,42 @@ class Services:
         return Approvals(self.db, clock=self.clock)
 
     @cached_property
+    def ratelimiter(self):
+        from podium.runtime.ratelimit import RateLimiter
+
+        return RateLimiter(self.db, clock=self.clock)
+
+    @cached_property
+    def budgets(self):
+        from podium.runtime.budgets import Budgets
+
+        return Budgets(self.db, clock=self.clock)
+
+    @cached_property
+    def ledger(self):
+        from podium.runtime.ledger import UsageLedger
+
+        return UsageLedger(self.db, clock=self.clock)
+
+    @cached_property
+    def breakers(self):
+        from podium.runtime.breakers import CircuitBreakers
+
+        return CircuitBreakers(self.db, clock=self.clock)
+
+    @cached_property
+    def effects(self):
+        from podium.runtime.effects import EffectLedger
+
+        return EffectLedger(self.db, clock=self.clock)
+
+    @cached_property
+    def audit(self):
+        from podium.runtime.audit import AuditLog
+
+        return AuditLog(self.db, key=self.audit_key, clock=self.clock)
+
+    @cached_property
     def dead_letters(self):
         from podium.runtime.dead_letters import DeadLetters
 

@@ -2,5 +2,7 @@
 
 from podium.tools.calculator import calculate
 from podium.tools.corpus import search_corpus
+from podium.tools.human import ask_human
+from podium.tools.publish import publish_report
 
-__all__ = ["calculate", "search_corpus"]
+__all__ = ["ask_human", "calculate", "publish_report", "search_corpus"]

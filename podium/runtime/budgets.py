@@ -1,0 +1,263 @@
+"""Budgets with reservations, so parallel workers cannot overspend together.
+
+A budget scope is `(tenant_id, scope_key)` with a limit per unit, e.g.
+`tenant_day:2026-11-21`, `run:<thread>:<round>`, `agent:<thread>:<round>:researcher`.
+Before a call the caller reserves its estimate on every level at once (tenant-day, run,
+agent...): the reservation succeeds only if each level has room for it, counting what
+was spent and what other calls hold, so a child never spends more than its parent has
+left. After the call it settles the reservation with the actual spend.
+
+One table, `podium_budget_ledger`: a row per (reservation, scope, unit), `reserved`
+until settled, then `spent`. Reservations older than the TTL (their process died
+before settling) are ignored and deleted.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from podium.errors import BudgetExceeded, ConfigurationError
+from podium.runtime._store_locks import lock_all
+from podium.runtime.db import Cursor, Database
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS podium_budget_ledger (
+        reservation_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        scope_key TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        settled_at DOUBLE PRECISION,
+        PRIMARY KEY (reservation_id, scope_key, unit)
+    )""",
+    "CREATE INDEX IF NOT EXISTS podium_budget_ledger_scope "
+    "ON podium_budget_ledger (tenant_id, scope_key, unit, state)",
+]
+
+UNITS = ("tokens", "usd")
+#: Reservations older than this many seconds are treated as abandoned.
+DEFAULT_TTL = 900.0
+#: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Room asked of one budget level: `amount` of `unit` under `limit` in `scope_key`."""
+
+    scope_key: str
+    unit: str
+    limit: float
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Claims held together until `settle` or `release`; `ref` says what they were for."""
+
+    reservation_id: str
+    tenant_id: str
+    ref: str
+    claims: tuple[Claim, ...]
+    created_at: float
+
+
+class Budgets:
+    """Spend and reservations per budget scope, in the runtime database.
+
+    Args:
+        db: podium's database; the table is created if missing.
+        clock: Seconds since the epoch; injected by tests.
+        reservation_ttl: Seconds after which an unsettled reservation is abandoned.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+        reservation_ttl: float = DEFAULT_TTL,
+    ) -> None:
+        self._db, self._clock, self._ttl = db, clock, reservation_ttl
+        db.ensure_schema("budgets", SCHEMA)
+
+    def reserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+        """Hold every claim, or none: each needs `spent + reserved + amount <= limit`.
+
+        Raises:
+            BudgetExceeded: (`podium.errors.BudgetExceeded`, re-exported here) for the
+                first claim, in the order given, without room; besides its scope, unit,
+                limit, spent and requested it carries `reserved`, what running calls hold.
+            ConfigurationError: an unknown unit, a negative amount or a repeated level.
+        """
+        _validate(claims)
+        now = self._clock()
+        reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
+        with self._db.transaction() as cur:
+            self._lock(cur, tenant_id, claims)
+            for claim in claims:
+                cur.execute(
+                    "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key = ? "
+                    "AND unit = ? AND state = 'reserved' AND created_at < ?",
+                    (tenant_id, claim.scope_key, claim.unit, now - self._ttl),
+                )
+                spent, held = self._sums(cur, tenant_id, claim.scope_key, claim.unit, now)
+                if spent + held + claim.amount > claim.limit + EPSILON:
+                    raise _exceeded(tenant_id, claim, spent, held)
+            self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
+        return reservation
+
+    def settle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
+        """Replace the reservation with what was really spent, on every level it claimed.
+
+        The actual spend is recorded even when it exceeds the reservation or the
+        reservation has expired, because the spend happened. Units the reservation did
+        not claim are ignored; claimed units missing from `actual` settle at 0. Settling
+        twice records the spend once.
+        """
+        now = self._clock()
+        with self._db.transaction() as cur:
+            self._lock(cur, reservation.tenant_id, reservation.claims)
+            done = cur.query(
+                "SELECT 1 AS done FROM podium_budget_ledger WHERE reservation_id = ? "
+                "AND tenant_id = ? AND state = 'spent'",
+                (reservation.reservation_id, reservation.tenant_id),
+            )
+            if done:
+                return
+            self._delete(cur, reservation, "")
+            spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
+            self._insert(cur, reservation, "spent", spent, now)
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop a reservation that was not used (the call failed before spending)."""
+        with self._db.transaction() as cur:
+            self._lock(cur, reservation.tenant_id, reservation.claims)
+            self._delete(cur, reservation, " AND state = 'reserved'")
+
+    def spent(self, tenant_id: str, scope_key: str, unit: str) -> float:
+        """What was settled in a scope, in `unit`."""
+        with self._db.transaction() as cur:
+            return self._sums(cur, tenant_id, scope_key, unit, self._clock())[0]
+
+    def reserved(self, tenant_id: str, scope_key: str, unit: str) -> float:
+        """What running calls hold in a scope, in `unit` (expired reservations excluded)."""
+        with self._db.transaction() as cur:
+            return self._sums(cur, tenant_id, scope_key, unit, self._clock())[1]
+
+    def remaining(self, tenant_id: str, scope_key: str, unit: str, limit: float) -> float:
+        """Room left under `limit` after spend and live reservations (never below 0)."""
+        with self._db.transaction() as cur:
+            spent, held = self._sums(cur, tenant_id, scope_key, unit, self._clock())
+        return max(0.0, limit - spent - held)
+
+    def purge_stale(self, tenant_id: str | None = None) -> int:
+        """Delete expired reservations (of one tenant, or of all for an operator).
+
+        Returns:
+            How many reservations were removed.
+        """
+        cutoff = self._clock() - self._ttl
+        where = "state = 'reserved' AND created_at < ?"
+        params: tuple[object, ...] = (cutoff,)
+        if tenant_id is not None:
+            where, params = f"{where} AND tenant_id = ?", (cutoff, tenant_id)
+        with self._db.transaction() as cur:
+            rows = cur.query(
+                f"SELECT COUNT(DISTINCT reservation_id) AS n FROM podium_budget_ledger "
+                f"WHERE {where}",
+                params,
+            )
+            cur.execute(f"DELETE FROM podium_budget_ledger WHERE {where}", params)
+        return int(rows[0]["n"])
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _lock(self, cur: Cursor, tenant_id: str, claims: Iterable[Claim]) -> None:
+        names = [f"budget:{tenant_id}:{c.scope_key}:{c.unit}" for c in claims]
+        lock_all(self._db, cur, names)
+
+    def _sums(
+        self, cur: Cursor, tenant_id: str, scope_key: str, unit: str, now: float
+    ) -> tuple[float, float]:
+        [row] = cur.query(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'spent' THEN amount ELSE 0 END), 0) AS spent, "
+            "COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount ELSE 0 END), 0) AS held "
+            "FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key = ? AND unit = ? "
+            "AND (state = 'spent' OR created_at >= ?)",
+            (tenant_id, scope_key, unit, now - self._ttl),
+        )
+        return float(row["spent"]), float(row["held"])
+
+    def _insert(
+        self,
+        cur: Cursor,
+        reservation: Reservation,
+        state: str,
+        amounts: Sequence[float],
+        now: float,
+    ) -> None:
+        settled_at = now if state == "spent" else None
+        for claim, amount in zip(reservation.claims, amounts, strict=True):
+            cur.execute(
+                "INSERT INTO podium_budget_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    reservation.reservation_id,
+                    reservation.tenant_id,
+                    claim.scope_key,
+                    claim.unit,
+                    amount,
+                    state,
+                    reservation.ref,
+                    reservation.created_at,
+                    settled_at,
+                ),
+            )
+
+    def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
+        cur.execute(
+            f"DELETE FROM podium_budget_ledger WHERE reservation_id = ? AND tenant_id = ?{extra}",
+            (reservation.reservation_id, reservation.tenant_id),
+        )
+
+
+def _validate(claims: Sequence[Claim]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for claim in claims:
+        if claim.unit not in UNITS:
+            raise ConfigurationError(
+                f"unknown budget unit {claim.unit!r} for scope {claim.scope_key!r}; "
+                f"use one of: {', '.join(UNITS)}"
+            )
+        if claim.amount < 0 or claim.limit < 0:
+            raise ConfigurationError(
+                f"budget claim on {claim.scope_key!r} has amount {claim.amount!r} and limit "
+                f"{claim.limit!r}; both must be 0 or more"
+            )
+        if (claim.scope_key, claim.unit) in seen:
+            raise ConfigurationError(
+                f"budget {claim.scope_key!r} ({claim.unit}) claimed twice in one reservation; "
+                "claim each level once"
+            )
+        seen.add((claim.scope_key, claim.unit))
+
+
+def _exceeded(tenant_id: str, claim: Claim, spent: float, held: float) -> BudgetExceeded:
+    error = BudgetExceeded(
+        scope=claim.scope_key,
+        unit=claim.unit,
+        limit=claim.limit,
+        spent=spent,
+        requested=claim.amount,
+        tenant_id=tenant_id,
+    )
+    # podium.errors.BudgetExceeded has no `reserved` field; what running calls hold is
+    # part of why there is no room, so callers find it on the error all the same.
+    error.reserved = held  # type: ignore[attr-defined]
+    return error
