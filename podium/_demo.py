@@ -184,8 +184,11 @@ def _call(name: str, args: dict) -> dict:
 
 def _report_tool_results(human: str, messages: list[BaseMessage]) -> str:
     args = {c["id"]: c["args"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
-    published = [(args.get(m.tool_call_id, {}), m.text) for m in messages
-                 if isinstance(m, ToolMessage) and "content" in args.get(m.tool_call_id, {})]
+    published = [
+        (args.get(m.tool_call_id, {}), m.text)
+        for m in messages
+        if isinstance(m, ToolMessage) and "content" in args.get(m.tool_call_id, {})
+    ]
     if published:
         call, outcome = published[-1]
         return f"{call['content']}\n\n_Publishing: {outcome}_"

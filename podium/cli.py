@@ -13,19 +13,20 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from podium import _render
 from podium.commands._common import command, db_and_tenant
+from podium.commands._runner import GateMode, compile_workflow, config_of, execute
 from podium.context import RunContext
+from podium.decisions import pending_gates
 from podium.errors import PodiumError
-from podium.graphs.catalog import catalog, describe, get_workflow
+from podium.graphs.catalog import catalog, describe
 from podium.graphs.research_brief import DEMO_GOAL
-from podium.runtime import PodiumRuntime, open_runtime
+from podium.runtime import open_runtime
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
-COMMAND_MODULES: list[str] = ["audit", "costs"]
+COMMAND_MODULES: list[str] = ["approvals", "audit", "costs", "dlq", "policies"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("thread", help="Thread id (see `podium threads`).")
     db_and_tenant(resume)
     resume.add_argument("--model", default=None, help="Model for the rest of the run.")
+    resume.add_argument("--user", default="cli", help="User id recorded for the run.")
+    _gate_options(resume)
 
     threads = command(sub, "threads", cmd_threads, "List a tenant's threads, newest first.")
     db_and_tenant(threads)
@@ -105,6 +108,22 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "or demo).",
     )
     parser.add_argument("--quiet", action="store_true", help="No progress lines.")
+    _gate_options(parser)
+
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--approve-all",
+        action="store_true",
+        help="Approve every gate unattended (otherwise: ask at a terminal, or "
+        "stop at the gate and print the command that decides it).",
+    )
+    parser.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        help="A role of the user (repeatable), e.g. --role editor.",
+    )
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -125,9 +144,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     with open_runtime(args.db) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
-        app = _compile(rt, info.workflow, _model(args))
-        config = _config(args.thread)
-        if not app.get_state(config).next:
+        app = compile_workflow(rt, info.workflow, _model(args))
+        if not app.get_state(config_of(args.thread)).next:
             print(
                 f"thread {args.thread!r} has nothing left to run (status {info.status}); "
                 f"see `podium show {args.thread}`",
@@ -135,8 +153,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         print(f"resuming {args.thread} ({info.workflow}) from its last checkpoint", file=sys.stderr)
-        context = RunContext(tenant_id=args.tenant, user_id="cli")
-        return _execute(rt, app, None, args.thread, context, quiet=False)
+        context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
+        gates = GateMode.choose(args.approve_all)
+        waiting = bool(pending_gates(app, args.thread))
+        return execute(rt, app, None, args.thread, context, gates=gates, at_gates=waiting)
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
@@ -157,8 +177,8 @@ def cmd_threads(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     with open_runtime(args.db) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
-        app = _compile(rt, info.workflow, None)
-        snapshot = app.get_state(_config(args.thread))
+        app = compile_workflow(rt, info.workflow, None)
+        snapshot = app.get_state(config_of(args.thread))
     values = snapshot.values
     print(
         f"thread {info.thread_id}  workflow {info.workflow}  tenant {info.tenant_id}  "
@@ -192,61 +212,18 @@ def cmd_workflows(args: argparse.Namespace) -> int:
 
 def _run_workflow(name: str, goal: str, args: argparse.Namespace) -> int:
     thread_id = args.thread or f"{name}-{uuid.uuid4().hex[:8]}"
-    context = RunContext(tenant_id=args.tenant, user_id=args.user)
+    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
     with open_runtime(args.db) as rt:
-        app = _compile(rt, name, _model(args))
-        return _execute(rt, app, {"goal": goal}, thread_id, context, quiet=args.quiet)
-
-
-def _execute(
-    rt: PodiumRuntime,
-    app: Any,
-    inputs: dict | None,
-    thread_id: str,
-    context: RunContext,
-    *,
-    quiet: bool,
-) -> int:
-    config = _config(thread_id)
-    progress = _render.Progress(sys.stderr)
-    print(f"thread: {thread_id}", file=sys.stderr)
-    try:
-        for event in app.stream(inputs, config, context=context, stream_mode="custom"):
-            if not quiet and isinstance(event, dict):
-                progress(event)
-    except PodiumError:
-        raise
-    except Exception as exc:
-        rt.threads.set_status(thread_id, "stopped")
-        print(
-            f"podium: run stopped: {type(exc).__name__}: {exc}\n"
-            f"The last checkpoint is kept; continue with `podium resume {thread_id}`.",
-            file=sys.stderr,
+        app = compile_workflow(rt, name, _model(args))
+        return execute(
+            rt,
+            app,
+            {"goal": goal},
+            thread_id,
+            context,
+            quiet=args.quiet,
+            gates=GateMode.choose(args.approve_all),
         )
-        return EXIT_RUN_FAILED
-    snapshot = app.get_state(config)
-    values = snapshot.values
-    if snapshot.next:
-        print(
-            f"paused before {', '.join(snapshot.next)}; continue with `podium resume {thread_id}`",
-            file=sys.stderr,
-        )
-        return EXIT_OK
-    print(values.get("answer", ""))
-    print()
-    print(_render.task_table(values))
-    print()
-    print(_render.usage_table(values))
-    return EXIT_OK if values.get("status") == "completed" else EXIT_RUN_FAILED
-
-
-def _compile(rt: PodiumRuntime, workflow: str, model: str | None) -> Any:
-    factory = get_workflow(workflow, os.environ.get("PODIUM_WORKFLOWS"))
-    return rt.compile(factory(model=model))
-
-
-def _config(thread_id: str) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread_id}}
 
 
 def _model(args: argparse.Namespace) -> str:

@@ -34,7 +34,15 @@ class PendingGate:
 
 def pending_gates(app: Any, thread_id: str) -> list[PendingGate]:
     """The gates a thread is waiting on, in the order LangGraph reports them."""
-    snapshot = app.get_state({"configurable": {"thread_id": thread_id}})
+    return _gates(app.get_state({"configurable": {"thread_id": thread_id}}))
+
+
+async def apending_gates(app: Any, thread_id: str) -> list[PendingGate]:
+    """`pending_gates` for async runtimes."""
+    return _gates(await app.aget_state({"configurable": {"thread_id": thread_id}}))
+
+
+def _gates(snapshot: Any) -> list[PendingGate]:
     gates = []
     for item in snapshot.interrupts:
         value = item.value
@@ -65,21 +73,7 @@ def decide(
     """
     services = _services(app)
     pending = {g.request.gate_id: g for g in pending_gates(app, thread_id)}
-    chosen = _choose(decisions, gate, pending, services, context, thread_id)
-    for gate_id, decision in chosen.items():
-        _check(pending[gate_id].request, decision, context)
-    claimed = []
-    try:
-        for gate_id, decision in chosen.items():
-            services.approvals.claim(
-                gate_id, context.tenant_id, decision, decision.user or context.user_id
-            )
-            claimed.append(gate_id)
-    except AlreadyDecided:
-        for gate_id in claimed:
-            services.approvals.unclaim(gate_id)
-        raise
-    resume = {pending[g].interrupt_id: d.model_dump() for g, d in chosen.items()}
+    resume, claimed = _claim(services, pending, decisions, gate, context, thread_id)
     config = {"configurable": {"thread_id": thread_id}}
     try:
         if stream_mode:
@@ -91,6 +85,48 @@ def decide(
         for gate_id in claimed:
             services.approvals.unclaim(gate_id)
         raise
+
+
+async def adecide(
+    app: Any,
+    thread_id: str,
+    decisions: Decision | Mapping[str, Decision] | str,
+    *,
+    context: RunContext,
+    gate: str | None = None,
+) -> Any:
+    """`decide` for async runtimes (returns what `ainvoke` returns)."""
+    services = _services(app)
+    pending = {g.request.gate_id: g for g in await apending_gates(app, thread_id)}
+    resume, claimed = _claim(services, pending, decisions, gate, context, thread_id)
+    try:
+        return await app.ainvoke(
+            Command(resume=resume), {"configurable": {"thread_id": thread_id}}, context=context
+        )
+    except Exception:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+
+
+def _claim(services, pending, decisions, gate, context, thread_id):
+    """Check every decision, then claim the gates; returns the resume map and the claims."""
+    chosen = _choose(decisions, gate, pending, services, context, thread_id)
+    for gate_id, decision in chosen.items():
+        _check(pending[gate_id].request, decision, context)
+    claimed: list[str] = []
+    try:
+        for gate_id, decision in chosen.items():
+            services.approvals.claim(
+                gate_id, context.tenant_id, decision, decision.user or context.user_id
+            )
+            claimed.append(gate_id)
+    except AlreadyDecided:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+    resume = {pending[g].interrupt_id: d.model_dump() for g, d in chosen.items()}
+    return resume, claimed
 
 
 def _choose(decisions, gate, pending, services: Services, context, thread_id):

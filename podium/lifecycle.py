@@ -73,6 +73,31 @@ def transition(
     return {**task, "status": goal.value, "history": [*task.get("history", ()), entry]}
 
 
+#: States an operator may replay a task from (a dead letter, or a dependent it cancelled).
+REPLAYABLE: frozenset[TaskStatus] = frozenset({S.DEAD_LETTERED, S.CANCELLED, S.FAILED})
+
+
+def requeue(task: dict[str, Any], *, at: float, reason: str) -> dict[str, Any]:
+    """An operator's replay: a settled task goes back to `queued` for a new attempt.
+
+    This is the one way out of a final state, and only by an explicit replay (`podium dlq
+    replay`); the run itself never takes it. The history keeps every earlier transition.
+
+    Raises:
+        IllegalTransition: for a task that is not dead-lettered, cancelled or failed.
+    """
+    current = TaskStatus(task["status"])
+    if current not in REPLAYABLE:
+        raise IllegalTransition(task["id"], current.value, S.QUEUED.value, ())
+    entry = {"from": current.value, "to": S.QUEUED.value, "at": at, "reason": reason}
+    return {
+        **task,
+        "status": S.QUEUED.value,
+        "error": None,
+        "history": [*task.get("history", ()), entry],
+    }
+
+
 def walk(task: dict[str, Any], *targets: str, at: float, reason: str | None = None) -> dict:
     """Apply several transitions in order (e.g. running then completed)."""
     for target in targets:

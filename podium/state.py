@@ -114,6 +114,7 @@ class WorkflowState(TypedDict, total=False):
     turns: int
     status: str
     answer: str
+    pending_status: str
     error: str | None
 
 

@@ -26,7 +26,7 @@ def podium(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Complet
 
 
 def test_demo_runs_end_to_end_on_the_embedded_default(tmp_path):
-    done = podium("demo", cwd=tmp_path)
+    done = podium("demo", "--approve-all", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# Brief: Write a brief on heat pump adoption")
     assert "## By the numbers" in done.stdout
@@ -62,6 +62,7 @@ def test_run_on_a_named_thread_and_tenant(tmp_path):
         "--db",
         db,
         "--quiet",
+        "--approve-all",
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolInvocationError
 
-from podium.errors import TaskFailed
+from podium.errors import PolicyViolation, TaskFailed
 from podium.models import model_label
 from podium.registry import AgentSpec
 from podium.runtime.governor import governor_for, model_name_of, tool_node_hooks, usage_of
@@ -34,15 +34,15 @@ def recoverable_tool_error(exc: Exception) -> str:
     """Errors the model can act on go back to it as the tool result; others propagate."""
     if isinstance(exc, ToolInvocationError):
         return exc.message
-    if isinstance(exc, ToolException):
+    if isinstance(exc, (ToolException, PolicyViolation)):
         return f"Error: {exc}"
     raise exc
 
 
 def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
     """The agent loop of `spec` (uncompiled)."""
-    bound = model.bind_tools(spec.tools) if spec.tools else model
     label = model_label(model)
+    tools = list(spec.tools)
 
     def _check(state: WorkerState) -> int:
         steps = state.get("steps", 0)
@@ -62,14 +62,24 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
     def agent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
         reply = governor_for(config).call_model(
-            bound, state["messages"], agent=spec.name, task_id=state.get("task_id"), config=config
+            model,
+            state["messages"],
+            agent=spec.name,
+            task_id=state.get("task_id"),
+            config=config,
+            tools=tools,
         )
         return _update(reply, steps)
 
     async def aagent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
         reply = await governor_for(config).acall_model(
-            bound, state["messages"], agent=spec.name, task_id=state.get("task_id"), config=config
+            model,
+            state["messages"],
+            agent=spec.name,
+            task_id=state.get("task_id"),
+            config=config,
+            tools=tools,
         )
         return _update(reply, steps)
 

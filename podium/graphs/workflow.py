@@ -1,10 +1,11 @@
 """build_workflow: a supervisor that plans or routes, worker subgraphs, and an aggregate.
 
-START -> supervisor -> (worker* -> supervisor)* -> aggregate -> END
+START -> supervisor -> [gate ->] (worker* -> supervisor)* -> aggregate -> [gate ->] END
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -15,10 +16,12 @@ from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
 from podium.graphs.worker import build_worker
 from podium.models import DEMO, resolve_model
-from podium.nodes.aggregate import aggregate
+from podium.nodes.aggregate import after_aggregate, make_aggregate
+from podium.nodes.gate import make_gate_node
 from podium.nodes.supervisor import Supervisor
 from podium.nodes.task import make_task_node
 from podium.plan import Plan, validate_plan
+from podium.policies import PolicySet, load_policies
 from podium.registry import AgentRegistry, AgentSpec, as_registry
 from podium.state import WorkflowInput, WorkflowState
 
@@ -35,6 +38,7 @@ class WorkflowGraph(StateGraph):
     workflow_name: str
     registry: AgentRegistry
     recursion_limit: int
+    policies: PolicySet | None
 
     def compile(self, *args: Any, **kwargs: Any):  # type: ignore[override]
         kwargs.setdefault("name", self.workflow_name)
@@ -50,6 +54,11 @@ def build_workflow(
     model: str | BaseChatModel | None = None,
     max_concurrency: int | None = None,
     max_turns: int = 50,
+    policies: str | os.PathLike[str] | PolicySet | None = None,
+    approve_plan: bool = False,
+    approve_answer: bool = False,
+    approver_roles: Sequence[str] = (),
+    approval_expires_in: float | None = None,
 ) -> WorkflowGraph:
     """Build a workflow graph (uncompiled; compile it with `rt.compile(graph)`).
 
@@ -62,6 +71,14 @@ def build_workflow(
             string, a chat model, or None for the offline "demo" model.
         max_concurrency: Most tasks dispatched at once; None for no bound.
         max_turns: Most router turns in one round before the run stops as failed.
+        policies: A policy file or directory (see `podium.load_policies`), a loaded
+            `PolicySet`, or None for no policy (every tool an agent was given is allowed).
+            Names in it are checked against the agents and tools now.
+        approve_plan: Ask a human to approve the plan before dispatch (a policy's
+            `approve_plan` can ask for it too).
+        approve_answer: Ask a human to approve the final answer.
+        approver_roles: Roles that may decide plan and answer gates (empty: anyone).
+        approval_expires_in: Seconds after which an undecided plan/answer gate is escalated.
 
     Raises:
         ConfigurationError: for anything wrong with the agents, models or static plan.
@@ -83,6 +100,7 @@ def build_workflow(
             f"supervisor must be 'planner', 'router' or a podium.Plan, got {supervisor!r}"
         )
     default_model = resolve_model(model, DEMO)
+    policy = _policies(policies, registry)
 
     builder = WorkflowGraph(WorkflowState, context_schema=RunContext, input_schema=WorkflowInput)
     builder.workflow_name = name
@@ -95,18 +113,38 @@ def build_workflow(
         workflow=name,
         max_concurrency=max_concurrency,
         max_turns=max_turns,
+        policies=policy,
+        approve_plan=approve_plan,
     )
+    builder.policies = policy
     builder.add_node("supervisor", boss.node())
-    builder.add_node("aggregate", aggregate)
+    builder.add_node("aggregate", make_aggregate(name, policy, approve_answer))
+    gate = make_gate_node(name, registry.names, list(approver_roles), approval_expires_in)
+    builder.add_node("gate", gate, destinations=("supervisor", "aggregate", END))
     for spec in registry:
-        builder.add_node(
-            spec.name, make_task_node(spec, _worker(spec, default_model), name, registry)
-        )
+        worker = _worker(spec, default_model)
+        builder.add_node(spec.name, make_task_node(spec, worker, name, registry, policy))
         builder.add_edge(spec.name, "supervisor")
     builder.add_edge(START, "supervisor")
-    builder.add_conditional_edges("supervisor", boss.route, [*registry.names, "aggregate"])
-    builder.add_edge("aggregate", END)
+    builder.add_conditional_edges("supervisor", boss.route, [*registry.names, "aggregate", "gate"])
+    builder.add_conditional_edges("aggregate", after_aggregate, ["gate", END])
     return builder
+
+
+def _policies(policies: Any, registry: AgentRegistry) -> PolicySet | None:
+    """Load the policy (when given a path) and check its names against the workflow."""
+    if policies is None:
+        return None
+    tools = {t.name for spec in registry for t in spec.tools}
+    if isinstance(policies, PolicySet):
+        policies.validate_names(agents=registry.names, tools=tools)
+        return policies
+    if isinstance(policies, (str, os.PathLike)):
+        return load_policies(policies, agents=registry.names, tools=tools)
+    raise ConfigurationError(
+        "policies must be a path to a policy file or directory, or a podium PolicySet; "
+        f"got {type(policies).__name__}"
+    )
 
 
 def _worker(spec: AgentSpec, default_model: BaseChatModel) -> Any:

@@ -1,6 +1,7 @@
 """The aggregate node: merges the results of the round into the final answer.
 
-The answer is written to `answer` and as an AI message in `messages`, so chat
+The answer passes the policy's output filters, may wait for a human's approval (the
+`gate` node), and is written to `answer` and as an AI message in `messages`, so chat
 front-ends show it like any assistant turn.
 """
 
@@ -12,29 +13,94 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
+from langgraph.graph import END
+from langgraph.runtime import get_runtime
 
-from podium.runtime.governor import runtime_for
+from podium import policies as P
+from podium.nodes.gate import ANSWER_PENDING
+from podium.nodes.record import record, set_thread_status
+from podium.runtime.scope import make_scope, with_scope
+from podium.runtime.services import services_for
 from podium.state import WorkflowState
 
 
-def aggregate(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
-    """Write the answer and the run's final status."""
-    tasks, results = state.get("tasks") or {}, state.get("results") or {}
-    if state.get("status") == "failed":
-        status, answer = "failed", f"The run failed: {state.get('error')}"
-    else:
-        status, answer = _compose(tasks, results)
-    error = state.get("error") if status == "failed" and state.get("error") else None
-    if status == "failed" and error is None:
-        error = _failure_summary(tasks) or "no task produced a result"
-    get_stream_writer()({"event": "run_finished", "status": status, "at": time.time()})
-    _set_thread_status(config, status)
-    return {
-        "answer": answer,
-        "status": status,
-        "error": error,
-        "messages": [AIMessage(answer, name="podium")],
-    }
+def make_aggregate(workflow: str, policies: Any = None, approve_answer: bool = False):
+    """The aggregate node of `workflow`."""
+
+    def aggregate(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
+        scope = make_scope(
+            config,
+            get_runtime().context,
+            workflow=workflow,
+            agent="supervisor",
+            policies=policies,
+            round=state.get("round", 0),
+        )
+        cfg = with_scope(config, scope)
+        tasks, results = state.get("tasks") or {}, state.get("results") or {}
+        if state.get("status") == "failed":
+            status, answer = "failed", f"The run failed: {state.get('error')}"
+        else:
+            status, answer = _compose(tasks, results)
+        error = state.get("error") if status == "failed" and state.get("error") else None
+        if status == "failed" and error is None:
+            error = _failure_summary(tasks) or "no task produced a result"
+        answer = _filtered(answer, cfg, policies, scope)
+        try:
+            if status != "failed" and _needs_approval(approve_answer, policies, scope):
+                return {
+                    "answer": answer,
+                    "status": ANSWER_PENDING,
+                    "pending_status": status,
+                    "error": error,
+                }
+            get_stream_writer()({"event": "run_finished", "status": status, "at": time.time()})
+            record(cfg, "plan", {"finished": status, "error": error}, actor="system:podium")
+            set_thread_status(config, status)
+            return {
+                "answer": answer,
+                "status": status,
+                "error": error,
+                "messages": [AIMessage(answer, name="podium")],
+            }
+        finally:
+            services_for(config).flush()
+
+    return aggregate
+
+
+def after_aggregate(state: WorkflowState) -> str:
+    return "gate" if state.get("status") == ANSWER_PENDING else END
+
+
+def _needs_approval(flag: bool, policies: Any, scope: Any) -> bool:
+    if flag:
+        return True
+    if policies is None:
+        return False
+    from podium.runtime.governor import call_scope
+
+    return not P.approval_for(policies, call_scope(scope), "answer").allowed
+
+
+def _filtered(answer: str, cfg: RunnableConfig, policies: Any, scope: Any) -> str:
+    if policies is None:
+        return answer
+    from podium.runtime.governor import call_scope
+
+    result = P.filter_output(policies, call_scope(scope), answer)
+    for decision in result.decisions:
+        record(
+            cfg,
+            "policy_decision",
+            {
+                "what": "answer",
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "details": dict(decision.details),
+            },
+        )
+    return result.text
 
 
 def _compose(tasks: dict[str, Any], results: dict[str, Any]) -> tuple[str, str]:
@@ -64,14 +130,3 @@ def _failure_summary(tasks: dict[str, Any]) -> str:
             )
             lines.append(f"- {task['id']} ({task['agent']}): {task['status']}: {reason}")
     return "\n".join(lines)
-
-
-def _set_thread_status(config: RunnableConfig, status: str) -> None:
-    runtime, configurable = runtime_for(config), config.get("configurable") or {}
-    thread_id = configurable.get("thread_id")
-    if (
-        runtime is not None
-        and thread_id is not None
-        and "|" not in configurable.get("checkpoint_ns", "")
-    ):
-        runtime.threads.set_status(str(thread_id), status)

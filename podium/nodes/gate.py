@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from podium.context import RunContext
 from podium.errors import PlanError
 from podium.gates import Decision, GateRequest, fits, may_decide
+from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
 from podium.runtime.services import Services, services_for
 
@@ -106,9 +107,27 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
         )
         if kind == "plan":
             decision = await_decision(request, services, _plan_check(agents))
-            return _after_plan(state, decision)
-        decision = await_decision(request, services)
-        return _after_answer(state, decision)
+            command = _after_plan(state, decision)
+        else:
+            decision = await_decision(request, services)
+            command = _after_answer(state, decision)
+            set_thread_status(config, command.update["status"])
+        services.recorder.event(
+            "approval",
+            f"user:{decision.user or ctx.user_id}",
+            {
+                "gate_id": request.gate_id,
+                "kind": kind,
+                "decision": decision.decision,
+                "comment": decision.comment,
+            },
+            tenant_id=ctx.tenant_id,
+            workflow=workflow,
+            thread_id=thread,
+            hook="gate",
+        )
+        services.flush()
+        return command
 
     return gate
 

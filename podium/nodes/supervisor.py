@@ -14,16 +14,22 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.config import get_stream_writer
+from langgraph.runtime import get_runtime
 from langgraph.types import Send
 
 from podium import lifecycle
+from podium import policies as P
 from podium.context import RunContext
 from podium.errors import PlanError
 from podium.models import model_label
 from podium.nodes import prompts
+from podium.nodes.gate import PLAN_PENDING
+from podium.nodes.record import record, record_transitions
 from podium.plan import Plan, parse_choice, parse_plan
 from podium.registry import AgentRegistry
-from podium.runtime.governor import governor_for, model_name_of, runtime_for, usage_of
+from podium.runtime.governor import governor_for, model_name_of, usage_of
+from podium.runtime.scope import make_scope, scope_from, with_scope
+from podium.runtime.services import services_for
 from podium.state import RESET, WorkerInput, WorkflowState, add_usage, empty_usage
 
 Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
@@ -45,7 +51,11 @@ class Supervisor:
         workflow: str,
         max_concurrency: int | None,
         max_turns: int,
+        policies: Any = None,
+        approve_plan: bool = False,
     ) -> None:
+        self.policies = policies
+        self.approve_plan = approve_plan
         self.registry = registry
         self.mode = mode
         self.model = model
@@ -58,35 +68,57 @@ class Supervisor:
 
     def node(self) -> RunnableLambda:
         def run(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
-            governor, step = governor_for(config), self.step(state, config)
-            ask: Callable[[list[BaseMessage]], AIMessage] = lambda msgs: governor.call_model(  # noqa: E731
-                self.model, msgs, agent="supervisor", task_id=None, config=config
-            )
+            cfg = self._scoped(state, config)
+            governor, step = governor_for(config), self.step(state, cfg)
             try:
                 request = next(step)
                 while True:
-                    request = step.send(ask(request))
+                    request = step.send(
+                        governor.call_model(
+                            self.model, request, agent="supervisor", task_id=None, config=cfg
+                        )
+                    )
             except StopIteration as done:
                 return done.value
+            finally:
+                services_for(config).flush()
 
         async def arun(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
-            governor, step = governor_for(config), self.step(state, config)
+            cfg = self._scoped(state, config)
+            governor, step = governor_for(config), self.step(state, cfg)
             try:
                 request = next(step)
                 while True:
                     reply = await governor.acall_model(
-                        self.model, request, agent="supervisor", task_id=None, config=config
+                        self.model, request, agent="supervisor", task_id=None, config=cfg
                     )
                     request = step.send(reply)
             except StopIteration as done:
                 return done.value
+            finally:
+                services_for(config).flush()
 
         return RunnableLambda(run, afunc=arun, name="supervisor")
+
+    def _scoped(self, state: WorkflowState, config: RunnableConfig) -> RunnableConfig:
+        """The config with the supervisor's scope (the round a new goal will start counts)."""
+        round_ = state.get("round", 0) + (0 if state.get("status") == "running" else 1)
+        scope = make_scope(
+            config,
+            get_runtime().context,
+            workflow=self.workflow,
+            agent="supervisor",
+            policies=self.policies,
+            round=round_,
+        )
+        return with_scope(config, scope)
 
     def route(self, state: WorkflowState) -> list[Send] | str:
         """Send every task marked `initializing` to its agent; when none, aggregate."""
         if state.get("status") == "failed":
             return "aggregate"
+        if state.get("status") == PLAN_PENDING:
+            return "gate"
         tasks, results = state.get("tasks") or {}, state.get("results") or {}
         sends = []
         for task in tasks.values():
@@ -152,6 +184,10 @@ class Supervisor:
                 }
                 update["plan"] = [t.model_dump() for t in plan.tasks]
                 get_stream_writer()({"event": "plan", "tasks": update["plan"], "at": time.time()})
+                record(config, "plan", {"tasks": update["plan"], "goal": goal})
+                if self._needs_plan_approval(config):
+                    update["usage"] = {"supervisor": usage} if usage["calls"] else {}
+                    return {**update, "status": PLAN_PENDING, "tasks": {RESET: True, **tasks}}
         else:
             goal, tasks = state["goal"], dict(state.get("tasks") or {})
         changed: dict[str, dict] = {}
@@ -186,11 +222,26 @@ class Supervisor:
                 tasks[task_id] = changed[task_id] = _queued(
                     task_id, choice.next, choice.instruction, last
                 )
+        before = dict(tasks)
         changed.update(self._dispatch(tasks))
+        record_transitions(config, before, changed)
+        sent = [t for t, task in changed.items() if task["status"] == "initializing"]
+        if sent:
+            record(config, "dispatch", {"tasks": sent})
         if usage["calls"]:
             update["usage"] = {"supervisor": usage}
         update["tasks"] = {RESET: True, **tasks, **changed} if new_round else changed
         return update
+
+    def _needs_plan_approval(self, config: RunnableConfig) -> bool:
+        if self.approve_plan:
+            return True
+        scope = scope_from(config)
+        if self.policies is None or scope is None:
+            return False
+        from podium.runtime.governor import call_scope
+
+        return not P.approval_for(self.policies, call_scope(scope), "plan").allowed
 
     def _ask_twice(
         self, messages: list[BaseMessage], parse: Callable[..., Any], usage: dict
@@ -280,12 +331,12 @@ def _done_records(tasks: dict[str, dict], results: dict[str, dict]) -> list[dict
 
 def _index_thread(config: RunnableConfig, workflow: str, title: str, status: str) -> None:
     """Record the thread in the runtime's index (root graph only; nested runs share it)."""
-    runtime, configurable = runtime_for(config), config.get("configurable") or {}
+    configurable = config.get("configurable") or {}
     thread_id = configurable.get("thread_id")
-    if runtime is None or thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
+    if thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
         return
     ctx = _context()
-    runtime.threads.record(
+    services_for(config).threads.record(
         str(thread_id), tenant_id=ctx.tenant_id, workflow=workflow, title=title, status=status
     )
 

@@ -18,11 +18,13 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import get_runtime
 
 from podium import lifecycle
+from podium import policies as P
 from podium.errors import TaskFailed
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
+from podium.nodes.record import record, record_transitions
 from podium.registry import AgentRegistry, AgentSpec
 from podium.runtime.recovery import acall_with_timeout, call_with_timeout, classify
-from podium.runtime.scope import make_scope, with_scope
+from podium.runtime.scope import make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
 
@@ -63,7 +65,14 @@ def make_task_node(
             }
         return task, inputs, with_scope(config, scope)
 
-    def completed(task: dict, output: Any) -> dict[str, Any]:
+    def timeout(cfg: RunnableConfig) -> float | None:
+        if spec.timeout is not None or policies is None:
+            return spec.timeout
+        from podium.runtime.governor import call_scope
+
+        return P.agent_settings(policies, call_scope(scope_from(cfg))).timeout
+
+    def completed(task: dict, output: Any, payload: WorkerInput, cfg) -> dict[str, Any]:
         output = _checked(output, task)
         now = time.time()
         summary, usage = _read_output(output, spec.name)
@@ -76,42 +85,45 @@ def make_task_node(
             task_id=task["id"], agent=spec.name, summary=summary, artifacts={}, usage=usage
         )
         _emit("task_finished", done, summary=summary)
+        record_transitions(cfg, {task["id"]: payload["task"]}, {task["id"]: done})
         return {
             "tasks": {task["id"]: done},
             "results": {task["id"]: result},
             "usage": {spec.name: usage},
         }
 
-    def failed(task: dict, exc: Exception, payload: WorkerInput, config: RunnableConfig):
-        return _fail(task, exc, payload, config, registry=registry, workflow=workflow)
+    def failed(task: dict, exc: Exception, payload: WorkerInput, cfg) -> dict[str, Any]:
+        update = _fail(task, exc, payload, cfg, registry=registry, workflow=workflow)
+        record_transitions(cfg, {task["id"]: payload["task"]}, update["tasks"])
+        return update
 
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg = prepare(payload, config)
+        what = f"task {task['id']!r} of agent {spec.name!r}"
         try:
-            output = call_with_timeout(
-                lambda: worker.invoke(inputs, cfg),
-                spec.timeout,
-                f"task {task['id']!r} of agent {spec.name!r}",
-            )
-            return completed(task, output)
+            output = call_with_timeout(lambda: worker.invoke(inputs, cfg), timeout(cfg), what)
+            return completed(task, output, payload, cfg)
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            return failed(task, exc, payload, config)
+            return failed(task, exc, payload, cfg)
+        finally:
+            services_for(config).flush()
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg = prepare(payload, config)
+        what = f"task {task['id']!r} of agent {spec.name!r}"
         try:
             output = await acall_with_timeout(
-                lambda: worker.ainvoke(inputs, cfg),
-                spec.timeout,
-                f"task {task['id']!r} of agent {spec.name!r}",
+                lambda: worker.ainvoke(inputs, cfg), timeout(cfg), what
             )
-            return completed(task, output)
+            return completed(task, output, payload, cfg)
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            return failed(task, exc, payload, config)
+            return failed(task, exc, payload, cfg)
+        finally:
+            services_for(config).flush()
 
     return RunnableLambda(run, afunc=arun, name=spec.name)
 
@@ -163,6 +175,14 @@ def _fail(
         **lifecycle.transition(task, "dead_lettered", at=now, reason=reason),
         "dead_letter": letter,
     }
+    record(
+        config,
+        "dead_letter",
+        {"dead_letter": letter, "agent": task["agent"], "error": reason},
+        task_id=task["id"],
+        actor="system:podium",
+        hook="dead_letter",
+    )
     _emit("task_finished", task, error=reason, dead_letter=letter)
     return {"tasks": {task["id"]: task}}
 

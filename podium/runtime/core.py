@@ -40,7 +40,7 @@ class PodiumRuntime:
         self.db = db
         self.services = Services(db, **services)
         self.threads = self.services.threads
-        self.governor = Governor()
+        self.governor: Governor = self.services.governor
 
     def compile(self, graph: StateGraph, **kwargs: Any):
         """Compile `graph` with this runtime's checkpointer and stores bound.
@@ -74,7 +74,9 @@ def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRunt
         db = open_database(parsed)
         stack.callback(db.close)
         saver = _sync_saver(parsed, db, stack)
-        yield PodiumRuntime(parsed, saver, db, **services)
+        runtime = PodiumRuntime(parsed, saver, db, **services)
+        stack.callback(runtime.services.flush)
+        yield runtime
 
 
 @asynccontextmanager
@@ -87,7 +89,9 @@ async def open_async_runtime(
         db = open_database(parsed)
         stack.callback(db.close)
         saver = await _async_saver(parsed, db, stack)
-        yield PodiumRuntime(parsed, saver, db, **services)
+        runtime = PodiumRuntime(parsed, saver, db, **services)
+        stack.callback(runtime.services.flush)
+        yield runtime
 
 
 def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver:
@@ -117,13 +121,12 @@ async def _async_saver(
     if url.kind == "memory":
         return InMemorySaver()
     if url.kind == "sqlite":
-        import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from podium.runtime._sqlite_async import InlineAsyncSqliteSaver
 
-        conn = await aiosqlite.connect(str(url.path), timeout=30)
-        stack.push_async_callback(conn.close)
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
+        conn = sqlite3.connect(str(url.path), check_same_thread=False, timeout=30)
+        stack.callback(conn.close)
+        saver = InlineAsyncSqliteSaver(conn)
+        saver.setup()
         return saver
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row

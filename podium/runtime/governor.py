@@ -1,52 +1,85 @@
 """The governed model and the governed tool: the single choke points of every call.
 
-Every model call of a supervisor or worker goes through `Governor.call_model` and
-every tool call through `Governor.wrap_tool_call` (installed on each worker's
-`ToolNode`), so agent code cannot skip what the runtime enforces here.
+Every model call of a supervisor or worker goes through `Governor.call_model`, and every
+tool call through `Governor.wrap_tool_call` (installed on each worker's `ToolNode`), so
+agent code cannot skip what the runtime enforces: model routing, rate limits, circuit
+breakers, budget reservations, retries with backoff, timeouts, usage and cost accounting
+and the audit trail. The tool path lives in `_governed_tool.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
-from langgraph.types import Command
 
-from podium.models import cost_usd
-from podium.runtime.services import RUNTIME_KEY
+from podium import policies as P
+from podium.models import PRICES, cost_usd, model_label, resolve_model
+from podium.runtime import _governed_tool
+from podium.runtime.breakers import BreakerSettings, CircuitOpen, breaker_key
+from podium.runtime.budgets import Claim, Reservation
+from podium.runtime.ledger import UsageEntry
+from podium.runtime.recovery import (
+    RetrySettings,
+    acall_with_timeout,
+    aretry_call,
+    call_with_timeout,
+    classify,
+    retry_call,
+)
+from podium.runtime.scope import Scope, scope_from
+from podium.runtime.services import RUNTIME_KEY, Services, default_services
 from podium.state import Usage
+from podium.testing import approx_tokens, message_text
 
-ToolResult = ToolMessage | Command
+#: Output tokens reserved for a call whose model does not say its maximum.
+DEFAULT_OUTPUT_RESERVE = 1024
+EMPTY_POLICY = P.PolicySet()
 
 
-def usage_of(message: AIMessage, model: str) -> Usage:
-    """Usage and cost of one model reply (zeros when the provider reports nothing)."""
-    meta = message.usage_metadata or {}
-    tokens_in, tokens_out = meta.get("input_tokens", 0), meta.get("output_tokens", 0)
-    return Usage(
-        input_tokens=tokens_in,
-        output_tokens=tokens_out,
-        total_tokens=meta.get("total_tokens", tokens_in + tokens_out),
-        calls=1,
-        cost_usd=cost_usd(model, tokens_in, tokens_out),
+def call_scope(scope: Scope) -> P.CallScope:
+    return P.CallScope(
+        tenant=scope.tenant_id,
+        workflow=scope.workflow,
+        agent=scope.agent,
+        roles=frozenset(scope.roles),
     )
 
 
-def model_name_of(message: AIMessage, fallback: str) -> str:
-    meta = message.response_metadata or {}
-    return str(meta.get("model_name") or meta.get("model") or fallback)
+def digest(value: Any) -> str:
+    """A content hash for the audit log (model inputs and outputs are not stored as text)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """What was decided before a model call: which model, and what was reserved."""
+
+    scope: Scope
+    model: Runnable
+    label: str
+    reservation: Reservation | None
+    retry: RetrySettings
 
 
 class Governor:
-    """Runs model and tool calls on behalf of agents.
+    """Runs model and tool calls on behalf of agents, enforcing the workflow's policies."""
 
-    The base governor passes calls through and accounts usage; policies, budgets,
-    approvals and recovery are layered on this same class, so every entry point
-    (supervisor, built-in worker, custom worker graph) shares one enforcement path.
-    """
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.breaker = BreakerSettings()
+        self._bound: dict[tuple, Any] = {}
+
+    # -- model path ---------------------------------------------------------------------
 
     def call_model(
         self,
@@ -56,9 +89,35 @@ class Governor:
         agent: str,
         task_id: str | None,
         config: RunnableConfig | None = None,
+        tools: Sequence[Any] = (),
     ) -> AIMessage:
-        reply = model.invoke(list(messages), config)
-        return _as_ai(reply, agent)
+        s = self.services
+        prepared, limits = self._prepare(model, agent, task_id, config)
+        if limits:
+            s.ratelimiter.acquire(
+                prepared.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep
+            )
+        prepared = self._admit(prepared, messages, tools)
+
+        def attempt() -> AIMessage:
+            self._breaker_check("model", prepared)
+            return call_with_timeout(
+                lambda: prepared.model.invoke(list(messages), config),
+                s.model_timeout,
+                f"model {prepared.label!r}",
+            )
+
+        try:
+            reply = retry_call(
+                attempt,
+                prepared.retry,
+                sleep=s.sleep,
+                on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
+            )
+        except Exception as exc:
+            self._model_failed(prepared, exc)
+            raise
+        return self._after_model(prepared, reply, messages)
 
     async def acall_model(
         self,
@@ -68,30 +127,296 @@ class Governor:
         agent: str,
         task_id: str | None,
         config: RunnableConfig | None = None,
+        tools: Sequence[Any] = (),
     ) -> AIMessage:
-        reply = await model.ainvoke(list(messages), config)
-        return _as_ai(reply, agent)
+        s = self.services
+        prepared, limits = self._prepare(model, agent, task_id, config)
+        if limits:
+            await s.aacquire(prepared.scope.tenant_id, limits)
+        prepared = self._admit(prepared, messages, tools)
 
-    def wrap_tool_call(
-        self, request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolResult]
-    ) -> ToolResult:
-        return execute(request)
+        async def attempt() -> AIMessage:
+            self._breaker_check("model", prepared)
+            return await acall_with_timeout(
+                lambda: prepared.model.ainvoke(list(messages), config),
+                s.model_timeout,
+                f"model {prepared.label!r}",
+            )
 
-    async def awrap_tool_call(
+        try:
+            reply = await aretry_call(
+                attempt,
+                prepared.retry,
+                sleep=s.asleep,
+                on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
+            )
+        except Exception as exc:
+            self._model_failed(prepared, exc)
+            raise
+        return self._after_model(prepared, reply, messages)
+
+    def _prepare(self, model, agent, task_id, config) -> tuple[ModelCall, list]:
+        """Who calls, which model (after routing), and which rate limits apply."""
+        scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
+        if scope.agent != agent:
+            scope = scope.for_agent(agent, task_id)
+        policy = scope.policies or EMPTY_POLICY
+        call = call_scope(scope)
+        model = self._route(model, scope, policy, call)
+        label = model_label(model) if isinstance(model, BaseChatModel) else type(model).__name__
+        limits = P.rate_limits_for(policy, call, model=label) if scope.policies else []
+        settings = P.agent_settings(policy, call).retry if scope.policies else None
+        return ModelCall(scope, model, label, None, _retry(settings)), limits
+
+    def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+        """Reserve budget for the call and bind the agent's tools to the chosen model."""
+        scope = prepared.scope
+        policy = scope.policies or EMPTY_POLICY
+        reservation = self._reserve(
+            scope, policy, call_scope(scope), prepared.model, prepared.label, messages
+        )
+        return ModelCall(
+            scope, self._bind(prepared.model, tools), prepared.label, reservation, prepared.retry
+        )
+
+    def _bind(self, model: Any, tools: Sequence[Any]) -> Any:
+        """The model with the agent's tools bound, cached (binding converts every schema)."""
+        if not tools:
+            return model
+        key = (id(model), tuple(id(t) for t in tools))
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bound[key] = model.bind_tools(list(tools))
+        return bound
+
+    def _route(self, model, scope: Scope, policy, call) -> Any:
+        if not scope.policies or not isinstance(model, BaseChatModel):
+            return model
+        fraction = None
+        if any(True for _ in P.budget_limits(policy, call)):
+            fraction = P.remaining_fraction(
+                P.budget_limits(policy, call), self._spent(scope, policy, call)
+            )
+        decision = P.route_model(
+            policy,
+            call,
+            current=model_label(model),
+            task_class=scope.task_class,
+            remaining_fraction=fraction,
+        )
+        if not decision.details.get("routed"):
+            return model
+        self.record_decision(scope, "model_route", decision)
+        return resolve_model(decision.details["model"])
+
+    def _reserve(self, scope, policy, call, model, label, messages) -> Reservation | None:
+        if not scope.policies:
+            return None
+        limits = P.budget_limits(policy, call)
+        if not len(limits):
+            return None
+        tokens = approx_tokens(message_text(messages)) + (
+            getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
+        )
+        prices = {**PRICES, **P.price_table(policy)}
+        usd = cost_usd(label, tokens, tokens, prices)
+        claims = [
+            Claim(
+                self._budget_key(scope, limit.scope),
+                limit.unit,
+                limit.limit,
+                tokens if limit.unit == "tokens" else usd,
+            )
+            for limit in limits
+        ]
+        try:
+            return self.services.budgets.reserve(
+                scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+            )
+        except Exception as exc:
+            if classify(exc) == "budget":
+                self.record(scope, "budget", {"refused": str(exc)})
+            raise
+
+    def _spent(self, scope: Scope, policy, call) -> dict[str, float]:
+        spent = {}
+        for limit in P.budget_limits(policy, call):
+            spent[limit.key] = self.services.budgets.spent(
+                scope.tenant_id, self._budget_key(scope, limit.scope), limit.unit
+            )
+        return spent
+
+    @staticmethod
+    def _budget_key(scope: Scope, level: str) -> str:
+        if level == "tenant_day":
+            return f"tenant_day:{dt.datetime.now(dt.UTC).date().isoformat()}"
+        if level == "run":
+            return f"run:{scope.run_key}"
+        return f"agent:{scope.run_key}:{scope.agent}"
+
+    def _breaker_check(self, kind: str, prepared: ModelCall) -> None:
+        key = breaker_key(kind, prepared.label)
+        decision = self.services.breakers.before_call(key, self.breaker, prepared.scope.tenant_id)
+        if not decision.allowed:
+            raise CircuitOpen(key, decision.retry_after or 0.0, state=decision.state)
+
+    def _model_failed(self, prepared: ModelCall, exc: Exception) -> None:
+        s, scope = self.services, prepared.scope
+        if classify(exc) == "transient" and not isinstance(exc, CircuitOpen):
+            s.breakers.record_failure(
+                breaker_key("model", prepared.label),
+                self.breaker,
+                scope.tenant_id,
+                f"{type(exc).__name__}: {exc}",
+            )
+        if prepared.reservation is not None:
+            s.budgets.release(prepared.reservation)
+        self.record(
+            scope,
+            "error",
+            {"model": prepared.label, "error_type": type(exc).__name__, "error": str(exc)[:500]},
+        )
+
+    def _after_model(self, prepared: ModelCall, reply: Any, messages) -> AIMessage:
+        if not isinstance(reply, AIMessage):
+            raise TypeError(
+                f"the model of agent {prepared.scope.agent!r} returned "
+                f"{type(reply).__name__}, not an AIMessage; pass a chat model"
+            )
+        s, scope = self.services, prepared.scope
+        s.breakers.record_success(breaker_key("model", prepared.label), scope.tenant_id)
+        usage = usage_of(reply, model_name_of(reply, prepared.label))
+        if prepared.reservation is not None:
+            s.budgets.settle(
+                prepared.reservation, {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}
+            )
+        meta = reply.usage_metadata or {}
+        cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
+        s.recorder.usage(
+            UsageEntry(
+                tenant_id=scope.tenant_id,
+                workflow=scope.workflow,
+                thread_id=scope.thread_id or "-",
+                task_id=scope.task_id,
+                agent=scope.agent,
+                model=prepared.label,
+                input_tokens=usage["input_tokens"],
+                output_tokens=usage["output_tokens"],
+                cached_tokens=int(cached),
+                cost_usd=usage["cost_usd"],
+            )
+        )
+        self.record(
+            scope,
+            "model_call",
+            {
+                "model": prepared.label,
+                "input": digest(message_text(messages)),
+                "output": digest(reply.text + json.dumps(reply.tool_calls, default=str)),
+                "tool_calls": [c["name"] for c in reply.tool_calls],
+                "input_tokens": usage["input_tokens"],
+                "output_tokens": usage["output_tokens"],
+                "cost_usd": usage["cost_usd"],
+            },
+        )
+        return reply
+
+    # -- tool path ----------------------------------------------------------------------
+
+    def wrap_tool_call(self, request: ToolCallRequest, execute):
+        return _governed_tool.run(self, request, execute)
+
+    async def awrap_tool_call(self, request: ToolCallRequest, execute):
+        return await _governed_tool.arun(self, request, execute)
+
+    # -- records ------------------------------------------------------------------------
+
+    def record(
         self,
-        request: ToolCallRequest,
-        execute: Callable[[ToolCallRequest], Awaitable[ToolResult]],
-    ) -> ToolResult:
-        return await execute(request)
+        scope: Scope,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        actor: str | None = None,
+        hook: str | None = None,
+    ) -> None:
+        """Buffer an audit event of `scope`."""
+        self.services.recorder.event(
+            kind,
+            actor or f"agent:{scope.agent}",
+            payload,
+            tenant_id=scope.tenant_id,
+            workflow=scope.workflow,
+            thread_id=scope.thread_id,
+            task_id=scope.task_id,
+            hook=hook,
+        )
+
+    def record_decision(self, scope: Scope, what: str, decision: P.Decision) -> None:
+        """Keep a decision that refused, rewrote, redacted or routed something."""
+        self.record(
+            scope,
+            "policy_decision",
+            {
+                "what": what,
+                "allowed": decision.allowed,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "details": dict(decision.details),
+            },
+        )
+
+    def _on_retry(self, scope: Scope, what: str):
+        def note(attempt: int, exc: BaseException, wait: float) -> None:
+            self.record(
+                scope,
+                "error",
+                {
+                    "retrying": what,
+                    "attempt": attempt,
+                    "wait": wait,
+                    "error_type": type(exc).__name__,
+                    "error": str(exc)[:500],
+                },
+            )
+
+        return note
 
 
-_PASS_THROUGH = Governor()
+def _retry(settings: Any) -> RetrySettings:
+    if settings is None:
+        return RetrySettings()
+    return RetrySettings(
+        attempts=settings.attempts,
+        initial_delay=settings.initial_delay,
+        backoff=settings.backoff,
+        max_delay=settings.max_delay,
+        jitter=0.1 if settings.jitter else 0.0,
+    )
+
+
+def usage_of(message: AIMessage, model: str, prices: dict | None = None) -> Usage:
+    """Usage and cost of one model reply (zeros when the provider reports nothing)."""
+    meta = message.usage_metadata or {}
+    tokens_in, tokens_out = meta.get("input_tokens", 0), meta.get("output_tokens", 0)
+    return Usage(
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        total_tokens=meta.get("total_tokens", tokens_in + tokens_out),
+        calls=1,
+        cost_usd=cost_usd(model, tokens_in, tokens_out, prices),
+    )
+
+
+def model_name_of(message: AIMessage, fallback: str) -> str:
+    meta = message.response_metadata or {}
+    return str(meta.get("model_name") or meta.get("model") or fallback)
 
 
 def governor_for(config: RunnableConfig | None) -> Governor:
-    """The governor of the runtime that compiled this graph (a pass-through one if none)."""
+    """The governor of the runtime that compiled this graph (process-local if none)."""
     runtime: Any = ((config or {}).get("configurable") or {}).get(RUNTIME_KEY)
-    return runtime.governor if runtime is not None else _PASS_THROUGH
+    return runtime.governor if runtime is not None else default_services().governor
 
 
 def runtime_for(config: RunnableConfig | None) -> Any:
@@ -99,13 +424,18 @@ def runtime_for(config: RunnableConfig | None) -> Any:
     return ((config or {}).get("configurable") or {}).get(RUNTIME_KEY)
 
 
-def _as_ai(reply: Any, agent: str) -> AIMessage:
-    if not isinstance(reply, AIMessage):
-        raise TypeError(
-            f"the model of agent {agent!r} returned {type(reply).__name__}, "
-            "not an AIMessage; pass a chat model"
-        )
-    return reply
+def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:
+    """Refuse (PolicyViolation) a read of `namespace` that the caller's policy does not allow.
+
+    Tools that read stores or corpora call this with the namespace they are about to read.
+    """
+    scope = scope_from(config)
+    if scope is None or scope.policies is None:
+        return
+    decision = P.evaluate_data_scope(scope.policies, call_scope(scope), namespace)
+    if not decision.allowed:
+        governor_for(config).record_decision(scope, "data_scope", decision)
+        decision.raise_if_denied()
 
 
 def tool_node_hooks() -> dict[str, Any]:

@@ -40,12 +40,49 @@ class Services:
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         audit_key: bytes | None = None,
+        model_timeout: float | None = None,
+        rate_wait: float = 30.0,
     ) -> None:
         self.db = db
         self.clock = clock
         self.sleep = sleep
         self.asleep = asleep
         self.audit_key = audit_key
+        self.model_timeout = model_timeout
+        self.rate_wait = rate_wait
+
+    @cached_property
+    def governor(self):
+        from podium.runtime.governor import Governor
+
+        return Governor(self)
+
+    @cached_property
+    def recorder(self):
+        from podium.runtime.events import Recorder
+
+        return Recorder(self.audit, self.ledger)
+
+    def flush(self) -> None:
+        """Write buffered audit events and usage rows (called at the end of each step)."""
+        if "recorder" in self.__dict__:
+            self.recorder.flush()
+
+    async def aacquire(self, tenant_id: str, limits: Any) -> None:
+        """Wait (without blocking the event loop) until every rate limit has room."""
+        from podium.runtime.ratelimit import RateLimited
+
+        waited = 0.0
+        while True:
+            decision = self.ratelimiter.try_acquire(tenant_id, limits)
+            if decision.allowed:
+                return
+            if waited + decision.retry_after > self.rate_wait:
+                raise RateLimited(
+                    tenant_id, decision.key or "?", decision.retry_after, self.rate_wait
+                )
+            await self.asleep(decision.retry_after)
+            waited += decision.retry_after
 
     @cached_property
     def threads(self):

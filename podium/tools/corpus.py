@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -81,8 +82,12 @@ def search(query: str, limit: int = 4) -> list[Passage]:
     return [p for _, _, p in hits[:limit]]
 
 
+#: The data namespace of the bundled corpus (policies grant it as a data scope).
+NAMESPACE = "corpus:energy"
+
+
 @tool
-def search_corpus(query: str) -> str:
+def search_corpus(query: str, config: RunnableConfig) -> str:
     """Search the document corpus for sentences about a topic.
 
     Args:
@@ -91,6 +96,9 @@ def search_corpus(query: str) -> str:
     Returns:
         Up to four matching sentences, one per line, each prefixed with its [source file].
     """
+    from podium.runtime.governor import check_data_scope
+
+    check_data_scope(config, NAMESPACE)
     hits = search(query)
     if not hits:
         return f"No passages match {query!r}. Try other keywords."

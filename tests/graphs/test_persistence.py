@@ -7,8 +7,8 @@ from langchain_core.tools import tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.graphs.research_brief import DEMO_GOAL
 from podium.testing import tool_call
+from tests.helpers import run_demo
 
 
 def _config(thread: str) -> dict:
@@ -18,9 +18,7 @@ def _config(thread: str) -> dict:
 def test_demo_workflow_runs_on_every_backend(db_url, tenant):
     with podium.open_runtime(db_url) as rt:
         app = rt.compile(podium.build_research_brief())
-        out = app.invoke(
-            {"goal": DEMO_GOAL}, _config(f"{tenant}-run"), context=RunContext(tenant_id=tenant)
-        )
+        out = run_demo(app, f"{tenant}-run", tenant=tenant)
         history = list(app.get_state_history(_config(f"{tenant}-run")))
         [info] = rt.threads.list(tenant_id=tenant)
     assert out["status"] == "completed"

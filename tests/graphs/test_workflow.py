@@ -10,9 +10,10 @@ import pytest
 from langchain_core.tools import tool
 
 import podium
-from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium import AgentSpec, Plan, PlannedTask
 from podium.nodes.prompts import REPAIR
 from podium.testing import tool_call
+from tests.helpers import run_demo
 
 DIAMOND = Plan(
     tasks=[
@@ -245,9 +246,9 @@ def test_max_concurrency_bounds_each_wave(scripted):
 def test_follow_up_starts_a_new_round_on_the_same_thread():
     with podium.open_runtime("memory://") as rt:
         app = rt.compile(podium.build_research_brief())
-        first = app.invoke({"goal": "Write a brief on heat pump adoption"}, _config("chat"))
-        second = app.invoke(
-            {"messages": [("user", "Now a brief on rooftop solar")]}, _config("chat")
+        first = run_demo(app, "chat", goal="Write a brief on heat pump adoption")
+        second = run_demo(
+            app, "chat", inputs={"messages": [("user", "Now a brief on rooftop solar")]}
         )
     assert first["round"] == 1 and second["round"] == 2
     assert second["goal"] == "Now a brief on rooftop solar"
@@ -260,11 +261,7 @@ def test_follow_up_starts_a_new_round_on_the_same_thread():
 def test_context_tenant_is_recorded_in_the_thread_index(tenant):
     with podium.open_runtime("memory://") as rt:
         app = rt.compile(podium.build_research_brief())
-        app.invoke(
-            {"goal": "Write a brief on heat pumps"},
-            _config("idx"),
-            context=RunContext(tenant_id=tenant),
-        )
+        run_demo(app, "idx", tenant=tenant, goal="Write a brief on heat pumps")
         [info] = rt.threads.list(tenant_id=tenant)
         assert rt.threads.list(tenant_id="someone-else") == []
     assert (info.thread_id, info.workflow, info.status) == ("idx", "research_brief", "completed")

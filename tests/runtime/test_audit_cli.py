@@ -209,9 +209,7 @@ def test_through_the_podium_command(tmp_path, capsys):
 def test_in_a_subprocess_with_the_key_in_the_environment(tmp_path):
     db = f"sqlite:///{tmp_path / 'p.db'}"
     write(db, "acme", 3, key=b"from-env")
-    script = (
-        "import sys; from podium import cli; sys.exit(cli.main(sys.argv[1:]))"
-    )
+    script = "import sys; from podium import cli; sys.exit(cli.main(sys.argv[1:]))"
 
     def verify(env: dict[str, str]) -> subprocess.CompletedProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}

@@ -6,17 +6,13 @@ import pytest
 
 import podium
 from podium.errors import DatabaseError, ThreadNotFound
-from podium.graphs.research_brief import DEMO_GOAL
+from tests.helpers import arun_demo, run_demo
 
 
 async def test_async_runtime_runs_the_demo_on_every_backend(db_url, tenant):
     async with podium.open_async_runtime(db_url) as rt:
         app = rt.compile(podium.build_research_brief())
-        out = await app.ainvoke(
-            {"goal": DEMO_GOAL},
-            {"configurable": {"thread_id": f"{tenant}-a"}},
-            context=podium.RunContext(tenant_id=tenant),
-        )
+        out = await arun_demo(app, f"{tenant}-a", tenant=tenant)
         [info] = rt.threads.list(tenant_id=tenant)
     assert out["status"] == "completed"
     assert info.status == "completed"
@@ -25,9 +21,7 @@ async def test_async_runtime_runs_the_demo_on_every_backend(db_url, tenant):
 def test_reopening_sees_the_same_threads(durable_url, tenant):
     config = {"configurable": {"thread_id": f"{tenant}-keep"}}
     with podium.open_runtime(durable_url) as rt:
-        rt.compile(podium.build_research_brief()).invoke(
-            {"goal": DEMO_GOAL}, config, context=podium.RunContext(tenant_id=tenant)
-        )
+        run_demo(rt.compile(podium.build_research_brief()), f"{tenant}-keep", tenant=tenant)
     with podium.open_runtime(durable_url) as rt:
         state = rt.compile(podium.build_research_brief()).get_state(config)
         assert state.values["status"] == "completed"
@@ -55,7 +49,7 @@ def test_a_thread_of_another_tenant_cannot_be_run(tenant):
     config = {"configurable": {"thread_id": f"{tenant}-owned"}}
     with podium.open_runtime("memory://") as rt:
         app = rt.compile(podium.build_research_brief())
-        app.invoke({"goal": DEMO_GOAL}, config, context=podium.RunContext(tenant_id=tenant))
+        run_demo(app, f"{tenant}-owned", tenant=tenant)
         with pytest.raises(ThreadNotFound):
             app.invoke({"goal": "steal"}, config, context=podium.RunContext(tenant_id="intruder"))
 

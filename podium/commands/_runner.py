@@ -1,0 +1,203 @@
+"""Running a workflow from the CLI: progress lines, gates, and the final report.
+
+At a gate the runner asks at a terminal, approves everything with `--approve-all`, or
+(no terminal, no flag) stops, prints the command that decides the gate, and succeeds:
+the run waits in its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from podium import _render
+from podium.context import RunContext
+from podium.decisions import PendingGate, decide, pending_gates
+from podium.errors import PodiumError
+from podium.gates import Decision
+from podium.graphs.catalog import get_workflow
+from podium.runtime import PodiumRuntime
+
+EXIT_OK, EXIT_RUN_FAILED = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class GateMode:
+    """How the CLI meets a gate: "ask" (a terminal), "approve" (unattended) or "stop"."""
+
+    mode: str
+
+    @classmethod
+    def choose(cls, approve_all: bool, stdin: TextIO = sys.stdin) -> GateMode:
+        if approve_all:
+            return cls("approve")
+        return cls("ask" if stdin.isatty() else "stop")
+
+
+def compile_workflow(rt: PodiumRuntime, workflow: str, model: str | None) -> Any:
+    factory = get_workflow(workflow, os.environ.get("PODIUM_WORKFLOWS"))
+    return rt.compile(factory(model=model))
+
+
+def config_of(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def execute(
+    rt: PodiumRuntime,
+    app: Any,
+    inputs: Any,
+    thread_id: str,
+    context: RunContext,
+    *,
+    quiet: bool = False,
+    gates: GateMode = GateMode("stop"),
+    at_gates: bool = False,
+) -> int:
+    """Stream a run (or a resume), meet its gates, and print the outcome.
+
+    With `at_gates` the thread is already waiting at gates: decide those first.
+    """
+    print(f"thread: {thread_id}", file=sys.stderr)
+    events: Any = (
+        ()
+        if at_gates
+        else app.stream(inputs, config_of(thread_id), context=context, stream_mode="custom")
+    )
+    return follow(rt, app, thread_id, context, events, quiet=quiet, gates=gates)
+
+
+def follow(
+    rt: PodiumRuntime,
+    app: Any,
+    thread_id: str,
+    context: RunContext,
+    events: Any,
+    *,
+    quiet: bool = False,
+    gates: GateMode = GateMode("stop"),
+) -> int:
+    """Print a run's events until it ends or waits at a gate that this CLI cannot decide."""
+    progress = _render.Progress(sys.stderr)
+    while True:
+        if not _drain(rt, events, thread_id, progress, quiet):
+            return EXIT_RUN_FAILED
+        pending = pending_gates(app, thread_id)
+        if not pending:
+            return report(app, thread_id)
+        decisions = _decide(pending, gates, thread_id)
+        if decisions is None:
+            return EXIT_OK
+        events = decide(
+            app,
+            thread_id,
+            decisions,
+            context=_decider(context, pending, gates),
+            stream_mode="custom",
+        )
+
+
+def _drain(rt: PodiumRuntime, events: Any, thread_id: str, progress: Any, quiet: bool) -> bool:
+    try:
+        for event in events:
+            if not quiet and isinstance(event, dict):
+                progress(event)
+    except PodiumError:
+        raise
+    except Exception as exc:
+        rt.threads.set_status(thread_id, "stopped")
+        print(
+            f"podium: run stopped: {type(exc).__name__}: {exc}\n"
+            f"The last checkpoint is kept; continue with `podium resume {thread_id}`.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _decider(context: RunContext, pending: list[PendingGate], gates: GateMode) -> RunContext:
+    """Who decides: the CLI user, acting with the roles the gates ask for when the operator
+    approves at the terminal or with --approve-all (they run the process, so they decide)."""
+    roles = set(context.roles) | {r for g in pending for r in g.request.roles}
+    return RunContext(tenant_id=context.tenant_id, user_id=context.user_id, roles=frozenset(roles))
+
+
+def _decide(pending: list[PendingGate], gates: GateMode, thread_id: str):
+    if gates.mode == "approve":
+        for gate in pending:
+            print(
+                f"approving gate {gate.request.gate_id} ({describe(gate)}) [--approve-all]",
+                file=sys.stderr,
+            )
+        return {g.request.gate_id: Decision(decision="approve") for g in pending}
+    if gates.mode == "stop":
+        for gate in pending:
+            print(
+                f"waiting for approval: gate {gate.request.gate_id}: {describe(gate)}",
+                file=sys.stderr,
+            )
+            roles = "".join(f" --role {r}" for r in gate.request.roles[:1])
+            print(
+                f"  decide with: podium approve {thread_id} --gate {gate.request.gate_id}"
+                f"{roles}   (or reject / edit)",
+                file=sys.stderr,
+            )
+
+        return None
+    return {g.request.gate_id: _ask(g) for g in pending}
+
+
+def _ask(gate: PendingGate) -> Decision:
+    request = gate.request
+    print(
+        f"\n=== approval needed ({request.kind}) ===\n{describe(gate, full=True)}", file=sys.stderr
+    )
+    if request.kind == "question":
+        return Decision(decision="respond", response=input("your answer> ").strip() or "(none)")
+    while True:
+        choice = input("[a]pprove, [r]eject or [e]dit? ").strip().lower()[:1]
+        if choice == "a":
+            return Decision(decision="approve")
+        if choice == "r":
+            return Decision(decision="reject", comment=input("comment> ").strip())
+        if choice == "e" and request.kind == "tool":
+            try:
+                return Decision(decision="edit", args=json.loads(input("arguments JSON> ")))
+            except (ValueError, TypeError) as exc:
+                print(f"not valid JSON arguments: {exc}", file=sys.stderr)
+        elif choice == "e" and request.kind == "answer":
+            return Decision(decision="edit", answer=input("new answer> "))
+
+
+def describe(gate: PendingGate, *, full: bool = False) -> str:
+    """What a gate asks, in one line (or in full)."""
+    r = gate.request
+    if r.kind == "tool":
+        args = json.dumps(r.args, ensure_ascii=False)
+        text = f"{r.agent} wants to call {r.tool}({args if full else args[:80]})"
+    elif r.kind == "plan":
+        text = f"plan of {len(r.plan or [])} tasks: " + "; ".join(
+            f"{t['id']} {t['agent']}" for t in r.plan or []
+        )
+    elif r.kind == "answer":
+        text = f"final answer: {(r.answer or '') if full else (r.answer or '')[:80]}"
+    else:
+        text = f"{r.agent} asks: {r.question}"
+    if r.roles:
+        text += f"  [needs role: {', '.join(r.roles)}]"
+    if gate.note:
+        text += f"  (note: {gate.note})"
+    return text
+
+
+def report(app: Any, thread_id: str) -> int:
+    values = app.get_state(config_of(thread_id)).values
+    print(values.get("answer", ""))
+    print()
+    print(_render.task_table(values))
+    print()
+    print(_render.usage_table(values))
+    return EXIT_OK if values.get("status") == "completed" else EXIT_RUN_FAILED

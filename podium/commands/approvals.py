@@ -1,0 +1,137 @@
+"""`podium approvals` (the inbox) and `podium approve|reject|edit|respond` (decisions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from podium import _render
+from podium.commands._common import command, db_and_tenant
+from podium.commands._runner import GateMode, compile_workflow, follow
+from podium.context import RunContext
+from podium.decisions import PendingGate, decide
+from podium.errors import ConfigurationError
+from podium.gates import Decision
+from podium.runtime import open_runtime
+
+
+def register(sub: Any) -> None:
+    inbox = command(
+        sub,
+        "approvals",
+        cmd_approvals,
+        "List every pending gate of a tenant across threads (oldest first); "
+        "gates past their expiry are escalated, never approved.",
+    )
+    db_and_tenant(inbox)
+    for verb, text in (
+        ("approve", "Approve a pending gate and let the run continue."),
+        ("reject", "Reject a pending gate; the comment goes back to the agent."),
+        ("edit", "Approve a gate with edited tool arguments, plan or answer."),
+        ("respond", "Answer a question an agent asked (ask_human)."),
+    ):
+        parser = command(sub, verb, cmd_decide, text)
+        parser.add_argument("thread", help="Thread id (see `podium approvals`).")
+        parser.add_argument(
+            "--gate", default=None, help="Gate id; needed when several gates are pending."
+        )
+        parser.add_argument("--comment", default="", help="Why (kept in the audit log).")
+        parser.add_argument("--user", default="cli", help="Who decides (default %(default)s).")
+        parser.add_argument(
+            "--role",
+            action="append",
+            default=[],
+            help="A role of the deciding user (repeatable), e.g. --role editor.",
+        )
+        parser.add_argument("--quiet", action="store_true", help="No progress lines.")
+        if verb == "edit":
+            what = parser.add_mutually_exclusive_group(required=True)
+            what.add_argument("--args", help="New tool arguments as a JSON object.")
+            what.add_argument("--plan", help="New plan as a JSON list of tasks.")
+            what.add_argument("--answer", help="New final answer text.")
+        if verb == "respond":
+            parser.add_argument("response", help="The answer to the agent's question.")
+        db_and_tenant(parser)
+        parser.set_defaults(verb=verb)
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    with open_runtime(args.db) as rt:
+        records, escalated = rt.services.approvals.pending(args.tenant)
+        for record in escalated:
+            rt.services.recorder.event(
+                "escalation",
+                "system:podium",
+                {"gate_id": record.gate_id, "kind": record.kind, "expired_at": record.expires_at},
+                tenant_id=record.tenant_id,
+                workflow=record.workflow,
+                thread_id=record.thread_id,
+                hook="escalation",
+            )
+        rt.services.flush()
+    if not records:
+        print(f"no pending gates for tenant {args.tenant!r}")
+        return 0
+    now = time.time()
+    rows = []
+    for record in records:
+        gate = PendingGate("", record.request)
+        rows.append(
+            [
+                record.gate_id,
+                record.thread_id,
+                _render.age(now - record.requested_at),
+                record.kind,
+                record.agent or "-",
+                record.status,
+                _describe(gate)[:70],
+            ]
+        )
+    print(_render.table(["gate", "thread", "age", "kind", "agent", "status", "asks"], rows))
+    for record in escalated:
+        print(f"escalated: gate {record.gate_id} expired undecided; it stays open", file=sys.stderr)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    decision = _decision(args)
+    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
+    with open_runtime(args.db) as rt:
+        info = rt.threads.get(args.thread, tenant_id=args.tenant)
+        app = compile_workflow(rt, info.workflow, None)
+        events = decide(
+            app, args.thread, decision, context=context, gate=args.gate, stream_mode="custom"
+        )
+        print(f"{args.verb}: recorded for thread {args.thread}", file=sys.stderr)
+        return follow(
+            rt, app, args.thread, context, events, quiet=args.quiet, gates=GateMode("stop")
+        )
+
+
+def _decision(args: argparse.Namespace) -> Decision:
+    common = {"comment": args.comment, "user": args.user}
+    if args.verb == "approve":
+        return Decision(decision="approve", **common)
+    if args.verb == "reject":
+        return Decision(decision="reject", **common)
+    if args.verb == "respond":
+        return Decision(decision="respond", response=args.response, **common)
+    try:
+        if args.args is not None:
+            return Decision(decision="edit", args=json.loads(args.args), **common)
+        if args.plan is not None:
+            return Decision(decision="edit", plan=json.loads(args.plan), **common)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"--args/--plan must be JSON: {exc.msg} at char {exc.pos}"
+        ) from exc
+    return Decision(decision="edit", answer=args.answer, **common)
+
+
+def _describe(gate: PendingGate) -> str:
+    from podium.commands._runner import describe
+
+    return describe(gate)

@@ -1,0 +1,67 @@
+"""Audit records written by the graph's nodes (the governor writes those of calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from podium.runtime.scope import scope_from
+from podium.runtime.services import services_for
+
+
+def record(
+    config: RunnableConfig,
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    task_id: str | None = None,
+    actor: str | None = None,
+    hook: str | None = None,
+) -> None:
+    """Buffer an audit event for the scope carried by `config` (written at the step's end)."""
+    scope = scope_from(config)
+    if scope is None:
+        return
+    services_for(config).recorder.event(
+        kind,
+        actor or f"agent:{scope.agent}",
+        payload,
+        tenant_id=scope.tenant_id,
+        workflow=scope.workflow,
+        thread_id=scope.thread_id,
+        task_id=task_id or scope.task_id,
+        checkpoint_id=((config.get("configurable") or {}).get("checkpoint_map") or {}).get(""),
+        hook=hook,
+    )
+
+
+def record_transitions(
+    config: RunnableConfig, before: Mapping[str, Mapping], after: Mapping[str, Mapping]
+) -> None:
+    """One `transition` event (and hook call) per history entry added between two tables."""
+    for task_id, task in after.items():
+        if task_id.startswith("__"):
+            continue
+        known = len((before.get(task_id) or {}).get("history") or ())
+        for entry in (task.get("history") or ())[known:]:
+            payload = {"agent": task["agent"], "from": entry["from"], "to": entry["to"]}
+            if entry.get("reason"):
+                payload["reason"] = entry["reason"]
+            record(
+                config,
+                "transition",
+                payload,
+                task_id=task_id,
+                actor="system:podium",
+                hook="transition",
+            )
+
+
+def set_thread_status(config: RunnableConfig, status: str) -> None:
+    """Update the thread index (root graph only; nested workflows share the thread)."""
+    configurable = config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if thread_id is not None and "|" not in configurable.get("checkpoint_ns", ""):
+        services_for(config).threads.set_status(str(thread_id), status)

@@ -1,0 +1,334 @@
+"""Policy schema: frozen pydantic models that people write in YAML.
+
+A policy file has scope-keyed sections, general to specific:
+
+    global -> tenants.<t> -> workflows.<w> -> agents.<a> -> tools.<tool>
+
+plus `models.<model>` (per-model rate limits) and `prices.<model>` (USD per 1M input
+and output tokens). Every setting is optional; None means "this scope says nothing",
+so the next more general scope decides. Every model forbids unknown keys, and every
+list is a tuple and every mapping read-only, so a loaded `PolicySet` cannot change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    WrapSerializer,
+    field_validator,
+    model_validator,
+)
+
+
+@lru_cache(maxsize=512)
+def compiled(pattern: str) -> re.Pattern[str]:
+    """`re.compile(pattern)`, cached: policies reuse a few patterns on every call."""
+    return re.compile(pattern)
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"{value!r} is not a scalar; one_of takes strings, numbers or booleans")
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+Scalar = Annotated[Any, AfterValidator(_scalar)]
+Names = tuple[str, ...]
+
+
+def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+def _as_dict(value: Mapping[str, Any], handler: Any) -> Any:
+    return handler(dict(value))
+
+
+V = TypeVar("V")
+#: A mapping validated from YAML, stored read-only, dumped back as a dict.
+FrozenMap = Annotated[dict[str, V], AfterValidator(_frozen), WrapSerializer(_as_dict)]
+
+
+def _bool_to_approval(value: Any) -> Any:
+    return {"required": value} if isinstance(value, bool) else value
+
+
+class Model(BaseModel):
+    """Base of every policy model: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, validate_default=True
+    )
+
+
+class ArgConstraint(Model):
+    """Constraints on one tool argument; all that are set must hold."""
+
+    required: bool = False
+    under: str | None = Field(None, min_length=1)
+    min: float | None = None
+    max: float | None = None
+    hosts: Names | None = None
+    pattern: Regex | None = None
+    one_of: tuple[Scalar, ...] | None = None
+    max_length: NonNegativeInt | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ArgConstraint:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min!r} is larger than max {self.max!r}")
+        return self
+
+
+class ToolAccess(Model):
+    """Tool names this scope allows or denies; "*" means every tool."""
+
+    allow: Names = ()
+    deny: Names = ()
+
+
+class Redaction(Model):
+    """Replace every full match of `pattern` (a regex) by the literal `replacement`."""
+
+    pattern: Regex
+    replacement: str = "[REDACTED]"
+
+
+class PiiFilter(Model):
+    """Which kinds of personal data to redact; None leaves the question to a wider scope."""
+
+    email: bool | None = None
+    phone: bool | None = None
+    card: bool | None = None
+
+
+class OutputPolicy(Model):
+    """Filters on tool results and final answers."""
+
+    redact: tuple[Redaction, ...] = ()
+    pii: PiiFilter = PiiFilter()
+    max_length: PositiveInt | None = None
+    marker: str | None = None
+
+
+class Amounts(Model):
+    """A budget in tokens and/or US dollars."""
+
+    tokens: NonNegativeInt | None = None
+    usd: NonNegativeFloat | None = None
+
+
+class AgentBudgets(Model):
+    """Budgets of one agent: `per_run` is per agent per run."""
+
+    per_run: Amounts | None = None
+
+
+class WorkflowBudgets(AgentBudgets):
+    """`per_run` caps one run of the workflow; `per_agent` is each agent's default per run."""
+
+    per_agent: Amounts | None = None
+
+
+class Budgets(WorkflowBudgets):
+    """Global or tenant budgets; `per_day` is per tenant per (UTC) day."""
+
+    per_day: Amounts | None = None
+
+
+class RateLimitSpec(Model):
+    """A token bucket: at most `calls` calls, refilled over `per` seconds."""
+
+    calls: PositiveInt
+    per: PositiveFloat
+
+
+class ScopeRateLimit(RateLimitSpec):
+    """A scope's rate limit; `kind` says which calls it counts (model, tool or any)."""
+
+    kind: Literal["any", "model", "tool"] = "any"
+
+
+class Downgrade(Model):
+    """Switch to model `to` when the remaining budget fraction falls below `below_fraction`."""
+
+    below_fraction: float = Field(gt=0, le=1)
+    to: str = Field(min_length=1)
+
+
+class Route(Model):
+    """Models per task class, e.g. `{summarise: "openai:gpt-4o-mini"}`."""
+
+    task_class: FrozenMap[str] = {}
+
+
+class ModelChoice(Model):
+    """Which model a scope uses (`use`), per task class (`route`) and when money is short."""
+
+    use: str | None = Field(None, min_length=1)
+    route: Route | None = None
+    downgrade: Downgrade | None = None
+
+
+class RetrySettings(Model):
+    """Retries with exponential backoff: delay = min(initial_delay * backoff**n, max_delay)."""
+
+    attempts: PositiveInt = 3
+    initial_delay: NonNegativeFloat = 0.5
+    backoff: float = Field(2.0, ge=1)
+    max_delay: NonNegativeFloat = 30.0
+    jitter: bool = True
+
+
+class Approval(Model):
+    """A human approval: who may give it (any role when empty) and how long it stays valid."""
+
+    required: bool = True
+    roles: Names = ()
+    expires_in: PositiveFloat | None = None
+
+
+ApprovalSetting = Annotated[Approval, BeforeValidator(_bool_to_approval)]
+
+
+class ToolApproval(Approval):
+    """Approval of a tool call; only when the arguments match `when`, unless the caller has
+    one of `unless_roles`."""
+
+    when: FrozenMap[ArgConstraint] = {}
+    unless_roles: Names = ()
+
+
+class Block(Model):
+    """What any scope (global, tenant, workflow, agent) can say."""
+
+    tools: ToolAccess | None = None
+    output: OutputPolicy | None = None
+    rate_limits: tuple[ScopeRateLimit, ...] | None = None
+    model: ModelChoice | None = None
+    data_scopes: Names | None = None
+    timeout: PositiveFloat | None = None
+    retry: RetrySettings | None = None
+
+
+class AgentBlock(Block):
+    """Settings of one agent (in every workflow it appears in)."""
+
+    budgets: AgentBudgets | None = None
+
+
+class WorkflowBlock(Block):
+    """Settings of one workflow, including its plan and answer gates."""
+
+    budgets: WorkflowBudgets | None = None
+    approve_plan: ApprovalSetting | None = None
+    approve_answer: ApprovalSetting | None = None
+
+
+class ScopeBlock(WorkflowBlock):
+    """The global block and each tenant's block."""
+
+    budgets: Budgets | None = None  # type: ignore[assignment]
+
+
+class ToolPolicy(Model):
+    """Everything about one tool: access switch, arguments, approval and runtime metadata."""
+
+    enabled: bool = True
+    args: FrozenMap[ArgConstraint] = {}
+    requires_approval: ToolApproval | None = None
+    side_effects: bool = False
+    idempotent: bool | None = None
+    timeout: PositiveFloat | None = None
+    retry: RetrySettings | None = None
+    rate_limit: RateLimitSpec | None = None
+    output: OutputPolicy | None = None
+
+
+class ModelPolicy(Model):
+    """Per-model settings (keyed by the model string, e.g. "openai:gpt-4o")."""
+
+    rate_limit: RateLimitSpec | None = None
+
+
+Price = tuple[NonNegativeFloat, NonNegativeFloat]
+
+
+class PolicySet(Model):
+    """A whole policy: every section merged from one file or a directory of files."""
+
+    global_: ScopeBlock = Field(default_factory=ScopeBlock, alias="global")
+    tenants: FrozenMap[ScopeBlock] = {}
+    workflows: FrozenMap[WorkflowBlock] = {}
+    agents: FrozenMap[AgentBlock] = {}
+    tools: FrozenMap[ToolPolicy] = {}
+    models: FrozenMap[ModelPolicy] = {}
+    prices: FrozenMap[Price] = {}
+
+    # Where each key came from, (file, line) by key path; filled by the loader so that
+    # `validate_names` can point at the line even when called long after loading.
+    _origins: Mapping[tuple[Any, ...], tuple[str, int]] = PrivateAttr(default_factory=dict)
+    _sources: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("tenants", "workflows", "agents", "tools", "models", "prices", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        # `agents:` with nothing under it is YAML null; read it as an empty section.
+        return {} if value is None else value
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The files this policy was loaded from (empty when built in code)."""
+        return self._sources
+
+    def origin(self, path: tuple[Any, ...]) -> tuple[str | None, int | None]:
+        """File and line of the key at `path` (or of its nearest enclosing key)."""
+        for end in range(len(path), -1, -1):
+            found = self._origins.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return (self._sources[0] if self._sources else None), None
+
+    def validate_names(
+        self,
+        *,
+        agents: Iterable[str] | None = None,
+        tools: Iterable[str] | None = None,
+        workflows: Iterable[str] | None = None,
+    ) -> None:
+        """Check that every agent, tool and workflow the policy names exists.
+
+        A kind left as None is not checked. Called by the loader and again by the
+        workflow builder, which knows the registered names.
+
+        Raises:
+            PolicyError: naming the file, line and key path of the first unknown name
+                (the others follow in the message).
+        """
+        from podium.policies._names import check_names
+
+        check_names(self, agents=agents, tools=tools, workflows=workflows)

@@ -1,0 +1,149 @@
+"""Rate limits: which buckets apply (tenant-qualified keys) and the token-bucket math."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from podium.policies import BucketState, CallScope, RateLimit, rate_limits_for, take
+
+POLICY = """
+global:
+  rate_limits:
+    - {calls: 100, per: 60}
+    - {calls: 10, per: 1, kind: model}
+tenants:
+  acme:
+    rate_limits: [{calls: 600, per: 60}]
+  quiet:
+    rate_limits: []
+workflows:
+  research_brief:
+    rate_limits: [{calls: 50, per: 60, kind: tool}]
+agents:
+  researcher:
+    rate_limits: [{calls: 30, per: 60}]
+tools:
+  search_corpus:
+    rate_limit: {calls: 5, per: 10}
+models:
+  "openai:gpt-4o": {rate_limit: {calls: 60, per: 60}}
+  "gpt-4.1": {rate_limit: {calls: 6, per: 60}}
+"""
+
+CASES = [
+    # (call, tool, model, expected [(key, capacity, per, rule)])
+    (
+        CallScope("default"),
+        None,
+        None,
+        [("tenant:default", 100, 60, "global.rate_limits[0]")],
+    ),
+    (
+        CallScope("default"),
+        None,
+        "openai:gpt-4o",
+        [
+            ("tenant:default", 100, 60, "global.rate_limits[0]"),
+            ("tenant:default#1", 10, 1, "global.rate_limits[1]"),
+            ("model:default:openai:gpt-4o", 60, 60, "models.openai:gpt-4o.rate_limit"),
+        ],
+    ),
+    (
+        CallScope("acme"),
+        None,
+        "openai:gpt-4.1",  # found without its provider prefix
+        [
+            ("tenant:acme", 600, 60, "tenants.acme.rate_limits[0]"),
+            ("model:acme:gpt-4.1", 6, 60, 'models."gpt-4.1".rate_limit'),
+        ],
+    ),
+    (
+        CallScope("quiet"),
+        "search_corpus",
+        None,
+        [
+            ("tool:quiet:search_corpus", 5, 10, "tools.search_corpus.rate_limit"),
+        ],
+    ),
+    (
+        CallScope("acme", "research_brief", "researcher"),
+        "search_corpus",
+        None,
+        [
+            ("tenant:acme", 600, 60, "tenants.acme.rate_limits[0]"),
+            ("workflow:acme:research_brief", 50, 60, "workflows.research_brief.rate_limits[0]"),
+            ("agent:acme:researcher", 30, 60, "agents.researcher.rate_limits[0]"),
+            ("tool:acme:search_corpus", 5, 10, "tools.search_corpus.rate_limit"),
+        ],
+    ),
+    (
+        CallScope("acme", "research_brief", "researcher"),
+        None,
+        "demo",  # the workflow's limit counts tool calls only
+        [
+            ("tenant:acme", 600, 60, "tenants.acme.rate_limits[0]"),
+            ("agent:acme:researcher", 30, 60, "agents.researcher.rate_limits[0]"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "tool", "model", "expected"), CASES)
+def test_rate_limits_for(policy, call, tool, model, expected):
+    limits = rate_limits_for(policy(POLICY), call, tool=tool, model=model)
+    assert [(lim.key, lim.capacity, lim.per, lim.rule) for lim in limits] == expected
+
+
+def test_tenants_never_share_a_bucket(policy):
+    ps = policy(POLICY)
+    keys_a = {lim.key for lim in rate_limits_for(ps, CallScope("a", None, "researcher"), tool="x")}
+    keys_b = {lim.key for lim in rate_limits_for(ps, CallScope("b", None, "researcher"), tool="x")}
+    assert keys_a and not keys_a & keys_b
+
+
+LIMIT = RateLimit("tool:acme:search_corpus", capacity=5, per=10.0, rule="tools.x.rate_limit")
+
+TAKE_CASES = [
+    # (bucket before, now, cost, allowed, tokens after, retry_after)
+    (None, 100.0, 1, True, 4.0, 0.0),  # a new bucket starts full
+    (BucketState(0.0, 100.0), 100.0, 1, False, 0.0, 2.0),  # 0.5 tokens/s: 1 token in 2s
+    (BucketState(0.0, 100.0), 101.0, 1, False, 0.5, 1.0),
+    (BucketState(0.0, 100.0), 102.0, 1, True, 0.0, 0.0),
+    (BucketState(2.0, 100.0), 1000.0, 1, True, 4.0, 0.0),  # refill stops at capacity
+    (BucketState(5.0, 100.0), 100.0, 5, True, 0.0, 0.0),
+    (BucketState(4.0, 100.0), 100.0, 5, False, 4.0, 2.0),
+    (BucketState(1.0, 100.0), 90.0, 1, True, 0.0, 0.0),  # clock stepped back: no new tokens
+    (BucketState(5.0, 100.0), 100.0, 6, False, 5.0, None),  # never fits
+]
+
+
+@pytest.mark.parametrize(("bucket", "now", "cost", "allowed", "tokens", "retry"), TAKE_CASES)
+def test_take(bucket, now, cost, allowed, tokens, retry):
+    decision, after = take(bucket, LIMIT, now, cost)
+    assert decision.allowed is allowed
+    assert after.tokens == pytest.approx(tokens)
+    assert after.updated_at == max(now, bucket.updated_at if bucket else now)
+    if retry is None:
+        assert decision.details["retry_after"] is None
+    else:
+        assert decision.details["retry_after"] == pytest.approx(retry)
+    assert decision.rule == LIMIT.rule
+    assert decision.details["key"] == LIMIT.key
+
+
+def test_take_sustains_the_configured_rate():
+    # Calling every 0.1s for 60s: 5 at once, then one per 2 seconds.
+    bucket, allowed = None, 0
+    for step in range(600):
+        decision, bucket = take(bucket, LIMIT, step / 10, 1)
+        allowed += decision.allowed
+    assert allowed == 5 + math.floor(59.9 / 2)
+
+
+def test_waiting_retry_after_is_enough():
+    decision, bucket = take(BucketState(0.25, 0.0), LIMIT, 0.0)
+    wait = decision.details["retry_after"]
+    decision, _ = take(bucket, LIMIT, wait)
+    assert decision.allowed

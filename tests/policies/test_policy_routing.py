@@ -1,0 +1,96 @@
+"""Model routing: downgrade first, then task-class routes, then the scope's model."""
+
+from __future__ import annotations
+
+import pytest
+
+from podium.models import PRICES
+from podium.policies import CallScope, price_table, route_model
+
+POLICY = """
+global:
+  model:
+    use: "openai:gpt-4o"
+    route: {task_class: {summarise: "openai:gpt-4o-mini", extract: "openai:gpt-4.1-mini"}}
+    downgrade: {below_fraction: 0.1, to: demo}
+tenants:
+  acme:
+    model: {use: "anthropic:claude-sonnet-4-0"}
+workflows:
+  research_brief:
+    model:
+      downgrade: {below_fraction: 0.25, to: "openai:gpt-4o-mini"}
+agents:
+  writer:
+    model:
+      use: "openai:gpt-4.1"
+      route: {task_class: {summarise: "openai:gpt-4.1-mini"}}
+prices:
+  gpt-4o-mini: [0.1, 0.4]
+  my-local: [0, 0]
+"""
+
+CASES = [
+    # (call, task_class, remaining_fraction, model, rule)
+    (CallScope(), None, None, "openai:gpt-4o", "global.model.use"),
+    (CallScope("acme"), None, None, "anthropic:claude-sonnet-4-0", "tenants.acme.model.use"),
+    (CallScope(agent="writer"), None, 0.5, "openai:gpt-4.1", "agents.writer.model.use"),
+    (
+        CallScope(agent="writer"),
+        "summarise",
+        None,
+        "openai:gpt-4.1-mini",
+        "agents.writer.model.route.task_class.summarise",
+    ),
+    (
+        CallScope(agent="writer"),
+        "extract",
+        None,
+        "openai:gpt-4.1-mini",
+        "global.model.route.task_class.extract",
+    ),
+    (CallScope(agent="writer"), "unknown_class", None, "openai:gpt-4.1", "agents.writer.model.use"),
+    (CallScope(agent="writer"), "summarise", 0.05, "demo", "global.model.downgrade"),
+    (CallScope(agent="writer"), None, 0.1, "openai:gpt-4.1", "agents.writer.model.use"),
+    (
+        CallScope("acme", "research_brief", "writer"),
+        None,
+        0.2,
+        "openai:gpt-4o-mini",
+        "workflows.research_brief.model.downgrade",
+    ),
+    # The workflow's threshold is the most specific: 0.3 is above it, no downgrade.
+    (
+        CallScope("acme", "research_brief"),
+        None,
+        0.3,
+        "anthropic:claude-sonnet-4-0",
+        "tenants.acme.model.use",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "task_class", "fraction", "model", "rule"), CASES)
+def test_route_model(policy, call, task_class, fraction, model, rule):
+    decision = route_model(
+        policy(POLICY), call, current="demo", task_class=task_class, remaining_fraction=fraction
+    )
+    assert decision.allowed
+    assert (decision.details["model"], decision.rule) == (model, rule), decision.reason
+    assert decision.details["routed"] is (model != "demo")
+
+
+def test_no_rule_keeps_the_current_model(policy):
+    decision = route_model(policy("{}"), CallScope(), current="openai:gpt-4o", task_class="x")
+    assert (decision.rule, dict(decision.details)) == (
+        "default",
+        {"model": "openai:gpt-4o", "routed": False},
+    )
+
+
+def test_price_table_overrides_defaults(policy):
+    prices = price_table(policy(POLICY))
+    assert prices["gpt-4o-mini"] == (0.1, 0.4)
+    assert prices["my-local"] == (0.0, 0.0)
+    assert prices["gpt-4o"] == PRICES["gpt-4o"]
+    assert PRICES["gpt-4o-mini"] == (0.15, 0.60)  # the shared table is untouched
