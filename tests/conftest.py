@@ -81,3 +81,10 @@ def scripted() -> Iterator:
 def tenant() -> str:
     """A tenant id no other test uses, so shared databases do not mix records."""
     return f"tenant-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch) -> None:
+    """Every test runs in its own directory, so files a run writes (reports/, .podium/)
+    never land in the source tree."""
+    monkeypatch.chdir(tmp_path)
