@@ -49,9 +49,7 @@ def named_answers(agents: Sequence[str]) -> Counter:
 
     def count(messages: Sequence[BaseMessage]) -> int:
         return sum(
-            1
-            for m in messages
-            if isinstance(m, AIMessage) and m.name in names and not m.tool_calls
+            1 for m in messages if isinstance(m, AIMessage) and m.name in names and not m.tool_calls
         )
 
     return count
@@ -61,7 +59,9 @@ def message_chars(message: BaseMessage) -> int:
     """Characters of one message as a model receives it: its text plus any tool calls."""
     chars = len(message.text)
     if isinstance(message, AIMessage) and message.tool_calls:
-        chars += len(json.dumps([{"name": c["name"], "args": c["args"]} for c in message.tool_calls]))
+        chars += len(
+            json.dumps([{"name": c["name"], "args": c["args"]} for c in message.tool_calls])
+        )
     return chars
 
 

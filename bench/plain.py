@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -55,7 +54,14 @@ def _task_text(instruction: str) -> str:
     return f"{instruction}\n\nOverall goal: {GOAL}"
 
 
-def build_agent(model: BaseChatModel, name: str, description: str, tools: Sequence[Any] = ()):
+def build_agent(
+    model: BaseChatModel,
+    name: str,
+    description: str,
+    tools: Sequence[Any] = (),
+    *,
+    is_async: bool = False,
+):
     """One agent as LangGraph's docs build it: a model/tool loop subgraph (compiled).
 
     START -> agent -> (tools -> agent)* -> END; the benchmark's agents have no tools.
@@ -63,14 +69,17 @@ def build_agent(model: BaseChatModel, name: str, description: str, tools: Sequen
     bound = model.bind_tools(list(tools)) if tools else model
     system = SystemMessage(WORKER_PROMPT.format(agent=name, description=description))
 
-    def agent(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [bound.invoke([system, *state["messages"]])]}
+    if is_async:
 
-    async def aagent(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [await bound.ainvoke([system, *state["messages"]])]}
+        async def agent(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [await bound.ainvoke([system, *state["messages"]])]}
+    else:
+
+        def agent(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [bound.invoke([system, *state["messages"]])]}
 
     builder = StateGraph(MessagesState)
-    builder.add_node("agent", RunnableLambda(agent, afunc=aagent, name="agent"))
+    builder.add_node("agent", agent)
     builder.add_edge(START, "agent")
     if tools:
         builder.add_node("tools", ToolNode(list(tools)))
@@ -112,30 +121,34 @@ def build_plain_router(
 
     builder.add_node("supervisor", supervisor, destinations=(*NAMES, END))
     for name, description in AGENTS:
-        run = build_agent(worker, name, description) if subgraphs else _direct(worker, name, description)
-        builder.add_node(name, _agent_node(run, name, is_async))
+        if subgraphs:
+            agent = build_agent(worker, name, description, is_async=is_async)
+            call = agent.ainvoke if is_async else agent.invoke
+        else:
+            call = _direct(worker, name, description, is_async)
+        builder.add_node(name, _agent_node(call, name, is_async))
         builder.add_edge(name, "supervisor")
     builder.add_edge(START, "supervisor")
     return builder
 
 
-def _direct(worker: BaseChatModel, name: str, description: str) -> Runnable:
+def _direct(worker: BaseChatModel, name: str, description: str, is_async: bool):
     """An agent without a loop: one model call on the system prompt and the task."""
     system = SystemMessage(WORKER_PROMPT.format(agent=name, description=description))
-    return RunnableLambda(
-        lambda state: {"messages": [worker.invoke([system, *state["messages"]])]},
-        afunc=_adirect(worker, system),
-    )
+    if is_async:
 
+        async def acall(task: dict[str, Any]) -> dict[str, Any]:
+            return {"messages": [await worker.ainvoke([system, *task["messages"]])]}
 
-def _adirect(worker: BaseChatModel, system: SystemMessage):
-    async def call(state: dict[str, Any]) -> dict[str, Any]:
-        return {"messages": [await worker.ainvoke([system, *state["messages"]])]}
+        return acall
+
+    def call(task: dict[str, Any]) -> dict[str, Any]:
+        return {"messages": [worker.invoke([system, *task["messages"]])]}
 
     return call
 
 
-def _agent_node(agent: Runnable, name: str, is_async: bool):
+def _agent_node(call: Callable[[dict], Any], name: str, is_async: bool):
     """The parent's node for one agent: hand it the task only, keep its last answer."""
 
     def answer(result: dict[str, Any]) -> dict[str, Any]:
@@ -145,12 +158,12 @@ def _agent_node(agent: Runnable, name: str, is_async: bool):
 
         async def node(state: RouterState) -> dict[str, Any]:
             task = {"messages": [HumanMessage(_task_text(state["instruction"]))]}
-            return answer(await agent.ainvoke(task))
+            return answer(await call(task))
 
         return node
 
     def node_sync(state: RouterState) -> dict[str, Any]:
-        return answer(agent.invoke({"messages": [HumanMessage(_task_text(state["instruction"]))]}))
+        return answer(call({"messages": [HumanMessage(_task_text(state["instruction"]))]}))
 
     return node_sync
 
@@ -158,7 +171,7 @@ def _agent_node(agent: Runnable, name: str, is_async: bool):
 def build_plain_fanout(worker: BaseChatModel, tasks: int, *, is_async: bool = False):
     """`tasks` independent tasks sent in parallel with `Send`, each to an agent subgraph."""
     name, description = AGENTS[0]
-    agent = build_agent(worker, name, description)
+    agent = build_agent(worker, name, description, is_async=is_async)
 
     def plan(state: FanoutState) -> dict[str, Any]:
         return {"tasks": [f"Part {i} of the brief." for i in range(1, tasks + 1)]}

@@ -21,6 +21,8 @@ class Settings:
         throughput_runs: Concurrent workflows in the throughput case.
         throughput_k: Delegations per workflow in the throughput case.
         throughput_latency: Simulated latency of every model call there, seconds.
+        throughput_reps: Repetitions there (more: its runs share the disk's fsync latency,
+            which varies from second to second on a shared machine).
         storage_k: Delegations in the storage case.
         postgres_url: The benchmark's own database, or None when PostgreSQL is unreachable.
         postgres_skip: Why PostgreSQL cases are skipped (None when they run).
@@ -28,7 +30,7 @@ class Settings:
     """
 
     quick: bool = False
-    reps: int = 5
+    reps: int = 7
     overhead_k: int = 20
     context_k: tuple[int, int] = (20, 40)
     fanout_tasks: int = 8
@@ -36,6 +38,7 @@ class Settings:
     throughput_runs: int = 50
     throughput_k: int = 5
     throughput_latency: float = 0.1
+    throughput_reps: int = 9
     storage_k: int = 50
     postgres_url: str | None = None
     postgres_skip: str | None = None
@@ -45,7 +48,7 @@ class Settings:
     def for_mode(cls, *, quick: bool, reps: int | None = None) -> Settings:
         """Full sizes, or the quick ones (small K, 2 repetitions, few workflows)."""
         if not quick:
-            return cls(reps=reps or 5)
+            return cls(reps=reps or 7, throughput_reps=max(reps or 7, 9))
         return cls(
             quick=True,
             reps=reps or 2,
@@ -55,6 +58,7 @@ class Settings:
             throughput_runs=5,
             throughput_k=2,
             throughput_latency=0.02,
+            throughput_reps=reps or 2,
             storage_k=5,
         )
 
@@ -77,5 +81,6 @@ class Settings:
             "throughput_runs": self.throughput_runs,
             "throughput_k": self.throughput_k,
             "throughput_latency_s": self.throughput_latency,
+            "throughput_reps": self.throughput_reps,
             "storage_k": self.storage_k,
         }

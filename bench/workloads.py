@@ -101,7 +101,13 @@ def check_podium(output: dict[str, Any], k: int) -> None:
 
 def build_supervisor(router: RouterModel, worker: WorkerModel):
     """`create_supervisor` with default settings and react agents, as its README shows."""
-    from langgraph_supervisor import create_supervisor
+    try:
+        from langgraph_supervisor import create_supervisor
+    except ImportError as exc:
+        raise RuntimeError(
+            "langgraph-supervisor is not installed; it is a baseline of the benchmark: "
+            "pip install -r bench/requirements.txt"
+        ) from exc
 
     with warnings.catch_warnings():
         # create_react_agent moved to langchain.agents in LangGraph 1.0; the library's own

@@ -49,4 +49,3 @@ async def concurrent_runs(
     for output in outputs:
         check(output, k)
     return runs / elapsed
-

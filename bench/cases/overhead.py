@@ -33,7 +33,9 @@ def runners(rt: podium.PodiumRuntime, k: int) -> dict[str, object]:
     w = workloads
     podium_app = rt.compile(w.build_podium_router(w.router_model(k, "podium"), w.worker_model(), k))
     plain_app = plain.build_plain_router(w.router_model(k, "plain"), w.worker_model())
-    nodes_app = plain.build_plain_router(w.router_model(k, "plain"), w.worker_model(), subgraphs=False)
+    nodes_app = plain.build_plain_router(
+        w.router_model(k, "plain"), w.worker_model(), subgraphs=False
+    )
     sup_app = w.build_supervisor(w.router_model(k, "supervisor"), w.worker_model())
     return {
         "podium": per_delegation_ms(podium_app, w.podium_input, w.check_podium, k),
