@@ -134,7 +134,12 @@ def _plan(system: str, human: str) -> dict:
 
 def _choose(system: str, human: str) -> dict:
     goal = _goal(human)
-    done = {agent for _, agent in _DONE_LINE.findall(human.split("Done so far:", 1)[-1])}
+    progress = human.split("Done so far", 1)[-1]
+    done = {agent for _, agent in _DONE_LINE.findall(progress)}
+    earlier = re.search(r"^Earlier tasks by agent \(\d+\): (.*)$", progress, re.MULTILINE)
+    if earlier:
+        done |= {item.rsplit(" x", 1)[0] for item in earlier.group(1).split(", ")}
+
     for name, description in _agents(system):
         if name not in done:
             return {"next": name, "instruction": _instruction(name, description, goal)}

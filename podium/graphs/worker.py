@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import ToolException
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -18,6 +18,7 @@ from langgraph.prebuilt.tool_node import ToolInvocationError
 
 from podium.errors import PolicyViolation, TaskFailed
 from podium.models import model_label
+from podium.nodes._node import Node
 from podium.registry import AgentSpec
 from podium.runtime.governor import governor_for, model_name_of, tool_node_hooks, usage_of
 from podium.state import Usage, sum_usage
@@ -88,7 +89,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
         return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
 
     builder = StateGraph(WorkerState)
-    builder.add_node("agent", RunnableLambda(agent, afunc=aagent, name="agent"))
+    builder.add_node("agent", Node("agent", agent, aagent))
     builder.add_edge(START, "agent")
     if spec.tools:
         builder.add_node(

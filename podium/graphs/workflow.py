@@ -38,12 +38,17 @@ class WorkflowGraph(StateGraph):
     workflow_name: str
     registry: AgentRegistry
     recursion_limit: int
+    executor_concurrency: int
     policies: PolicySet | None
 
     def compile(self, *args: Any, **kwargs: Any):  # type: ignore[override]
         kwargs.setdefault("name", self.workflow_name)
         compiled = super().compile(*args, **kwargs)
-        return compiled.with_config(recursion_limit=self.recursion_limit)
+        # Without max_concurrency LangGraph's sync thread pool runs min(32, cores + 4)
+        # tasks at once; podium's own dispatch bound (max_concurrency) is what limits.
+        return compiled.with_config(
+            recursion_limit=self.recursion_limit, max_concurrency=self.executor_concurrency
+        )
 
 
 def build_workflow(
@@ -106,6 +111,8 @@ def build_workflow(
     builder.workflow_name = name
     builder.registry = registry
     builder.recursion_limit = 2 * max_turns + 2 * len(registry) + 20
+    builder.executor_concurrency = max(max_concurrency or 64, 8)
+
     boss = Supervisor(
         registry,
         supervisor,
@@ -135,7 +142,12 @@ def _policies(policies: Any, registry: AgentRegistry) -> PolicySet | None:
     """Load the policy (when given a path) and check its names against the workflow."""
     if policies is None:
         return None
-    tools = {t.name for spec in registry for t in spec.tools}
+    tools: set[str] | None = {t.name for spec in registry for t in spec.tools}
+    for spec in registry:
+        if spec.graph is not None:
+            found = graph_tools(spec.graph)
+            # A custom graph whose tools cannot be seen: its tool names cannot be checked.
+            tools = None if found is None or tools is None else tools | found
     if isinstance(policies, PolicySet):
         policies.validate_names(agents=registry.names, tools=tools)
         return policies
@@ -147,7 +159,23 @@ def _policies(policies: Any, registry: AgentRegistry) -> PolicySet | None:
     )
 
 
+def graph_tools(graph: Any) -> set[str] | None:
+    """Names of the tools of every `ToolNode` in a graph (None when it has none to see)."""
+    from langgraph.prebuilt import ToolNode
+
+    nodes = getattr(graph, "nodes", None)
+    if isinstance(graph, StateGraph):
+        nodes = {name: spec.runnable for name, spec in graph.nodes.items()}
+    found: set[str] = set()
+    for node in (nodes or {}).values():
+        bound = getattr(node, "bound", node)
+        if isinstance(bound, ToolNode):
+            found |= set(bound.tools_by_name)
+    return found or None
+
+
 def _worker(spec: AgentSpec, default_model: BaseChatModel) -> Any:
+
     if spec.graph is None:
         model = resolve_model(spec.model, default_model)
         return build_worker(spec, model).compile(name=spec.name)

@@ -6,12 +6,15 @@ workers' full transcripts, so its context grows linearly with the number of task
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 PLAN_MARKER = "Answer with a JSON plan only"
 CHOICE_MARKER = "Answer with a JSON choice only"
 SUMMARY_CHARS = 400
+#: Finished tasks the router sees in full; older ones are summarised as counts per agent.
+RECENT = 2
 
 PLANNER_SYSTEM = (
     """You are the supervisor of the podium workflow {name!r}. Break the goal \
@@ -55,9 +58,21 @@ def goal_message(goal: str, previous_answer: str | None = None) -> str:
 
 
 def progress_message(goal: str, done: Iterable[Mapping[str, Any]]) -> str:
-    lines = [f"- {r['task_id']} {r['agent']}: {clip(r['summary'], SUMMARY_CHARS)}" for r in done]
-    body = "\n".join(lines) if lines else "nothing yet"
-    return f"Goal: {goal}\n\nDone so far:\n{body}"
+    """The router's view of a round: the latest results in full, older ones as counts.
+
+    Its size does not grow with the number of turns (only with the number of agents),
+    so the supervisor's total context over a run grows linearly, not quadratically.
+    """
+    records = list(done)
+    older, recent = records[:-RECENT], records[-RECENT:]
+    parts = []
+    if older:
+        counts = Counter(r["agent"] for r in older)
+        listed = ", ".join(f"{agent} x{n}" for agent, n in sorted(counts.items()))
+        parts.append(f"Earlier tasks by agent ({len(older)}): {listed}")
+    parts += [f"- {r['task_id']} {r['agent']}: {clip(r['summary'], SUMMARY_CHARS)}" for r in recent]
+    body = "\n".join(parts) if parts else "nothing yet"
+    return f"Goal: {goal}\n\nDone so far ({len(records)} tasks):\n{body}"
 
 
 def task_message(task: Mapping[str, Any], goal: str, inputs: Iterable[Mapping[str, Any]]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.runtime import get_runtime
 from langgraph.types import Send
@@ -23,6 +23,7 @@ from podium.context import RunContext
 from podium.errors import PlanError
 from podium.models import model_label
 from podium.nodes import prompts
+from podium.nodes._node import Node
 from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
 from podium.plan import Plan, parse_choice, parse_plan
@@ -66,7 +67,7 @@ class Supervisor:
 
     # -- nodes ---------------------------------------------------------------------------
 
-    def node(self) -> RunnableLambda:
+    def node(self) -> Node:
         def run(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
             cfg = self._scoped(state, config)
             governor, step = governor_for(config), self.step(state, cfg)
@@ -96,9 +97,10 @@ class Supervisor:
             except StopIteration as done:
                 return done.value
             finally:
-                services_for(config).flush()
+                services = services_for(config)
+                await services.run_sync(services.flush)
 
-        return RunnableLambda(run, afunc=arun, name="supervisor")
+        return Node("supervisor", run, arun)
 
     def _scoped(self, state: WorkflowState, config: RunnableConfig) -> RunnableConfig:
         """The config with the supervisor's scope (the round a new goal will start counts)."""
@@ -193,12 +195,6 @@ class Supervisor:
         changed: dict[str, dict] = {}
         if self.mode == "router" and not any(t["status"] in ACTIVE for t in tasks.values()):
             turns = 0 if new_round else state.get("turns", 0)
-            if turns >= self.max_turns:
-                update["usage"] = {"supervisor": usage}
-                return _failed(
-                    update,
-                    f"the router made {turns} turns without finishing (max_turns={self.max_turns})",
-                )
             results = {} if new_round else (state.get("results") or {})
             done = _done_records(tasks, results)
             messages = [
@@ -216,6 +212,23 @@ class Supervisor:
                 update["usage"] = {"supervisor": usage}
                 return _failed(update, f"the router gave no valid choice: {outcome['error']}")
             choice = outcome["value"]
+            if choice.next != "FINISH" and turns >= self.max_turns:
+                # max_turns delegations were made; the router may still finish, not go on.
+                update["usage"] = {"supervisor": usage}
+                return _failed(
+                    update,
+                    f"the router made {turns} delegations without finishing "
+                    f"(max_turns={self.max_turns})",
+                )
+            bounce = _ping_pong([*(t["agent"] for t in tasks.values()), choice.next])
+            if choice.next != "FINISH" and bounce:
+                update["usage"] = {"supervisor": usage}
+                reason = (
+                    f"the router bounced between {bounce[0]} and {bounce[1]} "
+                    f"{PING_PONG // 2} times without finishing; stopped"
+                )
+                letter = _dead_letter_turn(config, self.workflow, goal, choice, reason)
+                return _failed(update, f"{reason} (dead letter {letter})")
             if choice.next != "FINISH":
                 task_id = f"t{len(tasks) + 1}"
                 last = [f"t{len(tasks)}"] if tasks else []
@@ -286,7 +299,56 @@ class Supervisor:
         return changed
 
 
+#: Consecutive router turns alternating between the same two agents that stop a run.
+PING_PONG = 6
+
+
+def _ping_pong(agents: list[str]) -> tuple[str, str] | None:
+    """The two agents a router keeps bouncing between, if its last turns only alternate."""
+    tail = agents[-PING_PONG:]
+    if len(tail) < PING_PONG or len(set(tail)) != 2:
+        return None
+    if all(tail[i] != tail[i + 1] for i in range(len(tail) - 1)):
+        return tail[0], tail[1]
+    return None
+
+
+def _dead_letter_turn(
+    config: RunnableConfig, workflow: str, goal: str, choice: Any, reason: str
+) -> str:
+    """Keep the turn the router wanted next, with the reason, for an operator to look at."""
+    configurable = config.get("configurable") or {}
+    scope = scope_from(config)
+    letter = services_for(config).dead_letters.add(
+        tenant_id=scope.tenant_id if scope else "default",
+        workflow=workflow,
+        thread_id=str(configurable.get("thread_id", "")),
+        task_id="router",
+        agent=choice.next,
+        inputs={"goal": goal, "next": choice.next, "instruction": choice.instruction},
+        attempts=[
+            {
+                "agent": "supervisor",
+                "attempt": 1,
+                "error_type": "RouterPingPong",
+                "error": reason,
+                "at": time.time(),
+            }
+        ],
+        last_checkpoint_id=(configurable.get("checkpoint_map") or {}).get(""),
+    )
+    record(
+        config,
+        "dead_letter",
+        {"dead_letter": letter.id, "error": reason},
+        actor="system:podium",
+        hook="dead_letter",
+    )
+    return letter.id
+
+
 def _queued(task_id: str, agent: str, instruction: str, depends_on: list[str]) -> dict:
+
     return {
         "id": task_id,
         "agent": agent,

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import get_runtime
@@ -20,9 +21,11 @@ from langgraph.runtime import get_runtime
 from podium import lifecycle
 from podium import policies as P
 from podium.errors import TaskFailed
+from podium.nodes._node import Node
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
 from podium.nodes.record import record, record_transitions
 from podium.registry import AgentRegistry, AgentSpec
+from podium.runtime.guard import PolicyGuard
 from podium.runtime.recovery import acall_with_timeout, call_with_timeout, classify
 from podium.runtime.scope import make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
@@ -34,7 +37,7 @@ MAX_FALLBACKS = 3
 
 def make_task_node(
     spec: AgentSpec, worker: Any, workflow: str, registry: AgentRegistry, policies: Any = None
-) -> RunnableLambda:
+) -> Node:
     """A node running tasks of agent `spec` on `worker` (a compiled graph)."""
     custom = spec.graph is not None
 
@@ -63,7 +66,12 @@ def make_task_node(
                 "task_id": task["id"],
                 "messages": [SystemMessage(system), HumanMessage(text)],
             }
-        return task, inputs, with_scope(config, scope)
+        cfg = with_scope(config, scope)
+        if custom:
+            # A custom graph brings its own tools: the guard vets every call below it.
+            guard = PolicyGuard(services_for(config).governor, scope)
+            cfg = merge_configs(cfg, {"callbacks": [guard]})
+        return task, inputs, cfg
 
     def timeout(cfg: RunnableConfig) -> float | None:
         if spec.timeout is not None or policies is None:
@@ -123,9 +131,10 @@ def make_task_node(
         except Exception as exc:
             return failed(task, exc, payload, cfg)
         finally:
-            services_for(config).flush()
+            services = services_for(config)
+            await services.run_sync(services.flush)
 
-    return RunnableLambda(run, afunc=arun, name=spec.name)
+    return Node(spec.name, run, arun)
 
 
 def _fail(

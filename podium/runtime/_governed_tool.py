@@ -16,14 +16,13 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 
 from podium import policies as P
 from podium.gates import GateRequest
-from podium.runtime.breakers import CircuitOpen, breaker_key
 from podium.runtime.effects import EffectKey, InDoubt, Recorded
+from podium.runtime.guard import governed
 from podium.runtime.recovery import (
     NO_RETRY,
     acall_with_timeout,
     aretry_call,
     call_with_timeout,
-    classify,
     retry_call,
 )
 from podium.runtime.scope import Scope, scope_from
@@ -54,7 +53,7 @@ def run(gov: Governor, request: ToolCallRequest, execute) -> Any:
     def attempt():
         _breaker(gov, p)
         return call_with_timeout(
-            lambda: execute(p.request), p.settings.timeout, f"tool {_name(p)!r}"
+            lambda: _run_governed(execute, p.request), p.settings.timeout, f"tool {_name(p)!r}"
         )
 
     try:
@@ -71,20 +70,31 @@ async def arun(gov: Governor, request: ToolCallRequest, execute) -> Any:
     s, p = gov.services, outcome
     if p.limits:
         await s.aacquire(p.scope.tenant_id, p.limits)
-    if (early := _claim_effect(gov, p)) is not None:
+    if (early := await s.run_sync(_claim_effect, gov, p)) is not None:
         return early
 
     async def attempt():
-        _breaker(gov, p)
+        if not gov._healthy("tool", _name(p)):
+            await s.run_sync(_breaker, gov, p)
         return await acall_with_timeout(
-            lambda: execute(p.request), p.settings.timeout, f"tool {_name(p)!r}"
+            lambda: _arun_governed(execute, p.request), p.settings.timeout, f"tool {_name(p)!r}"
         )
 
     try:
         result = await aretry_call(attempt, _retry(p), sleep=s.asleep, on_retry=_on_retry(gov, p))
     except Exception as exc:
-        return _failed(gov, p, exc)
-    return _finish(gov, p, result)
+        return await s.run_sync(_failed, gov, p, exc)
+    return await s.run_sync(_finish, gov, p, result)
+
+
+def _run_governed(execute: Any, request: ToolCallRequest) -> Any:
+    with governed():
+        return execute(request)
+
+
+async def _arun_governed(execute: Any, request: ToolCallRequest) -> Any:
+    with governed():
+        return await execute(request)
 
 
 def _name(p: Prepared) -> str:
@@ -219,21 +229,12 @@ def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
 
 
 def _breaker(gov: Governor, p: Prepared) -> None:
-    key = breaker_key("tool", _name(p))
-    decision = gov.services.breakers.before_call(key, gov.breaker, p.scope.tenant_id)
-    if not decision.allowed:
-        raise CircuitOpen(key, decision.retry_after or 0.0, state=decision.state)
+    gov.breaker_allow("tool", _name(p), p.scope.tenant_id)
 
 
 def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
     s = gov.services
-    if classify(exc) == "transient" and not isinstance(exc, CircuitOpen):
-        s.breakers.record_failure(
-            breaker_key("tool", _name(p)),
-            gov.breaker,
-            p.scope.tenant_id,
-            f"{type(exc).__name__}: {exc}",
-        )
+    gov.breaker_failure("tool", _name(p), p.scope.tenant_id, exc)
     if p.effect is not None:
         s.effects.fail(p.effect, f"{type(exc).__name__}: {exc}")
     gov.record(
@@ -246,7 +247,7 @@ def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
 
 def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
     s = gov.services
-    s.breakers.record_success(breaker_key("tool", _name(p)), p.scope.tenant_id)
+    gov.breaker_success("tool", _name(p), p.scope.tenant_id)
     if isinstance(result, ToolMessage) and p.scope.policies is not None:
         from podium.runtime.governor import call_scope
 

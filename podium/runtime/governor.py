@@ -26,6 +26,7 @@ from podium.models import PRICES, cost_usd, model_label, resolve_model
 from podium.runtime import _governed_tool
 from podium.runtime.breakers import BreakerSettings, CircuitOpen, breaker_key
 from podium.runtime.budgets import Claim, Reservation
+from podium.runtime.guard import governed
 from podium.runtime.ledger import UsageEntry
 from podium.runtime.recovery import (
     RetrySettings,
@@ -40,6 +41,8 @@ from podium.runtime.services import RUNTIME_KEY, Services, default_services
 from podium.state import Usage
 from podium.testing import approx_tokens, message_text
 
+#: Seconds a breaker seen closed is trusted without reading it again.
+BREAKER_CACHE = 1.0
 #: Output tokens reserved for a call whose model does not say its maximum.
 DEFAULT_OUTPUT_RESERVE = 1024
 EMPTY_POLICY = P.PolicySet()
@@ -77,6 +80,7 @@ class Governor:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.breaker = BreakerSettings()
+        self._closed: dict[str, float] = {}
         self._bound: dict[tuple, Any] = {}
 
     # -- model path ---------------------------------------------------------------------
@@ -102,7 +106,7 @@ class Governor:
         def attempt() -> AIMessage:
             self._breaker_check("model", prepared)
             return call_with_timeout(
-                lambda: prepared.model.invoke(list(messages), config),
+                lambda: _governed_invoke(prepared.model, messages, config),
                 s.model_timeout,
                 f"model {prepared.label!r}",
             )
@@ -130,15 +134,16 @@ class Governor:
         tools: Sequence[Any] = (),
     ) -> AIMessage:
         s = self.services
-        prepared, limits = self._prepare(model, agent, task_id, config)
+        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
-        prepared = self._admit(prepared, messages, tools)
+        prepared = await s.run_sync(self._admit, prepared, messages, tools)
 
         async def attempt() -> AIMessage:
-            self._breaker_check("model", prepared)
+            if not self._healthy("model", prepared.label):
+                await s.run_sync(self._breaker_check, "model", prepared)
             return await acall_with_timeout(
-                lambda: prepared.model.ainvoke(list(messages), config),
+                lambda: _agoverned_invoke(prepared.model, messages, config),
                 s.model_timeout,
                 f"model {prepared.label!r}",
             )
@@ -151,9 +156,9 @@ class Governor:
                 on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
             )
         except Exception as exc:
-            self._model_failed(prepared, exc)
+            await s.run_sync(self._model_failed, prepared, exc)
             raise
-        return self._after_model(prepared, reply, messages)
+        return await s.run_sync(self._after_model, prepared, reply, messages)
 
     def _prepare(self, model, agent, task_id, config) -> tuple[ModelCall, list]:
         """Who calls, which model (after routing), and which rate limits apply."""
@@ -255,20 +260,49 @@ class Governor:
         return f"agent:{scope.run_key}:{scope.agent}"
 
     def _breaker_check(self, kind: str, prepared: ModelCall) -> None:
-        key = breaker_key(kind, prepared.label)
-        decision = self.services.breakers.before_call(key, self.breaker, prepared.scope.tenant_id)
+        self.breaker_allow(kind, prepared.label, prepared.scope.tenant_id)
+
+    def _healthy(self, kind: str, name: str) -> bool:
+        """True while a recent check found the breaker closed (no read needed)."""
+        return self._closed.get(breaker_key(kind, name), 0.0) > self.services.clock()
+
+    def breaker_allow(self, kind: str, name: str, tenant_id: str) -> None:
+        """Fail fast (CircuitOpen) while the breaker of `kind:name` is open.
+
+        A closed breaker is remembered for `BREAKER_CACHE` seconds, so the usual call costs
+        no database read; any failure recorded here forgets it at once, and another
+        process's failures are seen within that time.
+        """
+        key = breaker_key(kind, name)
+        if self._closed.get(key, 0.0) > self.services.clock():
+            return
+        decision = self.services.breakers.before_call(key, self.breaker, tenant_id)
         if not decision.allowed:
+            self._closed.pop(key, None)
             raise CircuitOpen(key, decision.retry_after or 0.0, state=decision.state)
+        if decision.state == "closed":
+            self._closed[key] = self.services.clock() + BREAKER_CACHE
+        else:
+            self._closed.pop(key, None)
+
+    def breaker_success(self, kind: str, name: str, tenant_id: str) -> None:
+        key = breaker_key(kind, name)
+        if self._closed.get(key, 0.0) > self.services.clock():
+            return  # closed a moment ago: a success changes nothing
+        self.services.breakers.record_success(key, tenant_id)
+
+    def breaker_failure(self, kind: str, name: str, tenant_id: str, exc: BaseException) -> None:
+        if classify(exc) != "transient" or isinstance(exc, CircuitOpen):
+            return
+        key = breaker_key(kind, name)
+        self._closed.pop(key, None)
+        self.services.breakers.record_failure(
+            key, self.breaker, tenant_id, f"{type(exc).__name__}: {exc}"
+        )
 
     def _model_failed(self, prepared: ModelCall, exc: Exception) -> None:
         s, scope = self.services, prepared.scope
-        if classify(exc) == "transient" and not isinstance(exc, CircuitOpen):
-            s.breakers.record_failure(
-                breaker_key("model", prepared.label),
-                self.breaker,
-                scope.tenant_id,
-                f"{type(exc).__name__}: {exc}",
-            )
+        self.breaker_failure("model", prepared.label, scope.tenant_id, exc)
         if prepared.reservation is not None:
             s.budgets.release(prepared.reservation)
         self.record(
@@ -284,22 +318,36 @@ class Governor:
                 f"{type(reply).__name__}, not an AIMessage; pass a chat model"
             )
         s, scope = self.services, prepared.scope
-        s.breakers.record_success(breaker_key("model", prepared.label), scope.tenant_id)
-        usage = usage_of(reply, model_name_of(reply, prepared.label))
+        self.breaker_success("model", prepared.label, scope.tenant_id)
+        usage = self.account(scope, reply, label=prepared.label, messages=messages)
         if prepared.reservation is not None:
             s.budgets.settle(
                 prepared.reservation, {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}
             )
+        return reply
+
+    def account(
+        self,
+        scope: Scope,
+        reply: AIMessage,
+        *,
+        label: str | None = None,
+        messages: Sequence[BaseMessage] = (),
+    ) -> Usage:
+        """Record one model reply's usage and cost (ledger) and the call (audit)."""
+        model = model_name_of(reply, label or "unknown")
+        prices = {**PRICES, **P.price_table(scope.policies)} if scope.policies else None
+        usage = usage_of(reply, model, prices)
         meta = reply.usage_metadata or {}
         cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
-        s.recorder.usage(
+        self.services.recorder.usage(
             UsageEntry(
                 tenant_id=scope.tenant_id,
                 workflow=scope.workflow,
                 thread_id=scope.thread_id or "-",
                 task_id=scope.task_id,
                 agent=scope.agent,
-                model=prepared.label,
+                model=label or model,
                 input_tokens=usage["input_tokens"],
                 output_tokens=usage["output_tokens"],
                 cached_tokens=int(cached),
@@ -310,7 +358,7 @@ class Governor:
             scope,
             "model_call",
             {
-                "model": prepared.label,
+                "model": label or model,
                 "input": digest(message_text(messages)),
                 "output": digest(reply.text + json.dumps(reply.tool_calls, default=str)),
                 "tool_calls": [c["name"] for c in reply.tool_calls],
@@ -319,7 +367,7 @@ class Governor:
                 "cost_usd": usage["cost_usd"],
             },
         )
-        return reply
+        return usage
 
     # -- tool path ----------------------------------------------------------------------
 
@@ -381,6 +429,16 @@ class Governor:
             )
 
         return note
+
+
+def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:
+    with governed():
+        return model.invoke(list(messages), config)
+
+
+async def _agoverned_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:
+    with governed():
+        return await model.ainvoke(list(messages), config)
 
 
 def _retry(settings: Any) -> RetrySettings:

@@ -63,6 +63,18 @@ class Services:
 
         return Recorder(self.audit, self.ledger)
 
+    @property
+    def offload(self) -> bool:
+        """Whether async code should move database calls off the event loop (PostgreSQL:
+        a round trip would stall every run on the loop; SQLite calls are microseconds)."""
+        return self.db.dialect == "postgres"
+
+    async def run_sync(self, fn: Any, *args: Any) -> Any:
+        """Call `fn(*args)` from async code, in a worker thread when `offload` says so."""
+        if self.offload:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
     def flush(self) -> None:
         """Write buffered audit events and usage rows (called at the end of each step)."""
         if "recorder" in self.__dict__:

@@ -180,13 +180,23 @@ def test_router_picks_agents_until_finish(scripted):
 
 
 def test_router_turn_limit_stops_the_run(scripted):
-    boss = scripted(*['{"next": "solo", "instruction": "again"}'] * 2, name="boss")
+    boss = scripted(*['{"next": "solo", "instruction": "again"}'] * 3, name="boss")
     agents = [AgentSpec(name="solo", model=scripted("x", "x", name="solo"))]
     graph = podium.build_workflow(agents, name="loop", supervisor="router", model=boss, max_turns=2)
     with podium.open_runtime("memory://") as rt:
         out = rt.compile(graph).invoke({"goal": "g"}, _config("loop"))
     assert out["status"] == "failed"
-    assert "max_turns=2" in out["error"]
+    assert "2 delegations without finishing (max_turns=2)" in out["error"]
+    assert [t["status"] for t in out["tasks"].values()] == ["completed", "completed"]
+
+
+def test_router_may_finish_on_the_turn_after_the_limit(scripted):
+    boss = scripted('{"next": "solo", "instruction": "once"}', '{"next": "FINISH"}', name="boss")
+    agents = [AgentSpec(name="solo", model=scripted("done", name="solo"))]
+    graph = podium.build_workflow(agents, name="edge", supervisor="router", model=boss, max_turns=1)
+    with podium.open_runtime("memory://") as rt:
+        out = rt.compile(graph).invoke({"goal": "g"}, _config("edge"))
+    assert out["status"] == "completed" and out["answer"] == "done"
 
 
 def test_failed_task_cancels_dependents_and_keeps_other_results(scripted):
