@@ -1,0 +1,764 @@
+"""Policies enforced by the runtime on compiled workflows.
+
+The pure `evaluate_*` functions are table-tested in tests/policies/; here every policy
+is written as YAML, loaded by `build_workflow(policies=path)`, and observed from the
+outside of a compiled graph: what the tools did, what the scripted models were shown,
+what the run returned and what the audit log, the budget store and the usage ledger hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode, tools_condition
+
+import podium
+from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium.errors import PolicyError
+from podium.policies import CallScope, load_policies, rate_limits_for
+from podium.testing import ScriptedChatModel, tool_call
+from podium.tools import search_corpus
+
+ONE_TASK = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="do the job")])
+EMAIL, PHONE, CARD = "ana.lopez@example.com", "+1 415 555 0100", "4111 1111 1111 1111"
+PII_MARKERS = ("[email redacted]", "[phone redacted]", "[card redacted]")
+
+
+def _write(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def _run(rt, graph, thread: str, tenant: str) -> dict:
+    return rt.compile(graph).invoke(
+        {"goal": "g"},
+        {"configurable": {"thread_id": thread}},
+        context=RunContext(tenant_id=tenant),
+    )
+
+
+def _decisions(rt, thread: str, tenant: str) -> list[dict[str, Any]]:
+    """Payloads of the thread's `policy_decision` audit events."""
+    events = rt.services.audit.timeline(thread, tenant)
+    return [e.payload for e in events if e.kind == "policy_decision"]
+
+
+class Tools:
+    """Tools that record every call that really ran (their side effect)."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, Any]] = []
+
+    def lookup(self):
+        @tool
+        def lookup(key: str) -> str:
+            """Look up the value stored under a key."""
+            self.ran.append(("lookup", key))
+            return f"value of {key}"
+
+        return lookup
+
+    def delete_records(self):
+        @tool
+        def delete_records(table: str) -> str:
+            """Delete every record of a table."""
+            self.ran.append(("delete_records", table))
+            return f"deleted {table}"
+
+        return delete_records
+
+    def read_file(self):
+        @tool
+        def read_file(path: str) -> str:
+            """Read a file."""
+            self.ran.append(("read_file", path))
+            return f"contents of {path}"
+
+        return read_file
+
+    def transfer(self):
+        @tool
+        def transfer(amount: float) -> str:
+            """Transfer an amount of money."""
+            self.ran.append(("transfer", amount))
+            return f"transferred {amount}"
+
+        return transfer
+
+    def ping(self):
+        @tool
+        def ping(n: int) -> str:
+            """Ping the service."""
+            self.ran.append(("ping", n))
+            return f"pong {n}"
+
+        return ping
+
+    def customer(self):
+        @tool
+        def customer(name: str) -> str:
+            """Fetch a customer's contact record."""
+            self.ran.append(("customer", name))
+            return f"{name}: mail {EMAIL}, call {PHONE}; card on file {CARD}."
+
+        return customer
+
+
+def _ran(tools: Tools, name: str) -> list[Any]:
+    return [arg for tool_name, arg in tools.ran if tool_name == name]
+
+
+# -- tool access ---------------------------------------------------------------------------
+
+DENY_POLICY = """
+agents:
+  worker:
+    tools: {allow: [lookup]}
+"""
+
+
+def _denied_tool_workflow(scripted, tools: Tools, tmp_path: Path):
+    model = scripted(
+        tool_call("delete_records", {"table": "customers"}),
+        tool_call("lookup", {"key": "customers"}),
+        "customers left untouched",
+        name="worker",
+    )
+    agent = AgentSpec(name="worker", tools=[tools.lookup(), tools.delete_records()], model=model)
+    graph = podium.build_workflow(
+        [agent], name="gov", supervisor=ONE_TASK, policies=_write(tmp_path, DENY_POLICY)
+    )
+    return graph, model
+
+
+def _assert_denied_tool_refused(out, model, tools: Tools, decisions) -> None:
+    assert _ran(tools, "delete_records") == [], "a tool no rule allows was run"
+    assert _ran(tools, "lookup") == ["customers"], "the allowed tool should still run"
+    refusal = model.calls[1][-1]
+    assert isinstance(refusal, ToolMessage)
+    assert refusal.status == "error"
+    assert refusal.name == "delete_records"
+    assert "Refused by policy (default-deny)" in refusal.content
+    assert "'delete_records'" in refusal.content
+    assert out["status"] == "completed"
+    assert out["answer"] == "customers left untouched"
+    refused = [d for d in decisions if d["what"] == "tool"]
+    assert len(refused) == 1, decisions
+    assert refused[0]["allowed"] is False
+    assert refused[0]["rule"] == "default-deny"
+    assert refused[0]["details"]["tool"] == "delete_records"
+
+
+def test_denied_tool_is_refused_to_the_model_and_the_run_goes_on(scripted, tmp_path, tenant):
+    tools = Tools()
+    graph, model = _denied_tool_workflow(scripted, tools, tmp_path)
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "deny", tenant)
+        decisions = _decisions(rt, "deny", tenant)
+    _assert_denied_tool_refused(out, model, tools, decisions)
+
+
+async def test_denied_tool_is_refused_in_async_runs(scripted, tmp_path, tenant):
+    tools = Tools()
+    graph, model = _denied_tool_workflow(scripted, tools, tmp_path)
+    async with podium.open_async_runtime("memory://") as rt:
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"},
+            {"configurable": {"thread_id": "deny-async"}},
+            context=RunContext(tenant_id=tenant),
+        )
+        decisions = _decisions(rt, "deny-async", tenant)
+    _assert_denied_tool_refused(out, model, tools, decisions)
+
+
+# -- argument constraints ----------------------------------------------------------------
+
+ARGS_POLICY = """
+agents:
+  worker:
+    tools: {allow: [read_file, transfer]}
+tools:
+  read_file:
+    args:
+      path: {under: reports/}
+  transfer:
+    args:
+      amount: {min: 0, max: 100}
+"""
+
+
+def test_argument_constraints_refuse_the_call_and_the_run_goes_on(scripted, tmp_path, tenant):
+    tools = Tools()
+    model = scripted(
+        tool_call("read_file", {"path": "../etc/passwd"}),
+        tool_call("transfer", {"amount": 5000}),
+        tool_call("read_file", {"path": "reports/q1.md"}),
+        tool_call("transfer", {"amount": 40}),
+        "done within the rules",
+        name="worker",
+    )
+    agent = AgentSpec(name="worker", tools=[tools.read_file(), tools.transfer()], model=model)
+    graph = podium.build_workflow(
+        [agent], name="gov", supervisor=ONE_TASK, policies=_write(tmp_path, ARGS_POLICY)
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "args", tenant)
+        decisions = _decisions(rt, "args", tenant)
+
+    assert tools.ran == [("read_file", "reports/q1.md"), ("transfer", 40)]
+    path_refusal, amount_refusal = model.calls[1][-1], model.calls[2][-1]
+    for message, rule in (
+        (path_refusal, "tools.read_file.args.path.under"),
+        (amount_refusal, "tools.transfer.args.amount.max"),
+    ):
+        assert isinstance(message, ToolMessage) and message.status == "error"
+        assert message.content.startswith(f"Refused by policy ({rule})"), message.content
+    assert "'../etc/passwd'" in path_refusal.content
+    assert "5000" in amount_refusal.content
+    assert model.calls[3][-1].content == "contents of reports/q1.md"
+    assert model.calls[4][-1].content == "transferred 40.0"
+    assert out["status"] == "completed"
+    assert out["answer"] == "done within the rules"
+    refused = [(d["rule"], d["allowed"]) for d in decisions if d["what"] == "arguments"]
+    assert refused == [
+        ("tools.read_file.args.path.under", False),
+        ("tools.transfer.args.amount.max", False),
+    ]
+
+
+# -- custom worker graphs ----------------------------------------------------------------
+
+
+class CustomState(TypedDict, total=False):
+    goal: str
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def _hand_written_agent(model, tools: list) -> Any:
+    """A plain LangGraph agent: model -> ToolNode -> model, nothing from podium."""
+    bound = model.bind_tools(tools)
+
+    def agent(state: CustomState) -> dict:
+        return {"messages": [bound.invoke(state["messages"])]}
+
+    builder = StateGraph(CustomState)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(tools))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition, ["tools", END])
+    builder.add_edge("tools", "agent")
+    return builder.compile()
+
+
+def _create_agent(model, tools: list) -> Any:
+    from langchain.agents import create_agent
+
+    return create_agent(model, tools)
+
+
+@pytest.mark.parametrize("make_graph", [_hand_written_agent, _create_agent])
+def test_custom_graph_worker_cannot_call_a_denied_tool(make_graph, tmp_path, tenant):
+    tools = Tools()
+    # Not the `scripted` fixture: how many calls this model gets depends on how the
+    # runtime refuses; what must hold is below.
+    model = ScriptedChatModel(
+        responses=[
+            tool_call("delete_records", {"table": "customers"}),
+            tool_call("lookup", {"key": "customers"}),
+            "gave up",
+        ],
+        name="custom",
+    )
+    worker = make_graph(model, [tools.lookup(), tools.delete_records()])
+    policy = _write(tmp_path, "agents:\n  custom:\n    tools: {allow: [lookup]}\n")
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="custom", instruction="clean up")])
+    graph = podium.build_workflow(
+        [AgentSpec(name="custom", graph=worker)], name="gov", supervisor=plan, policies=policy
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "custom", tenant)
+        decisions = _decisions(rt, "custom", tenant)
+
+    assert _ran(tools, "delete_records") == [], (
+        "a custom graph worker ran a tool its policy denies; status "
+        f"{out['status']!r}, answer {out['answer']!r}"
+    )
+    refused = [d for d in decisions if d["what"] == "tool" and not d["allowed"]]
+    assert [(d["rule"], d["details"].get("tool")) for d in refused] == [
+        ("default-deny", "delete_records")
+    ], decisions
+    # As with the built-in worker, the refusal goes back to the model and the run goes on.
+    refusal = model.calls[1][-1]
+    assert isinstance(refusal, ToolMessage)
+    assert refusal.content.startswith("Refused by policy (default-deny)"), refusal.content
+    assert _ran(tools, "lookup") == ["customers"]
+    assert out["status"] == "completed"
+    assert out["answer"] == "gave up"
+
+
+# -- budgets ------------------------------------------------------------------------------
+
+BUDGET = 2500
+USED = 600  # per call; 3 * USED + the smallest reservation (1024 + prompt) > BUDGET
+BUDGET_POLICY = f"""
+global:
+  budgets:
+    per_run: {{tokens: {BUDGET}}}
+"""
+
+
+def test_parallel_workers_never_overspend_the_run_budget(db_url, tmp_path, tenant):
+    names = [f"w{i}" for i in range(1, 5)]
+    usage = {"input_tokens": 400, "output_tokens": 200, "total_tokens": USED}
+    models = {
+        name: ScriptedChatModel(
+            responses=[AIMessage(f"{name} done", usage_metadata=usage)], name=name, latency=0.05
+        )
+        for name in names
+    }
+    agents = [AgentSpec(name=name, model=models[name]) for name in names]
+    plan = Plan(
+        tasks=[PlannedTask(id=f"t-{name}", agent=name, instruction="work") for name in names]
+    )
+    graph = podium.build_workflow(
+        agents, name="race", supervisor=plan, policies=_write(tmp_path, BUDGET_POLICY)
+    )
+    thread = f"{tenant}-race"
+    with podium.open_runtime(db_url) as rt:
+        out = _run(rt, graph, thread, tenant)
+        spent = rt.services.budgets.spent(tenant, f"run:{thread}:1", "tokens")
+        held = rt.services.budgets.reserved(tenant, f"run:{thread}:1", "tokens")
+        ledger = rt.services.ledger.totals(tenant, by="thread", thread_id=thread)
+
+    statuses = {t["id"]: t["status"] for t in out["tasks"].values()}
+    completed = [t for t, s in statuses.items() if s == "completed"]
+    failed = [t for t in out["tasks"].values() if t["status"] == "failed"]
+    assert completed, statuses
+    assert failed, f"every task fit a budget too small for all of them: {statuses}"
+    assert len(completed) + len(failed) == len(names), statuses
+    for task in failed:
+        assert "BudgetExceeded" in task["error"] and "budget" in task["error"], task["error"]
+        assert f"run:{thread}:1" in task["error"]
+    assert out["status"] == "partial"
+    assert spent <= BUDGET
+    assert spent == USED * len(completed)
+    assert held == 0, "a reservation was left behind"
+    assert sum(m.remaining == 0 for m in models.values()) == len(completed)
+    [row] = ledger
+    assert row.total_tokens <= BUDGET
+    assert row.total_tokens == spent
+    assert row.calls == len(completed)
+
+
+# -- rate limits --------------------------------------------------------------------------
+
+RATE_POLICY = """
+agents:
+  worker:
+    tools: {allow: [ping]}
+tools:
+  ping:
+    rate_limit: {calls: 2, per: 60}
+"""
+
+
+class FakeTime:
+    """A clock that moves only when the runtime sleeps (if `advance`), recording each sleep."""
+
+    def __init__(self, *, advance: bool = True) -> None:
+        self.now = 1_800_000_000.0
+        self.advance = advance
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.advance:
+            self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+def _pings(scripted, tools: Tools, tmp_path: Path):
+    replies = [tool_call("ping", {"n": n}) for n in (1, 2, 3)] + ["pinged"]
+    model = scripted(*replies, name="worker")
+    agent = AgentSpec(name="worker", tools=[tools.ping()], model=model)
+    graph = podium.build_workflow(
+        [agent], name="gov", supervisor=ONE_TASK, policies=_write(tmp_path, RATE_POLICY)
+    )
+    return graph, model
+
+
+def test_rate_limited_tool_call_waits_for_the_bucket(scripted, tmp_path, tenant):
+    tools, fake = Tools(), FakeTime()
+    graph, _ = _pings(scripted, tools, tmp_path)
+    with podium.open_runtime(
+        "memory://", clock=fake.clock, sleep=fake.sleep, asleep=fake.asleep, rate_wait=120
+    ) as rt:
+        out = _run(rt, graph, "rate", tenant)
+    assert _ran(tools, "ping") == [1, 2, 3]
+    # Two calls empty the bucket; the third waits for one token: 60 s / 2 calls = 30 s.
+    assert fake.sleeps == [pytest.approx(30.0)]
+    assert out["status"] == "completed"
+
+
+async def test_rate_limited_tool_call_waits_in_async_runs(scripted, tmp_path, tenant):
+    tools, fake = Tools(), FakeTime()
+    graph, _ = _pings(scripted, tools, tmp_path)
+    async with podium.open_async_runtime(
+        "memory://", clock=fake.clock, sleep=fake.sleep, asleep=fake.asleep, rate_wait=120
+    ) as rt:
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"},
+            {"configurable": {"thread_id": "rate-async"}},
+            context=RunContext(tenant_id=tenant),
+        )
+    assert _ran(tools, "ping") == [1, 2, 3]
+    assert fake.sleeps == [pytest.approx(30.0)]
+    assert out["status"] == "completed"
+
+
+def test_rate_limited_tool_call_is_refused_after_the_wait_budget(tmp_path, tenant):
+    # Time stands still, so the bucket never refills: one 30 s wait fits rate_wait=40,
+    # a second does not, and the call is refused instead of run.
+    tools, fake = Tools(), FakeTime(advance=False)
+    replies = [tool_call("ping", {"n": n}) for n in (1, 2, 3)] + ["pinged"]
+    model = ScriptedChatModel(responses=replies, name="worker")
+    agent = AgentSpec(name="worker", tools=[tools.ping()], model=model)
+    graph = podium.build_workflow(
+        [agent], name="gov", supervisor=ONE_TASK, policies=_write(tmp_path, RATE_POLICY)
+    )
+    with podium.open_runtime(
+        "memory://", clock=fake.clock, sleep=fake.sleep, asleep=fake.asleep, rate_wait=40
+    ) as rt:
+        out = _run(rt, graph, "rate-refused", tenant)
+    assert _ran(tools, "ping") == [1, 2]
+    assert fake.sleeps == [pytest.approx(30.0)]
+    bucket = f"tool:{tenant}:ping"
+    seen = [m.content for call in model.calls[3:] for m in call[-1:] if isinstance(m, ToolMessage)]
+    told_model = any(bucket in text and "rate limit" in text for text in seen)
+    task = out["tasks"]["t1"]
+    failed_task = task["status"] != "completed" and bucket in (task.get("error") or "")
+    assert told_model or failed_task, (out["status"], task.get("error"), seen)
+
+
+SHARED_SCRIPT = """
+import json, sys
+
+from langchain_core.tools import tool
+
+import podium
+from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium.testing import ScriptedChatModel, tool_call
+
+url, tenant, policy, label, attempts = sys.argv[1:6]
+ran = []
+
+
+@tool
+def ping(n: int) -> str:
+    \"\"\"Ping the service.\"\"\"
+    ran.append(n)
+    return f"pong {n}"
+
+
+def no_sleep(seconds):
+    raise AssertionError(f"rate_wait=0 must never sleep, slept {seconds}")
+
+
+replies = [tool_call("ping", {"n": n}) for n in range(int(attempts))] + ["done"]
+model = ScriptedChatModel(responses=replies, name=label)
+plan = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="ping")])
+graph = podium.build_workflow(
+    [AgentSpec(name="worker", tools=[ping], model=model)],
+    name="shared",
+    supervisor=plan,
+    policies=policy,
+)
+with podium.open_runtime(url, sleep=no_sleep, rate_wait=0.0) as rt:
+    out = rt.compile(graph).invoke(
+        {"goal": "g"},
+        {"configurable": {"thread_id": f"{tenant}-{label}"}},
+        context=RunContext(tenant_id=tenant),
+    )
+print(json.dumps({"ran": len(ran), "status": out["status"]}))
+"""
+
+CAPACITY, ATTEMPTS = 4, 3  # two processes try 6 calls against one bucket of 4
+
+
+def test_rate_limit_is_shared_by_processes_on_postgres(postgres_url, tmp_path, tenant):
+    policy = _write(
+        tmp_path,
+        f"""
+        agents:
+          worker:
+            tools: {{allow: [ping]}}
+        tools:
+          ping:
+            rate_limit: {{calls: {CAPACITY}, per: 3600}}
+        """,
+    )
+    script = tmp_path / "shared_rate.py"
+    script.write_text(SHARED_SCRIPT, encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), postgres_url, tenant, str(policy), label, str(ATTEMPTS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        for label in ("a", "b")
+    ]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr[-2000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    total = sum(r["ran"] for r in results)
+    assert total <= CAPACITY, results
+    # Together they tried more than the bucket holds, so the bucket ended empty.
+    assert total == CAPACITY, results
+    limits = rate_limits_for(
+        load_policies(policy), CallScope(tenant=tenant, agent="worker"), tool="ping"
+    )
+    assert [limit.key for limit in limits] == [f"tool:{tenant}:ping"]
+    with podium.open_runtime(postgres_url, rate_wait=0.0) as rt:
+        refused = rt.services.ratelimiter.try_acquire(tenant, limits)
+    assert not refused.allowed and refused.key == f"tool:{tenant}:ping"
+
+
+# -- output filters ----------------------------------------------------------------------
+
+PII_POLICY = """
+global:
+  output:
+    pii: {email: true, phone: true, card: true}
+agents:
+  worker:
+    tools: {allow: [customer]}
+"""
+
+
+def test_pii_in_tool_results_and_the_answer_is_redacted(scripted, tmp_path, tenant):
+    tools = Tools()
+    model = scripted(
+        tool_call("customer", {"name": "Ana"}),
+        f"Reach Ana at {EMAIL} or {PHONE}; she pays with {CARD}.",
+        name="worker",
+    )
+    agent = AgentSpec(name="worker", tools=[tools.customer()], model=model)
+    graph = podium.build_workflow(
+        [agent], name="gov", supervisor=ONE_TASK, policies=_write(tmp_path, PII_POLICY)
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "pii", tenant)
+        decisions = _decisions(rt, "pii", tenant)
+
+    assert _ran(tools, "customer") == ["Ana"]
+    seen = model.calls[1][-1]
+    assert isinstance(seen, ToolMessage)
+    for marker in PII_MARKERS:
+        assert marker in seen.content, seen.content
+    for raw in (EMAIL, PHONE, CARD, "4111"):
+        assert raw not in seen.content, seen.content
+        assert raw not in out["answer"], out["answer"]
+    for marker in PII_MARKERS:
+        assert marker in out["answer"], out["answer"]
+    assert out["messages"][-1].content == out["answer"]
+    kinds = {(d["what"], d["details"].get("kind")) for d in decisions}
+    assert {("output", "email"), ("output", "phone"), ("output", "card")} <= kinds
+    assert {("answer", "email"), ("answer", "phone"), ("answer", "card")} <= kinds
+
+
+# -- model routing -----------------------------------------------------------------------
+
+
+def test_policy_routes_the_agent_to_another_model(scripted, tmp_path, tenant):
+    never = scripted(name="worker")  # an empty script: any call fails the test
+    policy = _write(tmp_path, "agents:\n  worker:\n    model: {use: demo}\n")
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", model=never)], name="gov", supervisor=ONE_TASK, policies=policy
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "route", tenant)
+        decisions = _decisions(rt, "route", tenant)
+        by_model = rt.services.ledger.totals(tenant, by="model", thread_id="route")
+    assert never.calls == []
+    assert out["status"] == "completed"
+    assert out["answer"]
+    assert [row.key for row in by_model] == ["demo"]
+    [routed] = [d for d in decisions if d["what"] == "model_route"]
+    assert routed["rule"] == "agents.worker.model.use"
+    assert routed["details"]["model"] == "demo"
+
+
+DOWNGRADE_POLICY = """
+workflows:
+  gov:
+    budgets:
+      per_run: {tokens: 10000}
+    model:
+      downgrade: {below_fraction: 0.8, to: demo}
+"""
+
+
+def test_model_downgrades_when_the_budget_runs_low(scripted, tmp_path, tenant):
+    usage = {"input_tokens": 2500, "output_tokens": 500, "total_tokens": 3000}
+    first = scripted(AIMessage("facts", usage_metadata=usage), name="first")
+    second = scripted(name="second")  # 70% of the budget is left: it must never be called
+    plan = Plan.chain(("first", "find facts"), ("second", "write it up"))
+    graph = podium.build_workflow(
+        [AgentSpec(name="first", model=first), AgentSpec(name="second", model=second)],
+        name="gov",
+        supervisor=plan,
+        policies=_write(tmp_path, DOWNGRADE_POLICY),
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "downgrade", tenant)
+        decisions = _decisions(rt, "downgrade", tenant)
+        by_agent = {
+            row.key: row
+            for row in rt.services.ledger.totals(tenant, by="agent", thread_id="downgrade")
+        }
+        by_model = {
+            row.key for row in rt.services.ledger.totals(tenant, by="model", thread_id="downgrade")
+        }
+    assert len(first.calls) == 1
+    assert second.calls == []
+    assert out["status"] == "completed"
+    assert by_agent["first"].total_tokens == 3000
+    assert by_agent["second"].calls == 1
+    assert by_model == {"scripted", "demo"}
+    [routed] = [d for d in decisions if d["what"] == "model_route"]
+    assert routed["rule"] == "workflows.gov.model.downgrade"
+    assert routed["details"]["model"] == "demo"
+
+
+# -- data scopes -------------------------------------------------------------------------
+
+SCOPE_POLICY = """
+global:
+  tools: {allow: [search_corpus]}
+agents:
+  outsider:
+    data_scopes: []
+  insider:
+    data_scopes: ["corpus:energy"]
+"""
+
+
+def test_agent_without_the_data_scope_is_refused_the_corpus(scripted, tmp_path, tenant):
+    outsider = scripted(
+        tool_call("search_corpus", {"query": "heat pump sales"}), "no access", name="outsider"
+    )
+    insider = scripted(
+        tool_call("search_corpus", {"query": "heat pump sales"}), "found it", name="insider"
+    )
+    plan = Plan(
+        tasks=[
+            PlannedTask(id="out", agent="outsider", instruction="search"),
+            PlannedTask(id="in", agent="insider", instruction="search"),
+        ]
+    )
+    graph = podium.build_workflow(
+        [
+            AgentSpec(name="outsider", tools=[search_corpus], model=outsider),
+            AgentSpec(name="insider", tools=[search_corpus], model=insider),
+        ],
+        name="gov",
+        supervisor=plan,
+        policies=_write(tmp_path, SCOPE_POLICY),
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "scope", tenant)
+        decisions = _decisions(rt, "scope", tenant)
+
+    refusal = outsider.calls[1][-1]
+    assert isinstance(refusal, ToolMessage)
+    assert "agents.outsider.data_scopes" in refusal.content
+    assert "'corpus:energy'" in refusal.content
+    assert "refused by policy" in refusal.content
+    granted = insider.calls[1][-1]
+    assert isinstance(granted, ToolMessage) and granted.status != "error"
+    assert granted.content.startswith("["), granted.content  # "[source.md] passage..."
+    assert out["status"] == "completed"
+    [scope] = [d for d in decisions if d["what"] == "data_scope"]
+    assert scope["allowed"] is False
+    assert scope["rule"] == "agents.outsider.data_scopes"
+
+
+# -- build-time validation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key_path", "name"),
+    [
+        (
+            """
+            agents:
+              worker:
+                tools: {allow: [lookup]}
+              reseacher:
+                data_scopes: []
+            """,
+            4,
+            "agents.reseacher",
+            "'reseacher'",
+        ),
+        (
+            """
+            agents:
+              worker:
+                tools:
+                  allow: [lookup, nuke]
+            """,
+            4,
+            "agents.worker.tools.allow[1]",
+            "'nuke'",
+        ),
+        (
+            """
+            global:
+              timeout: 30
+            tools:
+              lookup: {timeout: 5}
+              nuke: {timeout: 5}
+            """,
+            5,
+            "tools.nuke",
+            "'nuke'",
+        ),
+    ],
+    ids=["unknown-agent", "unknown-tool-in-allow", "unknown-tool-section"],
+)
+def test_policy_naming_unknown_agent_or_tool_fails_the_build(
+    scripted, tmp_path, text, line, key_path, name
+):
+    path = _write(tmp_path, text)
+    agent = AgentSpec(name="worker", tools=[Tools().lookup()], model=scripted(name="worker"))
+    with pytest.raises(PolicyError) as caught:
+        podium.build_workflow([agent], name="gov", supervisor=ONE_TASK, policies=path)
+    error = caught.value
+    assert (error.path, error.line, error.key_path) == (str(path), line, key_path)
+    assert str(error).startswith(f"{path}:{line} {key_path}: "), str(error)
+    assert name in str(error)
+    assert "known:" in str(error)
