@@ -145,12 +145,15 @@ class BudgetExceeded(RunError):
         requested: float,
         rule: str | None = None,
         tenant_id: str | None = None,
+        reserved: float = 0.0,
     ) -> None:
         self.scope, self.unit, self.limit = scope, unit, limit
         self.spent, self.requested, self.rule, self.tenant_id = spent, requested, rule, tenant_id
+        self.reserved = reserved
         owner = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
         source = f" (set by {rule})" if rule else ""
+        held = f" and {reserved:g} held by calls still running" if reserved else ""
         super().__init__(
             f"{scope} budget{owner} of {limit:g} {unit}{source} has no room for {requested:g} "
-            f"{unit}: {spent:g} already spent; raise the limit in the policy or wait"
+            f"{unit}: {spent:g} already spent{held}; raise the limit in the policy or wait"
         )

@@ -256,8 +256,6 @@ def _exceeded(tenant_id: str, claim: Claim, spent: float, held: float) -> Budget
         spent=spent,
         requested=claim.amount,
         tenant_id=tenant_id,
+        reserved=held,
     )
-    # podium.errors.BudgetExceeded has no `reserved` field; what running calls hold is
-    # part of why there is no room, so callers find it on the error all the same.
-    error.reserved = held  # type: ignore[attr-defined]
     return error

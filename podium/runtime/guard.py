@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
     from podium.runtime.governor import Governor
 
 _GOVERNED: contextvars.ContextVar[bool] = contextvars.ContextVar("podium_governed", default=False)
+
+
+class _QuietRefusals(logging.Filter):
+    """LangChain logs every exception a callback raises as a warning before re-raising it.
+    A refusal is podium's intended outcome (recorded in the audit log), not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ToolRefused(" not in record.getMessage()
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals())
 
 
 @contextmanager

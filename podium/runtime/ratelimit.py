@@ -76,15 +76,19 @@ class RateLimited(RunError):
 
     error_class = "transient"  # fail fast now, retry or fall back later
 
-    def __init__(self, tenant_id: str, key: str, retry_after: float, timeout: float) -> None:
+    def __init__(
+        self, tenant_id: str, key: str, retry_after: float, timeout: float, waited: float = 0.0
+    ) -> None:
         self.tenant_id = tenant_id
         self.key = key
         self.retry_after = retry_after
         self.timeout = timeout
+        self.waited = waited
         super().__init__(
-            f"rate limit {key!r} of tenant {tenant_id!r} is exhausted: the next tokens are "
-            f"free in {retry_after:.2f}s, beyond the {timeout:.2f}s wait allowed; retry later, "
-            "or raise the limit's capacity (or the wait) in the policy"
+            f"rate limit {key!r} of tenant {tenant_id!r} is exhausted: after waiting "
+            f"{waited:.2f}s of the {timeout:.2f}s allowed, the next tokens are free in "
+            f"{retry_after:.2f}s more; retry later, or raise the limit's capacity (or the "
+            "wait) in the policy"
         )
 
 
@@ -177,7 +181,8 @@ class RateLimiter:
                 return decision
             assert decision.key is not None
             if decision.retry_after > timeout - waited:
-                raise RateLimited(tenant_id, decision.key, decision.retry_after, timeout)
+                raise RateLimited(tenant_id, decision.key, decision.retry_after, timeout, waited)
+
             pause = max(decision.retry_after, MIN_WAIT)
             sleep(pause)
             waited += pause

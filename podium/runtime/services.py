@@ -91,8 +91,9 @@ class Services:
                 return
             if waited + decision.retry_after > self.rate_wait:
                 raise RateLimited(
-                    tenant_id, decision.key or "?", decision.retry_after, self.rate_wait
+                    tenant_id, decision.key or "?", decision.retry_after, self.rate_wait, waited
                 )
+
             await self.asleep(decision.retry_after)
             waited += decision.retry_after
 
