@@ -52,6 +52,7 @@ def await_decision(request: GateRequest, services: Services, validate=None) -> D
             )
         except ValidationError as exc:
             note = f"invalid decision: {exc.errors()[0]['msg']}"
+            services.approvals.unclaim(request.gate_id)
             continue
         context = get_runtime().context
         ctx = context if isinstance(context, RunContext) else RunContext()
@@ -66,6 +67,8 @@ def await_decision(request: GateRequest, services: Services, validate=None) -> D
         if note is None:
             services.approvals.record(request.gate_id, decision, decision.user or ctx.user_id)
             return decision
+        # The decision did not pass: the gate is raised again, so it is open again.
+        services.approvals.unclaim(request.gate_id)
 
 
 def _emit_gate(request: GateRequest) -> None:

@@ -148,9 +148,11 @@ class Approvals:
         )
 
     def unclaim(self, gate_id: str) -> None:
-        """Reopen a gate whose decision could not be delivered (the resume failed)."""
+        """Reopen a gate whose decision was not applied (the resume failed, or the graph
+        refused the decision and raised the gate again); an expired gate stays escalated."""
         self._db.execute(
-            "UPDATE podium_approvals SET status = 'pending', decision = NULL, decided_by = NULL, "
+            "UPDATE podium_approvals SET status = CASE WHEN escalated_at IS NULL "
+            "THEN 'pending' ELSE 'escalated' END, decision = NULL, decided_by = NULL, "
             "decided_at = NULL WHERE gate_id = ?",
             (gate_id,),
         )
