@@ -14,15 +14,14 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
-from langgraph.runtime import get_runtime
 from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
-from podium.context import RunContext
 from podium.errors import PlanError
 from podium.gates import Decision, GateRequest, fits, may_decide
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
+from podium.runtime.scope import current_context
 from podium.runtime.services import Services, services_for
 
 PLAN_PENDING = "awaiting_plan_approval"
@@ -54,8 +53,7 @@ def await_decision(request: GateRequest, services: Services, validate=None) -> D
             note = f"invalid decision: {exc.errors()[0]['msg']}"
             services.approvals.unclaim(request.gate_id)
             continue
-        context = get_runtime().context
-        ctx = context if isinstance(context, RunContext) else RunContext()
+        ctx = current_context()
         note = fits(decision, request)
         if note is None and not may_decide(request, ctx.roles):
             note = (
@@ -90,9 +88,9 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
 
     def gate(state: dict[str, Any], config: RunnableConfig) -> Command:
         services = services_for(config)
-        context = get_runtime().context
-        ctx = context if isinstance(context, RunContext) else RunContext()
+        ctx = current_context(config)
         thread = (config.get("configurable") or {}).get("thread_id")
+
         kind = "plan" if state.get("status") == PLAN_PENDING else "answer"
         now = services.clock()
         request = GateRequest(

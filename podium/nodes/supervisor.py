@@ -19,7 +19,6 @@ from langgraph.types import Send
 
 from podium import lifecycle
 from podium import policies as P
-from podium.context import RunContext
 from podium.errors import PlanError
 from podium.models import model_label
 from podium.nodes import prompts
@@ -29,7 +28,7 @@ from podium.nodes.record import record, record_transitions
 from podium.plan import Plan, parse_choice, parse_plan
 from podium.registry import AgentRegistry
 from podium.runtime.governor import governor_for, model_name_of, usage_of
-from podium.runtime.scope import make_scope, scope_from, with_scope
+from podium.runtime.scope import current_context, make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
 from podium.state import RESET, WorkerInput, WorkflowState, add_usage, empty_usage
 
@@ -397,14 +396,7 @@ def _index_thread(config: RunnableConfig, workflow: str, title: str, status: str
     thread_id = configurable.get("thread_id")
     if thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
         return
-    ctx = _context()
+    ctx = current_context(config)
     services_for(config).threads.record(
         str(thread_id), tenant_id=ctx.tenant_id, workflow=workflow, title=title, status=status
     )
-
-
-def _context() -> RunContext:
-    from langgraph.runtime import get_runtime
-
-    context = get_runtime().context
-    return context if isinstance(context, RunContext) else RunContext()

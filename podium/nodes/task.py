@@ -27,7 +27,7 @@ from podium.nodes.record import record, record_transitions
 from podium.registry import AgentRegistry, AgentSpec
 from podium.runtime.guard import PolicyGuard
 from podium.runtime.recovery import acall_with_timeout, call_with_timeout, classify
-from podium.runtime.scope import make_scope, scope_from, with_scope
+from podium.runtime.scope import current_context, make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
 
@@ -202,9 +202,8 @@ def _dead_letter(task: dict, payload: WorkerInput, config: RunnableConfig, *, wo
     checkpoint = (configurable.get("checkpoint_map") or {}).get("") or configurable.get(
         "checkpoint_id"
     )
-    context = get_runtime().context
     letter = services_for(config).dead_letters.add(
-        tenant_id=getattr(context, "tenant_id", "default"),
+        tenant_id=current_context(config).tenant_id,
         workflow=workflow,
         thread_id=str(configurable.get("thread_id", "")),
         task_id=task["id"],

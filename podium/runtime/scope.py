@@ -53,7 +53,7 @@ def make_scope(
     round: int = 0,
 ) -> Scope:
     """A scope for a call made from a node of `workflow` (the context gives the tenant)."""
-    ctx = context if isinstance(context, RunContext) else RunContext()
+    ctx = resolve_context(config, context)
     configurable = config.get("configurable") or {}
     thread = configurable.get("thread_id")
     return Scope(
@@ -69,7 +69,50 @@ def make_scope(
     )
 
 
+#: Where the LangGraph server puts the authenticated user of a run.
+AUTH_USER_KEY = "langgraph_auth_user"
+
+
+def resolve_context(config: RunnableConfig | None, context: Any) -> RunContext:
+    """Who a run is for.
+
+    On a LangGraph server the authenticated user decides (tenant, user, roles), whatever
+    context the client sent, so one tenant cannot act as another. Elsewhere it is the
+    `RunContext` the caller passed (or the default one).
+    """
+    user = ((config or {}).get("configurable") or {}).get(AUTH_USER_KEY)
+    tenant = _field(user, "tenant_id") if user is not None else None
+    if tenant:
+        roles = _field(user, "roles") or _field(user, "permissions") or ()
+        identity = _field(user, "identity") or "anonymous"
+        return RunContext(
+            tenant_id=str(tenant), user_id=str(identity), roles=frozenset(str(r) for r in roles)
+        )
+    return context if isinstance(context, RunContext) else RunContext()
+
+
+def current_context(config: RunnableConfig | None = None) -> RunContext:
+    """`resolve_context` inside a node (reads LangGraph's runtime and config)."""
+    from langgraph.config import get_config
+    from langgraph.runtime import get_runtime
+
+    return resolve_context(config if config is not None else get_config(), get_runtime().context)
+
+
+def _field(user: Any, name: str) -> Any:
+    if isinstance(user, dict):
+        return user.get(name)
+    value = getattr(user, name, None)
+    if value is None:
+        try:
+            value = user[name]
+        except (KeyError, TypeError, IndexError):
+            value = None
+    return value
+
+
 def scope_from(config: RunnableConfig | None) -> Scope | None:
+
     return ((config or {}).get("configurable") or {}).get(SCOPE_KEY)
 
 

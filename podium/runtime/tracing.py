@@ -78,7 +78,7 @@ def settings_from_env(environ: Mapping[str, str]) -> LangfuseSettings | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RunIds:
+class _RunIds:
     """Who and what a traced run is: it becomes the trace's session, user and tags."""
 
     thread_id: str
@@ -179,7 +179,7 @@ class Tracer:
         """
         if self._closed:
             return []
-        ids = RunIds(str(thread_id), tenant_id, user_id, workflow, tuple(agents))
+        ids = _RunIds(str(thread_id), tenant_id, user_id, workflow, tuple(agents))
         with self._lock:
             link = self._waiting.get(ids.thread_id)
         return [_handler_class()(self, ids, link)]
@@ -273,7 +273,7 @@ def tracing_config(
     """
     if tracer is None:
         return {}
-    ids = RunIds(str(thread_id), tenant_id, user_id, workflow, tuple(agents))
+    ids = _RunIds(str(thread_id), tenant_id, user_id, workflow, tuple(agents))
     return {
         "callbacks": tracer.callbacks(
             thread_id=ids.thread_id,
@@ -358,7 +358,7 @@ def _handler_class() -> type:
 
         run_inline = True
 
-        def __init__(self, tracer: Tracer, ids: RunIds, link: _Link | None) -> None:
+        def __init__(self, tracer: Tracer, ids: _RunIds, link: _Link | None) -> None:
             context = None
             if link is not None:
                 context = {"trace_id": link.trace_id}
