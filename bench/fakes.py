@@ -33,14 +33,20 @@ WORKER_ANSWER = (
 )
 
 _DONE_LINE = re.compile(r"^- t\d+ ", re.MULTILINE)
+_DONE_COUNT = re.compile(r"Done so far \((\d+) tasks\)")
 
 Counter = Callable[[Sequence[BaseMessage]], int]
 
 
 def podium_done(messages: Sequence[BaseMessage]) -> int:
-    """Delegations finished so far, read from podium's router progress message."""
+    """Delegations finished so far, read from podium's router progress message
+    ("Done so far (N tasks):")."""
     last = messages[-1] if messages else None
-    return len(_DONE_LINE.findall(last.text)) if isinstance(last, HumanMessage) else 0
+    if not isinstance(last, HumanMessage):
+        return 0
+    found = _DONE_COUNT.search(last.text)
+    return int(found.group(1)) if found else len(_DONE_LINE.findall(last.text))
+
 
 
 def named_answers(agents: Sequence[str]) -> Counter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import podium
@@ -51,6 +52,10 @@ def worker_model(*, latency: float = 0.0) -> WorkerModel:
 
 # -- podium -----------------------------------------------------------------------------
 
+#: Governance on: every check runs, with limits that never bind (see the file).
+POLICY = Path(__file__).with_name("policy.yaml")
+
+
 
 def podium_agents(worker: WorkerModel) -> list[podium.AgentSpec]:
     return [podium.AgentSpec(name=n, description=d, model=worker) for n, d in AGENTS]
@@ -64,6 +69,7 @@ def build_podium_router(router: RouterModel, worker: WorkerModel, k: int):
         supervisor="router",
         model=router,
         max_turns=max(50, k + 1),
+        policies=POLICY,
     )
 
 
@@ -79,7 +85,9 @@ def build_podium_plan(worker: WorkerModel, tasks: int):
             for i in range(1, tasks + 1)
         ]
     )
-    return podium.build_workflow(podium_agents(worker), name="bench_fanout", supervisor=plan)
+    return podium.build_workflow(
+        podium_agents(worker), name="bench_fanout", supervisor=plan, policies=POLICY
+    )
 
 
 def podium_input() -> dict[str, Any]:

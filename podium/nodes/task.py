@@ -105,6 +105,8 @@ def make_task_node(
         record_transitions(cfg, {task["id"]: payload["task"]}, update["tasks"])
         return update
 
+    # A finished task's events stay buffered until the next supervisor step writes the
+    # whole wave at once; a gate or a failure is written at once.
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
@@ -112,27 +114,29 @@ def make_task_node(
             output = call_with_timeout(lambda: worker.invoke(inputs, cfg), timeout(cfg), what)
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:
+            services_for(config).flush()
             raise
         except Exception as exc:
-            return failed(task, exc, payload, cfg)
-        finally:
+            update = failed(task, exc, payload, cfg)
             services_for(config).flush()
+            return update
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
+        services = services_for(config)
         try:
             output = await acall_with_timeout(
                 lambda: worker.ainvoke(inputs, cfg), timeout(cfg), what
             )
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:
+            await services.run_sync(services.flush)
             raise
         except Exception as exc:
-            return failed(task, exc, payload, cfg)
-        finally:
-            services = services_for(config)
+            update = failed(task, exc, payload, cfg)
             await services.run_sync(services.flush)
+            return update
 
     return Node(spec.name, run, arun)
 

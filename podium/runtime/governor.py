@@ -197,11 +197,15 @@ class Governor:
     def _route(self, model, scope: Scope, policy, call) -> Any:
         if not scope.policies or not isinstance(model, BaseChatModel):
             return model
+        current = model_label(model)
         fraction = None
-        if any(True for _ in P.budget_limits(policy, call)):
-            fraction = P.remaining_fraction(
-                P.budget_limits(policy, call), self._spent(scope, policy, call)
-            )
+        limits = P.budget_limits(policy, call)
+        # Reading what was spent costs a query per level: only when a downgrade could apply
+        # (the rule routes at a fraction of 0.0 only if it exists).
+        if len(limits) and P.route_model(
+            policy, call, current=current, remaining_fraction=0.0
+        ).details.get("routed"):
+            fraction = P.remaining_fraction(limits, self._spent(scope, policy, call))
         decision = P.route_model(
             policy,
             call,

@@ -1,0 +1,216 @@
+"""Credentials of the server: API keys, signed bearer tokens, webhook secrets (pure code).
+
+An API key maps to one principal (tenant, user, roles), configured as
+`PODIUM_API_KEYS="key=tenant:user:role1+role2;..."`. A bearer token carries the
+principal itself, signed with HMAC-SHA256 under `PODIUM_TOKEN_SECRET`:
+
+    pdm1.<base64url(JSON {"tenant", "identity", "roles", "exp"})>.<base64url(HMAC)>
+
+Webhook secrets are per tenant: `PODIUM_WEBHOOK_SECRETS="tenant=secret;..."`. Nothing
+here reads the environment; `podium.server.auth` and `podium.server.webhooks` do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.errors import ConfigurationError
+
+TOKEN_PREFIX = "pdm1"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$")
+
+
+class CredentialError(Exception):
+    """A credential that does not authenticate anyone; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request is from: a user of one tenant, with roles.
+
+    Attributes:
+        identity: The user (unique within the tenant).
+        tenant_id: The tenant everything the user creates belongs to.
+        roles: Roles that gates and policies check (e.g. "editor").
+    """
+
+    identity: str
+    tenant_id: str
+    roles: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_user(self) -> dict[str, Any]:
+        """The user dict the LangGraph server keeps (`langgraph_auth_user`)."""
+        roles = list(self.roles)
+        return {
+            "identity": self.identity,
+            "display_name": f"{self.identity}@{self.tenant_id}",
+            "tenant_id": self.tenant_id,
+            "roles": roles,
+            # podium's permissions are its roles: resolve_context falls back to them.
+            "permissions": roles,
+        }
+
+
+def _check_name(value: str, what: str, where: str) -> str:
+    value = value.strip()
+    if not _NAME.match(value):
+        raise ConfigurationError(
+            f"{where}: bad {what} {value!r}; use letters, digits, '_', '-', '.', '@' "
+            "(at most 128, starting with a letter or digit)"
+        )
+    return value
+
+
+def _entries(text: str | None) -> list[str]:
+    return [e.strip() for e in re.split(r"[;\n]", text or "") if e.strip()]
+
+
+def parse_api_keys(text: str | None) -> dict[str, Principal]:
+    """Parse `PODIUM_API_KEYS` into SHA-256(key) -> principal.
+
+    Keys are kept hashed, so a lookup never compares secrets character by character.
+
+    Raises:
+        ConfigurationError: naming the malformed entry by position (never the key).
+    """
+    keys: dict[str, Principal] = {}
+    for n, entry in enumerate(_entries(text), start=1):
+        where = f"PODIUM_API_KEYS entry {n}"
+        key, sep, spec = entry.partition("=")
+        parts = spec.split(":")
+        if not sep or not key.strip() or len(parts) not in (2, 3):
+            raise ConfigurationError(
+                f"{where} must look like 'key=tenant:user' or 'key=tenant:user:role1+role2'"
+            )
+        tenant = _check_name(parts[0], "tenant", where)
+        user = _check_name(parts[1], "user", where)
+        roles = tuple(
+            _check_name(r, "role", where) for r in (parts[2] if len(parts) == 3 else "").split("+")
+            if r.strip()
+        )
+        digest = _digest(key.strip())
+        if digest in keys:
+            raise ConfigurationError(f"{where} repeats a key of an earlier entry")
+        keys[digest] = Principal(user, tenant, roles)
+    return keys
+
+
+def parse_webhook_secrets(text: str | None) -> dict[str, bytes]:
+    """Parse `PODIUM_WEBHOOK_SECRETS` ("tenant=secret;...") into tenant -> secret.
+
+    Raises:
+        ConfigurationError: naming the malformed entry by position (never the secret).
+    """
+    secrets: dict[str, bytes] = {}
+    for n, entry in enumerate(_entries(text), start=1):
+        where = f"PODIUM_WEBHOOK_SECRETS entry {n}"
+        tenant, sep, secret = entry.partition("=")
+        if not sep or not secret.strip():
+            raise ConfigurationError(f"{where} must look like 'tenant=secret'")
+        secrets[_check_name(tenant, "tenant", where)] = secret.strip().encode()
+    return secrets
+
+
+def lookup_api_key(keys: Mapping[str, Principal], key: str) -> Principal:
+    """The principal of an API key.
+
+    Raises:
+        CredentialError: for an unknown key.
+    """
+    principal = keys.get(_digest(key.strip()))
+    if principal is None:
+        raise CredentialError("unknown API key")
+    return principal
+
+
+def sign_token(
+    secret: str | bytes,
+    *,
+    tenant_id: str,
+    identity: str,
+    roles: Iterable[str] = (),
+    expires_in: float = 3600.0,
+    now: float | None = None,
+) -> str:
+    """A bearer token for `identity` of `tenant_id`, valid for `expires_in` seconds.
+
+    Args:
+        secret: The server's `PODIUM_TOKEN_SECRET`.
+        tenant_id: The tenant.
+        identity: The user.
+        roles: The user's roles.
+        expires_in: Lifetime in seconds.
+        now: Seconds since the epoch (tests); None means the current time.
+    """
+    where = "sign_token"
+    payload = {
+        "tenant": _check_name(tenant_id, "tenant", where),
+        "identity": _check_name(identity, "user", where),
+        "roles": sorted({_check_name(r, "role", where) for r in roles}),
+        "exp": int((time.time() if now is None else now) + expires_in),
+    }
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    signing_input = f"{TOKEN_PREFIX}.{body}"
+    return f"{signing_input}.{_b64(_mac(secret, signing_input))}"
+
+
+def verify_token(secret: str | bytes, token: str, *, now: float | None = None) -> Principal:
+    """The principal a bearer token names, once its signature and expiry are checked.
+
+    Raises:
+        CredentialError: for a malformed, forged or expired token.
+    """
+    parts = token.strip().split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        raise CredentialError(f"malformed token; expected '{TOKEN_PREFIX}.<payload>.<signature>'")
+    signing_input = f"{parts[0]}.{parts[1]}"
+    try:
+        signature = _unb64(parts[2])
+        payload = json.loads(_unb64(parts[1]))
+    except (ValueError, binascii.Error) as exc:
+        raise CredentialError("malformed token") from exc
+    if not hmac.compare_digest(signature, _mac(secret, signing_input)):
+        raise CredentialError("bad token signature")
+    if not isinstance(payload, dict):
+        raise CredentialError("malformed token payload")
+    exp = payload.get("exp")
+    if not isinstance(exp, int | float) or exp <= (time.time() if now is None else now):
+        raise CredentialError("token expired")
+    roles = payload.get("roles") or []
+    tenant, identity = payload.get("tenant"), payload.get("identity")
+    if not (isinstance(tenant, str) and isinstance(identity, str) and isinstance(roles, list)):
+        raise CredentialError("token payload needs tenant, identity and roles")
+    try:
+        return Principal(
+            _check_name(identity, "user", "token"),
+            _check_name(tenant, "tenant", "token"),
+            tuple(_check_name(str(r), "role", "token") for r in roles),
+        )
+    except ConfigurationError as exc:
+        raise CredentialError(str(exc)) from None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _mac(secret: str | bytes, message: str) -> bytes:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
