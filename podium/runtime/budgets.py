@@ -43,6 +43,8 @@ SCHEMA = [
 UNITS = ("tokens", "usd")
 #: Reservations older than this many seconds are treated as abandoned.
 DEFAULT_TTL = 900.0
+#: Seconds between clean-ups of a tenant's expired reservations (per process).
+PURGE_EVERY = 60.0
 #: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
 EPSILON = 1e-9
 
@@ -85,6 +87,7 @@ class Budgets:
         reservation_ttl: float = DEFAULT_TTL,
     ) -> None:
         self._db, self._clock, self._ttl = db, clock, reservation_ttl
+        self._purged: dict[str, float] = {}
         db.ensure_schema("budgets", SCHEMA)
 
     def reserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
@@ -101,13 +104,10 @@ class Budgets:
         reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
         with self._db.transaction() as cur:
             self._lock(cur, tenant_id, claims)
+            self._purge_now_and_then(cur, tenant_id, now)
+            sums = self._sums_of(cur, tenant_id, claims, now)
             for claim in claims:
-                cur.execute(
-                    "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key = ? "
-                    "AND unit = ? AND state = 'reserved' AND created_at < ?",
-                    (tenant_id, claim.scope_key, claim.unit, now - self._ttl),
-                )
-                spent, held = self._sums(cur, tenant_id, claim.scope_key, claim.unit, now)
+                spent, held = sums.get((claim.scope_key, claim.unit), (0.0, 0.0))
                 if spent + held + claim.amount > claim.limit + EPSILON:
                     raise _exceeded(tenant_id, claim, spent, held)
             self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
@@ -180,8 +180,38 @@ class Budgets:
     # -- helpers --------------------------------------------------------------------
 
     def _lock(self, cur: Cursor, tenant_id: str, claims: Iterable[Claim]) -> None:
-        names = [f"budget:{tenant_id}:{c.scope_key}:{c.unit}" for c in claims]
-        lock_all(self._db, cur, names)
+        # Every level of one reservation belongs to one tenant: one lock per tenant covers
+        # them all, costs one round trip, and cannot deadlock with another reservation.
+        del claims
+        lock_all(self._db, cur, [f"budget:{tenant_id}"])
+
+    def _purge_now_and_then(self, cur: Cursor, tenant_id: str, now: float) -> None:
+        """Delete expired reservations of the tenant, at most once a minute per process
+        (sums skip them anyway; this only keeps the table small)."""
+        if now - self._purged.get(tenant_id, float("-inf")) < PURGE_EVERY:
+            return
+        self._purged[tenant_id] = now
+        cur.execute(
+            "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND state = 'reserved' "
+            "AND created_at < ?",
+            (tenant_id, now - self._ttl),
+        )
+
+    def _sums_of(
+        self, cur: Cursor, tenant_id: str, claims: Sequence[Claim], now: float
+    ) -> dict[tuple[str, str], tuple[float, float]]:
+        """(spent, held) of every level the claims name, in one query."""
+        keys = sorted({c.scope_key for c in claims})
+        marks = ", ".join("?" for _ in keys)
+        rows = cur.query(
+            "SELECT scope_key, unit, "
+            "COALESCE(SUM(CASE WHEN state = 'spent' THEN amount ELSE 0 END), 0) AS spent, "
+            "COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount ELSE 0 END), 0) AS held "
+            f"FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key IN ({marks}) "
+            "AND (state = 'spent' OR created_at >= ?) GROUP BY scope_key, unit",
+            (tenant_id, *keys, now - self._ttl),
+        )
+        return {(r["scope_key"], r["unit"]): (float(r["spent"]), float(r["held"])) for r in rows}
 
     def _sums(
         self, cur: Cursor, tenant_id: str, scope_key: str, unit: str, now: float
@@ -204,21 +234,27 @@ class Budgets:
         now: float,
     ) -> None:
         settled_at = now if state == "spent" else None
-        for claim, amount in zip(reservation.claims, amounts, strict=True):
-            cur.execute(
-                "INSERT INTO podium_budget_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    reservation.reservation_id,
-                    reservation.tenant_id,
-                    claim.scope_key,
-                    claim.unit,
-                    amount,
-                    state,
-                    reservation.ref,
-                    reservation.created_at,
-                    settled_at,
-                ),
+        rows = [
+            (
+                reservation.reservation_id,
+                reservation.tenant_id,
+                claim.scope_key,
+                claim.unit,
+                amount,
+                state,
+                reservation.ref,
+                reservation.created_at,
+                settled_at,
             )
+            for claim, amount in zip(reservation.claims, amounts, strict=True)
+        ]
+        if not rows:
+            return
+        marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+        cur.execute(
+            f"INSERT INTO podium_budget_ledger VALUES {marks}",
+            [value for row in rows for value in row],
+        )
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
         cur.execute(

@@ -171,9 +171,11 @@ def test_purge_stale_removes_only_expired_reservations(db, tenant):
     clock = Clock()
     budgets = Budgets(db, clock=clock, reservation_ttl=60.0)
     budgets.reserve(tenant, [Claim("a", "tokens", 100, 1), Claim("b", "usd", 1, 0.1)], ref="x")
-    clock.now += 61.0
+    clock.now += 30.0
     budgets.reserve(tenant, [Claim("a", "tokens", 100, 1)], ref="fresh")
+    clock.now += 31.0  # "x" is 61 s old (expired), "fresh" 31 s (live)
     assert budgets.purge_stale(f"{tenant}-other") == 0
+
     assert budgets.purge_stale(tenant) == 1
     assert budgets.reserved(tenant, "a", "tokens") == 1
 
