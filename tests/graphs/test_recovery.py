@@ -1,0 +1,686 @@
+"""Failure recovery on compiled workflows: retries, fallbacks, dead letters, breakers,
+timeouts, the router's ping-pong guard, exactly-once replay and the `podium dlq` CLI.
+
+Retry and breaker timing runs on injected fakes (`sleep=`, `clock=`), so nothing waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from langchain_core.tools import ToolException, tool
+
+import podium
+from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium.runtime.dead_letters import DeadLetterStateError
+from podium.runtime.effects import EffectKey
+from podium.runtime.replay import finish, replay
+from podium.testing import tool_call
+
+ONE_TASK = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="do the job")])
+SCRIPTS = Path(__file__).parent / "recovery_scripts"
+
+
+def _config(thread: str) -> dict:
+    return {"configurable": {"thread_id": thread}}
+
+
+def _policy(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+class FakeSleep:
+    """Records every wait instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Failing:
+    """A `fetch` tool failing with `errors` (in turn) before it succeeds; counts calls."""
+
+    def __init__(self, *errors: BaseException, name: str = "fetch") -> None:
+        self.errors = list(errors)
+        self.calls = 0
+        self.name = name
+
+    def tool(self):
+        def fetch(item: str) -> str:
+            """Fetch an item."""
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            return f"fetched {item}"
+
+        fetch.__name__ = self.name
+        return tool(fetch)
+
+
+RETRY = "{attempts: 3, initial_delay: 1, backoff: 2, max_delay: 30, jitter: false}"
+
+
+def _tool_policy(tmp_path: Path, agents: list[str], name: str = "fetch", **settings: str) -> Path:
+    """Agents allowed tool `name`, whose settings are given as YAML flow values."""
+    lines = ["agents:"]
+    lines += [f"  {a}:\n    tools: {{allow: [{name}]}}" for a in agents]
+    lines += ["tools:", f"  {name}:"]
+    lines += [f"    {key}: {value}" for key, value in settings.items()] or ["    {}"]
+    return _policy(tmp_path, "\n".join(lines) + "\n")
+
+
+class HTTPError(Exception):
+    """What provider SDKs raise: an error carrying the response's status code."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(f"HTTP {status_code}")
+
+
+TRANSIENT = [
+    pytest.param(lambda: ConnectionError("reset by peer"), id="connection"),
+    pytest.param(lambda: TimeoutError("read timed out"), id="timeout"),
+    pytest.param(lambda: OSError("network unreachable"), id="oserror"),
+    pytest.param(lambda: HTTPError(429), id="http429"),
+    pytest.param(lambda: HTTPError(503), id="http503"),
+]
+PERMANENT = [
+    pytest.param(lambda: ValueError("bad item"), id="valueerror"),
+    pytest.param(lambda: HTTPError(400), id="http400"),
+]
+
+
+def _run(rt, graph, thread: str, tenant: str) -> dict:
+    return rt.compile(graph).invoke(
+        {"goal": "g"}, _config(thread), context=RunContext(tenant_id=tenant)
+    )
+
+
+@pytest.mark.parametrize("error", TRANSIENT)
+def test_flaky_tool_is_retried_with_growing_waits_and_the_task_completes(
+    error, scripted, tenant, tmp_path
+):
+    flaky = Failing(error(), error())
+    worker = scripted(tool_call("fetch", {"item": "x"}), "got x", name="worker")
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", tools=[flaky.tool()], model=worker)],
+        name="flaky",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry=RETRY),
+    )
+    sleep = FakeSleep()
+    with podium.open_runtime("memory://", sleep=sleep) as rt:
+        out = rt.compile(graph).invoke(
+            {"goal": "g"}, _config(f"{tenant}-flaky"), context=RunContext(tenant_id=tenant)
+        )
+    assert flaky.calls == 3
+    assert sleep.waits == [1.0, 2.0]
+    assert out["status"] == "completed"
+    assert out["answer"] == "got x"
+    assert out["tasks"]["t1"]["status"] == "completed"
+    # The model saw the tool's result, not the transient errors.
+    assert worker.calls[1][-1].content == "fetched x"
+
+
+@pytest.mark.parametrize("error", PERMANENT)
+def test_permanent_tool_error_is_not_retried(error, scripted, tenant, tmp_path):
+    broken = Failing(error())
+    graph = podium.build_workflow(
+        [
+            AgentSpec(
+                name="worker",
+                tools=[broken.tool()],
+                model=scripted(tool_call("fetch", {"item": "x"}), name="worker"),
+            )
+        ],
+        name="permanent",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry=RETRY),
+    )
+    sleep = FakeSleep()
+    with podium.open_runtime("memory://", sleep=sleep) as rt:
+        out = _run(rt, graph, f"{tenant}-permanent", tenant)
+        [letter] = rt.services.dead_letters.list(tenant)
+    assert broken.calls == 1
+    assert sleep.waits == []
+    task = out["tasks"]["t1"]
+    assert task["status"] == "dead_lettered"
+    assert task["failures"][0]["class"] == "permanent"
+    assert task["error"] == f"{type(error()).__name__}: {error()}"
+    assert letter.attempts[0].error_type == type(error()).__name__
+    assert out["status"] == "failed"
+
+
+def test_tool_exception_goes_back_to_the_model_instead_of_failing_the_task(
+    scripted, tenant, tmp_path
+):
+    refusing = Failing(ToolException("item x does not exist; try y"))
+    worker = scripted(tool_call("fetch", {"item": "x"}), "x is missing", name="worker")
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", tools=[refusing.tool()], model=worker)],
+        name="toolerror",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry=RETRY),
+    )
+    sleep = FakeSleep()
+    with podium.open_runtime("memory://", sleep=sleep) as rt:
+        out = _run(rt, graph, f"{tenant}-toolerror", tenant)
+        letters = rt.services.dead_letters.list(tenant)
+    assert refusing.calls == 1 and sleep.waits == []
+    assert "item x does not exist; try y" in worker.calls[1][-1].content
+    assert out["status"] == "completed" and out["answer"] == "x is missing"
+    assert letters == []
+
+
+def test_exhausted_retries_hand_the_task_to_the_fallback(scripted, tenant, tmp_path):
+    down = Failing(*(ConnectionError(f"down {i}") for i in range(3)))
+    agents = [
+        AgentSpec(
+            name="worker",
+            tools=[down.tool()],
+            model=scripted(tool_call("fetch", {"item": "x"}), name="worker"),
+            fallback="backup",
+        ),
+        AgentSpec(name="backup", model=scripted("backup did it", name="backup")),
+    ]
+    graph = podium.build_workflow(
+        agents,
+        name="fallback",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry=RETRY),
+    )
+    sleep = FakeSleep()
+    with podium.open_runtime("memory://", sleep=sleep) as rt:
+        out = _run(rt, graph, f"{tenant}-fallback", tenant)
+        letters = rt.services.dead_letters.list(tenant)
+    assert down.calls == 3 and sleep.waits == [1.0, 2.0]
+    assert out["status"] == "completed"
+    assert out["answer"] == "backup did it"
+    assert out["results"]["t1"]["agent"] == "backup"
+    task = out["tasks"]["t1"]
+    assert task["status"] == "completed" and task["agent"] == "backup"
+    assert task["assigned"] == ["worker", "backup"]
+    statuses = [h["to"] for h in task["history"]]
+    i = statuses.index("failed")
+    assert statuses[i + 1] == "retrying"
+    assert "down 2" in task["history"][i]["reason"]
+    assert "reassigned from worker to backup" in task["history"][i + 1]["reason"]
+    assert statuses[-1] == "completed"
+    assert letters == []
+
+
+def test_exhausted_fallback_dead_letters_the_task_with_its_context(
+    db_url, scripted, tenant, tmp_path
+):
+    # A name of its own: breakers are shared by every tenant of a database.
+    name = f"fetch_{tenant[-8:]}"
+    down = Failing(*(ConnectionError(f"down {i}") for i in range(6)), name=name)
+    fetch = down.tool()
+    agents = [
+        AgentSpec(
+            name="worker",
+            tools=[fetch],
+            model=scripted(tool_call(name, {"item": "x"}), name="worker"),
+            fallback="backup",
+        ),
+        AgentSpec(
+            name="backup",
+            tools=[fetch],
+            model=scripted(tool_call(name, {"item": "x"}), name="backup"),
+        ),
+    ]
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="fetch x for the report")])
+    graph = podium.build_workflow(
+        agents,
+        name="deadend",
+        supervisor=plan,
+        policies=_tool_policy(tmp_path, ["worker", "backup"], name=name, retry=RETRY),
+    )
+    thread = f"{tenant}-deadend"
+    with podium.open_runtime(db_url, sleep=FakeSleep()) as rt:
+        app = rt.compile(graph)
+        out = _run(rt, graph, thread, tenant)
+        [letter] = rt.services.dead_letters.list(tenant)
+        checkpoints = {
+            s.config["configurable"]["checkpoint_id"]
+            for s in app.get_state_history(_config(thread))
+        }
+    assert down.calls == 6
+    assert out["status"] == "failed"
+    task = out["tasks"]["t1"]
+    assert task["status"] == "dead_lettered"
+    assert task["dead_letter"] == letter.id
+    assert (letter.workflow, letter.thread_id, letter.task_id) == ("deadend", thread, "t1")
+    assert letter.agent == "backup" and letter.status == "pending"
+    assert letter.inputs["goal"] == "g"
+    assert letter.inputs["task"]["instruction"] == "fetch x for the report"
+    assert [(a.agent, a.attempt, a.error_type) for a in letter.attempts] == [
+        ("worker", 1, "ConnectionError"),
+        ("backup", 2, "ConnectionError"),
+    ]
+    assert letter.attempts[0].error == "down 2" and letter.attempts[1].error == "down 5"
+    assert letter.last_checkpoint_id in checkpoints
+
+
+def test_a_dead_lettered_branch_does_not_stop_the_others(scripted, tenant, tmp_path):
+    broken = Failing(ValueError("no such item"))
+    agents = [
+        AgentSpec(
+            name="worker",
+            tools=[broken.tool()],
+            model=scripted(tool_call("fetch", {"item": "x"}), name="worker"),
+        ),
+        AgentSpec(name="steady", model=scripted("steady part", "steady summary", name="steady")),
+        AgentSpec(name="joiner", model=scripted(name="joiner")),  # never runs
+    ]
+    plan = Plan(
+        tasks=[
+            PlannedTask(id="t1", agent="worker", instruction="fetch x"),
+            PlannedTask(id="t2", agent="steady", instruction="part"),
+            PlannedTask(id="t3", agent="steady", instruction="sum up", depends_on=["t2"]),
+            PlannedTask(id="t4", agent="joiner", instruction="join", depends_on=["t1"]),
+        ]
+    )
+    graph = podium.build_workflow(
+        agents, name="branches", supervisor=plan, policies=_tool_policy(tmp_path, ["worker"])
+    )
+    with podium.open_runtime("memory://", sleep=FakeSleep()) as rt:
+        out = _run(rt, graph, f"{tenant}-branches", tenant)
+        [letter] = rt.services.dead_letters.list(tenant)
+    statuses = {t: task["status"] for t, task in out["tasks"].items()}
+    assert statuses == {
+        "t1": "dead_lettered",
+        "t2": "completed",
+        "t3": "completed",
+        "t4": "cancelled",
+    }
+    assert letter.task_id == "t1"
+    assert out["status"] == "partial"
+    assert "steady summary" in out["answer"]
+    assert "t1" in out["answer"].split("Not completed:")[1]
+
+
+def test_breaker_opens_fails_fast_and_closes_after_a_successful_probe(scripted, tenant, tmp_path):
+    down = Failing(*(ConnectionError(f"down {i}") for i in range(5)))
+    worker = scripted(
+        *(tool_call("fetch", {"item": "x"}) for _ in range(8)),  # 5 failures, 2 fast, 1 probe
+        "probe worked",
+        tool_call("fetch", {"item": "y"}),
+        "closed again",
+        name="worker",
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", tools=[down.tool()], model=worker)],
+        name="breaker",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry="{attempts: 1}"),
+    )
+    clock, runs = FakeClock(), iter(range(100))
+    with podium.open_runtime("memory://", clock=clock, sleep=FakeSleep()) as rt:
+        app = rt.compile(graph)
+
+        def run() -> dict:
+            return app.invoke(
+                {"goal": "g"},
+                _config(f"{tenant}-breaker-{next(runs)}"),
+                context=RunContext(tenant_id=tenant),
+            )
+
+        def breaker():
+            return rt.services.breakers.state("tool:fetch", tenant)
+
+        for i in range(5):
+            out = run()
+            assert out["tasks"]["t1"]["error"] == f"ConnectionError: down {i}"
+            clock.advance(1)
+        assert down.calls == 5
+        assert breaker().state == "open"
+        for _ in range(2):  # open: fails fast, the tool is not run
+            out = run()
+            assert down.calls == 5
+            assert out["tasks"]["t1"]["status"] == "dead_lettered"
+            assert out["tasks"]["t1"]["failures"][0]["error_type"] == "CircuitOpen"
+            assert "circuit breaker 'tool:fetch' is open" in out["tasks"]["t1"]["error"]
+            clock.advance(1)
+        clock.advance(30)  # past the cool-down: the next call is the probe
+        out = run()
+        assert down.calls == 6
+        assert out["status"] == "completed" and out["answer"] == "probe worked"
+        assert breaker().state == "closed"
+        out = run()
+        assert down.calls == 7 and out["answer"] == "closed again"
+        assert len(rt.services.dead_letters.list(tenant)) == 7
+
+
+def test_a_hung_tool_times_out_and_the_run_moves_on(scripted, tenant, tmp_path):
+    release, started = threading.Event(), []
+
+    @tool
+    def hang(item: str) -> str:
+        """Wait for a service that never answers."""
+        started.append(item)
+        release.wait(30)
+        return "too late"
+
+    graph = podium.build_workflow(
+        [
+            AgentSpec(
+                name="worker",
+                tools=[hang],
+                model=scripted(tool_call("hang", {"item": "x"}), name="worker"),
+            )
+        ],
+        name="hung",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(
+            tmp_path, ["worker"], name="hang", timeout="0.2", retry="{attempts: 1}"
+        ),
+    )
+    try:
+        with podium.open_runtime("memory://", sleep=FakeSleep()) as rt:
+            began = time.monotonic()
+            out = _run(rt, graph, f"{tenant}-hung", tenant)
+            elapsed = time.monotonic() - began
+    finally:
+        release.set()
+    assert started == ["x"]
+    assert elapsed < 5
+    task = out["tasks"]["t1"]
+    assert task["status"] == "dead_lettered"
+    assert task["failures"][0]["error_type"] == "CallTimeout"
+    assert "tool 'hang' timed out after 0.2s" in task["error"]
+    assert out["status"] == "failed"
+
+
+def test_router_ping_pong_is_stopped_with_a_dead_letter(scripted, tenant):
+    turns = ["alpha", "beta"] * 3
+    boss = scripted(*(f'{{"next": "{a}", "instruction": "your turn"}}' for a in turns), name="boss")
+    agents = [
+        AgentSpec(name="alpha", model=scripted("a1", "a2", "a3", name="alpha")),
+        AgentSpec(name="beta", model=scripted("b1", "b2", name="beta")),
+    ]
+    graph = podium.build_workflow(agents, name="pingpong", supervisor="router", model=boss)
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, f"{tenant}-pingpong", tenant)
+        [letter] = rt.services.dead_letters.list(tenant)
+    assert out["status"] == "failed"
+    assert out["error"].startswith("the router bounced between alpha and beta ")
+    assert f"(dead letter {letter.id})" in out["error"]
+    assert [t["agent"] for t in out["tasks"].values()] == ["alpha", "beta"] * 2 + ["alpha"]
+    assert {t["status"] for t in out["tasks"].values()} == {"completed"}
+    assert letter.task_id == "router"
+    assert letter.workflow == "pingpong" and letter.thread_id == f"{tenant}-pingpong"
+    assert letter.agent == "beta"
+    assert letter.inputs == {"goal": "g", "next": "beta", "instruction": "your turn"}
+    assert letter.attempts[0].error_type == "RouterPingPong"
+
+
+def test_replaying_a_dead_letter_twice_repeats_no_effect(db_url, scripted, tenant, tmp_path):
+    sent: list[str] = []
+
+    @tool
+    def send(to: str) -> str:
+        """Send the report (a side effect: it must happen once)."""
+        sent.append(to)
+        return f"sent to {to} #{len(sent)}"
+
+    worker = scripted(
+        tool_call("send", {"to": "ops"}, id="call-send-1"),
+        ValueError("the model broke after sending"),  # permanent: the task dead-letters
+        # The replay: the model asks for the same call again; the ledger answers it.
+        tool_call("send", {"to": "ops"}, id="call-send-1"),
+        "report sent",
+        name="worker",
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", tools=[send], model=worker)],
+        name="replayed",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(
+            tmp_path, ["worker"], name="send", side_effects="true", idempotent="false"
+        ),
+    )
+    thread = f"{tenant}-replay"
+    context = RunContext(tenant_id=tenant, user_id="oncall")
+    with podium.open_runtime(db_url, sleep=FakeSleep()) as rt:
+        app = rt.compile(graph)
+        out = app.invoke({"goal": "g"}, _config(thread), context=context)
+        assert out["tasks"]["t1"]["status"] == "dead_lettered"
+        assert sent == ["ops"]
+        [letter] = rt.services.dead_letters.list(tenant)
+
+        replayed = replay(app, letter, services=rt.services, context=context)
+        assert finish(app, letter, services=rt.services) == "completed"
+        with pytest.raises(DeadLetterStateError, match="already replayed"):
+            replay(app, letter, services=rt.services, context=context)
+        with pytest.raises(DeadLetterStateError):
+            replay(
+                app,
+                rt.services.dead_letters.get(letter.id, tenant),
+                services=rt.services,
+                context=context,
+            )
+        after = rt.services.dead_letters.get(letter.id, tenant)
+        effect = rt.services.effects.get(EffectKey(tenant, thread, "t1", "call-send-1"))
+        final = app.get_state(_config(thread)).values
+    assert sent == ["ops"]  # exactly one effect, through the run, the replay and the refusal
+    assert replayed["status"] == "completed" and replayed["answer"] == "report sent"
+    # The replayed model got the recorded result of the first call.
+    assert worker.calls[3][-1].content == "sent to ops #1"
+    assert after.status == "replayed"
+    assert after.resolution["replay_by"] == "oncall"
+    assert after.resolution["result"]["status"] == "completed"
+    assert effect.status == "completed" and effect.attempts == 1
+    assert final["status"] == "completed"
+    assert final["tasks"]["t1"]["status"] == "completed"
+
+
+def _load_script_module(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"recovery_scripts_{name}", SCRIPTS / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dlq_cli_lists_shows_replays_and_discards(tmp_path, tenant):
+    flow = _load_script_module("dlq_flow")
+    url = f"sqlite:///{tmp_path / 'podium.db'}"
+    context = RunContext(tenant_id=tenant)
+    with podium.open_runtime(url) as rt:
+        for thread in ("first", "second"):
+            app = rt.compile(flow.build(phase="fail"))
+            out = app.invoke({"goal": "answer"}, _config(f"{tenant}-{thread}"), context=context)
+            assert out["tasks"]["t1"]["status"] == "dead_lettered"
+        letters = {d.thread_id: d.id for d in rt.services.dead_letters.list(tenant)}
+    first, second = letters[f"{tenant}-first"], letters[f"{tenant}-second"]
+    root = Path(podium.__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SCRIPTS), str(root)]),
+        "PODIUM_WORKFLOWS": f"{flow.NAME}=dlq_flow:build",
+        "PODIUM_TEST_DLQ_PHASE": "fixed",
+    }
+
+    def dlq(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "podium.cli", "dlq", *args, "--db", url, "--tenant", tenant],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    listed = dlq("list")
+    assert listed.returncode == 0, listed.stderr
+    for letter_id in (first, second):
+        [row] = [line for line in listed.stdout.splitlines() if letter_id in line]
+        assert "pending" in row and flow.NAME in row and "worker" in row and flow.ERROR in row
+
+    shown = dlq("show", first)
+    assert shown.returncode == 0, shown.stderr
+    assert f"dead letter {first}  status pending  tenant {tenant}" in shown.stdout
+    assert f"workflow {flow.NAME}  thread {tenant}-first  task t1  agent worker" in shown.stdout
+    assert f"worker #1  ValueError: {flow.ERROR}" in shown.stdout
+    assert '"goal": "answer"' in shown.stdout
+
+    replayed = dlq("replay", first, "--quiet", "--user", "oncall")
+    assert replayed.returncode == 0, replayed.stderr
+    assert flow.ANSWER in replayed.stdout
+    assert f"replay of {first}: task t1 is now completed" in replayed.stderr
+
+    again = dlq("replay", first)
+    assert again.returncode == 2
+    assert f"cannot replay dead letter {first!r}: it was already replayed" in again.stderr
+
+    discarded = dlq("discard", second, "--reason", "duplicate request")
+    assert discarded.returncode == 0, discarded.stderr
+    assert f"discarded {second}: duplicate request" in discarded.stdout
+
+    remaining = dlq("list", "--status", "pending")
+    assert remaining.returncode == 0, remaining.stderr
+    assert f"no dead letters for tenant {tenant!r}" in remaining.stdout
+
+    with podium.open_runtime(url) as rt:
+        done = rt.services.dead_letters.get(first, tenant)
+        closed = rt.services.dead_letters.get(second, tenant)
+        app = rt.compile(flow.build(phase="fail"))
+        state = app.get_state(_config(f"{tenant}-first")).values
+    assert done.status == "replayed" and done.resolution["replay_by"] == "oncall"
+    assert closed.status == "discarded" and closed.resolution["reason"] == "duplicate request"
+    assert state["status"] == "completed" and state["answer"] == flow.ANSWER
+
+
+# -- the same on async runs ----------------------------------------------------------------
+
+
+class AsyncFakeSleep(FakeSleep):
+    async def __call__(self, seconds: float) -> None:  # type: ignore[override]
+        self.waits.append(seconds)
+
+
+async def test_flaky_tool_is_retried_in_async_runs(scripted, tenant, tmp_path):
+    flaky = Failing(ConnectionError("reset"), HTTPError(503))
+    graph = podium.build_workflow(
+        [
+            AgentSpec(
+                name="worker",
+                tools=[flaky.tool()],
+                model=scripted(tool_call("fetch", {"item": "x"}), "got x", name="worker"),
+            )
+        ],
+        name="aflaky",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry=RETRY),
+    )
+    sleep = AsyncFakeSleep()
+    async with podium.open_async_runtime("memory://", asleep=sleep) as rt:
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"}, _config(f"{tenant}-aflaky"), context=RunContext(tenant_id=tenant)
+        )
+    assert flaky.calls == 3 and sleep.waits == [1.0, 2.0]
+    assert out["status"] == "completed" and out["answer"] == "got x"
+
+
+async def test_breaker_opens_and_closes_in_async_runs(scripted, tenant, tmp_path):
+    down = Failing(*(TimeoutError(f"slow {i}") for i in range(5)))
+    worker = scripted(
+        *(tool_call("fetch", {"item": "x"}) for _ in range(7)),  # 5 failures, 1 fast, 1 probe
+        "probe worked",
+        name="worker",
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", tools=[down.tool()], model=worker)],
+        name="abreaker",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(tmp_path, ["worker"], retry="{attempts: 1}"),
+    )
+    clock = FakeClock()
+    async with podium.open_async_runtime("memory://", clock=clock, asleep=AsyncFakeSleep()) as rt:
+        app = rt.compile(graph)
+
+        async def run(i: int) -> dict:
+            return await app.ainvoke(
+                {"goal": "g"}, _config(f"{tenant}-ab-{i}"), context=RunContext(tenant_id=tenant)
+            )
+
+        for i in range(5):
+            out = await run(i)
+            assert out["tasks"]["t1"]["error"] == f"TimeoutError: slow {i}"
+            clock.advance(1)
+        out = await run(5)
+        assert down.calls == 5
+        assert out["tasks"]["t1"]["failures"][0]["error_type"] == "CircuitOpen"
+        clock.advance(31)
+        out = await run(6)
+        state = rt.services.breakers.state("tool:fetch", tenant)
+    assert down.calls == 6
+    assert out["status"] == "completed" and out["answer"] == "probe worked"
+    assert state.state == "closed"
+
+
+async def test_a_hung_tool_times_out_in_async_runs(scripted, tenant, tmp_path):
+    never, cancelled = asyncio.Event(), []
+
+    @tool
+    async def hang(item: str) -> str:
+        """Wait for a service that never answers."""
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            cancelled.append(item)
+            raise
+        return "too late"
+
+    graph = podium.build_workflow(
+        [
+            AgentSpec(
+                name="worker",
+                tools=[hang],
+                model=scripted(tool_call("hang", {"item": "x"}), name="worker"),
+            )
+        ],
+        name="ahung",
+        supervisor=ONE_TASK,
+        policies=_tool_policy(
+            tmp_path, ["worker"], name="hang", timeout="0.2", retry="{attempts: 1}"
+        ),
+    )
+    async with podium.open_async_runtime("memory://", asleep=AsyncFakeSleep()) as rt:
+        began = time.monotonic()
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"}, _config(f"{tenant}-ahung"), context=RunContext(tenant_id=tenant)
+        )
+        elapsed = time.monotonic() - began
+    assert elapsed < 5
+    assert cancelled == ["x"]  # the hung call was cancelled, not left running
+    assert out["tasks"]["t1"]["status"] == "dead_lettered"
+    assert "tool 'hang' timed out after 0.2s" in out["tasks"]["t1"]["error"]
