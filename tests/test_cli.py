@@ -137,3 +137,61 @@ def test_extra_workflows_from_the_environment(tmp_path):
     assert "echo" in listed.stdout and "A one-agent echo workflow." in listed.stdout
     ran = podium("run", "echo", "Write a brief on heat pumps", "--quiet", cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_demo_without_a_terminal_stops_at_the_gate_and_says_how_to_decide(tmp_path):
+    done = podium("demo", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "waiting for approval: gate g-" in done.stderr
+    command = next(
+        line.split("decide with: ", 1)[1]
+        for line in done.stderr.splitlines()
+        if "decide with: " in line
+    )
+    assert command.startswith("podium approve research_brief-") and "--role editor" in command
+    assert not (tmp_path / "reports").exists()  # nothing was published
+    args = command.split("   ")[0].split()[1:]
+    approved = podium(*args, cwd=tmp_path)
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.startswith("# Brief:")
+    assert len(list((tmp_path / "reports").glob("*.md"))) == 1
+
+
+def test_demo_at_a_terminal_asks_and_publishes_on_approval(tmp_path):
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "podium.cli", "demo"],
+        cwd=tmp_path,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    seen, deadline, answered = b"", time.monotonic() + 60, False
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+            if not answered and b"[a]pprove, [r]eject or [e]dit?" in seen:
+                os.write(master, b"a\n")
+                answered = True
+        proc.wait(timeout=30)
+    finally:
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert answered, text[-2000:]
+    assert "=== approval needed (tool) ===" in text
+    assert "writer wants to call publish_report(" in text
+    assert proc.returncode == 0, text[-2000:]
+    assert len(list((tmp_path / "reports").glob("*.md"))) == 1
