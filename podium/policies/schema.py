@@ -255,10 +255,22 @@ class ScopeBlock(WorkflowBlock):
     budgets: Budgets | None = None  # type: ignore[assignment]
 
 
+class BreakerPolicy(Model):
+    """Circuit breaker of a tool or model: opens after `failures` transient failures within
+    `window` seconds, lets one probe through after `cooldown`; `per_tenant` gives every
+    tenant its own breaker instead of one shared by all."""
+
+    failures: PositiveInt = 5
+    window: PositiveFloat = 60.0
+    cooldown: PositiveFloat = 30.0
+    per_tenant: bool = False
+
+
 class ToolPolicy(Model):
     """Everything about one tool: access switch, arguments, approval and runtime metadata."""
 
     enabled: bool = True
+    breaker: BreakerPolicy | None = None
     args: FrozenMap[ArgConstraint] = {}
     requires_approval: ToolApproval | None = None
     side_effects: bool = False
@@ -273,6 +285,7 @@ class ModelPolicy(Model):
     """Per-model settings (keyed by the model string, e.g. "openai:gpt-4o")."""
 
     rate_limit: RateLimitSpec | None = None
+    breaker: BreakerPolicy | None = None
 
 
 Price = tuple[NonNegativeFloat, NonNegativeFloat]

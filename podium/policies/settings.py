@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from podium.policies.decision import CallScope, first, key, layers
-from podium.policies.schema import PolicySet, RetrySettings
+from podium.policies.schema import BreakerPolicy, PolicySet, RetrySettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class ToolSettings:
     timeout: float | None = None
     retry: RetrySettings | None = None
     rule: str = "default"
+    breaker: BreakerPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ def tool_settings(policy: PolicySet, call: CallScope, tool: str) -> ToolSettings
         timeout=settings.timeout,
         retry=settings.retry,
         rule=key("tools", tool),
+        breaker=settings.breaker,
     )
 
 

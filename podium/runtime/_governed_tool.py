@@ -74,7 +74,7 @@ async def arun(gov: Governor, request: ToolCallRequest, execute) -> Any:
         return early
 
     async def attempt():
-        if not gov._healthy("tool", _name(p)):
+        if not gov._healthy("tool", _name(p), p.scope):
             await s.run_sync(_breaker, gov, p)
         return await acall_with_timeout(
             lambda: _arun_governed(execute, p.request), p.settings.timeout, f"tool {_name(p)!r}"
@@ -229,12 +229,12 @@ def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
 
 
 def _breaker(gov: Governor, p: Prepared) -> None:
-    gov.breaker_allow("tool", _name(p), p.scope.tenant_id)
+    gov.breaker_allow("tool", _name(p), p.scope)
 
 
 def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
     s = gov.services
-    gov.breaker_failure("tool", _name(p), p.scope.tenant_id, exc)
+    gov.breaker_failure("tool", _name(p), p.scope, exc)
     if p.effect is not None:
         s.effects.fail(p.effect, f"{type(exc).__name__}: {exc}")
     gov.record(
@@ -247,7 +247,7 @@ def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
 
 def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
     s = gov.services
-    gov.breaker_success("tool", _name(p), p.scope.tenant_id)
+    gov.breaker_success("tool", _name(p), p.scope)
     if isinstance(result, ToolMessage) and p.scope.policies is not None:
         from podium.runtime.governor import call_scope
 

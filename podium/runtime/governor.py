@@ -23,6 +23,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 
 from podium import policies as P
 from podium.models import PRICES, cost_usd, model_label, resolve_model
+from podium.policies.ratelimit import model_entry
 from podium.runtime import _governed_tool
 from podium.runtime.breakers import BreakerSettings, CircuitOpen, breaker_key
 from podium.runtime.budgets import Claim, Reservation
@@ -140,7 +141,7 @@ class Governor:
         prepared = await s.run_sync(self._admit, prepared, messages, tools)
 
         async def attempt() -> AIMessage:
-            if not self._healthy("model", prepared.label):
+            if not self._healthy("model", prepared.label, prepared.scope):
                 await s.run_sync(self._breaker_check, "model", prepared)
             return await acall_with_timeout(
                 lambda: _agoverned_invoke(prepared.model, messages, config),
@@ -264,23 +265,39 @@ class Governor:
         return f"agent:{scope.run_key}:{scope.agent}"
 
     def _breaker_check(self, kind: str, prepared: ModelCall) -> None:
-        self.breaker_allow(kind, prepared.label, prepared.scope.tenant_id)
+        self.breaker_allow(kind, prepared.label, prepared.scope)
 
-    def _healthy(self, kind: str, name: str) -> bool:
+    def _breaker_of(self, kind: str, name: str, scope: Scope) -> tuple[str, BreakerSettings]:
+        """The breaker key and settings of a tool or model (the policy may make it per tenant)."""
+        spec = None
+        if scope.policies is not None:
+            if kind == "tool" and name in scope.policies.tools:
+                spec = scope.policies.tools[name].breaker
+            elif kind == "model" and (entry := model_entry(scope.policies, name)) is not None:
+                spec = entry[1].breaker
+        if spec is None:
+            return breaker_key(kind, name), self.breaker
+        key = breaker_key(kind, name, tenant_id=scope.tenant_id if spec.per_tenant else None)
+        return key, BreakerSettings(
+            failure_threshold=spec.failures, window=spec.window, cooldown=spec.cooldown
+        )
+
+    def _healthy(self, kind: str, name: str, scope: Scope) -> bool:
         """True while a recent check found the breaker closed (no read needed)."""
-        return self._closed.get(breaker_key(kind, name), 0.0) > self.services.clock()
+        key, _ = self._breaker_of(kind, name, scope)
+        return self._closed.get(key, 0.0) > self.services.clock()
 
-    def breaker_allow(self, kind: str, name: str, tenant_id: str) -> None:
+    def breaker_allow(self, kind: str, name: str, scope: Scope) -> None:
         """Fail fast (CircuitOpen) while the breaker of `kind:name` is open.
 
         A closed breaker is remembered for `BREAKER_CACHE` seconds, so the usual call costs
         no database read; any failure recorded here forgets it at once, and another
         process's failures are seen within that time.
         """
-        key = breaker_key(kind, name)
+        key, settings = self._breaker_of(kind, name, scope)
         if self._closed.get(key, 0.0) > self.services.clock():
             return
-        decision = self.services.breakers.before_call(key, self.breaker, tenant_id)
+        decision = self.services.breakers.before_call(key, settings, scope.tenant_id)
         if not decision.allowed:
             self._closed.pop(key, None)
             raise CircuitOpen(key, decision.retry_after or 0.0, state=decision.state)
@@ -289,24 +306,24 @@ class Governor:
         else:
             self._closed.pop(key, None)
 
-    def breaker_success(self, kind: str, name: str, tenant_id: str) -> None:
-        key = breaker_key(kind, name)
+    def breaker_success(self, kind: str, name: str, scope: Scope) -> None:
+        key, _ = self._breaker_of(kind, name, scope)
         if self._closed.get(key, 0.0) > self.services.clock():
             return  # closed a moment ago: a success changes nothing
-        self.services.breakers.record_success(key, tenant_id)
+        self.services.breakers.record_success(key, scope.tenant_id)
 
-    def breaker_failure(self, kind: str, name: str, tenant_id: str, exc: BaseException) -> None:
+    def breaker_failure(self, kind: str, name: str, scope: Scope, exc: BaseException) -> None:
         if classify(exc) != "transient" or isinstance(exc, CircuitOpen):
             return
-        key = breaker_key(kind, name)
+        key, settings = self._breaker_of(kind, name, scope)
         self._closed.pop(key, None)
         self.services.breakers.record_failure(
-            key, self.breaker, tenant_id, f"{type(exc).__name__}: {exc}"
+            key, settings, scope.tenant_id, f"{type(exc).__name__}: {exc}"
         )
 
     def _model_failed(self, prepared: ModelCall, exc: Exception) -> None:
         s, scope = self.services, prepared.scope
-        self.breaker_failure("model", prepared.label, scope.tenant_id, exc)
+        self.breaker_failure("model", prepared.label, scope, exc)
         if prepared.reservation is not None:
             s.budgets.release(prepared.reservation)
         self.record(
@@ -322,7 +339,7 @@ class Governor:
                 f"{type(reply).__name__}, not an AIMessage; pass a chat model"
             )
         s, scope = self.services, prepared.scope
-        self.breaker_success("model", prepared.label, scope.tenant_id)
+        self.breaker_success("model", prepared.label, scope)
         usage = self.account(scope, reply, label=prepared.label, messages=messages)
         if prepared.reservation is not None:
             s.budgets.settle(

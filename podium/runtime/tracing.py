@@ -356,6 +356,8 @@ def _handler_class() -> type:
     class PodiumCallbackHandler(CallbackHandler):
         """Langfuse's LangChain handler, plus podium's names, identifiers and gate links."""
 
+        # Async runs would otherwise call this sync handler in an executor, each event in
+        # a copied context, and the session/user/tags set at the root would reach no child.
         run_inline = True
 
         def __init__(self, tracer: Tracer, ids: _RunIds, link: _Link | None) -> None:

@@ -6,8 +6,9 @@ principal itself, signed with HMAC-SHA256 under `PODIUM_TOKEN_SECRET`:
 
     pdm1.<base64url(JSON {"tenant", "identity", "roles", "exp"})>.<base64url(HMAC)>
 
-Webhook secrets are per tenant: `PODIUM_WEBHOOK_SECRETS="tenant=secret;..."`. Nothing
-here reads the environment; `podium.server.auth` and `podium.server.webhooks` do.
+Webhook secrets are per tenant: `PODIUM_WEBHOOK_SECRETS="tenant=secret;..."`; a sender signs
+`timestamp + "." + body` with HMAC-SHA256 (`sign_webhook`). Nothing here reads the
+environment; `podium.server.auth` and `podium.server.webhooks` do.
 """
 
 from __future__ import annotations
@@ -26,11 +27,20 @@ from typing import Any
 from podium.errors import ConfigurationError
 
 TOKEN_PREFIX = "pdm1"
+#: Seconds a signed request stays valid before or after its timestamp.
+WINDOW = 300.0
+TENANT_HEADER = "x-podium-tenant"
+TIMESTAMP_HEADER = "x-podium-timestamp"
+SIGNATURE_HEADER = "x-podium-signature"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$")
 
 
 class CredentialError(Exception):
     """A credential that does not authenticate anyone; the message says why."""
+
+
+class WebhookRefused(CredentialError):
+    """A webhook request that is not authentic; the message says why (answered 401)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +104,8 @@ def parse_api_keys(text: str | None) -> dict[str, Principal]:
         tenant = _check_name(parts[0], "tenant", where)
         user = _check_name(parts[1], "user", where)
         roles = tuple(
-            _check_name(r, "role", where) for r in (parts[2] if len(parts) == 3 else "").split("+")
+            _check_name(r, "role", where)
+            for r in (parts[2] if len(parts) == 3 else "").split("+")
             if r.strip()
         )
         digest = _digest(key.strip())
@@ -197,6 +208,45 @@ def verify_token(secret: str | bytes, token: str, *, now: float | None = None) -
         )
     except ConfigurationError as exc:
         raise CredentialError(str(exc)) from None
+
+
+def sign_webhook(secret: str | bytes, timestamp: int | str, body: bytes) -> str:
+    """The `x-podium-signature` value of `body` sent at `timestamp`."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    message = f"{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(
+    secrets: Mapping[str, bytes],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    window: float = WINDOW,
+) -> str:
+    """Check a request's signature and timestamp; returns the signing tenant.
+
+    Raises:
+        WebhookRefused: naming what is missing or wrong.
+    """
+    tenant = (headers.get(TENANT_HEADER) or "").strip()
+    timestamp = (headers.get(TIMESTAMP_HEADER) or "").strip()
+    signature = (headers.get(SIGNATURE_HEADER) or "").strip()
+    if not (tenant and timestamp and signature):
+        raise WebhookRefused(
+            f"unsigned request: send {TENANT_HEADER}, {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}"
+        )
+    if not re.fullmatch(r"[0-9]{1,12}", timestamp):
+        raise WebhookRefused(f"{TIMESTAMP_HEADER} must be whole seconds since the epoch")
+    if abs(now - int(timestamp)) > window:
+        raise WebhookRefused(f"timestamp outside the {window:.0f} s window; sign it again")
+    secret = secrets.get(tenant)
+    # One answer for an unknown tenant and a wrong signature: no oracle for tenant names.
+    expected = sign_webhook(secret or b"", timestamp, body)
+    if secret is None or not hmac.compare_digest(signature, expected):
+        raise WebhookRefused("bad signature (or no webhook secret for this tenant)")
+    return tenant
 
 
 def _digest(key: str) -> str:

@@ -1,0 +1,62 @@
+"""The server's process-lifetime podium runtime: podium's stores, no checkpointer.
+
+podium's own tables (threads, approvals, audit, usage ledger, tool effects, dead letters,
+budgets, breakers, webhook signatures) live in the database named by
+`PODIUM_DATABASE_URL`, opened once per server process and shared by every run; the
+LangGraph server keeps checkpoints in its own database.
+
+Environment (read here, as an entry point):
+    PODIUM_DATABASE_URL: default `sqlite:///.podium/server.db`, relative to the server's
+        working directory. Use PostgreSQL when several server processes share work.
+    PODIUM_AUDIT_KEY: HMAC key of the audit chains (plain SHA-256 when unset).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from podium.runtime.core import PodiumRuntime
+from podium.runtime.db import open_database
+from podium.runtime.urls import parse_url
+
+#: podium's tables on a server when PODIUM_DATABASE_URL is unset (relative to its cwd).
+SERVER_DEFAULT_URL = "sqlite:///.podium/server.db"
+
+_runtime: PodiumRuntime | None = None
+_lock = threading.Lock()
+
+
+def database_url() -> str:
+    """The database URL of podium's tables on this server."""
+    return os.environ.get("PODIUM_DATABASE_URL") or SERVER_DEFAULT_URL
+
+
+def server_runtime() -> PodiumRuntime:
+    """The runtime of this server process, opened on first use.
+
+    It is closed when the process exits, after buffered audit events and usage rows are
+    written.
+
+    Raises:
+        DatabaseError: for a malformed or unreachable `PODIUM_DATABASE_URL`.
+    """
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            url = parse_url(database_url())
+            key = os.environ.get("PODIUM_AUDIT_KEY")
+            runtime = PodiumRuntime(
+                url, None, open_database(url), audit_key=key.encode() if key else None
+            )
+            atexit.register(_close, runtime)
+            _runtime = runtime
+        return _runtime
+
+
+def _close(runtime: PodiumRuntime) -> None:
+    try:
+        runtime.services.flush()
+    finally:
+        runtime.db.close()

@@ -1,0 +1,17 @@
+"""podium's extra routes on the LangGraph server (`langgraph.json` -> `http.app`).
+
+    POST /triggers/{workflow}    signed webhook -> run (see `podium.server.webhooks`)
+
+The server mounts this Starlette app beside its own routes. Its authentication
+middleware does not cover custom routes (`enable_custom_route_auth` is off), so each route
+here checks its own credential: the webhook signature.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from podium.server.webhooks import trigger
+
+app = Starlette(routes=[Route("/triggers/{workflow}", trigger, methods=["POST"])])

@@ -1,0 +1,244 @@
+"""Tenant isolation on the LangGraph server (`langgraph.json` -> `auth.path`).
+
+Authentication: an API key in `x-api-key` (`PODIUM_API_KEYS`) or a signed bearer token
+in `Authorization: Bearer ...` (`PODIUM_TOKEN_SECRET`) names a user of one tenant with
+roles; anything else is a 401. The user the server keeps for a run carries `tenant_id`,
+`identity` and `roles`, so podium's gates and policies see them (`resolve_context`).
+
+Authorization, default deny:
+    - every thread, run, cron and assistant created or updated is stamped with the
+      user's tenant (`metadata.tenant_id`, overwriting whatever the client sent);
+    - every read, search, update and delete is filtered by it, so another tenant's
+      thread is a 404 and never appears in a search;
+    - a resume (`command.resume`) or a state write on a thread waiting at a podium gate
+      is a 403 when the user has none of the roles the gate names;
+    - store namespaces are prefixed with the tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import httpx
+from langgraph_sdk import Auth, get_client
+from langgraph_sdk.errors import LangGraphError
+
+from podium.gates import GateRequest, may_decide
+from podium.server._credentials import (
+    CredentialError,
+    Principal,
+    lookup_api_key,
+    parse_api_keys,
+    verify_token,
+)
+
+#: The metadata key that holds the owning tenant of threads, runs, crons and assistants.
+TENANT_KEY = "tenant_id"
+
+auth = Auth()
+
+
+@functools.lru_cache(maxsize=4)
+def _settings(keys_text: str | None, secret: str | None) -> tuple[dict[str, Principal], str]:
+    return parse_api_keys(keys_text), secret or ""
+
+
+def _current_settings() -> tuple[dict[str, Principal], str]:
+    return _settings(os.environ.get("PODIUM_API_KEYS"), os.environ.get("PODIUM_TOKEN_SECRET"))
+
+
+# Fail at start-up, not on the first request, when the configuration is malformed.
+_current_settings()
+
+
+def authenticate_headers(headers: dict[bytes, bytes]) -> Principal:
+    """The principal of a request's headers (`x-api-key` or `Authorization: Bearer`).
+
+    Raises:
+        CredentialError: for a missing, unknown, forged or expired credential.
+    """
+    keys, secret = _current_settings()
+    api_key = headers.get(b"x-api-key")
+    if api_key:
+        return lookup_api_key(keys, api_key.decode("utf-8", "replace"))
+    authorization = headers.get(b"authorization", b"").decode("utf-8", "replace").strip()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        if not secret:
+            raise CredentialError("bearer tokens are not enabled (PODIUM_TOKEN_SECRET is unset)")
+        return verify_token(secret, token)
+    raise CredentialError("missing credential: send x-api-key or Authorization: Bearer <token>")
+
+
+@auth.authenticate
+async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDict:
+    """Turn the request's credential into the user the server keeps (401 otherwise)."""
+    try:
+        principal = authenticate_headers({k.lower(): v for k, v in headers.items()})
+    except CredentialError as exc:
+        raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
+    return principal.as_user()  # type: ignore[return-value]
+
+
+@auth.on
+async def deny_everything_else(ctx: Auth.types.AuthContext, value: Any) -> bool:
+    """Default deny: a resource or action without its own handler is a 403."""
+    return False
+
+
+@auth.on.threads
+async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
+    """Threads and runs: stamp on create, filter everything, check gate roles on resume."""
+    tenant = tenant_of(ctx.user)
+    if ctx.action in ("create", "update", "create_run"):
+        _stamp(value, tenant)
+    if ctx.action == "create_run":
+        await _check_resume(ctx.user, value, tenant)
+    elif ctx.action == "update" and "metadata" not in value and value.get("action") is None:
+        # A state write could step past a gate; it needs the gate's roles like a resume.
+        await _check_gates(ctx.user, value.get("thread_id"), tenant, None)
+    return {TENANT_KEY: tenant}
+
+
+@auth.on.assistants
+async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
+    """Assistants: the workflows of `langgraph.json` are shared; tenants' own are private."""
+    tenant = tenant_of(ctx.user)
+    if ctx.action in ("create", "update"):
+        metadata = _stamp(value, tenant)
+        # "created_by: system" marks the shared assistants; a tenant may not claim it.
+        metadata["created_by"] = f"{tenant}/{ctx.user.identity}"
+    if ctx.action in ("read", "search"):
+        return {"$or": [{TENANT_KEY: tenant}, {"created_by": "system"}]}  # type: ignore[dict-item]
+    return {TENANT_KEY: tenant}
+
+
+@auth.on.crons
+async def on_crons(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
+    """Crons: stamped and filtered like threads; their runs act as the user who made them."""
+    tenant = tenant_of(ctx.user)
+    if ctx.action in ("create", "update"):
+        _stamp(value, tenant)
+        payload = value.get("payload")
+        if isinstance(payload, dict):
+            _bind_user(payload, ctx)
+    return {TENANT_KEY: tenant}
+
+
+@auth.on.store
+async def on_store(ctx: Auth.types.AuthContext, value: Any) -> None:
+    """The store: every namespace starts with the tenant."""
+    tenant = tenant_of(ctx.user)
+    namespace = tuple(value.get("namespace") or ())
+    if not namespace or namespace[0] != tenant:
+        value["namespace"] = (tenant, *namespace)
+
+
+def tenant_of(user: Any) -> str:
+    """The tenant of an authenticated user (403 for a user without one)."""
+    tenant = _field(user, TENANT_KEY)
+    if not tenant:
+        raise Auth.exceptions.HTTPException(status_code=403, detail="the user has no tenant")
+    return str(tenant)
+
+
+def _field(user: Any, name: str) -> Any:
+    value = getattr(user, name, None)
+    if value is None:
+        try:
+            value = user[name]
+        except (KeyError, TypeError, IndexError):
+            value = None
+    return value
+
+
+def _stamp(value: dict[str, Any], tenant: str) -> dict[str, Any]:
+    # The server keeps the dict it handed us, so it is changed in place.
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = value["metadata"] = {}
+    metadata[TENANT_KEY] = tenant
+    return metadata
+
+
+def _bind_user(payload: dict[str, Any], ctx: Auth.types.AuthContext) -> None:
+    """Store the user in the cron's run config, where the cron scheduler looks for the
+    user of each run it starts (otherwise only the identity string survives)."""
+    config = payload.get("config")
+    if not isinstance(config, dict):
+        config = payload["config"] = {}
+    configurable = config.get("configurable")
+    if not isinstance(configurable, dict):
+        configurable = config["configurable"] = {}
+    user = {
+        "identity": ctx.user.identity,
+        TENANT_KEY: tenant_of(ctx.user),
+        "roles": list(_field(ctx.user, "roles") or ()),
+        "permissions": list(ctx.permissions or ()),
+    }
+    configurable["langgraph_auth_user"] = user
+    configurable["langgraph_auth_permissions"] = user["permissions"]
+
+
+async def _check_resume(user: Any, value: dict[str, Any], tenant: str) -> None:
+    command = (value.get("kwargs") or {}).get("command")
+    if not isinstance(command, dict) or command.get("resume") is None:
+        return
+    await _check_gates(user, value.get("thread_id"), tenant, command["resume"])
+
+
+async def _check_gates(user: Any, thread_id: Any, tenant: str, resume: Any) -> None:
+    """403 when `resume` (None: any state write) would decide a gate the user may not.
+
+    A resume map keyed by interrupt ids decides those interrupts; any other resume value
+    (or a state write) may reach every pending gate, so all of them are checked.
+    """
+    if thread_id is None:
+        return
+    pending = await _pending_gates(str(thread_id), tenant)
+    if not pending:
+        return
+    if isinstance(resume, dict) and resume and all(k in pending for k in resume):
+        targeted = [pending[k] for k in resume]
+    else:
+        targeted = list(pending.values())
+    roles = frozenset(str(r) for r in (_field(user, "roles") or ()))
+    for gate in targeted:
+        if not may_decide(gate, roles):
+            raise Auth.exceptions.HTTPException(
+                status_code=403,
+                detail=(
+                    f"user {user.identity!r} (roles: {', '.join(sorted(roles)) or 'none'}) may "
+                    f"not decide gate {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
+                ),
+            )
+
+
+async def _pending_gates(thread_id: str, tenant: str) -> dict[str, GateRequest]:
+    """Interrupt id -> gate of the thread's pending podium gates (empty when the thread
+    is missing or another tenant's: the server's own filter then answers 404)."""
+    try:
+        thread = await _loopback().threads.get(thread_id)
+    except (LangGraphError, httpx.HTTPError, ValueError):
+        return {}
+    if (thread.get("metadata") or {}).get(TENANT_KEY) != tenant:
+        return {}
+    gates: dict[str, GateRequest] = {}
+    for items in (thread.get("interrupts") or {}).values():
+        for item in items or ():
+            raw = item.get("value")
+            if isinstance(raw, dict) and "gate_id" in raw and item.get("id"):
+                fields = {k: v for k, v in raw.items() if k != "note"}
+                try:
+                    gates[item["id"]] = GateRequest.model_validate(fields)
+                except ValueError:
+                    continue
+    return gates
+
+
+@functools.cache
+def _loopback() -> Any:
+    """The server's in-process client (no network; created once, on first use)."""
+    return get_client(api_key=None)

@@ -1,0 +1,110 @@
+"""The app's configuration (from the environment, read by `app.py`) and its user settings.
+
+`AppConfig` is what the process is started with: database, default model, extra
+workflows, audit key, Langfuse. `UserSettings` is what a person picks in the sidebar:
+tenant, user, roles and model; it becomes the `RunContext` of runs and decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from podium.context import DEFAULT_TENANT, RunContext
+from podium.runtime.urls import DEFAULT_URL, mask
+
+DEFAULT_MODEL = "demo"
+DEFAULT_USER = "you"
+#: Roles offered in the sidebar; "editor" decides the example workflow's publish gate.
+ROLE_CHOICES: tuple[str, ...] = ("editor", "reviewer", "admin")
+DEFAULT_ROLES: tuple[str, ...] = ("editor",)
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """How the app was started.
+
+    Attributes:
+        database_url: Checkpoints and podium's tables (PODIUM_DATABASE_URL).
+        model: The default model (PODIUM_MODEL), "demo" runs offline.
+        workflows: Extra workflows, "name=module:function,..." (PODIUM_WORKFLOWS).
+        audit_key: HMAC key of the audit chains (PODIUM_AUDIT_KEY).
+        langfuse_host: Where trace links point (LANGFUSE_HOST); None hides the link.
+        langfuse_project: Langfuse project id (LANGFUSE_PROJECT_ID), for session links.
+        tracing: Whether Langfuse keys are set, so runs are traced.
+    """
+
+    database_url: str = DEFAULT_URL
+    model: str = DEFAULT_MODEL
+    workflows: str | None = None
+    audit_key: bytes | None = field(default=None, repr=False)
+    langfuse_host: str | None = None
+    langfuse_project: str | None = None
+    tracing: bool = False
+
+    @property
+    def masked_url(self) -> str:
+        """The database URL with any password replaced by `***`."""
+        return mask(self.database_url)
+
+    @property
+    def cache_key(self) -> str:
+        """A digest of everything that opens a different runtime (secrets not in clear)."""
+        parts = [
+            self.database_url,
+            self.workflows or "",
+            hashlib.sha256(self.audit_key or b"").hexdigest(),
+            str(self.tracing),
+            self.langfuse_host or "",
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def config_from_env(environ: Mapping[str, str]) -> AppConfig:
+    """The configuration from PODIUM_* and LANGFUSE_* variables (entry points call this)."""
+
+    def get(name: str) -> str | None:
+        value = (environ.get(name) or "").strip()
+        return value or None
+
+    key = get("PODIUM_AUDIT_KEY")
+    host = get("LANGFUSE_HOST") or get("LANGFUSE_BASE_URL")
+    return AppConfig(
+        database_url=get("PODIUM_DATABASE_URL") or DEFAULT_URL,
+        model=get("PODIUM_MODEL") or DEFAULT_MODEL,
+        workflows=get("PODIUM_WORKFLOWS"),
+        audit_key=key.encode() if key else None,
+        langfuse_host=host,
+        langfuse_project=get("LANGFUSE_PROJECT_ID"),
+        tracing=bool(get("LANGFUSE_PUBLIC_KEY") or get("LANGFUSE_SECRET_KEY")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """What the person at the page picked: who they are and which model runs."""
+
+    tenant_id: str = DEFAULT_TENANT
+    user_id: str = DEFAULT_USER
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    model: str = DEFAULT_MODEL
+
+    @classmethod
+    def of(
+        cls, tenant: str, user: str, roles: Iterable[str], model: str, *, default_model: str
+    ) -> UserSettings:
+        """Settings from widget values; blank fields fall back to the defaults."""
+        return cls(
+            tenant_id=tenant.strip() or DEFAULT_TENANT,
+            user_id=user.strip() or DEFAULT_USER,
+            roles=tuple(sorted(set(roles))),
+            model=model.strip() or default_model,
+        )
+
+    @property
+    def context(self) -> RunContext:
+        """The `RunContext` of runs started and gates decided from the page."""
+        return RunContext(
+            tenant_id=self.tenant_id, user_id=self.user_id, roles=frozenset(self.roles)
+        )

@@ -1,0 +1,139 @@
+"""What the page shows of a thread: its conversation, board, pending gates and outcome.
+
+Everything here is read from the thread's checkpoint (and the thread index), so opening a
+thread in a new browser tab, or after a restart, shows the same page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from podium._render import age
+from podium.ui.board import BoardRow, board_rows
+from podium.ui.cards import GateCard, gate_card
+
+#: Run statuses after which the page says how the run ended.
+UNHAPPY = ("failed", "partial")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLine:
+    """One chat bubble: `role` is "user" or "assistant"."""
+
+    role: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadView:
+    """A thread as the page draws it.
+
+    Attributes:
+        status: The run's status from the state ("running", "completed", "partial"...),
+            or None for a thread that has not run yet.
+        stalled: The run stopped between steps (a crash, a closed tab) with no gate
+            pending: it can continue from its last checkpoint.
+        error: Why the run failed or ended partial, when it says.
+    """
+
+    thread_id: str | None
+    status: str | None = None
+    round: int = 0
+    messages: tuple[ChatLine, ...] = ()
+    board: tuple[BoardRow, ...] = ()
+    cards: tuple[GateCard, ...] = ()
+    stalled: bool = False
+    error: str | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the run waits for a person (a gate is pending)."""
+        return bool(self.cards)
+
+    @property
+    def outcome(self) -> str | None:
+        """A sentence on an unhappy ending (failed or partial), else None."""
+        if self.waiting or self.status not in UNHAPPY:
+            return None
+        reason = f": {self.error}" if self.error else ""
+        return f"The run ended {self.status}{reason}"
+
+
+def chat_lines(messages: Iterable[BaseMessage]) -> list[ChatLine]:
+    """User messages and the assistant's answers; tool calls and empty turns are left out."""
+    lines = []
+    for message in messages:
+        if isinstance(message, HumanMessage):
+            lines.append(ChatLine("user", message.text))
+        elif isinstance(message, AIMessage) and not message.tool_calls and message.text:
+            lines.append(ChatLine("assistant", message.text))
+    return lines
+
+
+def thread_view(
+    thread_id: str | None,
+    values: Mapping[str, Any],
+    gates: Sequence[Any] = (),
+    *,
+    next_nodes: Sequence[str] = (),
+) -> ThreadView:
+    """The view of a thread from its checkpoint.
+
+    Args:
+        values: `app.get_state(config).values` ({} for a thread that never ran).
+        gates: `podium.decisions.pending_gates(app, thread_id)`.
+        next_nodes: `app.get_state(config).next`: what would run next.
+    """
+    if not values:
+        return ThreadView(thread_id)
+    return ThreadView(
+        thread_id=thread_id,
+        status=values.get("status"),
+        round=int(values.get("round") or 0),
+        messages=tuple(chat_lines(values.get("messages") or ())),
+        board=tuple(board_rows(values, gates)),
+        cards=tuple(gate_card(g) for g in gates),
+        stalled=bool(next_nodes) and not gates,
+        error=values.get("error"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEntry:
+    """A thread in the sidebar list."""
+
+    thread_id: str
+    workflow: str
+    title: str
+    status: str
+    age: str
+
+    @property
+    def label(self) -> str:
+        title = self.title if len(self.title) <= 42 else self.title[:41] + "…"
+        return f"{title} · {self.status} · {self.age}"
+
+
+def thread_entries(
+    threads: Iterable[Any], *, now: float, waiting: Iterable[str] = ()
+) -> list[ThreadEntry]:
+    """Sidebar entries from `ThreadIndex.list` rows, newest first as given.
+
+    Args:
+        waiting: Ids of threads with a pending gate; their status reads "waiting".
+    """
+    gated = set(waiting)
+    return [
+        ThreadEntry(
+            thread_id=t.thread_id,
+            workflow=t.workflow,
+            title=t.title or t.thread_id,
+            status="waiting" if t.thread_id in gated and t.status == "running" else t.status,
+            age=age(now - t.updated_at),
+        )
+        for t in threads
+    ]
