@@ -125,7 +125,13 @@ def _claim(services, pending, decisions, gate, context, thread_id):
         for gate_id in claimed:
             services.approvals.unclaim(gate_id)
         raise
-    resume = {pending[g].interrupt_id: d.model_dump() for g, d in chosen.items()}
+    # The decider travels with the decision, so the graph's records name who decided.
+    resume = {
+        pending[g].interrupt_id: d.model_copy(
+            update={"user": d.user or context.user_id}
+        ).model_dump()
+        for g, d in chosen.items()
+    }
     return resume, claimed
 
 

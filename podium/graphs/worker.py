@@ -20,7 +20,8 @@ from podium.errors import PolicyViolation, TaskFailed
 from podium.models import model_label
 from podium.nodes._node import Node
 from podium.registry import AgentSpec
-from podium.runtime.governor import governor_for, model_name_of, tool_node_hooks, usage_of
+from podium.runtime.governor import governor_for, model_name_of, priced_usage, tool_node_hooks
+from podium.runtime.scope import scope_from
 from podium.state import Usage, sum_usage
 
 
@@ -56,8 +57,8 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
             )
         return steps
 
-    def _update(reply: AIMessage, steps: int) -> dict[str, Any]:
-        usage = usage_of(reply, model_name_of(reply, label))
+    def _update(reply: AIMessage, steps: int, config: RunnableConfig) -> dict[str, Any]:
+        usage = priced_usage(reply, model_name_of(reply, label), scope_from(config))
         return {"messages": [reply], "steps": steps + 1, "usage": {spec.name: usage}}
 
     def agent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
             config=config,
             tools=tools,
         )
-        return _update(reply, steps)
+        return _update(reply, steps, config)
 
     async def aagent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
@@ -82,7 +83,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
             config=config,
             tools=tools,
         )
-        return _update(reply, steps)
+        return _update(reply, steps, config)
 
     def route(state: WorkerState) -> str:
         last = state["messages"][-1]

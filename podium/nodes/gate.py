@@ -121,6 +121,7 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
                 "kind": kind,
                 "decision": decision.decision,
                 "comment": decision.comment,
+                "user": decision.user or ctx.user_id,
             },
             tenant_id=ctx.tenant_id,
             workflow=workflow,

@@ -27,7 +27,7 @@ from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
 from podium.plan import Plan, parse_choice, parse_plan
 from podium.registry import AgentRegistry
-from podium.runtime.governor import governor_for, model_name_of, usage_of
+from podium.runtime.governor import governor_for, model_name_of, priced_usage
 from podium.runtime.scope import current_context, make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
 from podium.state import RESET, WorkerInput, WorkflowState, add_usage, empty_usage
@@ -169,7 +169,7 @@ class Supervisor:
                     ),
                     HumanMessage(prompts.goal_message(goal, state.get("answer") or None)),
                 ]
-                outcome = yield from self._ask_twice(messages, parse_plan, usage)
+                outcome = yield from self._ask_twice(messages, parse_plan, usage, config)
                 usage = outcome["usage"]
                 if "error" in outcome:
                     update["usage"] = {"supervisor": usage}
@@ -204,7 +204,7 @@ class Supervisor:
                 ),
                 HumanMessage(prompts.progress_message(goal, done)),
             ]
-            outcome = yield from self._ask_twice(messages, parse_choice, usage)
+            outcome = yield from self._ask_twice(messages, parse_choice, usage, config)
             usage = outcome["usage"]
             update["turns"] = turns + 1
             if "error" in outcome:
@@ -256,13 +256,19 @@ class Supervisor:
         return not P.approval_for(self.policies, call_scope(scope), "plan").allowed
 
     def _ask_twice(
-        self, messages: list[BaseMessage], parse: Callable[..., Any], usage: dict
+        self,
+        messages: list[BaseMessage],
+        parse: Callable[..., Any],
+        usage: dict,
+        config: RunnableConfig,
     ) -> Generator[list[BaseMessage], AIMessage, dict[str, Any]]:
         """Ask; on an invalid answer ask once more with the error; then give up."""
+        scope = scope_from(config)
         error: PlanError | None = None
         for _attempt in range(2):
             reply = yield messages
-            usage = add_usage(usage, usage_of(reply, model_name_of(reply, self.label)))
+            priced = priced_usage(reply, model_name_of(reply, self.label), scope)
+            usage = add_usage(usage, priced)
             try:
                 return {"value": parse(reply.text, self.registry.names), "usage": usage}
             except PlanError as exc:

@@ -25,7 +25,7 @@ from podium.runtime.recovery import (
     call_with_timeout,
     retry_call,
 )
-from podium.runtime.scope import Scope, scope_from
+from podium.runtime.scope import Scope, current_context, scope_from
 
 if TYPE_CHECKING:
     from podium.runtime.governor import Governor
@@ -183,6 +183,7 @@ def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Dec
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
     decision = await_decision(gate, gov.services, check_edit)
+    who = decision.user or current_context().user_id
     gov.record(
         scope,
         "approval",
@@ -192,8 +193,9 @@ def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Dec
             "tool": name,
             "decision": decision.decision,
             "comment": decision.comment,
-            "user": decision.user,
+            "user": who,
         },
+        actor=f"user:{who}",
         hook="gate",
     )
     if decision.decision == "reject":

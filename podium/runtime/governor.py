@@ -357,8 +357,8 @@ class Governor:
     ) -> Usage:
         """Record one model reply's usage and cost (ledger) and the call (audit)."""
         model = model_name_of(reply, label or "unknown")
-        prices = {**PRICES, **P.price_table(scope.policies)} if scope.policies else None
-        usage = usage_of(reply, model, prices)
+        usage = priced_usage(reply, model, scope)
+
         meta = reply.usage_metadata or {}
         cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
         self.services.recorder.usage(
@@ -472,6 +472,14 @@ def _retry(settings: Any) -> RetrySettings:
         max_delay=settings.max_delay,
         jitter=0.1 if settings.jitter else 0.0,
     )
+
+
+def priced_usage(message: AIMessage, model: str, scope: Scope | None) -> Usage:
+    """Usage of a reply, priced with the caller's policy price table over podium's own;
+    the run state and the ledger use this one function, so their costs agree."""
+    policies = scope.policies if scope is not None else None
+    prices = {**PRICES, **P.price_table(policies)} if policies is not None else None
+    return usage_of(message, model, prices)
 
 
 def usage_of(message: AIMessage, model: str, prices: dict | None = None) -> Usage:

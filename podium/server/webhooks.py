@@ -25,7 +25,7 @@ from uuid import UUID
 
 import httpx
 from langgraph_sdk import get_client
-from langgraph_sdk.errors import APIStatusError, LangGraphError
+from langgraph_sdk.errors import APIStatusError, LangGraphError, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -143,9 +143,12 @@ async def trigger(request: Request) -> JSONResponse:
 
 
 async def _workflow_exists(workflow: str) -> bool:
-    found = await _client().assistants.search(
-        graph_id=workflow, metadata={"created_by": "system"}, limit=1
-    )
+    try:
+        found = await _client().assistants.search(
+            graph_id=workflow, metadata={"created_by": "system"}, limit=1
+        )
+    except NotFoundError:
+        return False
     return bool(found)
 
 

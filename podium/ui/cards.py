@@ -42,6 +42,8 @@ class GateCard:
             an answer); None when the gate cannot be edited.
         roles: Roles that may decide (empty: anyone).
         note: Why the previous decision did not pass, when the gate was raised again.
+        fields: A tool call's arguments one by one, as (name, text, language): text
+            arguments as they read, other values as JSON.
     """
 
     gate_id: str
@@ -55,6 +57,7 @@ class GateCard:
     rule: str
     roles: tuple[str, ...]
     note: str | None = None
+    fields: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def verbs(self) -> tuple[str, ...]:
@@ -104,7 +107,18 @@ def gate_card(gate: Any) -> GateCard:
         rule=r.rule,
         roles=tuple(r.roles),
         note=gate.note,
+        fields=_fields(r.args) if r.kind == "tool" else (),
     )
+
+
+def _fields(args: dict[str, Any] | None) -> tuple[tuple[str, str, str], ...]:
+    fields = []
+    for name, value in (args or {}).items():
+        if isinstance(value, str):
+            fields.append((name, value, "markdown" if "\n" in value else "text"))
+        else:
+            fields.append((name, _pretty(value), "json"))
+    return tuple(fields)
 
 
 def _pretty(value: Any) -> str:

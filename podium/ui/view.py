@@ -6,6 +6,7 @@ thread in a new browser tab, or after a restart, shows the same page.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from podium.ui.cards import GateCard, gate_card
 
 #: Run statuses after which the page says how the run ended.
 UNHAPPY = ("failed", "partial")
+_HEADING = re.compile(r"^(#{1,4})(?=\s)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,11 @@ class ChatLine:
 
     role: str
     text: str
+
+    @property
+    def markdown(self) -> str:
+        """The text with its Markdown headings two levels smaller, to fit a chat bubble."""
+        return _HEADING.sub(lambda m: "#" * min(6, len(m.group(1)) + 2), self.text)
 
 
 @dataclass(frozen=True, slots=True)
