@@ -7,6 +7,7 @@ the run waits in its checkpoint.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -62,12 +63,42 @@ def execute(
     With `at_gates` the thread is already waiting at gates: decide those first.
     """
     print(f"thread: {thread_id}", file=sys.stderr)
+    config = {**config_of(thread_id), **traced(app, thread_id, context)}
     events: Any = (
-        ()
-        if at_gates
-        else app.stream(inputs, config_of(thread_id), context=context, stream_mode="custom")
+        () if at_gates else app.stream(inputs, config, context=context, stream_mode="custom")
     )
     return follow(rt, app, thread_id, context, events, quiet=quiet, gates=gates)
+
+
+_tracer: Any = None
+
+
+def tracer() -> Any:
+    """The process's Langfuse tracer, when LANGFUSE_* is set (read here, an entry point)."""
+    global _tracer
+    if _tracer is None:
+        from podium.runtime.tracing import Tracer, settings_from_env
+
+        settings = settings_from_env(os.environ)
+        _tracer = Tracer(settings) if settings else False
+        if _tracer:
+            atexit.register(_tracer.shutdown)
+    return _tracer or None
+
+
+def traced(app: Any, thread_id: str, context: RunContext) -> dict[str, Any]:
+    """The config fragment that traces a run in Langfuse ({} when Langfuse is off)."""
+    from podium.runtime.tracing import tracing_config
+
+    agents = [n for n in app.nodes if n not in ("supervisor", "aggregate", "gate", "__start__")]
+    return tracing_config(
+        tracer(),
+        thread_id=thread_id,
+        tenant_id=context.tenant_id,
+        user_id=context.user_id,
+        workflow=app.name,
+        agents=agents,
+    )
 
 
 def follow(
@@ -91,11 +122,12 @@ def follow(
         decisions = _decide(pending, gates, thread_id)
         if decisions is None:
             return EXIT_OK
+        decider = _decider(context, pending, gates)
         events = decide(
-            app,
+            app.with_config(traced(app, thread_id, decider)),
             thread_id,
             decisions,
-            context=_decider(context, pending, gates),
+            context=decider,
             stream_mode="custom",
         )
 
@@ -195,6 +227,14 @@ def describe(gate: PendingGate, *, full: bool = False) -> str:
 
 def report(app: Any, thread_id: str) -> int:
     values = app.get_state(config_of(thread_id)).values
+    if tracer() is not None:
+        usage = values.get("usage") or {}
+        tracer().record_cost(
+            thread_id=thread_id,
+            usage=usage,
+            cost_usd=sum(u.get("cost_usd", 0.0) for u in usage.values()),
+        )
+
     print(values.get("answer", ""))
     print()
     print(_render.task_table(values))

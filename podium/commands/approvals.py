@@ -10,7 +10,7 @@ from typing import Any
 
 from podium import _render
 from podium.commands._common import command, db_and_tenant
-from podium.commands._runner import GateMode, compile_workflow, follow
+from podium.commands._runner import GateMode, compile_workflow, follow, traced
 from podium.context import RunContext
 from podium.decisions import PendingGate, decide
 from podium.errors import ConfigurationError
@@ -102,8 +102,14 @@ def cmd_decide(args: argparse.Namespace) -> int:
     with open_runtime(args.db) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
+        traced_app = app.with_config(traced(app, args.thread, context))
         events = decide(
-            app, args.thread, decision, context=context, gate=args.gate, stream_mode="custom"
+            traced_app,
+            args.thread,
+            decision,
+            context=context,
+            gate=args.gate,
+            stream_mode="custom",
         )
         print(f"{args.verb}: recorded for thread {args.thread}", file=sys.stderr)
         return follow(

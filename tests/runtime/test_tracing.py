@@ -494,3 +494,31 @@ def test_shutdown_stops_tracing_and_the_key_can_be_reused(collector, scripted):
     finally:
         second.shutdown()
     assert [s.name for s in collector.spans() if s.parent_id is None] == ["again"]
+
+
+def test_the_cli_traces_a_demo_run_when_langfuse_is_configured(collector, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODIUM_", "LANGFUSE_"))}
+    env.update(
+        LANGFUSE_PUBLIC_KEY="pk-lf-cli",
+        LANGFUSE_SECRET_KEY="sk-lf-cli",
+        LANGFUSE_HOST=collector.url,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "podium.cli", "demo", "--approve-all", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    spans = collector.spans()
+    names = {span.name for span in spans}
+    assert "supervisor" in names and "search_corpus" in names and "publish_report" in names
+    assert any(name.startswith("task t4 (writer)") for name in names)
+    assert len({span.trace_id for span in spans}) == 1  # the resume joined the run's trace
+    assert any(score.get("name") == "podium_cost_usd" for score in collector.scores())
