@@ -155,7 +155,7 @@ def _task(human: str) -> str:
 
 
 def _changes(text: str) -> list[tuple[str, str, str]]:
-    found = []
+    found: list[tuple[str, str, str]] = []
     for start, unit, end in _CHANGE.findall(text):
         a, b = start.replace(",", "").rstrip("."), end.replace(",", "").rstrip(".")
         if a and b and float(a) != 0 and (a, b) not in {(x, y) for x, y, _ in found}:

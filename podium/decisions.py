@@ -137,7 +137,7 @@ def _claim(services, pending, decisions, gate, context, thread_id):
 
 def _choose(decisions, gate, pending, services: Services, context, thread_id):
     if isinstance(decisions, str):
-        decisions = Decision(decision=decisions)
+        decisions = Decision.model_validate({"decision": decisions})
     if isinstance(decisions, Decision):
         if gate is None:
             if not pending:

@@ -107,7 +107,11 @@ def build_workflow(
     default_model = resolve_model(model, DEMO)
     policy = _policies(policies, registry)
 
-    builder = WorkflowGraph(WorkflowState, context_schema=RunContext, input_schema=WorkflowInput)
+    builder = WorkflowGraph(
+        WorkflowState,
+        context_schema=RunContext,  # type: ignore[arg-type]
+        input_schema=WorkflowInput,
+    )
     builder.workflow_name = name
     builder.registry = registry
     builder.recursion_limit = 2 * max_turns + 2 * len(registry) + 20

@@ -18,7 +18,7 @@ from langgraph.types import Command, interrupt
 from pydantic import ValidationError
 
 from podium.errors import PlanError
-from podium.gates import Decision, GateRequest, fits, may_decide
+from podium.gates import Decision, GateKind, GateRequest, fits, may_decide
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
 from podium.runtime.scope import current_context
@@ -91,7 +91,7 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
         ctx = current_context(config)
         thread = (config.get("configurable") or {}).get("thread_id")
 
-        kind = "plan" if state.get("status") == PLAN_PENDING else "answer"
+        kind: GateKind = "plan" if state.get("status") == PLAN_PENDING else "answer"
         now = services.clock()
         request = GateRequest(
             gate_id=gate_id(thread, state.get("round", 0), kind),
@@ -112,7 +112,7 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
         else:
             decision = await_decision(request, services)
             command = _after_answer(state, decision)
-            set_thread_status(config, command.update["status"])
+            set_thread_status(config, (command.update or {})["status"])
         services.recorder.event(
             "approval",
             f"user:{decision.user or ctx.user_id}",

@@ -7,7 +7,7 @@ answer and receives the replies, so the sync and async nodes share every decisio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -30,7 +30,7 @@ from podium.registry import AgentRegistry
 from podium.runtime.governor import governor_for, model_name_of, priced_usage
 from podium.runtime.scope import current_context, make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
-from podium.state import RESET, WorkerInput, WorkflowState, add_usage, empty_usage
+from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage
 
 Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
@@ -190,7 +190,7 @@ class Supervisor:
                     update["usage"] = {"supervisor": usage} if usage["calls"] else {}
                     return {**update, "status": PLAN_PENDING, "tasks": {RESET: True, **tasks}}
         else:
-            goal, tasks = state["goal"], dict(state.get("tasks") or {})
+            goal, tasks = state["goal"], {k: dict(v) for k, v in (state.get("tasks") or {}).items()}
         changed: dict[str, dict] = {}
         if self.mode == "router" and not any(t["status"] in ACTIVE for t in tasks.values()):
             turns = 0 if new_round else state.get("turns", 0)
@@ -259,7 +259,7 @@ class Supervisor:
         self,
         messages: list[BaseMessage],
         parse: Callable[..., Any],
-        usage: dict,
+        usage: Usage,
         config: RunnableConfig,
     ) -> Generator[list[BaseMessage], AIMessage, dict[str, Any]]:
         """Ask; on an invalid answer ask once more with the error; then give up."""
@@ -380,7 +380,7 @@ def _intake(state: WorkflowState) -> tuple[str | None, list[BaseMessage]]:
     return None, []
 
 
-def _done_records(tasks: dict[str, dict], results: dict[str, dict]) -> list[dict[str, str]]:
+def _done_records(tasks: Mapping[str, Any], results: Mapping[str, Any]) -> list[dict[str, Any]]:
     done = []
     for task_id, task in tasks.items():
         if task_id in results:

@@ -41,9 +41,11 @@ def make_task_node(
     """A node running tasks of agent `spec` on `worker` (a compiled graph)."""
     custom = spec.graph is not None
 
-    def prepare(payload: WorkerInput, config: RunnableConfig) -> tuple[dict, dict, dict]:
+    def prepare(
+        payload: WorkerInput, config: RunnableConfig
+    ) -> tuple[dict[str, Any], dict[str, Any], RunnableConfig]:
         now = time.time()
-        task = lifecycle.transition(payload["task"], "running", at=now)
+        task = lifecycle.transition(dict(payload["task"]), "running", at=now)
         task = {**task, "started_at": now, "attempts": task.get("attempts", 0) + 1}
         _emit("task_started", task)
         scope = make_scope(
@@ -78,7 +80,9 @@ def make_task_node(
             return spec.timeout
         from podium.runtime.governor import call_scope
 
-        return P.agent_settings(policies, call_scope(scope_from(cfg))).timeout
+        scope = scope_from(cfg)
+        assert scope is not None  # prepare() put it there
+        return P.agent_settings(policies, call_scope(scope)).timeout
 
     def completed(task: dict, output: Any, payload: WorkerInput, cfg) -> dict[str, Any]:
         output = _checked(output, task)

@@ -203,7 +203,7 @@ def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Dec
         text = f"Rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
         return _refusal(request, text + ". The tool was not run.")
     if decision.decision == "edit":
-        return request.override(tool_call={**request.tool_call, "args": decision.args})
+        return request.override(tool_call={**request.tool_call, "args": decision.args or {}})
     return request
 
 

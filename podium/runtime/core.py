@@ -102,9 +102,9 @@ def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpo
 
         conn = sqlite3.connect(str(url.path), check_same_thread=False, timeout=30)
         stack.callback(conn.close)
-        saver = SqliteSaver(conn)
-        saver.setup()
-        return saver
+        sqlite_saver = SqliteSaver(conn)
+        sqlite_saver.setup()
+        return sqlite_saver
     from langgraph.checkpoint.postgres import PostgresSaver
 
     assert isinstance(db, PostgresDatabase)
@@ -125,9 +125,9 @@ async def _async_saver(
 
         conn = sqlite3.connect(str(url.path), check_same_thread=False, timeout=30)
         stack.callback(conn.close)
-        saver = InlineAsyncSqliteSaver(conn)
-        saver.setup()
-        return saver
+        inline_saver = InlineAsyncSqliteSaver(conn)
+        inline_saver.setup()
+        return inline_saver
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
@@ -143,7 +143,7 @@ async def _async_saver(
     )
     await pool.open()
     stack.push_async_callback(pool.close)
-    saver = AsyncPostgresSaver(pool)
+    saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (dict_row)
     with db.session_lock("schema:checkpoints"):
         await saver.setup()
     return saver

@@ -359,7 +359,7 @@ class Governor:
         model = model_name_of(reply, label or "unknown")
         usage = priced_usage(reply, model, scope)
 
-        meta = reply.usage_metadata or {}
+        meta: dict[str, Any] = dict(reply.usage_metadata or {})
         cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
         self.services.recorder.usage(
             UsageEntry(
@@ -484,7 +484,7 @@ def priced_usage(message: AIMessage, model: str, scope: Scope | None) -> Usage:
 
 def usage_of(message: AIMessage, model: str, prices: dict | None = None) -> Usage:
     """Usage and cost of one model reply (zeros when the provider reports nothing)."""
-    meta = message.usage_metadata or {}
+    meta: dict[str, Any] = dict(message.usage_metadata or {})
     tokens_in, tokens_out = meta.get("input_tokens", 0), meta.get("output_tokens", 0)
     return Usage(
         input_tokens=tokens_in,

@@ -366,7 +366,10 @@ def _handler_class() -> type:
                 context = {"trace_id": link.trace_id}
                 if link.span_id:
                     context["parent_span_id"] = link.span_id
-            super().__init__(public_key=tracer.settings.public_key, trace_context=context)
+            super().__init__(
+                public_key=tracer.settings.public_key,
+                trace_context=context,  # type: ignore[arg-type]  # a TraceContext TypedDict
+            )
             self.podium_ids = ids
             self._tracer = tracer
             self._link = link
