@@ -24,9 +24,11 @@ test: $(VENV)/.podium-dev-installed  ## install podium[dev] and run the test sui
 	$(BIN)/ruff check podium tests bench
 	$(BIN)/pytest
 
-lint: $(VENV)/.podium-dev-installed
+lint: $(VENV)/.podium-dev-installed  ## ruff and mypy
 	$(BIN)/ruff check podium tests bench
 	$(BIN)/ruff format --check podium tests bench
+	$(BIN)/mypy podium --ignore-missing-imports
+
 
 bench: $(VENV)/.podium-dev-installed  ## the full benchmark (minutes)
 	$(BIN)/python -m bench
