@@ -86,17 +86,17 @@ class Supervisor:
         async def arun(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
             cfg = self._scoped(state, config)
             governor, step = governor_for(config), self.step(state, cfg)
+            services = services_for(config)
+            # The step's own code writes the thread index and dead letters: off the loop.
             try:
-                request = next(step)
-                while True:
+                finished, value = await services.run_sync(_advance, step, None)
+                while not finished:
                     reply = await governor.acall_model(
-                        self.model, request, agent="supervisor", task_id=None, config=cfg
+                        self.model, value, agent="supervisor", task_id=None, config=cfg
                     )
-                    request = step.send(reply)
-            except StopIteration as done:
-                return done.value
+                    finished, value = await services.run_sync(_advance, step, reply)
+                return value
             finally:
-                services = services_for(config)
                 await services.run_sync(services.flush)
 
         return Node("supervisor", run, arun)
@@ -302,6 +302,15 @@ class Supervisor:
                 )
                 limit -= 1
         return changed
+
+
+def _advance(step: Step, reply: AIMessage | None) -> tuple[bool, Any]:
+    """Run the step to its next model request: (False, messages), or (True, update) when
+    it is done. Returns instead of raising StopIteration, which cannot cross a thread."""
+    try:
+        return False, (next(step) if reply is None else step.send(reply))
+    except StopIteration as done:
+        return True, done.value
 
 
 #: Consecutive router turns alternating between the same two agents that stop a run.

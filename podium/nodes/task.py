@@ -138,7 +138,7 @@ def make_task_node(
             await services.run_sync(services.flush)
             raise
         except Exception as exc:
-            update = failed(task, exc, payload, cfg)
+            update = await services.run_sync(failed, task, exc, payload, cfg)
             await services.run_sync(services.flush)
             return update
 

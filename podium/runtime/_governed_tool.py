@@ -64,7 +64,7 @@ def run(gov: Governor, request: ToolCallRequest, execute) -> Any:
 
 
 async def arun(gov: Governor, request: ToolCallRequest, execute) -> Any:
-    outcome = _prepare(gov, request)
+    outcome = await gov.services.run_sync(_prepare, gov, request)
     if not isinstance(outcome, Prepared):
         return outcome
     s, p = gov.services, outcome

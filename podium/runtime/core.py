@@ -39,6 +39,7 @@ class PodiumRuntime:
         self.checkpointer = checkpointer
         self.db = db
         self.services = Services(db, **services)
+        self.services.open_stores()
         self.threads = self.services.threads
         self.governor: Governor = self.services.governor
 

@@ -42,6 +42,7 @@ class Services:
         audit_key: bytes | None = None,
         model_timeout: float | None = None,
         rate_wait: float = 30.0,
+        offload: bool | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -50,6 +51,7 @@ class Services:
         self.audit_key = audit_key
         self.model_timeout = model_timeout
         self.rate_wait = rate_wait
+        self._offload = offload
 
     @cached_property
     def governor(self):
@@ -65,8 +67,11 @@ class Services:
 
     @property
     def offload(self) -> bool:
-        """Whether async code should move database calls off the event loop (PostgreSQL:
-        a round trip would stall every run on the loop; SQLite calls are microseconds)."""
+        """Whether async code moves database calls off the event loop: always when asked
+        (a server's loop serves many runs), else on PostgreSQL, where a round trip would
+        stall every run on the loop (SQLite calls take microseconds)."""
+        if self._offload is not None:
+            return self._offload
         return self.db.dialect == "postgres"
 
     async def run_sync(self, fn: Any, *args: Any) -> Any:
@@ -74,6 +79,24 @@ class Services:
         if self.offload:
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
+
+    def open_stores(self) -> None:
+        """Create every store now (their tables are set up once, before any run), so no
+        run pays for it, or blocks an event loop with it, on first use."""
+        for name in (
+            "threads",
+            "approvals",
+            "dead_letters",
+            "ratelimiter",
+            "budgets",
+            "ledger",
+            "breakers",
+            "effects",
+            "audit",
+            "recorder",
+            "governor",
+        ):
+            getattr(self, name)
 
     def flush(self) -> None:
         """Write buffered audit events and usage rows (called at the end of each step)."""
@@ -86,7 +109,7 @@ class Services:
 
         waited = 0.0
         while True:
-            decision = self.ratelimiter.try_acquire(tenant_id, limits)
+            decision = await self.run_sync(lambda: self.ratelimiter.try_acquire(tenant_id, limits))
             if decision.allowed:
                 return
             if waited + decision.retry_after > self.rate_wait:

@@ -48,7 +48,11 @@ def server_runtime() -> PodiumRuntime:
             url = parse_url(database_url())
             key = os.environ.get("PODIUM_AUDIT_KEY")
             runtime = PodiumRuntime(
-                url, None, open_database(url), audit_key=key.encode() if key else None
+                url,
+                None,
+                open_database(url),
+                audit_key=key.encode() if key else None,
+                offload=True,  # the server's event loop serves every run: never block it
             )
             atexit.register(_close, runtime)
             _runtime = runtime

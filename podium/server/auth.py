@@ -18,6 +18,7 @@ Authorization, default deny:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any
 
@@ -33,6 +34,8 @@ from podium.server._credentials import (
     parse_api_keys,
     verify_token,
 )
+
+log = logging.getLogger("podium.server")
 
 #: The metadata key that holds the owning tenant of threads, runs, crons and assistants.
 TENANT_KEY = "tenant_id"
@@ -50,7 +53,11 @@ def _current_settings() -> tuple[dict[str, Principal], str]:
 
 
 # Fail at start-up, not on the first request, when the configuration is malformed.
-_current_settings()
+if _current_settings() == ({}, ""):
+    log.warning(
+        "neither PODIUM_API_KEYS nor PODIUM_TOKEN_SECRET is set: every request will be "
+        "refused with 401"
+    )
 
 
 def authenticate_headers(headers: dict[bytes, bytes]) -> Principal:
@@ -92,18 +99,20 @@ async def deny_everything_else(ctx: Auth.types.AuthContext, value: Any) -> bool:
 async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
     """Threads and runs: stamp on create, filter everything, check gate roles on resume."""
     tenant = tenant_of(ctx.user)
-    if ctx.action in ("create", "update", "create_run"):
+    # An update without metadata or a cancel action is a state write (POST .../state).
+    state_write = ctx.action == "update" and "metadata" not in value and not value.get("action")
+    if ctx.action in ("create", "create_run") or (ctx.action == "update" and "metadata" in value):
         _stamp(value, tenant)
     if ctx.action == "create_run":
         await _check_resume(ctx.user, value, tenant)
-    elif ctx.action == "update" and "metadata" not in value and value.get("action") is None:
+    elif state_write:
         # A state write could step past a gate; it needs the gate's roles like a resume.
         await _check_gates(ctx.user, value.get("thread_id"), tenant, None)
     return {TENANT_KEY: tenant}
 
 
 @auth.on.assistants
-async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
+async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
     """Assistants: the workflows of `langgraph.json` are shared; tenants' own are private."""
     tenant = tenant_of(ctx.user)
     if ctx.action in ("create", "update"):
@@ -111,7 +120,9 @@ async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.F
         # "created_by: system" marks the shared assistants; a tenant may not claim it.
         metadata["created_by"] = f"{tenant}/{ctx.user.identity}"
     if ctx.action in ("read", "search"):
-        return {"$or": [{TENANT_KEY: tenant}, {"created_by": "system"}]}  # type: ignore[dict-item]
+        # `$or` is missing from the SDK's FilterType; the server's filters (in memory and
+        # on PostgreSQL) accept it.
+        return {"$or": [{TENANT_KEY: tenant}, {"created_by": "system"}]}
     return {TENANT_KEY: tenant}
 
 

@@ -2,29 +2,38 @@
 
     START -> supervisor -> (worker* -> supervisor)* -> aggregate -> END   (each workflow)
 
-The server supplies the checkpointer (in memory under `langgraph dev`, PostgreSQL on the
-platform) and swaps it into every graph it runs, so the graphs here are compiled without
-one, with podium's stores bound (`podium.server._runtime.server_runtime`).
+Each entry is a graph factory the server calls with a run's config. The workflow is
+compiled once, without a checkpointer (the server supplies its own to every run: in memory
+under `langgraph dev`, PostgreSQL on the platform) and with podium's stores bound
+(`podium.server._runtime.server_runtime`). When `LANGFUSE_*` is set, the factory adds the
+run's Langfuse callbacks (thread as session, tenant/user as user) to the config.
 
 Environment (read here, as an entry point):
     PODIUM_MODEL: model of the served workflows (`demo` by default).
-    PODIUM_WORKFLOWS: extra `name=module:function` workflows for `compile_workflow`.
+    PODIUM_WORKFLOWS: extra `name=module:function` workflows for `serve`.
+    LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST: Langfuse tracing (off unset).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
+from podium.context import DEFAULT_TENANT, RunContext
 from podium.graphs.catalog import get_workflow
+from podium.runtime.scope import resolve_context
 from podium.server._runtime import server_runtime
+
+_NOT_AGENTS = ("__start__", "supervisor", "aggregate", "gate")
 
 
 def compile_workflow(name: str, *, model: Any = None) -> Any:
     """Compile workflow `name` for the server: podium's stores bound, no checkpointer.
-
-    Use it to serve a workflow of your own: put `graph = compile_workflow("my_flow")` in a
-    module and name `my.module:graph` under `graphs` in `langgraph.json`.
 
     Args:
         name: A workflow of the catalog (`research_brief`, entry points,
@@ -40,4 +49,63 @@ def compile_workflow(name: str, *, model: Any = None) -> Any:
     return server_runtime().compile(graph, checkpointer=None, name=name)
 
 
-research_brief = compile_workflow("research_brief")
+def serve(name: str, *, model: Any = None) -> Callable[[RunnableConfig], Any]:
+    """The server's graph factory for workflow `name` (compiled once, here).
+
+    Serve a workflow of your own with `my_flow = serve("my_flow")` in a module of yours and
+    `"my_flow": "my.module:my_flow"` under `graphs` in `langgraph.json`.
+    """
+    compiled = compile_workflow(name, model=model)
+    agents = [n for n in compiled.nodes if n not in _NOT_AGENTS]
+
+    def graph(config: RunnableConfig) -> Any:
+        return _traced(compiled, config, agents)
+
+    graph.__name__ = graph.__qualname__ = name
+    graph.__doc__ = f"Workflow {name!r} for the LangGraph server."
+    return graph
+
+
+def _traced(compiled: Any, config: RunnableConfig, agents: list[str]) -> Any:
+    tracer = _tracer()
+    configurable = config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if tracer is None or thread_id is None:
+        return compiled
+    from podium.runtime.tracing import tracing_config
+
+    # A run started with `context` has it copied into `configurable` by the server; an
+    # authenticated user overrides it, as in the run itself.
+    sent = RunContext(
+        tenant_id=str(configurable.get("tenant_id") or DEFAULT_TENANT),
+        user_id=str(configurable.get("user_id") or "anonymous"),
+    )
+    ctx = resolve_context(config, sent)
+    fragment = tracing_config(
+        tracer,
+        thread_id=str(thread_id),
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        workflow=compiled.name,
+        agents=agents,
+    )
+    return compiled.with_config(**fragment)
+
+
+@functools.cache
+def _tracer() -> Any:
+    """The process's Langfuse tracer, or None when LANGFUSE_* is unset."""
+    from podium.runtime.tracing import Tracer, settings_from_env
+
+    settings = settings_from_env(os.environ)
+    if settings is None:
+        return None
+    tracer = Tracer(settings)
+    atexit.register(tracer.shutdown)
+    return tracer
+
+
+# Fail at start-up, not on the first run, when LANGFUSE_* is half set.
+_tracer()
+
+research_brief = serve("research_brief")

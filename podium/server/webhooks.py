@@ -65,6 +65,10 @@ def _secrets(text: str | None) -> dict[str, bytes]:
     return parse_webhook_secrets(text)
 
 
+# Fail at start-up, not on the first request, when PODIUM_WEBHOOK_SECRETS is malformed.
+_secrets(os.environ.get("PODIUM_WEBHOOK_SECRETS"))
+
+
 @functools.cache
 def _guard() -> ReplayGuard:
     return ReplayGuard(server_runtime().db, window=WINDOW)
@@ -117,6 +121,9 @@ async def trigger(request: Request) -> JSONResponse:
       "422": {description: Malformed body}
     """
     workflow = request.path_params["workflow"]
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:  # refused before it is read
+        return error(413, f"body larger than {MAX_BODY} bytes")
     body = await request.body()
     if len(body) > MAX_BODY:
         return error(413, f"body larger than {MAX_BODY} bytes")
@@ -134,7 +141,8 @@ async def trigger(request: Request) -> JSONResponse:
         return error(422, "malformed body", errors=errors)
     services = server_runtime().services
     signature = request.headers[SIGNATURE_HEADER].strip()
-    if not await services.run_sync(_guard().first_use, tenant, signature):
+    guard = await services.run_sync(_guard)
+    if not await services.run_sync(guard.first_use, tenant, signature):
         return error(401, "replayed request: this signature was used before")
     try:
         return await _start(workflow, tenant, payload)
@@ -163,17 +171,24 @@ async def _start(workflow: str, tenant: str, payload: TriggerPayload) -> JSONRes
             thread = None
         if thread is None or (thread.get("metadata") or {}).get("tenant_id") != tenant:
             return error(404, f"thread {thread_id!r} not found")
+        created = False
     else:
         thread_id = str((await client.threads.create(metadata=stamp))["thread_id"])
-    run = await client.runs.create(
-        thread_id,
-        workflow,
-        input={"goal": payload.goal},
-        metadata=stamp,
-        # No authenticated user on this path: the context names the tenant.
-        context={"tenant_id": tenant, "user_id": f"webhook:{tenant}", "roles": []},
-        webhook=str(payload.webhook) if payload.webhook else None,
-    )
+        created = True
+    try:
+        run = await client.runs.create(
+            thread_id,
+            workflow,
+            input={"goal": payload.goal},
+            metadata=stamp,
+            # No authenticated user on this path: the context names the tenant.
+            context={"tenant_id": tenant, "user_id": f"webhook:{tenant}", "roles": []},
+            webhook=str(payload.webhook) if payload.webhook else None,
+        )
+    except APIStatusError:
+        if created:  # e.g. a callback URL the server's webhook policy refuses
+            await client.threads.delete(thread_id)
+        raise
     return JSONResponse(
         {
             "thread_id": thread_id,
