@@ -27,16 +27,20 @@ def perform(
     *,
     on_event: EventHook | None = None,
 ) -> RunOutcome:
-    """Run `action` on the session's thread (a `Send` opens one if none is open).
+    """Run `action` on the session's thread (a `Send` opens one if none is open, and
+    closes it again when the first run failed before storing anything).
 
     The outcome's error, if any, is also added to the session's notices.
     """
     context = settings.context
     if isinstance(action, Send):
+        new = session.thread_id is None
         thread = session.ensure_thread(workflow, settings.tenant_id)
         outcome = bench.send(
             workflow, thread, action.text, context, model=settings.model, on_event=on_event
         )
+        if new and outcome.error and outcome.status is None:
+            session.new_chat()  # nothing was stored: the next message starts afresh
     elif session.thread_id is None:
         outcome = RunOutcome(error="no thread is open; type a goal to start one")
     elif isinstance(action, Decide):

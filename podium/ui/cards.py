@@ -147,14 +147,16 @@ def decision_for(
     """
     if verb not in card.verbs:
         raise EditError(f"a {card.kind} gate takes {', '.join(card.verbs)}; got {verb!r}")
-    comment = comment.strip()
-    if verb in ("approve", "reject"):
-        return Decision(decision=verb, comment=comment, user=user)  # type: ignore[arg-type]
+    comment, text = comment.strip(), text or ""
+    if verb == "approve":
+        return Decision(decision="approve", comment=comment, user=user)
+    if verb == "reject":
+        return Decision(decision="reject", comment=comment, user=user)
     if verb == "respond":
-        if not (text or "").strip():
+        if not text.strip():
             raise EditError("write an answer to the agent's question before sending it")
         return Decision(decision="respond", response=text.strip(), comment=comment, user=user)
-    return _edit(card, text or "", comment, user)
+    return _edit(card, text, comment, user)
 
 
 def _edit(card: GateCard, text: str, comment: str, user: str | None) -> Decision:
@@ -162,12 +164,12 @@ def _edit(card: GateCard, text: str, comment: str, user: str | None) -> Decision
         if not text.strip():
             raise EditError("the edited answer is empty; write the answer or approve it as it is")
         return Decision(decision="edit", answer=text, comment=comment, user=user)
-    what = "arguments" if card.kind == "tool" else "plan"
+    what = "arguments are" if card.kind == "tool" else "plan is"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EditError(
-            f"the edited {what} are not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"the edited {what} not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}; fix the text and submit again"
         ) from None
     if card.kind == "tool":

@@ -6,12 +6,14 @@ table or chart widget takes, so the page only draws.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+_P_TAGS = re.compile(r"</?p>")
 #: Payload keys worth a glance in the timeline, in the order they are shown.
 _SUMMARY_KEYS = (
     "event",
@@ -126,8 +128,12 @@ def chain_status(report: Any, tenant_id: str) -> ChainStatus:
 
 def mermaid_block(mermaid: str) -> str:
     """Markdown for a graph's Mermaid text (`get_graph().draw_mermaid()`): a fenced block,
-    which Markdown viewers that know Mermaid draw, and the page shows as source."""
-    return f"```mermaid\n{mermaid.strip()}\n```"
+    which Markdown renderers that know Mermaid (Streamlit's among them) draw in place.
+
+    LangGraph wraps the start and end labels in `<p>` tags; renderers that escape HTML
+    would show the tags, so they are dropped.
+    """
+    return f"```mermaid\n{_P_TAGS.sub('', mermaid).strip()}\n```"
 
 
 def trace_link(

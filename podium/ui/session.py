@@ -9,9 +9,8 @@ live board, then draws the page from the checkpoint. Works on any mutable mappin
 from __future__ import annotations
 
 import uuid
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from podium.gates import Decision
 from podium.ui.cards import EditError, GateCard, decision_for
@@ -154,7 +153,15 @@ class ChatSession:
         return notices
 
 
-def session_of(state: MutableMapping[str, Any]) -> ChatSession:
+class StateMapping(Protocol):
+    """What `session_of` needs of its mapping (`st.session_state`, or a dict)."""
+
+    def get(self, key: str, /) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any, /) -> None: ...
+
+
+def session_of(state: StateMapping) -> ChatSession:
     """The chat session kept in `state` (`st.session_state`), created on first use."""
     session = state.get(SESSION_KEY)
     if not isinstance(session, ChatSession):

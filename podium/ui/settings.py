@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from podium.context import DEFAULT_TENANT, RunContext
 from podium.runtime.urls import DEFAULT_URL, mask
@@ -21,7 +21,7 @@ ROLE_CHOICES: tuple[str, ...] = ("editor", "reviewer", "admin")
 DEFAULT_ROLES: tuple[str, ...] = ("editor",)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class AppConfig:
     """How the app was started.
 
@@ -38,10 +38,18 @@ class AppConfig:
     database_url: str = DEFAULT_URL
     model: str = DEFAULT_MODEL
     workflows: str | None = None
-    audit_key: bytes | None = field(default=None, repr=False)
+    audit_key: bytes | None = None
     langfuse_host: str | None = None
     langfuse_project: str | None = None
     tracing: bool = False
+
+    def __repr__(self) -> str:
+        # Never the password of the URL, nor the audit key.
+        return (
+            f"AppConfig(database_url={self.masked_url!r}, model={self.model!r}, "
+            f"workflows={self.workflows!r}, audit_key={'***' if self.audit_key else None}, "
+            f"langfuse_host={self.langfuse_host!r}, tracing={self.tracing})"
+        )
 
     @property
     def masked_url(self) -> str:

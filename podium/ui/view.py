@@ -86,14 +86,16 @@ def thread_view(
     values: Mapping[str, Any],
     gates: Sequence[Any] = (),
     *,
-    next_nodes: Sequence[str] = (),
+    tasks: Sequence[Any] = (),
 ) -> ThreadView:
     """The view of a thread from its checkpoint.
 
     Args:
         values: `app.get_state(config).values` ({} for a thread that never ran).
         gates: `podium.decisions.pending_gates(app, thread_id)`.
-        next_nodes: `app.get_state(config).next`: what would run next.
+        tasks: `app.get_state(config).tasks`: the steps of the current superstep not yet
+            committed (`next` alone misses a step whose tasks all finished before the
+            run stopped: their writes wait in the checkpoint).
     """
     if not values:
         return ThreadView(thread_id)
@@ -104,7 +106,7 @@ def thread_view(
         messages=tuple(chat_lines(values.get("messages") or ())),
         board=tuple(board_rows(values, gates)),
         cards=tuple(gate_card(g) for g in gates),
-        stalled=bool(next_nodes) and not gates,
+        stalled=bool(tasks) and not gates,
         error=values.get("error"),
     )
 

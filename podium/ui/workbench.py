@@ -145,7 +145,7 @@ class Workbench:
         app = self.app(workflow, DEFAULT_MODEL)
         snapshot = app.get_state(config_of(thread_id))
         gates = pending_gates(app, thread_id) if snapshot.values else []
-        return thread_view(thread_id, snapshot.values, gates, next_nodes=snapshot.next)
+        return thread_view(thread_id, snapshot.values, gates, tasks=snapshot.tasks)
 
     # -- running --------------------------------------------------------------------------
 
