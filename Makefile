@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench app
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,16 @@ demo: $(VENV)/.podium-installed  ## install podium and run the offline demo
 	$(BIN)/podium demo
 
 test: $(VENV)/.podium-dev-installed  ## install podium[dev] and run the test suite
-	$(BIN)/ruff check podium tests bench
+	$(BIN)/ruff check podium tests bench notebooks app.py
 	$(BIN)/pytest
 
 lint: $(VENV)/.podium-dev-installed  ## ruff and mypy
-	$(BIN)/ruff check podium tests bench
-	$(BIN)/ruff format --check podium tests bench
-	$(BIN)/mypy podium --ignore-missing-imports
+	$(BIN)/ruff check podium tests bench notebooks app.py
+	$(BIN)/ruff format --check podium tests bench notebooks app.py
+	$(BIN)/mypy podium app.py --ignore-missing-imports
+
+app: $(VENV)/.podium-dev-installed  ## the Streamlit chat app on the embedded database
+	$(BIN)/streamlit run app.py
 
 
 bench: $(VENV)/.podium-dev-installed  ## the full benchmark (minutes)

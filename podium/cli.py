@@ -145,7 +145,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with open_runtime(args.db) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, _model(args))
-        if not app.get_state(config_of(args.thread)).next:
+        snapshot = app.get_state(config_of(args.thread))
+        # A run cut off mid-step may show no next node while its tasks are still pending.
+        if not snapshot.next and not snapshot.tasks:
             print(
                 f"thread {args.thread!r} has nothing left to run (status {info.status}); "
                 f"see `podium show {args.thread}`",

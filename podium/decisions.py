@@ -77,9 +77,10 @@ def decide(
     config = {"configurable": {"thread_id": thread_id}}
     try:
         if stream_mode:
-            return app.stream(
+            events = app.stream(
                 Command(resume=resume), config, context=context, stream_mode=stream_mode
             )
+            return _reopening(events, services, claimed)
         return app.invoke(Command(resume=resume), config, context=context)
     except Exception:
         for gate_id in claimed:
@@ -103,6 +104,16 @@ async def adecide(
         return await app.ainvoke(
             Command(resume=resume), {"configurable": {"thread_id": thread_id}}, context=context
         )
+    except Exception:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+
+
+def _reopening(events: Any, services: Services, claimed: list[str]) -> Any:
+    """Yield a resumed run's events; if reading them fails, reopen the claimed gates."""
+    try:
+        yield from events
     except Exception:
         for gate_id in claimed:
             services.approvals.unclaim(gate_id)
