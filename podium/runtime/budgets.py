@@ -14,9 +14,10 @@ before settling) are ignored and deleted.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from podium.errors import BudgetExceeded, ConfigurationError
@@ -43,6 +44,8 @@ SCHEMA = [
 UNITS = ("tokens", "usd")
 #: Reservations older than this many seconds are treated as abandoned.
 DEFAULT_TTL = 900.0
+#: Looks a refused reservation gets when other calls' holds were in the way.
+HOLD_ATTEMPTS = 8
 #: Seconds between clean-ups of a tenant's expired reservations (per process).
 PURGE_EVERY = 60.0
 #: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
@@ -100,18 +103,37 @@ class Budgets:
             ConfigurationError: an unknown unit, a negative amount or a repeated level.
         """
         _validate(claims)
+        for attempt in range(1, HOLD_ATTEMPTS + 1):
+            reservation, refusal = self._try_hold(tenant_id, claims, ref)
+            if refusal is None:
+                return reservation
+            # Refused only because of other calls' holds, which settle or step back in
+            # moments: look again before refusing for good.
+            if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
+                raise refusal
+            time.sleep(random.uniform(0.001, 0.004) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _try_hold(
+        self, tenant_id: str, claims: Sequence[Claim], ref: str
+    ) -> tuple[Reservation, BudgetExceeded | None]:
+        # Hold first, then look: the hold is committed before the sums are read, so of two
+        # concurrent reservations the one that reads last sees the other's hold. They cannot
+        # both pass when only one fits (at worst both step back and try again), and no lock
+        # serialises the tenant's concurrent calls.
         now = self._clock()
         reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
         with self._db.transaction() as cur:
-            self._lock(cur, tenant_id, claims)
             self._purge_now_and_then(cur, tenant_id, now)
-            sums = self._sums_of(cur, tenant_id, claims, now)
-            for claim in claims:
-                spent, held = sums.get((claim.scope_key, claim.unit), (0.0, 0.0))
-                if spent + held + claim.amount > claim.limit + EPSILON:
-                    raise _exceeded(tenant_id, claim, spent, held)
             self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
-        return reservation
+        with self._db.transaction() as cur:
+            sums = self._sums_of(cur, tenant_id, claims, now)
+        for claim in claims:
+            spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
+            if spent + held > claim.limit + EPSILON:
+                self.release(reservation)
+                return reservation, _exceeded(tenant_id, claim, spent, held - claim.amount)
+        return reservation, None
 
     def settle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
         """Replace the reservation with what was really spent, on every level it claimed.
@@ -123,7 +145,8 @@ class Budgets:
         """
         now = self._clock()
         with self._db.transaction() as cur:
-            self._lock(cur, reservation.tenant_id, reservation.claims)
+            # Only a second settle of the same reservation can race this one.
+            lock_all(self._db, cur, [f"budget-settle:{reservation.reservation_id}"])
             done = cur.query(
                 "SELECT 1 AS done FROM podium_budget_ledger WHERE reservation_id = ? "
                 "AND tenant_id = ? AND state = 'spent'",
@@ -135,10 +158,39 @@ class Budgets:
             spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
             self._insert(cur, reservation, "spent", spent, now)
 
+    def settle_many(self, settlements: Sequence[tuple[Reservation, Mapping[str, float]]]) -> None:
+        """Settle several reservations in one transaction (see `settle`); the runtime
+        batches the settlements of a step. Reservations settled before are skipped."""
+        if not settlements:
+            return
+        now = self._clock()
+        ids = [r.reservation_id for r, _ in settlements]
+        marks = ", ".join("?" for _ in ids)
+        with self._db.transaction() as cur:
+            done = {
+                row["reservation_id"]
+                for row in cur.query(
+                    "SELECT DISTINCT reservation_id FROM podium_budget_ledger "
+                    f"WHERE state = 'spent' AND reservation_id IN ({marks})",
+                    ids,
+                )
+            }
+            todo = [(r, a) for r, a in settlements if r.reservation_id not in done]
+            if not todo:
+                return
+            keep = [r.reservation_id for r, _ in todo]
+            cur.execute(
+                "DELETE FROM podium_budget_ledger WHERE reservation_id IN "
+                f"({', '.join('?' for _ in keep)})",
+                keep,
+            )
+            for reservation, actual in todo:
+                spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
+                self._insert(cur, reservation, "spent", spent, now)
+
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation that was not used (the call failed before spending)."""
         with self._db.transaction() as cur:
-            self._lock(cur, reservation.tenant_id, reservation.claims)
             self._delete(cur, reservation, " AND state = 'reserved'")
 
     def spent(self, tenant_id: str, scope_key: str, unit: str) -> float:
@@ -178,12 +230,6 @@ class Budgets:
         return int(rows[0]["n"])
 
     # -- helpers --------------------------------------------------------------------
-
-    def _lock(self, cur: Cursor, tenant_id: str, claims: Iterable[Claim]) -> None:
-        # Every level of one reservation belongs to one tenant: one lock per tenant covers
-        # them all, costs one round trip, and cannot deadlock with another reservation.
-        del claims
-        lock_all(self._db, cur, [f"budget:{tenant_id}"])
 
     def _purge_now_and_then(self, cur: Cursor, tenant_id: str, now: float) -> None:
         """Delete expired reservations of the tenant, at most once a minute per process

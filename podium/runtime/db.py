@@ -120,7 +120,7 @@ def _pg(sql: str) -> str:
 class PostgresDatabase(Database):
     dialect = "postgres"
 
-    def __init__(self, url: DatabaseURL, *, max_size: int = 8) -> None:
+    def __init__(self, url: DatabaseURL, *, max_size: int = 16) -> None:
         import psycopg
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool

@@ -342,8 +342,10 @@ class Governor:
         self.breaker_success("model", prepared.label, scope)
         usage = self.account(scope, reply, label=prepared.label, messages=messages)
         if prepared.reservation is not None:
-            s.budgets.settle(
-                prepared.reservation, {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}
+            s.recorder.settle(
+                s.budgets,
+                prepared.reservation,
+                {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]},
             )
         return reply
 

@@ -8,6 +8,9 @@ in-memory database, so policies, budgets and recovery still apply.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +22,10 @@ from langchain_core.runnables import RunnableConfig
 from podium.runtime.db import Database, SqliteDatabase
 
 RUNTIME_KEY = "__podium_runtime"
+
+#: Threads for database calls made from async runs. asyncio's default pool has only
+#: cores + 4 threads, which many concurrent runs would queue on.
+_OFFLOAD = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="podium-db")
 
 
 class Services:
@@ -77,7 +84,9 @@ class Services:
     async def run_sync(self, fn: Any, *args: Any) -> Any:
         """Call `fn(*args)` from async code, in a worker thread when `offload` says so."""
         if self.offload:
-            return await asyncio.to_thread(fn, *args)
+            context = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(_OFFLOAD, functools.partial(context.run, fn, *args))
         return fn(*args)
 
     def open_stores(self) -> None:
