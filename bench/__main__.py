@@ -4,7 +4,8 @@ Runs the cases, prints the results table on stdout (progress goes to stderr) and
 the results as JSON. The full run writes bench/results.json; the quick run, which only
 checks that the harness works, writes bench/results-quick.json unless --out says otherwise.
 PostgreSQL comes from PODIUM_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test);
-the benchmark drops and recreates its own database `podium_bench` on that server.
+the benchmark drops and recreates its own database `podium_bench` (`podium_bench_quick`
+with --quick) on that server.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def prepare_postgres(settings: Settings) -> None:
         settings.postgres_skip = f"PostgreSQL unreachable ({reason})"
         log(f"warning: {settings.postgres_skip}; PostgreSQL figures are skipped")
         return
-    settings.postgres_url = pg.recreate_database(admin)
+    # Quick runs (CI) use their own database, so they never disturb a full run.
+    name = f"{pg.BENCH_DATABASE}_quick" if settings.quick else pg.BENCH_DATABASE
+    settings.postgres_url = pg.recreate_database(admin, name)
+
 
 
 def main(argv: list[str] | None = None) -> int:
