@@ -286,6 +286,7 @@ class ModelPolicy(Model):
 
     rate_limit: RateLimitSpec | None = None
     breaker: BreakerPolicy | None = None
+    timeout: PositiveFloat | None = None
 
 
 Price = tuple[NonNegativeFloat, NonNegativeFloat]

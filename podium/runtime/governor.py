@@ -108,7 +108,7 @@ class Governor:
             self._breaker_check("model", prepared)
             return call_with_timeout(
                 lambda: _governed_invoke(prepared.model, messages, config),
-                s.model_timeout,
+                self._model_timeout(prepared),
                 f"model {prepared.label!r}",
             )
 
@@ -145,7 +145,7 @@ class Governor:
                 await s.run_sync(self._breaker_check, "model", prepared)
             return await acall_with_timeout(
                 lambda: _agoverned_invoke(prepared.model, messages, config),
-                s.model_timeout,
+                self._model_timeout(prepared),
                 f"model {prepared.label!r}",
             )
 
@@ -263,6 +263,15 @@ class Governor:
         if level == "run":
             return f"run:{scope.run_key}"
         return f"agent:{scope.run_key}:{scope.agent}"
+
+    def _model_timeout(self, prepared: ModelCall) -> float | None:
+        """Seconds a model call may take: the policy's `models.<name>.timeout`, else the
+        runtime's `model_timeout`."""
+        policies = prepared.scope.policies
+        entry = model_entry(policies, prepared.label) if policies is not None else None
+        if entry is not None and entry[1].timeout is not None:
+            return float(entry[1].timeout)
+        return self.services.model_timeout
 
     def _breaker_check(self, kind: str, prepared: ModelCall) -> None:
         self.breaker_allow(kind, prepared.label, prepared.scope)

@@ -69,3 +69,35 @@ def test_shared_breaker_opens_for_every_tenant(tmp_path, tenant):
             _run(rt, policy, a, f"a{i}", calls, fail=True)
         out = _run(rt, policy, b, "b-fast", calls, fail=False)
         assert "CircuitOpen" in out["tasks"]["t1"]["error"] and calls == [a, a]
+
+
+def test_model_call_timeout_from_the_policy(tmp_path):
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hang(messages):
+        release.wait(10)
+        return "too late"
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "models:\n  slowpoke: {timeout: 0.2}\nagents:\n  worker: {tools: {allow: []}}\n"
+        "global:\n  retry: {attempts: 1}\n"
+    )
+    model = ScriptedChatModel(responses=[hang], model_name="slowpoke")
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", model=model)],
+        name="slow",
+        supervisor=Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="x")]),
+        policies=load_policies(path),
+    )
+    started = time.monotonic()
+    try:
+        with podium.open_runtime("memory://") as rt:
+            out = rt.compile(graph).invoke({"goal": "g"}, {"configurable": {"thread_id": "s"}})
+    finally:
+        release.set()
+    assert time.monotonic() - started < 5
+    assert "timed out after 0.2s" in out["tasks"]["t1"]["error"]
