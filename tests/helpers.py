@@ -46,3 +46,16 @@ async def arun_demo(app: Any, thread: str, *, tenant: str = "default") -> dict:
             context=podium.RunContext(tenant_id=tenant, user_id="ed", roles=EDITOR),
         )
     return out
+
+
+class Clock:
+    """A clock tests move by hand (`clock.now += 61`); `sleep` advances it instead of waiting."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,27 +21,13 @@ from podium.runtime.breakers import (
     on_call,
     step,
 )
-from podium.runtime.db import Database, open_database
+from podium.runtime.db import open_database
 from podium.runtime.urls import parse_url
+from tests.helpers import Clock
 
 S = BreakerSettings(failure_threshold=3, window=10.0, cooldown=5.0)
 OPEN_AT_2 = BreakerState(status="open", opened_at=2.0, next_probe_at=7.0, last_error="e")
 PROBING_AT_7 = BreakerState(status="half_open", opened_at=2.0, next_probe_at=12.0, last_error="e")
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(parse_url(db_url))
-    yield database
-    database.close()
 
 
 # -- the pure state machine ------------------------------------------------------------------

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,21 +15,7 @@ from podium.errors import ConfigurationError, RunError
 from podium.runtime.budgets import BudgetExceeded, Budgets, Claim
 from podium.runtime.db import Database, open_database
 from podium.runtime.urls import parse_url
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(parse_url(db_url))
-    yield database
-    database.close()
+from tests.helpers import Clock
 
 
 def ledger_total(db: Database, tenant: str, scope: str, unit: str = "tokens") -> float:

@@ -6,11 +6,10 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-from podium.runtime.db import Database, open_database
+from podium.runtime.db import open_database
 from podium.runtime.dead_letters import (
     Attempt,
     DeadLetter,
@@ -19,22 +18,7 @@ from podium.runtime.dead_letters import (
     DeadLetterStateError,
 )
 from podium.runtime.urls import parse_url
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(parse_url(db_url))
-    yield database
-    database.close()
-
+from tests.helpers import Clock
 
 INPUTS = {
     "task": {"id": "t2", "agent": "writer", "instruction": "Write it", "depends_on": ["t1"]},

@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-from podium.runtime.db import Database, open_database
+from podium.runtime.db import open_database
 from podium.runtime.effects import (
     EffectConflict,
     EffectKey,
@@ -22,21 +21,7 @@ from podium.runtime.effects import (
     Started,
 )
 from podium.runtime.urls import parse_url
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(parse_url(db_url))
-    yield database
-    database.close()
+from tests.helpers import Clock
 
 
 def _key(tenant: str, call_key: str = "call-1") -> EffectKey:

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from podium.commands import costs
 from podium.errors import ConfigurationError
-from podium.runtime.db import Database, open_database
+from podium.runtime.db import open_database
 from podium.runtime.ledger import CostRow, UsageEntry, UsageLedger
 from podium.runtime.urls import parse_url
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(parse_url(db_url))
-    yield database
-    database.close()
 
 
 def entry(tenant: str, agent: str, **fields) -> UsageEntry:

@@ -6,33 +6,14 @@ import math
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 from podium.errors import ConfigurationError, RunError
-from podium.runtime.db import Database, open_database
+from podium.runtime.db import open_database
 from podium.runtime.ratelimit import Limit, RateDecision, RateLimited, RateLimiter, take
 from podium.runtime.urls import parse_url
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(parse_url(db_url))
-    yield database
-    database.close()
-
+from tests.helpers import Clock
 
 # -- the pure arithmetic ------------------------------------------------------------------
 
