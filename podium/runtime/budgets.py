@@ -158,36 +158,6 @@ class Budgets:
             spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
             self._insert(cur, reservation, "spent", spent, now)
 
-    def settle_many(self, settlements: Sequence[tuple[Reservation, Mapping[str, float]]]) -> None:
-        """Settle several reservations in one transaction (see `settle`); the runtime
-        batches the settlements of a step. Reservations settled before are skipped."""
-        if not settlements:
-            return
-        now = self._clock()
-        ids = [r.reservation_id for r, _ in settlements]
-        marks = ", ".join("?" for _ in ids)
-        with self._db.transaction() as cur:
-            done = {
-                row["reservation_id"]
-                for row in cur.query(
-                    "SELECT DISTINCT reservation_id FROM podium_budget_ledger "
-                    f"WHERE state = 'spent' AND reservation_id IN ({marks})",
-                    ids,
-                )
-            }
-            todo = [(r, a) for r, a in settlements if r.reservation_id not in done]
-            if not todo:
-                return
-            keep = [r.reservation_id for r, _ in todo]
-            cur.execute(
-                "DELETE FROM podium_budget_ledger WHERE reservation_id IN "
-                f"({', '.join('?' for _ in keep)})",
-                keep,
-            )
-            for reservation, actual in todo:
-                spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
-                self._insert(cur, reservation, "spent", spent, now)
-
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation that was not used (the call failed before spending)."""
         with self._db.transaction() as cur:

@@ -35,8 +35,6 @@ class Recorder:
         self._audit = AuditBuffer(audit, max_size=max_batch)
         self._ledger = ledger
         self._usage: list[UsageEntry] = []
-        self._settlements: list[tuple[Any, dict[str, float]]] = []
-        self._budgets: Any = None
         self._lock = threading.Lock()
         self._hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 
@@ -94,25 +92,10 @@ class Recorder:
         with self._lock:
             self._usage.append(entry)
 
-    def settle(self, budgets: Any, reservation: Any, actual: Mapping[str, float]) -> None:
-        """Queue a budget settlement for the next flush. Until then the reservation's
-        estimate stays held, which errs on the safe side."""
-        with self._lock:
-            self._budgets = budgets
-            self._settlements.append((reservation, dict(actual)))
-
     def flush(self) -> None:
         """Write buffered audit events and usage rows."""
         with self._lock:
             usage, self._usage = self._usage, []
-            settlements, self._settlements = self._settlements, []
-        if settlements:
-            try:
-                self._budgets.settle_many(settlements)
-            except BaseException:
-                with self._lock:
-                    self._settlements[:0] = settlements
-                raise
         if usage:
             try:
                 self._ledger.record(usage)

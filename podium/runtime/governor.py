@@ -351,11 +351,12 @@ class Governor:
         self.breaker_success("model", prepared.label, scope)
         usage = self.account(scope, reply, label=prepared.label, messages=messages)
         if prepared.reservation is not None:
-            s.recorder.settle(
-                s.budgets,
-                prepared.reservation,
-                {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]},
+            # Settled now, not with the step's batch: the next call must see the real spend
+            # (a reservation's estimate can be lower than what the call used).
+            s.budgets.settle(
+                prepared.reservation, {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}
             )
+
         return reply
 
     def account(

@@ -280,14 +280,3 @@ def test_two_processes_never_overspend_on_postgres(postgres_url, tenant):
     assert sum(counts) == 100 // 3
     assert ledger_total(db, tenant, "tenant_day:d") == 3 * (100 // 3)
     db.close()
-
-
-def test_settle_many_records_each_spend_once(db, tenant):
-    budgets = Budgets(db)
-    first = budgets.reserve(tenant, [Claim("run:batch", "tokens", 1000, 300)], ref="a")
-    second = budgets.reserve(tenant, [Claim("run:batch", "tokens", 1000, 300)], ref="b")
-    assert budgets.reserved(tenant, "run:batch", "tokens") == 600
-    budgets.settle_many([(first, {"tokens": 120}), (second, {"tokens": 80})])
-    budgets.settle_many([(first, {"tokens": 120})])  # a second settle changes nothing
-    assert budgets.spent(tenant, "run:batch", "tokens") == 200
-    assert budgets.reserved(tenant, "run:batch", "tokens") == 0
