@@ -518,11 +518,6 @@ def governor_for(config: RunnableConfig | None) -> Governor:
     return runtime.governor if runtime is not None else default_services().governor
 
 
-def runtime_for(config: RunnableConfig | None) -> Any:
-    """The `PodiumRuntime` bound by `rt.compile`, or None for a graph compiled without one."""
-    return ((config or {}).get("configurable") or {}).get(RUNTIME_KEY)
-
-
 def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:
     """Refuse (PolicyViolation) a read of `namespace` that the caller's policy does not allow.
 
