@@ -20,7 +20,8 @@ from podium.errors import PolicyViolation, TaskFailed
 from podium.models import model_label
 from podium.nodes._node import Node
 from podium.registry import AgentSpec
-from podium.runtime.governor import governor_for, model_name_of, priced_usage, tool_node_hooks
+from podium.runtime._usage import model_name_of, priced_usage
+from podium.runtime.governor import governor_for, tool_node_hooks
 from podium.runtime.scope import scope_from
 from podium.state import Usage, sum_usage
 

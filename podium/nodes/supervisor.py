@@ -27,7 +27,8 @@ from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
 from podium.plan import Plan, parse_choice, parse_plan
 from podium.registry import AgentRegistry
-from podium.runtime.governor import governor_for, model_name_of, priced_usage
+from podium.runtime._usage import model_name_of, priced_usage
+from podium.runtime.governor import governor_for
 from podium.runtime.scope import current_context, make_scope, scope_from, with_scope
 from podium.runtime.services import services_for
 from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage

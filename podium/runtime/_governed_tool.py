@@ -309,6 +309,6 @@ def _text(result: Any) -> str:
 
 
 def _digest(value: Any) -> str:
-    from podium.runtime.governor import digest
+    from podium.runtime._records import digest
 
     return digest(value)

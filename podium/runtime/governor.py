@@ -10,8 +10,6 @@ and the audit trail. The tool path lives in `_governed_tool.py`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +23,11 @@ from podium import policies as P
 from podium.models import PRICES, cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
 from podium.runtime import _governed_tool
-from podium.runtime.breakers import BreakerSettings, CircuitOpen, breaker_key
+from podium.runtime._breaker_gate import BreakerGate
+from podium.runtime._records import Recording
+from podium.runtime.breakers import BreakerSettings
 from podium.runtime.budgets import Claim, Reservation
 from podium.runtime.guard import governed
-from podium.runtime.ledger import UsageEntry
 from podium.runtime.recovery import (
     RetrySettings,
     acall_with_timeout,
@@ -39,11 +38,8 @@ from podium.runtime.recovery import (
 )
 from podium.runtime.scope import Scope, scope_from
 from podium.runtime.services import RUNTIME_KEY, Services, default_services
-from podium.state import Usage
 from podium.testing import approx_tokens, message_text
 
-#: Seconds a breaker seen closed is trusted without reading it again.
-BREAKER_CACHE = 1.0
 #: Output tokens reserved for a call whose model does not say its maximum.
 DEFAULT_OUTPUT_RESERVE = 1024
 EMPTY_POLICY = P.PolicySet()
@@ -58,12 +54,6 @@ def call_scope(scope: Scope) -> P.CallScope:
     )
 
 
-def digest(value: Any) -> str:
-    """A content hash for the audit log (model inputs and outputs are not stored as text)."""
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class ModelCall:
     """What was decided before a model call: which model, and what was reserved."""
@@ -75,7 +65,7 @@ class ModelCall:
     retry: RetrySettings
 
 
-class Governor:
+class Governor(BreakerGate, Recording):
     """Runs model and tool calls on behalf of agents, enforcing the workflow's policies."""
 
     def __init__(self, services: Services) -> None:
@@ -273,63 +263,6 @@ class Governor:
             return float(entry[1].timeout)
         return self.services.model_timeout
 
-    def _breaker_check(self, kind: str, prepared: ModelCall) -> None:
-        self.breaker_allow(kind, prepared.label, prepared.scope)
-
-    def _breaker_of(self, kind: str, name: str, scope: Scope) -> tuple[str, BreakerSettings]:
-        """The breaker key and settings of a tool or model (the policy may make it per tenant)."""
-        spec = None
-        if scope.policies is not None:
-            if kind == "tool" and name in scope.policies.tools:
-                spec = scope.policies.tools[name].breaker
-            elif kind == "model" and (entry := model_entry(scope.policies, name)) is not None:
-                spec = entry[1].breaker
-        if spec is None:
-            return breaker_key(kind, name), self.breaker
-        key = breaker_key(kind, name, tenant_id=scope.tenant_id if spec.per_tenant else None)
-        return key, BreakerSettings(
-            failure_threshold=spec.failures, window=spec.window, cooldown=spec.cooldown
-        )
-
-    def _healthy(self, kind: str, name: str, scope: Scope) -> bool:
-        """True while a recent check found the breaker closed (no read needed)."""
-        key, _ = self._breaker_of(kind, name, scope)
-        return self._closed.get(key, 0.0) > self.services.clock()
-
-    def breaker_allow(self, kind: str, name: str, scope: Scope) -> None:
-        """Fail fast (CircuitOpen) while the breaker of `kind:name` is open.
-
-        A closed breaker is remembered for `BREAKER_CACHE` seconds, so the usual call costs
-        no database read; any failure recorded here forgets it at once, and another
-        process's failures are seen within that time.
-        """
-        key, settings = self._breaker_of(kind, name, scope)
-        if self._closed.get(key, 0.0) > self.services.clock():
-            return
-        decision = self.services.breakers.before_call(key, settings, scope.tenant_id)
-        if not decision.allowed:
-            self._closed.pop(key, None)
-            raise CircuitOpen(key, decision.retry_after or 0.0, state=decision.state)
-        if decision.state == "closed":
-            self._closed[key] = self.services.clock() + BREAKER_CACHE
-        else:
-            self._closed.pop(key, None)
-
-    def breaker_success(self, kind: str, name: str, scope: Scope) -> None:
-        key, _ = self._breaker_of(kind, name, scope)
-        if self._closed.get(key, 0.0) > self.services.clock():
-            return  # closed a moment ago: a success changes nothing
-        self.services.breakers.record_success(key, scope.tenant_id)
-
-    def breaker_failure(self, kind: str, name: str, scope: Scope, exc: BaseException) -> None:
-        if classify(exc) != "transient" or isinstance(exc, CircuitOpen):
-            return
-        key, settings = self._breaker_of(kind, name, scope)
-        self._closed.pop(key, None)
-        self.services.breakers.record_failure(
-            key, settings, scope.tenant_id, f"{type(exc).__name__}: {exc}"
-        )
-
     def _model_failed(self, prepared: ModelCall, exc: Exception) -> None:
         s, scope = self.services, prepared.scope
         self.breaker_failure("model", prepared.label, scope, exc)
@@ -359,49 +292,6 @@ class Governor:
 
         return reply
 
-    def account(
-        self,
-        scope: Scope,
-        reply: AIMessage,
-        *,
-        label: str | None = None,
-        messages: Sequence[BaseMessage] = (),
-    ) -> Usage:
-        """Record one model reply's usage and cost (ledger) and the call (audit)."""
-        model = model_name_of(reply, label or "unknown")
-        usage = priced_usage(reply, model, scope)
-
-        meta: dict[str, Any] = dict(reply.usage_metadata or {})
-        cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
-        self.services.recorder.usage(
-            UsageEntry(
-                tenant_id=scope.tenant_id,
-                workflow=scope.workflow,
-                thread_id=scope.thread_id or "-",
-                task_id=scope.task_id,
-                agent=scope.agent,
-                model=label or model,
-                input_tokens=usage["input_tokens"],
-                output_tokens=usage["output_tokens"],
-                cached_tokens=int(cached),
-                cost_usd=usage["cost_usd"],
-            )
-        )
-        self.record(
-            scope,
-            "model_call",
-            {
-                "model": label or model,
-                "input": digest(message_text(messages)),
-                "output": digest(reply.text + json.dumps(reply.tool_calls, default=str)),
-                "tool_calls": [c["name"] for c in reply.tool_calls],
-                "input_tokens": usage["input_tokens"],
-                "output_tokens": usage["output_tokens"],
-                "cost_usd": usage["cost_usd"],
-            },
-        )
-        return usage
-
     # -- tool path ----------------------------------------------------------------------
 
     def wrap_tool_call(self, request: ToolCallRequest, execute):
@@ -409,59 +299,6 @@ class Governor:
 
     async def awrap_tool_call(self, request: ToolCallRequest, execute):
         return await _governed_tool.arun(self, request, execute)
-
-    # -- records ------------------------------------------------------------------------
-
-    def record(
-        self,
-        scope: Scope,
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        actor: str | None = None,
-        hook: str | None = None,
-    ) -> None:
-        """Buffer an audit event of `scope`."""
-        self.services.recorder.event(
-            kind,
-            actor or f"agent:{scope.agent}",
-            payload,
-            tenant_id=scope.tenant_id,
-            workflow=scope.workflow,
-            thread_id=scope.thread_id,
-            task_id=scope.task_id,
-            hook=hook,
-        )
-
-    def record_decision(self, scope: Scope, what: str, decision: P.Decision) -> None:
-        """Keep a decision that refused, rewrote, redacted or routed something."""
-        self.record(
-            scope,
-            "policy_decision",
-            {
-                "what": what,
-                "allowed": decision.allowed,
-                "rule": decision.rule,
-                "reason": decision.reason,
-                "details": dict(decision.details),
-            },
-        )
-
-    def _on_retry(self, scope: Scope, what: str):
-        def note(attempt: int, exc: BaseException, wait: float) -> None:
-            self.record(
-                scope,
-                "error",
-                {
-                    "retrying": what,
-                    "attempt": attempt,
-                    "wait": wait,
-                    "error_type": type(exc).__name__,
-                    "error": str(exc)[:500],
-                },
-            )
-
-        return note
 
 
 def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:
@@ -484,32 +321,6 @@ def _retry(settings: Any) -> RetrySettings:
         max_delay=settings.max_delay,
         jitter=0.1 if settings.jitter else 0.0,
     )
-
-
-def priced_usage(message: AIMessage, model: str, scope: Scope | None) -> Usage:
-    """Usage of a reply, priced with the caller's policy price table over podium's own;
-    the run state and the ledger use this one function, so their costs agree."""
-    policies = scope.policies if scope is not None else None
-    prices = {**PRICES, **P.price_table(policies)} if policies is not None else None
-    return usage_of(message, model, prices)
-
-
-def usage_of(message: AIMessage, model: str, prices: dict | None = None) -> Usage:
-    """Usage and cost of one model reply (zeros when the provider reports nothing)."""
-    meta: dict[str, Any] = dict(message.usage_metadata or {})
-    tokens_in, tokens_out = meta.get("input_tokens", 0), meta.get("output_tokens", 0)
-    return Usage(
-        input_tokens=tokens_in,
-        output_tokens=tokens_out,
-        total_tokens=meta.get("total_tokens", tokens_in + tokens_out),
-        calls=1,
-        cost_usd=cost_usd(model, tokens_in, tokens_out, prices),
-    )
-
-
-def model_name_of(message: AIMessage, fallback: str) -> str:
-    meta = message.response_metadata or {}
-    return str(meta.get("model_name") or meta.get("model") or fallback)
 
 
 def governor_for(config: RunnableConfig | None) -> Governor:
