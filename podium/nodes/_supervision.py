@@ -1,0 +1,121 @@
+"""Helpers of the supervisor: intake, task records, the thread index, the ping-pong guard."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+
+from podium.nodes.record import record
+from podium.runtime.scope import current_context, scope_from
+from podium.runtime.services import services_for
+from podium.state import WorkflowState
+
+BLOCKING = frozenset({"failed", "cancelled", "dead_lettered"})
+
+
+#: Consecutive router turns alternating between the same two agents that stop a run.
+PING_PONG = 6
+
+
+def _ping_pong(agents: list[str]) -> tuple[str, str] | None:
+    """The two agents a router keeps bouncing between, if its last turns only alternate."""
+    tail = agents[-PING_PONG:]
+    if len(tail) < PING_PONG or len(set(tail)) != 2:
+        return None
+    if all(tail[i] != tail[i + 1] for i in range(len(tail) - 1)):
+        return tail[0], tail[1]
+    return None
+
+
+def _dead_letter_turn(
+    config: RunnableConfig, workflow: str, goal: str, choice: Any, reason: str
+) -> str:
+    """Keep the turn the router wanted next, with the reason, for an operator to look at."""
+    configurable = config.get("configurable") or {}
+    scope = scope_from(config)
+    letter = services_for(config).dead_letters.add(
+        tenant_id=scope.tenant_id if scope else "default",
+        workflow=workflow,
+        thread_id=str(configurable.get("thread_id", "")),
+        task_id="router",
+        agent=choice.next,
+        inputs={"goal": goal, "next": choice.next, "instruction": choice.instruction},
+        attempts=[
+            {
+                "agent": "supervisor",
+                "attempt": 1,
+                "error_type": "RouterPingPong",
+                "error": reason,
+                "at": time.time(),
+            }
+        ],
+        last_checkpoint_id=(configurable.get("checkpoint_map") or {}).get(""),
+    )
+    record(
+        config,
+        "dead_letter",
+        {"dead_letter": letter.id, "error": reason},
+        actor="system:podium",
+        hook="dead_letter",
+    )
+    return letter.id
+
+
+def _queued(task_id: str, agent: str, instruction: str, depends_on: list[str]) -> dict:
+
+    return {
+        "id": task_id,
+        "agent": agent,
+        "instruction": instruction,
+        "depends_on": list(depends_on),
+        "status": "queued",
+        "history": [],
+        "attempts": 0,
+    }
+
+
+def _failed(update: dict[str, Any], error: str, **extra: Any) -> dict[str, Any]:
+    return {**update, **extra, "status": "failed", "error": error}
+
+
+def _intake(state: WorkflowState) -> tuple[str | None, list[BaseMessage]]:
+    """The goal of a new round, and the human message to add to the chat history."""
+    messages = state.get("messages") or []
+    if messages and isinstance(messages[-1], HumanMessage):
+        return messages[-1].text, []
+    goal = state.get("goal")
+    if goal:
+        return goal, [HumanMessage(goal)]
+    return None, []
+
+
+def _done_records(tasks: Mapping[str, Any], results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    done = []
+    for task_id, task in tasks.items():
+        if task_id in results:
+            done.append(results[task_id])
+        elif task["status"] in BLOCKING:
+            done.append(
+                {
+                    "task_id": task_id,
+                    "agent": task["agent"],
+                    "summary": f"FAILED: {task.get('error') or task['status']}",
+                }
+            )
+    return done
+
+
+def _index_thread(config: RunnableConfig, workflow: str, title: str, status: str) -> None:
+    """Record the thread in the runtime's index (root graph only; nested runs share it)."""
+    configurable = config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
+        return
+    ctx = current_context(config)
+    services_for(config).threads.record(
+        str(thread_id), tenant_id=ctx.tenant_id, workflow=workflow, title=title, status=status
+    )
