@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from podium.commands._common import command
@@ -59,7 +60,10 @@ def register(sub: Any) -> None:
         "budgets, model routing and output filters for one caller.",
     )
     show.add_argument(
-        "--file", default=DEFAULT_FILE, help="Policy file or directory (default %(default)s)."
+        "--file",
+        default=None,
+        help=f"Policy file or directory (default: {DEFAULT_FILE} when it exists here, else "
+        "the policy shipped with podium).",
     )
     show.add_argument("--tenant", default=DEFAULT_TENANT, help="Tenant id (default %(default)s).")
     show.add_argument("--workflow", default=None, help="Workflow name.")
@@ -90,7 +94,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     call_args = _json_object(args.args) if args.args is not None else None
-    policy = load_policies(args.file)
+    policy = load_policies(args.file or _default_file())
+
     call = CallScope(
         tenant=args.tenant, workflow=args.workflow, agent=args.agent, roles=frozenset(args.role)
     )
@@ -140,3 +145,12 @@ def _summary(policy: PolicySet) -> str:
     ]
     files = len(policy.sources)
     return f"{files} file{'s' if files != 1 else ''}: " + ", ".join(counts)
+
+
+def _default_file() -> str:
+    """`policies/default.yaml` in the working directory, else the one podium ships."""
+    if Path(DEFAULT_FILE).exists():
+        return DEFAULT_FILE
+    from podium.graphs.research_brief import default_policy_path
+
+    return str(default_policy_path())

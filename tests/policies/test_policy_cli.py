@@ -62,3 +62,12 @@ def test_explain_rejects_bad_args():
 def test_group_without_action_prints_usage(capsys):
     assert run(["policies"]) == 2
     assert "check" in capsys.readouterr().err
+
+
+def test_explain_without_a_file_uses_the_shipped_policy_outside_the_repo(capsys):
+    # Tests run in a temporary directory, where no policies/default.yaml exists.
+    argv = ["policies", "explain", "--agent", "writer", "--tool", "publish_report"]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert "podium/policies/default.yaml" in out
+    assert "tools.publish_report.requires_approval" in out
