@@ -59,3 +59,33 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+def race(script: str, *args: str, processes: int = 2, timeout: float = 60) -> list[int]:
+    """Start `processes` copies of a Python `script`, release them together and return the
+    integer each printed. A script prints "ready", waits for a line on stdin, works, and
+    prints its count."""
+    import subprocess
+    import sys
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    for worker in workers:  # all are ready: release them at once
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    counts = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=timeout)
+        assert worker.returncode == 0
+        counts.append(int(out.strip()))
+    return counts

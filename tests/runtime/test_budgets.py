@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 import textwrap
 import threading
 
@@ -15,7 +13,7 @@ from podium.errors import ConfigurationError, RunError
 from podium.runtime.budgets import BudgetExceeded, Budgets, Claim
 from podium.runtime.db import Database, open_database
 from podium.runtime.urls import parse_url
-from tests.helpers import Clock
+from tests.helpers import Clock, race
 
 
 def ledger_total(db: Database, tenant: str, scope: str, unit: str = "tokens") -> float:
@@ -257,26 +255,7 @@ WORKER = (
 def test_two_processes_never_overspend_on_postgres(postgres_url, tenant):
     db = open_database(parse_url(postgres_url))
     Budgets(db)  # create the table before the race
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, postgres_url, tenant, "3"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for worker in workers:
-        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    counts = []
-    for worker in workers:
-        out, _ = worker.communicate(timeout=60)
-        assert worker.returncode == 0
-        counts.append(int(out.strip()))
+    counts = race(WORKER, postgres_url, tenant, "3")
     assert sum(counts) == 100 // 3
     assert ledger_total(db, tenant, "tenant_day:d") == 3 * (100 // 3)
     db.close()

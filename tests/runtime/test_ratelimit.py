@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -13,7 +11,7 @@ from podium.errors import ConfigurationError, RunError
 from podium.runtime.db import open_database
 from podium.runtime.ratelimit import Limit, RateDecision, RateLimited, RateLimiter, take
 from podium.runtime.urls import parse_url
-from tests.helpers import Clock
+from tests.helpers import Clock, race
 
 # -- the pure arithmetic ------------------------------------------------------------------
 
@@ -175,24 +173,5 @@ def test_two_processes_share_one_limit_on_postgres(postgres_url, tenant):
     db = open_database(parse_url(postgres_url))
     RateLimiter(db)  # create the table before the race
     db.close()
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, postgres_url, tenant, str(capacity), str(attempts)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for worker in workers:
-        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    counts = []
-    for worker in workers:
-        out, _ = worker.communicate(timeout=60)
-        assert worker.returncode == 0
-        counts.append(int(out.strip()))
+    counts = race(WORKER, postgres_url, tenant, str(capacity), str(attempts))
     assert sum(counts) == capacity
