@@ -25,6 +25,6 @@ def test_quick_benchmark_runs_every_case(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     text = json.dumps(results)
-    for case in ("overhead", "context", "fan-out", "throughput", "storage"):
+    for case in ("overhead", "context", "fan-out", "throughput", "storage", "tracing"):
         assert f'"{case}"' in text, case
     assert "| case | metric |" in done.stdout
