@@ -160,9 +160,9 @@ def runners(
 
 def dropped(ended: list[tuple[str, str]], received: list[tuple[str, str]]) -> tuple[int, int]:
     """(spans ended but never received, spans received more than once or never ended)."""
-    got = Counter(received)
-    lost = sum(1 for span in set(ended) if span not in got)
-    extra = sum(n - 1 for n in got.values()) + sum(1 for span in got if span not in set(ended))
+    got, made = Counter(received), set(ended)
+    lost = sum(1 for span in made if span not in got)
+    extra = sum(n - 1 for n in got.values()) + sum(1 for span in got if span not in made)
     return lost, extra
 
 
