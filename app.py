@@ -2,7 +2,9 @@
 
 Thin on purpose: it reads the environment, asks `podium.ui` what to show and draws it.
 Runs use the embedded database (PODIUM_DATABASE_URL, default sqlite:///.podium/podium.db)
-and the offline "demo" model (PODIUM_MODEL) unless told otherwise.
+and the offline "demo" model (PODIUM_MODEL) unless told otherwise. With
+PODIUM_SERVER_URL (and PODIUM_API_KEY or PODIUM_SERVER_TOKEN) they run on that LangGraph
+server instead, through langgraph-sdk, as the user the credential names.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ VERB_LABELS = {"approve": "Approve", "edit": "Edit", "reject": "Reject", "respon
 
 
 @st.cache_resource(show_spinner="Opening the database…")
-def workbench(cache_key: str, _config: ui.AppConfig) -> ui.Workbench:
-    """One open runtime per configuration, shared by every browser session."""
-    return ui.Workbench(_config, environ=os.environ)
+def workbench(cache_key: str, _config: ui.AppConfig) -> ui.AnyWorkbench:
+    """One open runtime (or server client) per configuration, shared by every session."""
+    return ui.open_workbench(_config, environ=os.environ)
 
 
 @contextmanager
@@ -42,7 +44,9 @@ def shown_errors() -> Iterator[None]:
 # -- sidebar ------------------------------------------------------------------------------
 
 
-def sidebar_settings(session: ui.ChatSession, workflows: list[str]) -> tuple[ui.UserSettings, str]:
+def sidebar_settings(
+    session: ui.ChatSession, workflows: list[str], identity: Any
+) -> tuple[ui.UserSettings, str]:
     if workflows and st.session_state.get("workflow") not in workflows:
         requested, problem = ui.choose_workflow(st.query_params.get("workflow"), workflows)
         st.session_state["workflow"] = requested
@@ -56,7 +60,21 @@ def sidebar_settings(session: ui.ChatSession, workflows: list[str]) -> tuple[ui.
                 "Workflow", workflows, key="workflow", on_change=session.new_chat
             )
         st.button("New chat", icon=":material/add:", on_click=session.new_chat, width="stretch")
-        with st.expander("Settings", expanded=False):
+        with st.expander("Settings", expanded=identity is not None):
+            if identity is not None:  # a server names the user: its credential decides
+                roles_text = ", ".join(identity.roles) or "none"
+                st.caption(
+                    f"Signed in as `{identity.user_id}` of tenant `{identity.tenant_id}` "
+                    f"(roles: {roles_text}). The model is the server's."
+                )
+                st.caption(f"Server: `{CONFIG.backend.removeprefix('server ')}`")
+                return ui.UserSettings.of(
+                    identity.tenant_id,
+                    identity.user_id,
+                    identity.roles,
+                    ui.SERVER_MODEL,
+                    default_model=ui.SERVER_MODEL,
+                ), workflow
             tenant = st.text_input("Tenant", value="default", key="tenant")
             user = st.text_input("User", value=ui.DEFAULT_USER, key="user")
             roles = st.multiselect(
@@ -68,7 +86,7 @@ def sidebar_settings(session: ui.ChatSession, workflows: list[str]) -> tuple[ui.
     return settings, workflow
 
 
-def sidebar_threads(bench: ui.Workbench, session: ui.ChatSession, tenant: str) -> None:
+def sidebar_threads(bench: ui.AnyWorkbench, session: ui.ChatSession, tenant: str) -> None:
     entries = ui.thread_entries(
         bench.threads(tenant), now=time.time(), waiting=bench.waiting_threads(tenant)
     )
@@ -108,7 +126,7 @@ def draw_messages(slot: Any, view: ui.ThreadView) -> None:
 
 
 def run_action(
-    bench: ui.Workbench,
+    bench: ui.AnyWorkbench,
     session: ui.ChatSession,
     settings: ui.UserSettings,
     workflow: str,
@@ -189,7 +207,7 @@ def decide(session: ui.ChatSession, card: ui.GateCard, verb: str) -> None:
 
 
 def chat_tab(
-    bench: ui.Workbench,
+    bench: ui.AnyWorkbench,
     session: ui.ChatSession,
     settings: ui.UserSettings,
     workflow: str,
@@ -222,7 +240,7 @@ def chat_tab(
 # -- insight tabs -------------------------------------------------------------------------
 
 
-def costs_tab(bench: ui.Workbench, thread_id: str | None, tenant: str) -> None:
+def costs_tab(bench: ui.AnyWorkbench, thread_id: str | None, tenant: str) -> None:
     rows = bench.costs(thread_id, tenant) if thread_id else []
     if not rows:
         st.info("Tokens and costs per agent appear here once the thread has run.")
@@ -231,7 +249,7 @@ def costs_tab(bench: ui.Workbench, thread_id: str | None, tenant: str) -> None:
     st.dataframe(ui.cost_table(rows), hide_index=True)
 
 
-def audit_tab(bench: ui.Workbench, thread_id: str | None, tenant: str) -> None:
+def audit_tab(bench: ui.AnyWorkbench, thread_id: str | None, tenant: str) -> None:
     status = ui.chain_status(bench.verify(tenant), tenant)
     (st.success if status.ok else st.error)(status.text)
     events = bench.timeline(thread_id, tenant) if thread_id else []
@@ -241,7 +259,7 @@ def audit_tab(bench: ui.Workbench, thread_id: str | None, tenant: str) -> None:
         st.caption("No audit events for this thread yet.")
 
 
-def graph_tab(bench: ui.Workbench, workflow: str) -> None:
+def graph_tab(bench: ui.AnyWorkbench, workflow: str) -> None:
     mermaid = bench.mermaid(workflow)
     st.caption("The compiled workflow graph, drawn in the page from its Mermaid text.")
     st.markdown(ui.mermaid_block(mermaid))
@@ -253,7 +271,7 @@ def graph_tab(bench: ui.Workbench, workflow: str) -> None:
 
 
 def page(
-    bench: ui.Workbench, session: ui.ChatSession, settings: ui.UserSettings, workflow: str
+    bench: ui.AnyWorkbench, session: ui.ChatSession, settings: ui.UserSettings, workflow: str
 ) -> None:
     workflow = session.workflow or workflow
     header = st.empty()
@@ -296,17 +314,19 @@ def page(
 def main() -> None:
     session = ui.session_of(st.session_state)
     try:
-        workflows = ui.workflow_names(CONFIG.workflows)
         bench, problem = workbench(CONFIG.cache_key, CONFIG), None
+        workflows = bench.workflows()
     except Exception as exc:
         workflows, bench, problem = [], None, ui.describe_error(exc)
+    identity = bench.identity if bench is not None else None
     if bench is not None:
         # A `?thread=` link opens its thread once, before the workflow picker is drawn.
-        tenant = st.session_state.get("tenant") or "default"
+        tenant = identity.tenant_id if identity else st.session_state.get("tenant") or "default"
         linked = ui.apply_link(bench, session, st.query_params, tenant)
         if linked in workflows:
             st.session_state["workflow"] = linked
-    settings, workflow = sidebar_settings(session, workflows)
+    settings, workflow = sidebar_settings(session, workflows, identity)
+
     if bench is None:
         st.error(f"podium cannot start: {problem}")
         return

@@ -1,10 +1,12 @@
 """podium's extra routes on the LangGraph server (`langgraph.json` -> `http.app`).
 
     POST /triggers/{workflow}    signed webhook -> run (see `podium.server.webhooks`)
+    GET  /podium/...             podium's usage and audit for the caller's tenant
+                                 (see `podium.server.insight`)
 
 The server mounts this Starlette app beside its own routes. Its authentication
 middleware does not cover custom routes (`enable_custom_route_auth` is off), so each route
-here checks its own credential: the webhook signature.
+here checks its own credential: the webhook signature, or the API key / bearer token.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from podium.server import insight
 from podium.server.webhooks import trigger
 
-app = Starlette(routes=[Route("/triggers/{workflow}", trigger, methods=["POST"])])
+app = Starlette(routes=[Route("/triggers/{workflow}", trigger, methods=["POST"]), *insight.routes])

@@ -3,7 +3,7 @@
 Nothing here imports Streamlit: the page script draws what these functions return.
 """
 
-from podium.ui.actions import apply_link, choose_workflow, perform
+from podium.ui.actions import AnyWorkbench, apply_link, choose_workflow, perform
 from podium.ui.board import COLUMNS, BoardRow, LiveBoard, board_rows, records
 from podium.ui.cards import VERBS, EditError, GateCard, decision_for, gate_card
 from podium.ui.insight import (
@@ -31,6 +31,7 @@ from podium.ui.settings import (
     DEFAULT_ROLES,
     DEFAULT_USER,
     ROLE_CHOICES,
+    SERVER_MODEL,
     AppConfig,
     UserSettings,
     config_from_env,
@@ -43,7 +44,13 @@ from podium.ui.view import (
     thread_entries,
     thread_view,
 )
-from podium.ui.workbench import RunOutcome, Workbench, describe_error, workflow_names
+from podium.ui.workbench import (
+    RunOutcome,
+    Workbench,
+    describe_error,
+    open_workbench,
+    workflow_names,
+)
 
 __all__ = [
     "COLUMNS",
@@ -51,8 +58,10 @@ __all__ = [
     "DEFAULT_ROLES",
     "DEFAULT_USER",
     "ROLE_CHOICES",
+    "SERVER_MODEL",
     "VERBS",
     "Action",
+    "AnyWorkbench",
     "AppConfig",
     "BoardRow",
     "ChainStatus",
@@ -83,6 +92,7 @@ __all__ = [
     "gate_card",
     "mermaid_block",
     "new_thread_id",
+    "open_workbench",
     "perform",
     "records",
     "session_of",

@@ -8,18 +8,25 @@ failure into a notice on the session. `choose_workflow` and `apply_link` read th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from podium.errors import PodiumError, UnknownWorkflowError
 from podium.ui.session import Action, ChatSession, Continue, Decide, Send
 from podium.ui.settings import UserSettings
 from podium.ui.workbench import EventHook, RunOutcome, Workbench
 
+if TYPE_CHECKING:
+    from podium.ui.remote import RemoteWorkbench
+
+#: The embedded workbench or a LangGraph server's: the page uses either the same way.
+AnyWorkbench = Union[Workbench, "RemoteWorkbench"]
+
+
 PREFERRED_WORKFLOW = "research_brief"
 
 
 def perform(
-    bench: Workbench,
+    bench: AnyWorkbench,
     session: ChatSession,
     action: Action,
     settings: UserSettings,
@@ -35,7 +42,7 @@ def perform(
     context = settings.context
     if isinstance(action, Send):
         new = session.thread_id is None
-        thread = session.ensure_thread(workflow, settings.tenant_id)
+        thread = session.ensure_thread(workflow, settings.tenant_id, bench.new_thread_id)
         outcome = bench.send(
             workflow, thread, action.text, context, model=settings.model, on_event=on_event
         )
@@ -80,7 +87,7 @@ def choose_workflow(requested: str | None, known: Sequence[str]) -> tuple[str | 
 
 
 def apply_link(
-    bench: Workbench, session: ChatSession, params: Mapping[str, Any], tenant_id: str
+    bench: AnyWorkbench, session: ChatSession, params: Mapping[str, Any], tenant_id: str
 ) -> str | None:
     """Open the thread a `?thread=ID` link names (once per session).
 
@@ -94,7 +101,8 @@ def apply_link(
     if not thread_id:
         return None
     try:
-        info = bench.rt.threads.get(str(thread_id), tenant_id=tenant_id)
+        info = bench.thread_info(str(thread_id), tenant_id)
+
     except PodiumError as exc:
         session.notify("error", str(exc))
         return None

@@ -9,6 +9,7 @@ live board, then draws the page from the checkpoint. Works on any mutable mappin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -91,10 +92,14 @@ class ChatSession:
         self.editing.clear()
         self.edit_errors.clear()
 
-    def ensure_thread(self, workflow: str, tenant_id: str) -> str:
-        """The open thread, or a new one of `workflow` for `tenant_id`."""
+    def ensure_thread(
+        self, workflow: str, tenant_id: str, make_id: Callable[[str], str] = new_thread_id
+    ) -> str:
+        """The open thread, or a new one of `workflow` for `tenant_id` (its id from
+        `make_id(workflow)`: a LangGraph server wants UUIDs)."""
         if self.thread_id is None:
-            self.open_thread(new_thread_id(workflow), workflow, tenant_id)
+            self.open_thread(make_id(workflow), workflow, tenant_id)
+
         return self.thread_id  # type: ignore[return-value]
 
     def follow_tenant(self, tenant_id: str) -> None:

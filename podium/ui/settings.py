@@ -15,6 +15,9 @@ from podium.context import DEFAULT_TENANT, RunContext
 from podium.runtime.urls import DEFAULT_URL, mask
 
 DEFAULT_MODEL = "demo"
+#: What the page says of the model of runs on a LangGraph server (the server picks it).
+SERVER_MODEL = "server's PODIUM_MODEL"
+
 DEFAULT_USER = "you"
 #: Roles offered in the sidebar; "editor" decides the example workflow's publish gate.
 ROLE_CHOICES: tuple[str, ...] = ("editor", "reviewer", "admin")
@@ -33,6 +36,10 @@ class AppConfig:
         langfuse_host: Where trace links point (LANGFUSE_HOST); None hides the link.
         langfuse_project: Langfuse project id (LANGFUSE_PROJECT_ID), for session links.
         tracing: Whether Langfuse keys are set, so runs are traced.
+        server_url: A LangGraph server to run on (PODIUM_SERVER_URL) instead of the
+            embedded runtime; None runs embedded.
+        server_key: The API key for the server (PODIUM_API_KEY), sent as `x-api-key`.
+        server_token: A signed bearer token for the server (PODIUM_SERVER_TOKEN).
     """
 
     database_url: str = DEFAULT_URL
@@ -42,19 +49,35 @@ class AppConfig:
     langfuse_host: str | None = None
     langfuse_project: str | None = None
     tracing: bool = False
+    server_url: str | None = None
+    server_key: str | None = None
+    server_token: str | None = None
 
     def __repr__(self) -> str:
-        # Never the password of the URL, nor the audit key.
+        # Never the password of the URL, the audit key nor the server's credential.
         return (
             f"AppConfig(database_url={self.masked_url!r}, model={self.model!r}, "
             f"workflows={self.workflows!r}, audit_key={'***' if self.audit_key else None}, "
-            f"langfuse_host={self.langfuse_host!r}, tracing={self.tracing})"
+            f"langfuse_host={self.langfuse_host!r}, tracing={self.tracing}, "
+            f"server_url={self.server_url!r}, "
+            f"server_key={'***' if self.server_key else None}, "
+            f"server_token={'***' if self.server_token else None})"
         )
+
+    @property
+    def remote(self) -> bool:
+        """Whether runs go to a LangGraph server rather than the embedded runtime."""
+        return bool(self.server_url)
 
     @property
     def masked_url(self) -> str:
         """The database URL with any password replaced by `***`."""
         return mask(self.database_url)
+
+    @property
+    def backend(self) -> str:
+        """Where runs go, for the page: the server URL or the masked database URL."""
+        return f"server {mask(self.server_url)}" if self.server_url else self.masked_url
 
     @property
     def cache_key(self) -> str:
@@ -65,6 +88,9 @@ class AppConfig:
             hashlib.sha256(self.audit_key or b"").hexdigest(),
             str(self.tracing),
             self.langfuse_host or "",
+            self.server_url or "",
+            hashlib.sha256((self.server_key or "").encode()).hexdigest(),
+            hashlib.sha256((self.server_token or "").encode()).hexdigest(),
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -86,6 +112,9 @@ def config_from_env(environ: Mapping[str, str]) -> AppConfig:
         langfuse_host=host,
         langfuse_project=get("LANGFUSE_PROJECT_ID"),
         tracing=bool(get("LANGFUSE_PUBLIC_KEY") or get("LANGFUSE_SECRET_KEY")),
+        server_url=get("PODIUM_SERVER_URL"),
+        server_key=get("PODIUM_API_KEY"),
+        server_token=get("PODIUM_SERVER_TOKEN"),
     )
 
 

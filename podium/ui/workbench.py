@@ -24,6 +24,7 @@ from podium.gates import Decision
 from podium.graphs.catalog import catalog, get_workflow
 from podium.runtime import open_runtime
 from podium.runtime.tracing import Tracer, settings_from_env, tracing_config
+from podium.ui.session import new_thread_id
 from podium.ui.settings import DEFAULT_MODEL, AppConfig
 from podium.ui.view import ThreadView, thread_view
 
@@ -79,6 +80,12 @@ class Workbench:
         ConfigurationError: Langfuse keys set but unusable.
     """
 
+    #: Runs here, in this process (`RemoteWorkbench` runs on a LangGraph server).
+    remote = False
+    #: Who the user is comes from the page's settings (a server names it instead).
+    identity = None
+    new_thread_id = staticmethod(new_thread_id)
+
     def __init__(
         self, config: AppConfig, *, environ: Mapping[str, str] | None = None, **services: Any
     ) -> None:
@@ -131,6 +138,14 @@ class Workbench:
     def threads(self, tenant_id: str, *, limit: int = 30) -> list[Any]:
         """The tenant's threads, most recently updated first."""
         return self.rt.threads.list(tenant_id=tenant_id, limit=limit)
+
+    def thread_info(self, thread_id: str, tenant_id: str) -> Any:
+        """One thread of the tenant (`ThreadIndex.get`).
+
+        Raises:
+            ThreadNotFound: no such thread for the tenant.
+        """
+        return self.rt.threads.get(thread_id, tenant_id=tenant_id)
 
     def waiting_threads(self, tenant_id: str) -> set[str]:
         """Ids of the tenant's threads that have a gate open."""
@@ -295,3 +310,18 @@ class Workbench:
     def mermaid(self, workflow: str) -> str:
         """The workflow's graph as Mermaid text (drawn locally, no network)."""
         return self.app(workflow, DEFAULT_MODEL).get_graph().draw_mermaid()
+
+
+def open_workbench(config: AppConfig, *, environ: Mapping[str, str] | None = None) -> Any:
+    """The workbench `config` asks for: a LangGraph server's when `server_url` is set
+    (`podium.ui.remote.RemoteWorkbench`), else the embedded runtime's.
+
+    Raises:
+        ServerError: the server is unreachable or refuses the credential.
+        DatabaseError: the embedded database cannot be opened.
+    """
+    if config.remote:
+        from podium.ui.remote import RemoteWorkbench
+
+        return RemoteWorkbench(config)
+    return Workbench(config, environ=environ)

@@ -30,7 +30,11 @@ APP_ENV = (
     "LANGFUSE_HOST",
     "LANGFUSE_PUBLIC_KEY",
     "LANGFUSE_SECRET_KEY",
+    "PODIUM_SERVER_URL",
+    "PODIUM_API_KEY",
+    "PODIUM_SERVER_TOKEN",
 )
+
 
 
 @pytest.fixture
