@@ -52,7 +52,6 @@ def prepare_postgres(settings: Settings) -> None:
     settings.postgres_url = pg.recreate_database(admin, name)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings.for_mode(quick=args.quick, reps=args.reps)
@@ -82,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     report.write(out, payload, figures)
     print(report.table(figures))
-    print(f"\npending: {'; '.join(report.PENDING)}")
+    if report.PENDING:
+        print(f"\npending: {'; '.join(report.PENDING)}")
     log(f"wrote {out} in {payload['duration_s']} s")
     return 0
 

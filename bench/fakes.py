@@ -48,7 +48,6 @@ def podium_done(messages: Sequence[BaseMessage]) -> int:
     return int(found.group(1)) if found else len(_DONE_LINE.findall(last.text))
 
 
-
 def named_answers(agents: Sequence[str]) -> Counter:
     """A counter of worker answers (AI messages named after an agent, without tool calls)."""
     names = frozenset(agents)

@@ -56,7 +56,6 @@ def worker_model(*, latency: float = 0.0) -> WorkerModel:
 POLICY = Path(__file__).with_name("policy.yaml")
 
 
-
 def podium_agents(worker: WorkerModel) -> list[podium.AgentSpec]:
     return [podium.AgentSpec(name=n, description=d, model=worker) for n, d in AGENTS]
 

@@ -18,7 +18,7 @@ from langgraph.prebuilt.tool_node import ToolInvocationError
 
 from podium.errors import PolicyViolation, TaskFailed
 from podium.models import model_label
-from podium.nodes._node import Node
+from podium.nodes._node import Node, untraced
 from podium.registry import AgentSpec
 from podium.runtime._usage import model_name_of, priced_usage
 from podium.runtime.governor import governor_for, tool_node_hooks
@@ -98,7 +98,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
             "tools",
             ToolNode(spec.tools, handle_tool_errors=recoverable_tool_error, **tool_node_hooks()),
         )
-        builder.add_conditional_edges("agent", route, ["tools", END])
+        builder.add_conditional_edges("agent", untraced(route, "route"), ["tools", END])
         builder.add_edge("tools", "agent")
     else:
         builder.add_edge("agent", END)

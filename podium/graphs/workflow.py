@@ -16,6 +16,7 @@ from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
 from podium.graphs.worker import build_worker
 from podium.models import DEMO, resolve_model
+from podium.nodes._node import untraced
 from podium.nodes.aggregate import after_aggregate, make_aggregate
 from podium.nodes.gate import make_gate_node
 from podium.nodes.supervisor import Supervisor
@@ -137,8 +138,15 @@ def build_workflow(
         builder.add_node(spec.name, make_task_node(spec, worker, name, registry, policy))
         builder.add_edge(spec.name, "supervisor")
     builder.add_edge(START, "supervisor")
-    builder.add_conditional_edges("supervisor", boss.route, [*registry.names, "aggregate", "gate"])
-    builder.add_conditional_edges("aggregate", after_aggregate, ["gate", END])
+    # Routing functions run untraced (as LangGraph's own plumbing does): their input is the
+    # whole state, already on the node's span, and their decision is the next span (and the
+    # audit log's dispatch event).
+    builder.add_conditional_edges(
+        "supervisor", untraced(boss.route, "route"), [*registry.names, "aggregate", "gate"]
+    )
+    builder.add_conditional_edges(
+        "aggregate", untraced(after_aggregate, "after_aggregate"), ["gate", END]
+    )
     return builder
 
 

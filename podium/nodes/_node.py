@@ -32,3 +32,15 @@ class Node(Runnable[Any, Any]):
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return await self.afunc(input, ensure_config(config))
+
+
+def untraced(func: Callable[[Any], Any], name: str) -> Runnable[Any, Any]:
+    """A routing function (a conditional edge's path) that opens no callback run.
+
+    LangGraph runs its own plumbing this way (`trace=False`). A traced path function
+    would add a span per step whose input is the whole state, already on the node's
+    span; its decision shows as the next node's span (and in the audit log).
+    """
+    from langgraph._internal._runnable import RunnableCallable
+
+    return RunnableCallable(func, name=name, trace=False)

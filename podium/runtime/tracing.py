@@ -304,6 +304,38 @@ def _forget_client(public_key: str) -> None:
         LangfuseResourceManager._instances.pop(public_key, None)
 
 
+_STATE_KEYS = frozenset({"goal", "tasks", "results", "round"})
+
+
+def _is_workflow_state(inputs: Any) -> bool:
+    return isinstance(inputs, Mapping) and inputs.keys() >= _STATE_KEYS
+
+
+def state_digest(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What a node span shows of the workflow state it was handed.
+
+    The supervisor, aggregate and gate nodes receive the whole state: every message and
+    every result so far. Copied onto each node span, it made a trace grow with the square
+    of the delegations and its export cost the runs time; the checkpoint keeps the state
+    itself, and the model's generation span below shows exactly what the model was sent.
+    A span shows the goal, the round, each task's agent and status, and how many messages
+    and results there are.
+    """
+    tasks = state.get("tasks") or {}
+    return {
+        "goal": state.get("goal"),
+        "round": state.get("round"),
+        "status": state.get("status"),
+        "tasks": {
+            str(tid): f"{t.get('agent')}: {t.get('status')}"
+            for tid, t in tasks.items()
+            if isinstance(t, Mapping)
+        },
+        "results": len(state.get("results") or {}),
+        "messages": len(state.get("messages") or ()),
+    }
+
+
 def _task_of(inputs: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The podium task a node run works on (the `Send` payload of a task node)."""
     if not isinstance(inputs, Mapping) or not isinstance(inputs.get("task"), Mapping):
@@ -347,6 +379,8 @@ def _handler_class() -> type:
 
         def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kwargs):
             metadata = kwargs.pop("metadata", None)
+            if parent_run_id is not None and _is_workflow_state(inputs):
+                inputs = state_digest(inputs)
             if parent_run_id is None:
                 metadata = {**self.podium_ids.metadata(), **(metadata or {})}
                 self._waiting = False

@@ -284,6 +284,13 @@ def test_demo_run_is_one_trace_with_supervisor_task_tool_and_generation_spans(
     # Supervisor turns and one span per task, each directly under a root of the run.
     assert tree.named("supervisor")
     assert all(s.parent_id in run_roots for s in tree.named("supervisor"))
+    # A node span shows a digest of the workflow state, not every message and result.
+    last = json.loads(tree.named("supervisor")[-1].attrs["langfuse.observation.input"])
+    assert set(last) == {"goal", "round", "status", "tasks", "results", "messages"}
+    assert last["goal"] == out["goal"] and isinstance(last["results"], int)
+    assert set(last["tasks"]) <= set(out["tasks"])
+    assert all(s.name != "route" for s in tree.spans)  # routing functions run untraced
+
     for task in out["tasks"].values():
         spans = tree.named(f"task {task['id']} ({task['agent']})")
         assert spans, f"no span for task {task['id']}"
