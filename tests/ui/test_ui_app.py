@@ -36,7 +36,6 @@ APP_ENV = (
 )
 
 
-
 @pytest.fixture
 def page(tmp_path, monkeypatch):
     """Make a fresh browser session of app.py on this test's database."""
