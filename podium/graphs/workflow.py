@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Durability
 
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
@@ -65,6 +66,7 @@ def build_workflow(
     approve_answer: bool = False,
     approver_roles: Sequence[str] = (),
     approval_expires_in: float | None = None,
+    worker_durability: Durability = "exit",
 ) -> WorkflowGraph:
     """Build a workflow graph (uncompiled; compile it with `rt.compile(graph)`).
 
@@ -85,6 +87,15 @@ def build_workflow(
         approve_answer: Ask a human to approve the final answer.
         approver_roles: Roles that may decide plan and answer gates (empty: anyone).
         approval_expires_in: Seconds after which an undecided plan/answer gate is escalated.
+        worker_durability: When a worker's own steps (each model and tool call inside a
+            task) are checkpointed, as LangGraph's `durability`. "exit" (the default):
+            only when the task stops at a gate, so it resumes in place (a finished task's
+            result is in the workflow's checkpoint); a crash in the middle of a task re-runs
+            that task from its start (its model calls again; side-effect tools are not
+            repeated, their recorded results come back from the effects store). "async"
+            or "sync": after every step, so a crash resumes mid-task, at about 2 extra
+            checkpoints per model call. The workflow's own steps (supervisor, dispatch,
+            results) are checkpointed as the run's `durability` says.
 
     Raises:
         ConfigurationError: for anything wrong with the agents, models or static plan.
@@ -95,6 +106,10 @@ def build_workflow(
         raise ConfigurationError(f"max_concurrency must be >= 1 or None, got {max_concurrency!r}")
     if max_turns < 1:
         raise ConfigurationError(f"max_turns must be >= 1, got {max_turns!r}")
+    if worker_durability not in ("exit", "async", "sync"):
+        raise ConfigurationError(
+            f"worker_durability must be 'exit', 'async' or 'sync', got {worker_durability!r}"
+        )
     registry = as_registry(agents)
     if isinstance(supervisor, Plan):
         try:
@@ -135,7 +150,8 @@ def build_workflow(
     builder.add_node("gate", gate, destinations=("supervisor", "aggregate", END))
     for spec in registry:
         worker = _worker(spec, default_model)
-        builder.add_node(spec.name, make_task_node(spec, worker, name, registry, policy))
+        node = make_task_node(spec, worker, name, registry, policy, durability=worker_durability)
+        builder.add_node(spec.name, node)
         builder.add_edge(spec.name, "supervisor")
     builder.add_edge(START, "supervisor")
     # Routing functions run untraced (as LangGraph's own plumbing does): their input is the

@@ -17,6 +17,7 @@ from langchain_core.runnables.config import merge_configs
 from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import get_runtime
+from langgraph.types import Durability
 
 from podium import lifecycle
 from podium import policies as P
@@ -36,9 +37,16 @@ MAX_FALLBACKS = 3
 
 
 def make_task_node(
-    spec: AgentSpec, worker: Any, workflow: str, registry: AgentRegistry, policies: Any = None
+    spec: AgentSpec,
+    worker: Any,
+    workflow: str,
+    registry: AgentRegistry,
+    policies: Any = None,
+    *,
+    durability: Durability = "exit",
 ) -> Node:
-    """A node running tasks of agent `spec` on `worker` (a compiled graph)."""
+    """A node running tasks of agent `spec` on `worker` (a compiled graph), whose own
+    steps are checkpointed as `durability` says (see `build_workflow`)."""
     custom = spec.graph is not None
 
     def prepare(
@@ -115,7 +123,9 @@ def make_task_node(
         task, inputs, cfg = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
         try:
-            output = call_with_timeout(lambda: worker.invoke(inputs, cfg), timeout(cfg), what)
+            output = call_with_timeout(
+                lambda: worker.invoke(inputs, cfg, durability=durability), timeout(cfg), what
+            )
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:
             services_for(config).flush()
@@ -131,7 +141,7 @@ def make_task_node(
         services = services_for(config)
         try:
             output = await acall_with_timeout(
-                lambda: worker.ainvoke(inputs, cfg), timeout(cfg), what
+                lambda: worker.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:
