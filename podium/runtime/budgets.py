@@ -7,9 +7,11 @@ agent...): the reservation succeeds only if each level has room for it, counting
 was spent and what other calls hold, so a child never spends more than its parent has
 left. After the call it settles the reservation with the actual spend.
 
-One table, `podium_budget_ledger`: a row per (reservation, scope, unit), `reserved`
-until settled, then `spent`. Reservations older than the TTL (their process died
-before settling) are ignored and deleted.
+`podium_budget_ledger` has a row per (reservation, scope, unit), `reserved` until
+settled, then `spent`. Reservations older than the TTL (their process died before
+settling) are ignored and deleted. `podium_budget_spent` keeps each scope's settled
+total, added to in the settling transaction, so checking a reservation reads one row
+per level plus the live holds: its cost does not grow with the day's calls.
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS podium_budget_ledger_scope "
     "ON podium_budget_ledger (tenant_id, scope_key, unit, state)",
+    # Settling finds its rows by reservation; without this SQLite's planner picked the
+    # scope index on tenant_id alone and scanned every row of the tenant.
+    "CREATE INDEX IF NOT EXISTS podium_budget_ledger_reservation "
+    "ON podium_budget_ledger (reservation_id, tenant_id)",
+
+    """CREATE TABLE IF NOT EXISTS podium_budget_spent (
+        tenant_id TEXT NOT NULL,
+        scope_key TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (tenant_id, scope_key, unit)
+    )""",
+    # A database from before the totals table: total what its ledger settled, once.
+    """INSERT INTO podium_budget_spent (tenant_id, scope_key, unit, amount)
+        SELECT tenant_id, scope_key, unit, SUM(amount) FROM podium_budget_ledger
+        WHERE state = 'spent' AND NOT EXISTS (SELECT 1 FROM podium_budget_spent)
+        GROUP BY tenant_id, scope_key, unit""",
 ]
 
 UNITS = ("tokens", "usd")
@@ -126,8 +145,13 @@ class Budgets:
         with self._db.transaction() as cur:
             self._purge_now_and_then(cur, tenant_id, now)
             self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
-        with self._db.transaction() as cur:
-            sums = self._sums_of(cur, tenant_id, claims, now)
+            if self._db.dialect == "sqlite":
+                # SQLite runs one writing transaction at a time: nothing can slip in
+                # between this hold and the sums read in the same transaction.
+                sums = self._sums_of(cur, tenant_id, claims, now)
+        if self._db.dialect != "sqlite":
+            with self._db.transaction() as cur:
+                sums = self._sums_of(cur, tenant_id, claims, now)
         for claim in claims:
             spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
             if spent + held > claim.limit + EPSILON:
@@ -157,6 +181,8 @@ class Budgets:
             self._delete(cur, reservation, "")
             spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
             self._insert(cur, reservation, "spent", spent, now)
+            # Last, so the totals' rows (shared by the tenant's calls) stay locked briefly.
+            self._add_to_totals(cur, reservation, spent)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation that was not used (the call failed before spending)."""
@@ -216,30 +242,47 @@ class Budgets:
     def _sums_of(
         self, cur: Cursor, tenant_id: str, claims: Sequence[Claim], now: float
     ) -> dict[tuple[str, str], tuple[float, float]]:
-        """(spent, held) of every level the claims name, in one query."""
+        """(spent, held) of every level the claims name, in one query: the settled totals
+        plus the live holds (a few rows, whatever the day's spend)."""
         keys = sorted({c.scope_key for c in claims})
+        units = sorted({c.unit for c in claims})
         marks = ", ".join("?" for _ in keys)
+        unit_marks = ", ".join("?" for _ in units)
+        # Every column of the scope index is constrained, so only live holds are read.
         rows = cur.query(
-            "SELECT scope_key, unit, "
-            "COALESCE(SUM(CASE WHEN state = 'spent' THEN amount ELSE 0 END), 0) AS spent, "
-            "COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount ELSE 0 END), 0) AS held "
-            f"FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key IN ({marks}) "
-            "AND (state = 'spent' OR created_at >= ?) GROUP BY scope_key, unit",
-            (tenant_id, *keys, now - self._ttl),
+            "SELECT scope_key, unit, SUM(spent) AS spent, SUM(held) AS held FROM ("
+            "SELECT scope_key, unit, amount AS spent, 0 AS held FROM podium_budget_spent "
+            f"WHERE tenant_id = ? AND scope_key IN ({marks}) "
+            "UNION ALL "
+            "SELECT scope_key, unit, 0 AS spent, amount AS held FROM podium_budget_ledger "
+            f"WHERE tenant_id = ? AND scope_key IN ({marks}) AND unit IN ({unit_marks}) "
+            "AND state = 'reserved' AND created_at >= ?) AS levels GROUP BY scope_key, unit",
+            (tenant_id, *keys, tenant_id, *keys, *units, now - self._ttl),
         )
         return {(r["scope_key"], r["unit"]): (float(r["spent"]), float(r["held"])) for r in rows}
 
     def _sums(
         self, cur: Cursor, tenant_id: str, scope_key: str, unit: str, now: float
     ) -> tuple[float, float]:
-        [row] = cur.query(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'spent' THEN amount ELSE 0 END), 0) AS spent, "
-            "COALESCE(SUM(CASE WHEN state = 'reserved' THEN amount ELSE 0 END), 0) AS held "
-            "FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key = ? AND unit = ? "
-            "AND (state = 'spent' OR created_at >= ?)",
-            (tenant_id, scope_key, unit, now - self._ttl),
+        claim = Claim(scope_key, unit, 0.0, 0.0)
+        return self._sums_of(cur, tenant_id, [claim], now).get((scope_key, unit), (0.0, 0.0))
+
+    def _add_to_totals(self, cur: Cursor, reservation: Reservation, spent: Sequence[float]) -> None:
+        # Sorted: concurrent settlements lock the shared rows in one order (no deadlock).
+        rows = sorted(
+            (reservation.tenant_id, claim.scope_key, claim.unit, amount)
+            for claim, amount in zip(reservation.claims, spent, strict=True)
         )
-        return float(row["spent"]), float(row["held"])
+
+        if not rows:
+            return
+        marks = ", ".join("(?, ?, ?, ?)" for _ in rows)
+        cur.execute(
+            f"INSERT INTO podium_budget_spent (tenant_id, scope_key, unit, amount) "
+            f"VALUES {marks} ON CONFLICT (tenant_id, scope_key, unit) "
+            "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount",
+            [value for row in rows for value in row],
+        )
 
     def _insert(
         self,

@@ -259,3 +259,31 @@ def test_two_processes_never_overspend_on_postgres(postgres_url, tenant):
     assert sum(counts) == 100 // 3
     assert ledger_total(db, tenant, "tenant_day:d") == 3 * (100 // 3)
     db.close()
+
+
+def test_settled_spend_is_kept_as_a_running_total_per_level(db, tenant):
+    budgets = Budgets(db)
+    day, run = Claim("tenant_day:d", "tokens", 10_000, 100), Claim("run:r", "tokens", 500, 100)
+    for actual in (70, 30, 45):
+        budgets.settle(budgets.reserve(tenant, [day, run], ref="call"), {"tokens": actual})
+    totals = {
+        row["scope_key"]: row["amount"]
+        for row in db.query(
+            "SELECT scope_key, amount FROM podium_budget_spent WHERE tenant_id = ?", (tenant,)
+        )
+    }
+    assert totals == {"tenant_day:d": 145, "run:r": 145}
+    assert totals["run:r"] == ledger_total(db, tenant, "run:r")  # the ledger agrees
+    assert budgets.remaining(tenant, "run:r", "tokens", 500) == 355
+
+
+def test_a_database_from_before_the_totals_keeps_its_spend(db, tenant):
+    budgets = Budgets(db)
+    day = Claim("tenant_day:d", "tokens", 1_000, 100)
+    budgets.settle(budgets.reserve(tenant, [day], ref="old"), {"tokens": 640})
+    with db.transaction() as cur:  # as an older podium left it: a ledger, no totals
+        cur.execute("DROP TABLE podium_budget_spent")
+    reopened = Budgets(db)
+    assert reopened.spent(tenant, day.scope_key, "tokens") == 640
+    with pytest.raises(BudgetExceeded):
+        reopened.reserve(tenant, [Claim("tenant_day:d", "tokens", 1_000, 400)], ref="new")
