@@ -45,7 +45,6 @@ SCHEMA = [
     # scope index on tenant_id alone and scanned every row of the tenant.
     "CREATE INDEX IF NOT EXISTS podium_budget_ledger_reservation "
     "ON podium_budget_ledger (reservation_id, tenant_id)",
-
     """CREATE TABLE IF NOT EXISTS podium_budget_spent (
         tenant_id TEXT NOT NULL,
         scope_key TEXT NOT NULL,
@@ -142,16 +141,17 @@ class Budgets:
         # serialises the tenant's concurrent calls.
         now = self._clock()
         reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
-        with self._db.transaction() as cur:
-            self._purge_now_and_then(cur, tenant_id, now)
-            self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
-            if self._db.dialect == "sqlite":
-                # SQLite runs one writing transaction at a time: nothing can slip in
-                # between this hold and the sums read in the same transaction.
-                sums = self._sums_of(cur, tenant_id, claims, now)
-        if self._db.dialect != "sqlite":
+        self._purge_now_and_then(tenant_id, now)
+        if self._db.dialect == "sqlite":
+            # SQLite runs one writing transaction at a time: nothing can slip in between
+            # this hold and the sums read in the same transaction.
             with self._db.transaction() as cur:
+                self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
                 sums = self._sums_of(cur, tenant_id, claims, now)
+        else:
+            # Two statements, each committed on its own (one round trip each).
+            self._insert(self._db, reservation, "reserved", [c.amount for c in claims], now)
+            sums = self._sums_of(self._db, tenant_id, claims, now)
         for claim in claims:
             spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
             if spent + held > claim.limit + EPSILON:
@@ -168,6 +168,10 @@ class Budgets:
         twice records the spend once.
         """
         now = self._clock()
+        spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
+        if not reservation.claims or self._settle_held(reservation, actual, now):
+            return
+        # The hold is gone: settled already, or purged as abandoned (the spend still counts).
         with self._db.transaction() as cur:
             # Only a second settle of the same reservation can race this one.
             lock_all(self._db, cur, [f"budget-settle:{reservation.reservation_id}"])
@@ -179,10 +183,47 @@ class Budgets:
             if done:
                 return
             self._delete(cur, reservation, "")
-            spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
             self._insert(cur, reservation, "spent", spent, now)
             # Last, so the totals' rows (shared by the tenant's calls) stay locked briefly.
             self._add_to_totals(cur, reservation, spent)
+
+    def _settle_held(
+        self, reservation: Reservation, actual: Mapping[str, float], now: float
+    ) -> bool:
+        """Turn the live hold into spend and add it to the totals, atomically; False when
+        no hold was left to turn (the common path: one statement on PostgreSQL)."""
+        units = sorted({c.unit for c in reservation.claims})
+        amount = "CASE unit " + " ".join("WHEN ? THEN ?" for _ in units) + " END"
+        update = (
+            f"UPDATE podium_budget_ledger SET state = 'spent', amount = {amount}, "
+            "settled_at = ? WHERE reservation_id = ? AND tenant_id = ? AND state = 'reserved' "
+            "RETURNING tenant_id, scope_key, unit, amount"
+        )
+        params = [
+            *(v for u in units for v in (u, float(actual.get(u, 0.0)))),
+            now,
+            reservation.reservation_id,
+            reservation.tenant_id,
+        ]
+        if self._db.dialect == "postgres":
+            rows = self._db.query(
+                f"WITH settled AS ({update}) INSERT INTO podium_budget_spent "
+                "(tenant_id, scope_key, unit, amount) "
+                "SELECT tenant_id, scope_key, unit, amount FROM settled "
+                "ORDER BY scope_key, unit "
+                "ON CONFLICT (tenant_id, scope_key, unit) "
+                "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount "
+                "RETURNING scope_key",
+                params,
+            )
+            return bool(rows)
+        with self._db.transaction() as cur:
+            rows = cur.query(update, params)
+            if rows:
+                self._upsert_totals(
+                    cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
+                )
+        return bool(rows)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation that was not used (the call failed before spending)."""
@@ -227,13 +268,13 @@ class Budgets:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _purge_now_and_then(self, cur: Cursor, tenant_id: str, now: float) -> None:
+    def _purge_now_and_then(self, tenant_id: str, now: float) -> None:
         """Delete expired reservations of the tenant, at most once a minute per process
         (sums skip them anyway; this only keeps the table small)."""
         if now - self._purged.get(tenant_id, float("-inf")) < PURGE_EVERY:
             return
         self._purged[tenant_id] = now
-        cur.execute(
+        self._db.execute(
             "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND state = 'reserved' "
             "AND created_at < ?",
             (tenant_id, now - self._ttl),
@@ -268,12 +309,17 @@ class Budgets:
         return self._sums_of(cur, tenant_id, [claim], now).get((scope_key, unit), (0.0, 0.0))
 
     def _add_to_totals(self, cur: Cursor, reservation: Reservation, spent: Sequence[float]) -> None:
-        # Sorted: concurrent settlements lock the shared rows in one order (no deadlock).
-        rows = sorted(
-            (reservation.tenant_id, claim.scope_key, claim.unit, amount)
-            for claim, amount in zip(reservation.claims, spent, strict=True)
+        self._upsert_totals(
+            cur,
+            [
+                (reservation.tenant_id, claim.scope_key, claim.unit, amount)
+                for claim, amount in zip(reservation.claims, spent, strict=True)
+            ],
         )
 
+    def _upsert_totals(self, cur: Cursor, rows: Sequence[tuple[str, str, str, float]]) -> None:
+        # Sorted: concurrent settlements lock the shared rows in one order (no deadlock).
+        rows = sorted(rows)
         if not rows:
             return
         marks = ", ".join("(?, ?, ?, ?)" for _ in rows)
