@@ -35,6 +35,8 @@ SCHEMA = [
 ]
 
 GroupBy = Literal["tenant", "workflow", "agent", "model", "thread"]
+#: Most usage rows in one INSERT (12 parameters each; SQLite allows 32,766 per statement).
+_BATCH = 2000
 #: Grouping name -> column. Only these fixed names ever reach the SQL text.
 _COLUMNS: dict[str, str] = {
     "tenant": "tenant_id",
@@ -98,25 +100,31 @@ class UsageLedger:
         for entry in entries:
             _validate(entry)
         now = self._clock()
+        rows = [
+            (
+                uuid.uuid4().hex,
+                e.tenant_id,
+                e.workflow,
+                e.thread_id,
+                e.task_id,
+                e.agent,
+                e.model,
+                e.input_tokens,
+                e.output_tokens,
+                e.cached_tokens,
+                float(e.cost_usd),
+                now if e.at is None else e.at,
+            )
+            for e in entries
+        ]
+        if not rows:
+            return
+        if len(rows) <= _BATCH:  # the usual case: one statement, atomic on its own
+            self._db.execute(*_insert(rows))
+            return
         with self._db.transaction() as cur:
-            for e in entries:
-                cur.execute(
-                    "INSERT INTO podium_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        uuid.uuid4().hex,
-                        e.tenant_id,
-                        e.workflow,
-                        e.thread_id,
-                        e.task_id,
-                        e.agent,
-                        e.model,
-                        e.input_tokens,
-                        e.output_tokens,
-                        e.cached_tokens,
-                        float(e.cost_usd),
-                        now if e.at is None else e.at,
-                    ),
-                )
+            for start in range(0, len(rows), _BATCH):
+                cur.execute(*_insert(rows[start : start + _BATCH]))
 
     def totals(
         self,
@@ -171,6 +179,12 @@ def _filters(
             clauses.append(clause)
             params.append(value)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _insert(rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """One multi-row INSERT of usage rows (SQL and parameters)."""
+    marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+    return f"INSERT INTO podium_usage VALUES {marks}", [v for row in rows for v in row]
 
 
 def _row(row: dict[str, Any]) -> CostRow:

@@ -120,6 +120,17 @@ def test_a_batch_is_recorded_all_or_nothing(db, tenant):
     assert ledger.totals(tenant, by="agent") == []
 
 
+def test_a_batch_larger_than_one_insert_is_recorded_all_or_nothing(db, tenant):
+    ledger = UsageLedger(db)
+    many = [entry(tenant, "researcher") for _ in range(2_500)]  # two INSERT statements
+    with pytest.raises(Exception):  # noqa: B017 - sqlite3 and psycopg raise different types
+        ledger.record([*many, entry(tenant, "writer", workflow=None)])
+    assert ledger.totals(tenant, by="agent") == []
+    ledger.record(many)
+    [row] = ledger.totals(tenant, by="agent")
+    assert (row.key, row.calls, row.input_tokens) == ("researcher", 2_500, 250_000)
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [({"input_tokens": -1}, "input_tokens=-1"), ({"cost_usd": -0.5}, "cost_usd=-0.5")],
