@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -87,8 +88,28 @@ _PG_INSERT = (
     + ", ".join("?::bigint[]" if name in ("seq", "at_us") else "?::text[]" for name in COLUMNS)
     + ")"
 )
+_PG_LOCKED_INSERT = (
+    "WITH chain_lock AS (SELECT pg_advisory_xact_lock(?) AS held) "
+    f"INSERT INTO podium_audit_events ({', '.join(COLUMNS)}) SELECT rows.* FROM chain_lock, "
+    "unnest("
+    + ", ".join("?::bigint[]" if name in ("seq", "at_us") else "?::text[]" for name in COLUMNS)
+    + f") AS rows ({', '.join(COLUMNS)})"
+)
 _ROWS_PER_INSERT = 50  # 750 parameters: under SQLite's oldest limit of 999
 _PAGE = 1000
+
+
+#: Tries of the locked path when fast-path writers keep taking the next sequence number.
+_LOCKED_ATTEMPTS = 20
+
+
+def _is_duplicate(exc: BaseException) -> bool:
+    """A (tenant, seq) already taken: another writer linked to the same head first."""
+    try:
+        from psycopg.errors import UniqueViolation
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return isinstance(exc, UniqueViolation)
 
 
 def content_hash(content: str | bytes) -> str:
@@ -113,6 +134,9 @@ class AuditLog:
         if key is not None and (not isinstance(key, bytes) or not key):
             raise AuditError(f"audit key {key!r} must be non-empty bytes (or None for SHA-256)")
         self._db, self._key, self._clock = db, key, clock
+        # The last link this process wrote or read, per tenant (PostgreSQL fast path).
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._heads_lock = threading.Lock()
         db.ensure_schema("audit", SCHEMA)
 
     @property
@@ -137,12 +161,74 @@ class AuditLog:
         # Locks in ascending key order: two multi-tenant batches cannot deadlock.
         tenants = sorted(groups, key=lambda t: lock_key(f"audit:{t}"))
         now = self._clock()
-        written: dict[str, Iterator[StoredEvent]] = {}
-        with self._db.transaction(lock=f"audit:{tenants[0]}") as cur:
-            self._lock_more(cur, tenants)
-            for tenant in tenants:
-                written[tenant] = iter(self._write(cur, tenant, groups[tenant], now))
+        if len(tenants) == 1 and self._db.dialect == "postgres":
+            stored = self._append_after_known_head(tenants[0], events, now)
+            if stored is not None:
+                return stored
+        chains = self._append_locked(tenants, groups, now)
+        with self._heads_lock:  # committed: these are the heads now
+            for tenant, rows in chains.items():
+                self._heads[tenant] = (rows[-1]["seq"], rows[-1]["hash"])
+        written = {tenant: iter([_stored(r) for r in rows]) for tenant, rows in chains.items()}
         return [next(written[event.tenant_id]) for event in events]
+
+    def _append_locked(
+        self, tenants: list[str], groups: dict[str, list[AuditEvent]], now: float
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Read each chain's head under its lock and link the batch to it (retried if
+        the primary key says another writer took the next sequence number first)."""
+        for attempt in range(1, _LOCKED_ATTEMPTS + 1):
+            chains: dict[str, list[dict[str, Any]]] = {}
+            try:
+                with self._db.transaction(lock=f"audit:{tenants[0]}") as cur:
+                    self._lock_more(cur, tenants)
+                    for tenant in tenants:
+                        chains[tenant] = self._write(cur, tenant, groups[tenant], now)
+                return chains
+            except Exception as exc:
+                if not _is_duplicate(exc) or attempt == _LOCKED_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append_after_known_head(
+        self, tenant: str, events: list[AuditEvent], now: float
+    ) -> list[StoredEvent] | None:
+        """Link the batch to the head this process last saw, in one statement, no lock.
+
+        It takes the chain's lock like the locked path; the primary key (tenant, seq) tells
+        whether the head is still the last row: if another process appended since, the
+        first row's seq is taken, the whole INSERT fails, and the caller falls back to the
+        locked path (which reads the real head). None when there is no known head or the
+        head was stale.
+        """
+        with self._heads_lock:
+            known = self._heads.get(tenant)
+            if known is None:
+                return None
+            rows = self._chain(events, *known, now)
+            arrays = [[row[name] for row in rows] for name in COLUMNS]
+            try:
+                # One statement (atomic, one round trip) that takes the chain's lock first,
+                # so it queues with locked writers instead of starving them.
+                self._db.execute(_PG_LOCKED_INSERT, [lock_key(f"audit:{tenant}"), *arrays])
+            except Exception as exc:
+                if not _is_duplicate(exc):
+                    raise
+                del self._heads[tenant]
+                return None
+            self._heads[tenant] = (rows[-1]["seq"], rows[-1]["hash"])
+        return [_stored(row) for row in rows]
+
+    def _chain(
+        self, events: list[AuditEvent], seq: int, prev: str, now: float
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for event in events:
+            seq += 1
+            row = seal(_new_row(event, seq, prev, now), self._key)
+            rows.append(row)
+            prev = row["hash"]
+        return rows
 
     def _lock_more(self, cur: Cursor, tenants: list[str]) -> None:
         if self._db.dialect != "postgres":
@@ -156,21 +242,16 @@ class AuditLog:
 
     def _write(
         self, cur: Cursor, tenant: str, events: list[AuditEvent], now: float
-    ) -> list[StoredEvent]:
+    ) -> list[dict[str, Any]]:
         last = cur.query(
             "SELECT seq, hash FROM podium_audit_events WHERE tenant_id = ? "
             "ORDER BY seq DESC LIMIT 1",
             (tenant,),
         )
         seq, prev = (last[0]["seq"], last[0]["hash"]) if last else (0, GENESIS)
-        rows = []
-        for event in events:
-            seq += 1
-            row = seal(_new_row(event, seq, prev, now), self._key)
-            rows.append(row)
-            prev = row["hash"]
+        rows = self._chain(events, seq, prev, now)
         self._insert(cur, rows)
-        return [_stored(row) for row in rows]
+        return rows
 
     def _insert(self, cur: Cursor, rows: list[dict[str, Any]]) -> None:
         if self._db.dialect == "postgres":

@@ -249,3 +249,21 @@ def test_buffer_size_must_be_positive():
     log = AuditLog(open_database(parse_url("memory://")))
     with pytest.raises(AuditError, match="max_size 0 must be at least 1"):
         AuditBuffer(log, max_size=0)
+
+
+def test_writers_that_each_know_a_stale_head_still_keep_one_chain(durable_url, tenant):
+    # Each log links a batch to the head it last wrote (PostgreSQL: one INSERT, no lock);
+    # when the other log wrote in between, that INSERT collides and the locked path
+    # reads the real head.
+    first, second = (open_database(parse_url(durable_url)) for _ in range(2))
+    a, b = AuditLog(first), AuditLog(second)
+    for n in range(6):
+        a.append([event(tenant, n)])
+        a.append([event(tenant, n), event(tenant, n)])  # after its own head
+        b.append([event(tenant, n)])  # after a's, which b has not seen
+    stored = a.events(tenant)
+    assert [e.seq for e in stored] == list(range(1, 6 * 4 + 1))
+    assert all(e.prev_hash == p.hash for p, e in zip(stored, stored[1:], strict=False))
+    assert a.verify(tenant)[tenant].ok
+    first.close()
+    second.close()
