@@ -125,10 +125,13 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any] = (),
     ) -> AIMessage:
         s = self.services
-        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
+        # One trip to the store thread when no rate limit has to be waited for in between.
+        prepared, limits = await s.run_sync(
+            self._prepare_and_admit, model, agent, task_id, config, messages, tools
+        )
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
-        prepared = await s.run_sync(self._admit, prepared, messages, tools)
+            prepared = await s.run_sync(self._admit, prepared, messages, tools)
 
         async def attempt() -> AIMessage:
             if not self._healthy("model", prepared.label, prepared.scope):
@@ -163,6 +166,16 @@ class Governor(BreakerGate, Recording):
         limits = P.rate_limits_for(policy, call, model=label) if scope.policies else []
         settings = P.agent_settings(policy, call).retry if scope.policies else None
         return ModelCall(scope, model, label, None, _retry(settings)), limits
+
+    def _prepare_and_admit(
+        self, model, agent, task_id, config, messages, tools
+    ) -> tuple[ModelCall, list]:
+        """`_prepare`, then `_admit` unless rate limits must be acquired first (returned,
+        with the call not admitted yet)."""
+        prepared, limits = self._prepare(model, agent, task_id, config)
+        if limits:
+            return prepared, limits
+        return self._admit(prepared, messages, tools), []
 
     def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
