@@ -16,11 +16,13 @@ per level plus the live holds: its cost does not grow with the day's calls.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from podium.errors import BudgetExceeded, ConfigurationError
 from podium.runtime._store_locks import lock_all
@@ -121,6 +123,8 @@ class Budgets:
             ConfigurationError: an unknown unit, a negative amount or a repeated level.
         """
         _validate(claims)
+        if not claims:
+            return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
         for attempt in range(1, HOLD_ATTEMPTS + 1):
             reservation, refusal = self._try_hold(tenant_id, claims, ref)
             if refusal is None:
@@ -152,12 +156,58 @@ class Budgets:
             # Two statements, each committed on its own (one round trip each).
             self._insert(self._db, reservation, "reserved", [c.amount for c in claims], now)
             sums = self._sums_of(self._db, tenant_id, claims, now)
-        for claim in claims:
-            spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
-            if spent + held > claim.limit + EPSILON:
-                self.release(reservation)
-                return reservation, _exceeded(tenant_id, claim, spent, held - claim.amount)
-        return reservation, None
+        refusal = _refusal(tenant_id, claims, sums)
+        if refusal is not None:
+            self.release(reservation)
+        return reservation, refusal
+
+    # -- on the event loop (PostgreSQL under an async runtime) ------------------------
+
+    @property
+    def runs_on_loop(self) -> bool:
+        """Whether `areserve`, `asettle` and `arelease` talk to the database from the event
+        loop (PostgreSQL with an async pool); otherwise call the sync methods off the loop."""
+        return getattr(self._db, "async_pool", None) is not None
+
+    async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+        """`reserve` without a worker thread (see `runs_on_loop`)."""
+        _validate(claims)
+        if not claims:
+            return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
+        db: Any = self._db
+        for attempt in range(1, HOLD_ATTEMPTS + 1):
+            now = self._clock()
+            reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
+            if self._purge_due(tenant_id, now):
+                await db.aexecute(*_purge_sql(tenant_id, now - self._ttl))
+            await db.aexecute(
+                *_insert_sql(reservation, "reserved", [c.amount for c in claims], now)
+            )
+            rows = await db.aquery(*_sums_sql(tenant_id, claims, now - self._ttl))
+            refusal = _refusal(tenant_id, claims, _sums_from(rows))
+            if refusal is None:
+                return reservation
+            await self.arelease(reservation)
+            if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
+                raise refusal
+            await asyncio.sleep(random.uniform(0.001, 0.004) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def asettle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
+        """`settle` without a worker thread in the common case (see `runs_on_loop`)."""
+        if not reservation.claims:
+            return
+        now = self._clock()
+        db: Any = self._db
+        if await db.aquery(*_settle_pg_sql(reservation, actual, now)):
+            return
+        spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
+        await asyncio.to_thread(self._settle_gone, reservation, spent, now)
+
+    async def arelease(self, reservation: Reservation) -> None:
+        """`release` without a worker thread (see `runs_on_loop`)."""
+        db: Any = self._db
+        await db.aexecute(*_delete_sql(reservation, " AND state = 'reserved'"))
 
     def settle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
         """Replace the reservation with what was really spent, on every level it claimed.
@@ -171,7 +221,11 @@ class Budgets:
         spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
         if not reservation.claims or self._settle_held(reservation, actual, now):
             return
-        # The hold is gone: settled already, or purged as abandoned (the spend still counts).
+        self._settle_gone(reservation, spent, now)
+
+    def _settle_gone(self, reservation: Reservation, spent: Sequence[float], now: float) -> None:
+        """Settle a reservation whose hold is gone: settled already (nothing to do), or
+        purged as abandoned (the spend still counts)."""
         with self._db.transaction() as cur:
             # Only a second settle of the same reservation can race this one.
             lock_all(self._db, cur, [f"budget-settle:{reservation.reservation_id}"])
@@ -192,33 +246,10 @@ class Budgets:
     ) -> bool:
         """Turn the live hold into spend and add it to the totals, atomically; False when
         no hold was left to turn (the common path: one statement on PostgreSQL)."""
-        units = sorted({c.unit for c in reservation.claims})
-        amount = "CASE unit " + " ".join("WHEN ? THEN ?" for _ in units) + " END"
-        update = (
-            f"UPDATE podium_budget_ledger SET state = 'spent', amount = {amount}, "
-            "settled_at = ? WHERE reservation_id = ? AND tenant_id = ? AND state = 'reserved' "
-            "RETURNING tenant_id, scope_key, unit, amount"
-        )
-        params = [
-            *(v for u in units for v in (u, float(actual.get(u, 0.0)))),
-            now,
-            reservation.reservation_id,
-            reservation.tenant_id,
-        ]
         if self._db.dialect == "postgres":
-            rows = self._db.query(
-                f"WITH settled AS ({update}) INSERT INTO podium_budget_spent "
-                "(tenant_id, scope_key, unit, amount) "
-                "SELECT tenant_id, scope_key, unit, amount FROM settled "
-                "ORDER BY scope_key, unit "
-                "ON CONFLICT (tenant_id, scope_key, unit) "
-                "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount "
-                "RETURNING scope_key",
-                params,
-            )
-            return bool(rows)
+            return bool(self._db.query(*_settle_pg_sql(reservation, actual, now)))
         with self._db.transaction() as cur:
-            rows = cur.query(update, params)
+            rows = cur.query(*_settle_update_sql(reservation, actual, now))
             if rows:
                 self._upsert_totals(
                     cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
@@ -268,39 +299,22 @@ class Budgets:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _purge_now_and_then(self, tenant_id: str, now: float) -> None:
-        """Delete expired reservations of the tenant, at most once a minute per process
-        (sums skip them anyway; this only keeps the table small)."""
+    def _purge_due(self, tenant_id: str, now: float) -> bool:
+        """Whether to delete the tenant's expired reservations now: at most once a minute
+        per process (sums skip them anyway; this only keeps the table small)."""
         if now - self._purged.get(tenant_id, float("-inf")) < PURGE_EVERY:
-            return
+            return False
         self._purged[tenant_id] = now
-        self._db.execute(
-            "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND state = 'reserved' "
-            "AND created_at < ?",
-            (tenant_id, now - self._ttl),
-        )
+        return True
+
+    def _purge_now_and_then(self, tenant_id: str, now: float) -> None:
+        if self._purge_due(tenant_id, now):
+            self._db.execute(*_purge_sql(tenant_id, now - self._ttl))
 
     def _sums_of(
         self, cur: Cursor, tenant_id: str, claims: Sequence[Claim], now: float
     ) -> dict[tuple[str, str], tuple[float, float]]:
-        """(spent, held) of every level the claims name, in one query: the settled totals
-        plus the live holds (a few rows, whatever the day's spend)."""
-        keys = sorted({c.scope_key for c in claims})
-        units = sorted({c.unit for c in claims})
-        marks = ", ".join("?" for _ in keys)
-        unit_marks = ", ".join("?" for _ in units)
-        # Every column of the scope index is constrained, so only live holds are read.
-        rows = cur.query(
-            "SELECT scope_key, unit, SUM(spent) AS spent, SUM(held) AS held FROM ("
-            "SELECT scope_key, unit, amount AS spent, 0 AS held FROM podium_budget_spent "
-            f"WHERE tenant_id = ? AND scope_key IN ({marks}) "
-            "UNION ALL "
-            "SELECT scope_key, unit, 0 AS spent, amount AS held FROM podium_budget_ledger "
-            f"WHERE tenant_id = ? AND scope_key IN ({marks}) AND unit IN ({unit_marks}) "
-            "AND state = 'reserved' AND created_at >= ?) AS levels GROUP BY scope_key, unit",
-            (tenant_id, *keys, tenant_id, *keys, *units, now - self._ttl),
-        )
-        return {(r["scope_key"], r["unit"]): (float(r["spent"]), float(r["held"])) for r in rows}
+        return _sums_from(cur.query(*_sums_sql(tenant_id, claims, now - self._ttl)))
 
     def _sums(
         self, cur: Cursor, tenant_id: str, scope_key: str, unit: str, now: float
@@ -338,34 +352,121 @@ class Budgets:
         amounts: Sequence[float],
         now: float,
     ) -> None:
-        settled_at = now if state == "spent" else None
-        rows = [
-            (
-                reservation.reservation_id,
-                reservation.tenant_id,
-                claim.scope_key,
-                claim.unit,
-                amount,
-                state,
-                reservation.ref,
-                reservation.created_at,
-                settled_at,
-            )
-            for claim, amount in zip(reservation.claims, amounts, strict=True)
-        ]
-        if not rows:
-            return
-        marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
-        cur.execute(
-            f"INSERT INTO podium_budget_ledger VALUES {marks}",
-            [value for row in rows for value in row],
-        )
+        if reservation.claims:
+            cur.execute(*_insert_sql(reservation, state, amounts, now))
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
-        cur.execute(
-            f"DELETE FROM podium_budget_ledger WHERE reservation_id = ? AND tenant_id = ?{extra}",
-            (reservation.reservation_id, reservation.tenant_id),
+        cur.execute(*_delete_sql(reservation, extra))
+
+
+# -- SQL, shared by the sync and the event-loop paths ---------------------------------
+
+Statement = tuple[str, list[Any]]
+
+
+def _purge_sql(tenant_id: str, cutoff: float) -> Statement:
+    return (
+        "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND state = 'reserved' "
+        "AND created_at < ?",
+        [tenant_id, cutoff],
+    )
+
+
+def _insert_sql(
+    reservation: Reservation, state: str, amounts: Sequence[float], now: float
+) -> Statement:
+    settled_at = now if state == "spent" else None
+    rows = [
+        (
+            reservation.reservation_id,
+            reservation.tenant_id,
+            claim.scope_key,
+            claim.unit,
+            amount,
+            state,
+            reservation.ref,
+            reservation.created_at,
+            settled_at,
         )
+        for claim, amount in zip(reservation.claims, amounts, strict=True)
+    ]
+    marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+    return f"INSERT INTO podium_budget_ledger VALUES {marks}", [v for row in rows for v in row]
+
+
+def _delete_sql(reservation: Reservation, extra: str) -> Statement:
+    return (
+        f"DELETE FROM podium_budget_ledger WHERE reservation_id = ? AND tenant_id = ?{extra}",
+        [reservation.reservation_id, reservation.tenant_id],
+    )
+
+
+def _sums_sql(tenant_id: str, claims: Sequence[Claim], cutoff: float) -> Statement:
+    """(spent, held) of every level the claims name, in one query: the settled totals
+    plus the live holds (a few rows, whatever the day's spend)."""
+    keys = sorted({c.scope_key for c in claims})
+    units = sorted({c.unit for c in claims})
+    marks = ", ".join("?" for _ in keys)
+    unit_marks = ", ".join("?" for _ in units)
+    # Every column of the scope index is constrained, so only live holds are read.
+    return (
+        "SELECT scope_key, unit, SUM(spent) AS spent, SUM(held) AS held FROM ("
+        "SELECT scope_key, unit, amount AS spent, 0 AS held FROM podium_budget_spent "
+        f"WHERE tenant_id = ? AND scope_key IN ({marks}) "
+        "UNION ALL "
+        "SELECT scope_key, unit, 0 AS spent, amount AS held FROM podium_budget_ledger "
+        f"WHERE tenant_id = ? AND scope_key IN ({marks}) AND unit IN ({unit_marks}) "
+        "AND state = 'reserved' AND created_at >= ?) AS levels GROUP BY scope_key, unit",
+        [tenant_id, *keys, tenant_id, *keys, *units, cutoff],
+    )
+
+
+def _sums_from(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
+    return {(r["scope_key"], r["unit"]): (float(r["spent"]), float(r["held"])) for r in rows}
+
+
+def _refusal(
+    tenant_id: str, claims: Sequence[Claim], sums: Mapping[tuple[str, str], tuple[float, float]]
+) -> BudgetExceeded | None:
+    """The refusal of the first claim without room, counting the hold just made."""
+    for claim in claims:
+        spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
+        if spent + held > claim.limit + EPSILON:
+            return _exceeded(tenant_id, claim, spent, held - claim.amount)
+    return None
+
+
+def _settle_update_sql(
+    reservation: Reservation, actual: Mapping[str, float], now: float
+) -> Statement:
+    """Turn a live hold into spend, returning the rows turned (none: the hold is gone)."""
+    units = sorted({c.unit for c in reservation.claims})
+    amount = "CASE unit " + " ".join("WHEN ? THEN ?" for _ in units) + " END"
+    return (
+        f"UPDATE podium_budget_ledger SET state = 'spent', amount = {amount}, "
+        "settled_at = ? WHERE reservation_id = ? AND tenant_id = ? AND state = 'reserved' "
+        "RETURNING tenant_id, scope_key, unit, amount",
+        [
+            *(v for u in units for v in (u, float(actual.get(u, 0.0)))),
+            now,
+            reservation.reservation_id,
+            reservation.tenant_id,
+        ],
+    )
+
+
+def _settle_pg_sql(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
+    """`_settle_update_sql` feeding the totals, as one PostgreSQL statement."""
+    update, params = _settle_update_sql(reservation, actual, now)
+    return (
+        f"WITH settled AS ({update}) INSERT INTO podium_budget_spent "
+        "(tenant_id, scope_key, unit, amount) "
+        "SELECT tenant_id, scope_key, unit, amount FROM settled ORDER BY scope_key, unit "
+        "ON CONFLICT (tenant_id, scope_key, unit) "
+        "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount "
+        "RETURNING scope_key",
+        params,
+    )
 
 
 def _validate(claims: Sequence[Claim]) -> None:

@@ -144,6 +144,7 @@ async def _async_saver(
     )
     await pool.open()
     stack.push_async_callback(pool.close)
+    db.use_async_pool(pool)  # budget holds and settlements run on the loop, not a thread
     saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (dict_row)
     with db.session_lock("schema:checkpoints"):
         await saver.setup()

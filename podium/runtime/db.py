@@ -135,6 +135,23 @@ class PostgresDatabase(Database):
             name="podium",
         )
         self._psycopg = psycopg
+        self.async_pool: Any = None  # set by an async runtime (`use_async_pool`)
+
+    def use_async_pool(self, pool: Any) -> None:
+        """Let async code run single statements on `pool` (a psycopg AsyncConnectionPool
+        in autocommit with dict rows) instead of a worker thread (`aexecute`, `aquery`)."""
+        self.async_pool = pool
+
+    async def aexecute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """`execute` on the event loop (needs `use_async_pool`)."""
+        async with self.async_pool.connection() as conn:
+            await conn.execute(_pg(sql), tuple(params))
+
+    async def aquery(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """`query` on the event loop (needs `use_async_pool`)."""
+        async with self.async_pool.connection() as conn:
+            cur = await conn.execute(_pg(sql), tuple(params))
+            return list(await cur.fetchall())
 
     # A single statement runs in autocommit: atomic on its own, and one round trip
     # instead of three (BEGIN, the statement, COMMIT).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -125,13 +125,20 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any] = (),
     ) -> AIMessage:
         s = self.services
-        # One trip to the store thread when no rate limit has to be waited for in between.
-        prepared, limits = await s.run_sync(
-            self._prepare_and_admit, model, agent, task_id, config, messages, tools
-        )
-        if limits:
-            await s.aacquire(prepared.scope.tenant_id, limits)
-            prepared = await s.run_sync(self._admit, prepared, messages, tools)
+        if s.budgets.runs_on_loop:
+            # Budget holds and settlements go to the database from the loop (PostgreSQL).
+            prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
+            if limits:
+                await s.aacquire(prepared.scope.tenant_id, limits)
+            prepared = await self._aadmit(prepared, messages, tools)
+        else:
+            # One trip to the store thread when no rate limit must be waited for between.
+            prepared, limits = await s.run_sync(
+                self._prepare_and_admit, model, agent, task_id, config, messages, tools
+            )
+            if limits:
+                await s.aacquire(prepared.scope.tenant_id, limits)
+                prepared = await s.run_sync(self._admit, prepared, messages, tools)
 
         async def attempt() -> AIMessage:
             if not self._healthy("model", prepared.label, prepared.scope):
@@ -150,9 +157,16 @@ class Governor(BreakerGate, Recording):
                 on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
             )
         except Exception as exc:
+            if prepared.reservation is not None and s.budgets.runs_on_loop:
+                await s.budgets.arelease(prepared.reservation)
+                prepared = replace(prepared, reservation=None)
             await s.run_sync(self._model_failed, prepared, exc)
             raise
-        return await s.run_sync(self._after_model, prepared, reply, messages)
+        if prepared.reservation is None or not s.budgets.runs_on_loop:
+            return await s.run_sync(self._after_model, prepared, reply, messages)
+        reply, usage = await s.run_sync(self._finish_model, prepared, reply, messages)
+        await s.budgets.asettle(prepared.reservation, _spend(usage))
+        return reply
 
     def _prepare(self, model, agent, task_id, config) -> tuple[ModelCall, list]:
         """Who calls, which model (after routing), and which rate limits apply."""
@@ -176,6 +190,27 @@ class Governor(BreakerGate, Recording):
         if limits:
             return prepared, limits
         return self._admit(prepared, messages, tools), []
+
+    async def _aadmit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+        """`_admit` with the budget hold made from the event loop."""
+        scope = prepared.scope
+        policy = scope.policies or EMPTY_POLICY
+        reservation = None
+        claims = self._claims(
+            scope, policy, call_scope(scope), prepared.model, prepared.label, messages
+        )
+        if claims:
+            try:
+                reservation = await self.services.budgets.areserve(
+                    scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+                )
+            except Exception as exc:
+                if classify(exc) == "budget":
+                    self.record(scope, "budget", {"refused": str(exc)})
+                raise
+        return ModelCall(
+            scope, self._bind(prepared.model, tools), prepared.label, reservation, prepared.retry
+        )
 
     def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
@@ -223,11 +258,25 @@ class Governor(BreakerGate, Recording):
         return resolve_model(decision.details["model"])
 
     def _reserve(self, scope, policy, call, model, label, messages) -> Reservation | None:
-        if not scope.policies:
+        claims = self._claims(scope, policy, call, model, label, messages)
+        if not claims:
             return None
+        try:
+            return self.services.budgets.reserve(
+                scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+            )
+        except Exception as exc:
+            if classify(exc) == "budget":
+                self.record(scope, "budget", {"refused": str(exc)})
+            raise
+
+    def _claims(self, scope, policy, call, model, label, messages) -> list[Claim]:
+        """What a model call must hold on each budget level (none without budgets)."""
+        if not scope.policies:
+            return []
         limits = P.budget_limits(policy, call)
         if not len(limits):
-            return None
+            return []
         tokens = approx_tokens(message_text(messages)) + (
             getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
         )
@@ -242,14 +291,7 @@ class Governor(BreakerGate, Recording):
             )
             for limit in limits
         ]
-        try:
-            return self.services.budgets.reserve(
-                scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
-            )
-        except Exception as exc:
-            if classify(exc) == "budget":
-                self.record(scope, "budget", {"refused": str(exc)})
-            raise
+        return claims
 
     def _spent(self, scope: Scope, policy, call) -> dict[str, float]:
         spent = {}
@@ -288,22 +330,23 @@ class Governor(BreakerGate, Recording):
         )
 
     def _after_model(self, prepared: ModelCall, reply: Any, messages) -> AIMessage:
+        reply, usage = self._finish_model(prepared, reply, messages)
+        if prepared.reservation is not None:
+            # Settled now, not with the step's batch: the next call must see the real spend
+            # (a reservation's estimate can be lower than what the call used).
+            self.services.budgets.settle(prepared.reservation, _spend(usage))
+        return reply
+
+    def _finish_model(self, prepared: ModelCall, reply: Any, messages) -> tuple[AIMessage, Any]:
+        """Check the reply, close the breaker's failure count and record the call."""
         if not isinstance(reply, AIMessage):
             raise TypeError(
                 f"the model of agent {prepared.scope.agent!r} returned "
                 f"{type(reply).__name__}, not an AIMessage; pass a chat model"
             )
-        s, scope = self.services, prepared.scope
+        scope = prepared.scope
         self.breaker_success("model", prepared.label, scope)
-        usage = self.account(scope, reply, label=prepared.label, messages=messages)
-        if prepared.reservation is not None:
-            # Settled now, not with the step's batch: the next call must see the real spend
-            # (a reservation's estimate can be lower than what the call used).
-            s.budgets.settle(
-                prepared.reservation, {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}
-            )
-
-        return reply
+        return reply, self.account(scope, reply, label=prepared.label, messages=messages)
 
     # -- tool path ----------------------------------------------------------------------
 
@@ -366,3 +409,8 @@ def tool_node_hooks() -> dict[str, Any]:
         return await governor_for(request.runtime.config).awrap_tool_call(request, execute)
 
     return {"wrap_tool_call": wrap, "awrap_tool_call": awrap}
+
+
+def _spend(usage: Any) -> dict[str, float]:
+    """What a call spent, per budget unit."""
+    return {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}

@@ -1,0 +1,126 @@
+"""Budgets from the event loop on PostgreSQL: the async runtime's hold, settle and release.
+
+An async runtime on PostgreSQL hands podium's database an async pool; budget holds and
+settlements then run on the loop (`Budgets.areserve`, `asettle`, `arelease`) with the
+same rules as the sync methods, checked here against the same ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from langchain_core.messages import AIMessage
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+import podium
+from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium.runtime.budgets import BudgetExceeded, Budgets, Claim
+from podium.runtime.db import open_database
+from podium.runtime.urls import parse_url
+from podium.testing import ScriptedChatModel
+from tests.graphs.test_governance import BUDGET, BUDGET_POLICY, USED
+from tests.runtime.test_budgets import ledger_total
+
+
+@pytest.fixture
+async def budgets(postgres_url) -> AsyncIterator[Budgets]:
+    db = open_database(parse_url(postgres_url))
+    pool = AsyncConnectionPool(
+        postgres_url, max_size=8, kwargs={"autocommit": True, "row_factory": dict_row}, open=False
+    )
+    await pool.open()
+    db.use_async_pool(pool)
+    store = Budgets(db)
+    assert store.runs_on_loop
+    yield store
+    await pool.close()
+    db.close()
+
+
+async def test_hold_settle_and_release_from_the_loop(budgets, tenant):
+    day = Claim("tenant_day:d", "tokens", 1_000, 600)
+    held = await budgets.areserve(tenant, [day], ref="call-1")
+    assert budgets.reserved(tenant, day.scope_key, "tokens") == 600
+    with pytest.raises(BudgetExceeded) as refused:
+        await budgets.areserve(tenant, [day], ref="call-2")
+    assert refused.value.reserved == 600  # what the running call holds
+    await budgets.asettle(held, {"tokens": 550})
+    await budgets.asettle(held, {"tokens": 550})  # twice: recorded once
+    assert budgets.spent(tenant, day.scope_key, "tokens") == 550
+    assert budgets.reserved(tenant, day.scope_key, "tokens") == 0
+    unused = await budgets.areserve(tenant, [Claim("tenant_day:d", "tokens", 1_000, 400)], ref="x")
+    await budgets.arelease(unused)
+    assert budgets.remaining(tenant, day.scope_key, "tokens", 1_000) == 450
+
+
+async def test_a_settlement_after_the_hold_was_purged_still_counts(budgets, tenant):
+    held = await budgets.areserve(tenant, [Claim("run:r", "usd", 1.0, 0.5)], ref="slow")
+    assert budgets.purge_stale(tenant) == 0
+    budgets._db.execute(  # as if the hold had expired and been purged
+        "DELETE FROM podium_budget_ledger WHERE reservation_id = ?", (held.reservation_id,)
+    )
+    await budgets.asettle(held, {"usd": 0.7})
+    assert budgets.spent(tenant, "run:r", "usd") == pytest.approx(0.7)
+
+
+async def test_concurrent_holds_on_the_loop_never_overspend(budgets, tenant):
+    async def spend_until_refused() -> int:
+        done = 0
+        while True:
+            try:
+                held = await budgets.areserve(
+                    tenant, [Claim("tenant_day:d", "tokens", 100, 7)], ref="c"
+                )
+            except BudgetExceeded:
+                return done
+            await asyncio.sleep(0)
+            await budgets.asettle(held, {"tokens": 7})
+            done += 1
+
+    counts = await asyncio.gather(*(spend_until_refused() for _ in range(8)))
+    assert sum(counts) == 100 // 7
+    assert ledger_total(budgets._db, tenant, "tenant_day:d") == 7 * (100 // 7)
+
+
+async def test_parallel_async_workers_on_postgres_never_overspend_the_run_budget(
+    postgres_url, tmp_path, tenant
+):
+    # test_governance's race of four workers on a budget that fits only some, run async.
+    names = [f"w{i}" for i in range(1, 5)]
+    usage = {"input_tokens": 400, "output_tokens": 200, "total_tokens": USED}
+    models = {
+        name: ScriptedChatModel(
+            responses=[AIMessage(f"{name} done", usage_metadata=usage)], name=name, latency=0.05
+        )
+        for name in names
+    }
+    plan = Plan(tasks=[PlannedTask(id=f"t-{n}", agent=n, instruction="work") for n in names])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BUDGET_POLICY)
+    graph = podium.build_workflow(
+        [AgentSpec(name=n, model=models[n]) for n in names],
+        name="race",
+        supervisor=plan,
+        policies=policy,
+    )
+    thread = f"{tenant}-race"
+    async with podium.open_async_runtime(postgres_url) as rt:
+        assert rt.services.budgets.runs_on_loop
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"},
+            {"configurable": {"thread_id": thread}},
+            context=RunContext(tenant_id=tenant),
+        )
+        spent = rt.services.budgets.spent(tenant, f"run:{thread}:1", "tokens")
+        held = rt.services.budgets.reserved(tenant, f"run:{thread}:1", "tokens")
+    statuses = [t["status"] for t in out["tasks"].values()]
+    completed = statuses.count("completed")
+    assert completed and "failed" in statuses and out["status"] == "partial"
+    for task in out["tasks"].values():
+        if task["status"] == "failed":
+            assert "BudgetExceeded" in task["error"] and f"run:{thread}:1" in task["error"]
+    assert spent == USED * completed <= BUDGET
+    assert held == 0, "a reservation was left behind"
