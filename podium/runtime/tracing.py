@@ -307,8 +307,21 @@ def _forget_client(public_key: str) -> None:
 _STATE_KEYS = frozenset({"goal", "tasks", "results", "round"})
 
 
-def _is_workflow_state(inputs: Any) -> bool:
-    return isinstance(inputs, Mapping) and inputs.keys() >= _STATE_KEYS
+def _span_input(inputs: Any) -> Any:
+    """What a node span shows of its input: a digest of a workflow or worker state (the
+    generation spans below show exactly what each model was sent), anything else as is."""
+    if not isinstance(inputs, Mapping):
+        return inputs
+    if inputs.keys() >= _STATE_KEYS:
+        return state_digest(inputs)
+    if "task_id" in inputs and "messages" in inputs and "goal" not in inputs:
+        # A built-in worker's state: its messages are the prompt of the generation below.
+        return {
+            "task_id": inputs.get("task_id"),
+            "messages": len(inputs.get("messages") or ()),
+            "steps": inputs.get("steps", 0),
+        }
+    return inputs
 
 
 def state_digest(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -354,8 +367,12 @@ def _handler_class() -> type:
     from langgraph.errors import GraphInterrupt
     from opentelemetry import trace
 
-    class PodiumCallbackHandler(CallbackHandler):
-        """Langfuse's LangChain handler, plus podium's names, identifiers and gate links."""
+    from podium.runtime._trace_runs import FoldedRuns, reparent
+
+    @reparent
+    class PodiumCallbackHandler(FoldedRuns, CallbackHandler):
+        """Langfuse's LangChain handler, plus podium's names, identifiers and gate links;
+        a task's worker graph is folded into the task's span (`_trace_runs`)."""
 
         # Async runs would otherwise call this sync handler in an executor, each event in
         # a copied context, and the session/user/tags set at the root would reach no child.
@@ -376,15 +393,21 @@ def _handler_class() -> type:
             self._link = link
             self._root: _Link | None = None
             self._waiting = False
+            self._init_folding()
 
         def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kwargs):
             metadata = kwargs.pop("metadata", None)
-            if parent_run_id is not None and _is_workflow_state(inputs):
-                inputs = state_digest(inputs)
+            if self._folds(parent_run_id, metadata):
+                self._folded[run_id] = parent_run_id
+                return
+            parent_run_id = self._shown(parent_run_id)
+            if parent_run_id is not None:
+                inputs = _span_input(inputs)
             if parent_run_id is None:
                 metadata = {**self.podium_ids.metadata(), **(metadata or {})}
                 self._waiting = False
             elif (task := _task_of(inputs, metadata)) is not None:
+                self._tasks.add(run_id)
                 kwargs["name"] = f"task {task['id']} ({task['agent']})"
                 metadata = {
                     **(metadata or {}),
@@ -403,6 +426,10 @@ def _handler_class() -> type:
                 self._tracer._run_started(self.podium_ids.thread_id, self.last_trace_id)
 
         def on_chain_end(self, outputs, *, run_id, parent_run_id=None, **kwargs):
+            if self._folded.pop(run_id, False) is not False:
+                return
+            self._tasks.discard(run_id)
+            parent_run_id = self._shown(parent_run_id)
             super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
             if parent_run_id is None:
                 self._ended()
@@ -410,6 +437,10 @@ def _handler_class() -> type:
         def on_chain_error(self, error, *, run_id, parent_run_id=None, **kwargs):
             if isinstance(error, GraphInterrupt):
                 self._waiting = True
+            if self._folded.pop(run_id, False) is not False:
+                return
+            self._tasks.discard(run_id)
+            parent_run_id = self._shown(parent_run_id)
             super().on_chain_error(error, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
             if parent_run_id is None:
                 self._ended()

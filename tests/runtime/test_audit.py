@@ -263,7 +263,7 @@ def test_writers_that_each_know_a_stale_head_still_keep_one_chain(durable_url, t
         b.append([event(tenant, n)])  # after a's, which b has not seen
     stored = a.events(tenant)
     assert [e.seq for e in stored] == list(range(1, 6 * 4 + 1))
-    assert all(e.prev_hash == p.hash for p, e in zip(stored, stored[1:], strict=False))
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(stored))
     assert a.verify(tenant)[tenant].ok
     first.close()
     second.close()

@@ -290,6 +290,18 @@ def test_demo_run_is_one_trace_with_supervisor_task_tool_and_generation_spans(
     assert last["goal"] == out["goal"] and isinstance(last["results"], int)
     assert set(last["tasks"]) <= set(out["tasks"])
     assert all(s.name != "route" for s in tree.spans)  # routing functions run untraced
+    # A task's worker graph is folded into the task: its generations and tool calls hang
+    # directly under the task span, with no worker-graph or worker-node span between.
+    folded = {"agent", "tools", "researcher", "analyst", "writer"}
+    assert not [s.name for s in tree.spans if s.name in folded]
+    task_spans = {s.span_id for s in tree.spans if s.meta("podium_task_id")}
+    in_tasks = [
+        g
+        for g in tree.spans
+        if g.type in ("generation", "tool")
+        and any(a.span_id in task_spans for a in tree.ancestors(g))
+    ]
+    assert in_tasks and all(g.parent_id in task_spans for g in in_tasks)
 
     for task in out["tasks"].values():
         spans = tree.named(f"task {task['id']} ({task['agent']})")

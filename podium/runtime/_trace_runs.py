@@ -1,0 +1,77 @@
+"""Which LangGraph runs become Langfuse spans: a task's worker graph is folded into the task.
+
+A task of a built-in worker nests three runs: the task node ("task t1 (researcher)"), the
+worker subgraph it invokes (named after the agent) and the worker's "agent" / "tools"
+nodes, and only then the model's generation and the tool calls. The middle two repeat
+the task (same input, same output) and cost a span each per model call; they are not
+sent. Their children (generations, tool spans) hang directly under the task span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+#: Nodes of podium's built-in worker graph, folded into their task's span.
+WORKER_NODES = frozenset({"agent", "tools"})
+#: Callback methods that name a parent run, besides chain start/end/error.
+PARENTED = (
+    "on_chat_model_start",
+    "on_llm_start",
+    "on_llm_new_token",
+    "on_llm_end",
+    "on_llm_error",
+    "on_tool_start",
+    "on_tool_end",
+    "on_tool_error",
+    "on_retriever_start",
+    "on_retriever_end",
+    "on_retriever_error",
+    "on_agent_action",
+    "on_agent_finish",
+    "on_text",
+    "on_retry",
+    "on_custom_event",
+)
+
+
+class FoldedRuns:
+    """Bookkeeping of folded runs: each maps to its parent, and parents are looked up
+    through them, so what is sent sees only the runs it shows."""
+
+    def _init_folding(self) -> None:
+        self._tasks: set[UUID] = set()
+        self._folded: dict[UUID, UUID | None] = {}
+
+    def _folds(self, parent_run_id: UUID | None, metadata: Mapping[str, Any] | None) -> bool:
+        """Whether a chain run starting under `parent_run_id` is folded into its task."""
+        if parent_run_id is None:
+            return False
+        if parent_run_id in self._tasks:
+            return True  # the worker graph the task node invoked
+        node = (metadata or {}).get("langgraph_node")
+        return parent_run_id in self._folded and node in WORKER_NODES
+
+    def _shown(self, run_id: UUID | None) -> UUID | None:
+        """The nearest run that is shown: `run_id` itself, or what it was folded into."""
+        while run_id is not None and run_id in self._folded:
+            run_id = self._folded[run_id]
+        return run_id
+
+
+def reparent(cls: type) -> type:
+    """Make `cls`'s parented callbacks (see `PARENTED`) name the nearest shown parent."""
+    for name in PARENTED:
+        base = getattr(cls, name, None)
+        if base is None:
+            continue
+
+        def method(self: Any, *args: Any, __base: Any = base, **kwargs: Any) -> Any:
+            if "parent_run_id" in kwargs:
+                kwargs["parent_run_id"] = self._shown(kwargs["parent_run_id"])
+            return __base(self, *args, **kwargs)
+
+        method.__name__ = name
+        setattr(cls, name, method)
+    return cls
