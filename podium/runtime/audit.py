@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -105,6 +106,8 @@ _LOCKED_ATTEMPTS = 20
 
 def _is_duplicate(exc: BaseException) -> bool:
     """A (tenant, seq) already taken: another writer linked to the same head first."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc)
     try:
         from psycopg.errors import UniqueViolation
     except ImportError:  # pragma: no cover - SQLite-only installs
@@ -161,7 +164,7 @@ class AuditLog:
         # Locks in ascending key order: two multi-tenant batches cannot deadlock.
         tenants = sorted(groups, key=lambda t: lock_key(f"audit:{t}"))
         now = self._clock()
-        if len(tenants) == 1 and self._db.dialect == "postgres":
+        if len(tenants) == 1:
             stored = self._append_after_known_head(tenants[0], events, now)
             if stored is not None:
                 return stored
@@ -206,11 +209,15 @@ class AuditLog:
             if known is None:
                 return None
             rows = self._chain(events, *known, now)
-            arrays = [[row[name] for row in rows] for name in COLUMNS]
             try:
-                # One statement (atomic, one round trip) that takes the chain's lock first,
-                # so it queues with locked writers instead of starving them.
-                self._db.execute(_PG_LOCKED_INSERT, [lock_key(f"audit:{tenant}"), *arrays])
+                if self._db.dialect == "postgres":
+                    # One statement (atomic, one round trip) that takes the chain's lock
+                    # first, so it queues with locked writers instead of starving them.
+                    arrays = [[row[name] for row in rows] for name in COLUMNS]
+                    self._db.execute(_PG_LOCKED_INSERT, [lock_key(f"audit:{tenant}"), *arrays])
+                else:  # SQLite serialises writers: the head need not be read again
+                    with self._db.transaction() as cur:
+                        self._insert(cur, rows)
             except Exception as exc:
                 if not _is_duplicate(exc):
                     raise

@@ -86,6 +86,14 @@ class SqliteDatabase(Database):
             ) from exc
         self._lock = threading.RLock()
 
+    # A single read needs no write lock: no BEGIN IMMEDIATE / COMMIT around it (writes keep
+    # theirs: an autocommit write that starts from a stale WAL snapshot fails at once).
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if sql.lstrip()[:6].upper() != "SELECT":
+            return super().query(sql, params)
+        with self._lock:
+            return _SqliteCursor(self._conn).query(sql, params)
+
     @contextmanager
     def transaction(self, *, lock: str | None = None) -> Iterator[Cursor]:
         with self._lock:
