@@ -67,7 +67,7 @@ def sidebar_settings(
                     f"Signed in as `{identity.user_id}` of tenant `{identity.tenant_id}` "
                     f"(roles: {roles_text}). The model is the server's."
                 )
-                st.caption(f"Server: `{CONFIG.backend.removeprefix('server ')}`")
+                st.caption(f"Server: `{CONFIG.masked_server_url}`")
                 return ui.UserSettings.of(
                     identity.tenant_id,
                     identity.user_id,

@@ -9,7 +9,7 @@ own task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,14 +43,18 @@ async def apending_gates(app: Any, thread_id: str) -> list[PendingGate]:
 
 
 def _gates(snapshot: Any) -> list[PendingGate]:
+    return gates_of((item.id, item.value) for item in snapshot.interrupts)
+
+
+def gates_of(interrupts: Iterable[tuple[str, Any]]) -> list[PendingGate]:
+    """The podium gates among `(interrupt id, value)` pairs, in order (other interrupts
+    are not gates). Used on a local snapshot and on a LangGraph server's state alike."""
     gates = []
-    for item in snapshot.interrupts:
-        value = item.value
+    for interrupt_id, value in interrupts:
         if isinstance(value, dict) and "gate_id" in value:
             fields = {k: v for k, v in value.items() if k != "note"}
-            gates.append(
-                PendingGate(item.id, GateRequest.model_validate(fields), value.get("note"))
-            )
+            request = GateRequest.model_validate(fields)
+            gates.append(PendingGate(interrupt_id, request, value.get("note")))
     return gates
 
 

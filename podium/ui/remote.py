@@ -23,23 +23,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NoReturn
 
 import httpx
 from langchain_core.messages import convert_to_messages
-from langchain_core.runnables.graph import Edge, Graph, Node
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import APIStatusError, LangGraphError
 
 from podium import errors
 from podium.context import RunContext
-from podium.decisions import PendingGate
+from podium.decisions import PendingGate, gates_of
 from podium.errors import PodiumError, ThreadNotFound
-from podium.gates import Decision, GateRequest, fits
-from podium.runtime._audit_types import ChainReport, Head, Problem, VerifyReport
+from podium.gates import Decision, fits
+from podium.runtime._audit_types import VerifyReport
 from podium.runtime.ledger import CostRow
 from podium.runtime.threads import ThreadInfo
+from podium.runtime.urls import mask
+from podium.ui._server_json import (
+    AuditEntry,
+    detail_of,
+    drawable,
+    run_error,
+    thread_info,
+    verify_report,
+)
 from podium.ui.settings import AppConfig
 from podium.ui.view import ThreadView, thread_view
 from podium.ui.workbench import EventHook, RunOutcome
@@ -67,18 +74,6 @@ class Identity:
         return RunContext(
             tenant_id=self.tenant_id, user_id=self.user_id, roles=frozenset(self.roles)
         )
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """An audit event as the server's audit route returns it (what the timeline shows)."""
-
-    seq: int
-    at: float
-    kind: str
-    actor: str
-    task_id: str | None
-    payload: dict[str, Any]
 
 
 def new_server_thread_id(workflow: str) -> str:
@@ -130,8 +125,8 @@ class RemoteWorkbench:
 
     def _fail(self, what: str, exc: BaseException) -> NoReturn:
         """Raise one readable `ServerError` for an SDK or HTTP failure."""
-        if isinstance(exc, APIStatusError | httpx.HTTPStatusError) and exc.response is not None:
-            status, detail = exc.response.status_code, _detail(exc.response)
+        if isinstance(exc, httpx.HTTPStatusError) and exc.response is not None:
+            status, detail = exc.response.status_code, detail_of(exc.response)
             hint = {
                 401: "the server refused the credential; set PODIUM_API_KEY (or "
                 "PODIUM_SERVER_TOKEN) to one the server knows",
@@ -141,7 +136,7 @@ class RemoteWorkbench:
             }.get(status, f"the server answered {status}")
             raise ServerError(f"cannot {what}: {hint}: {detail}") from None
         raise ServerError(
-            f"cannot {what}: the LangGraph server at {self.url} is unreachable "
+            f"cannot {what}: the LangGraph server at {mask(self.url)} is unreachable "
             f"({type(exc).__name__}: {exc}); start it (`langgraph dev`) or correct "
             "PODIUM_SERVER_URL"
         ) from None
@@ -162,7 +157,7 @@ class RemoteWorkbench:
             sort_by="updated_at",
             sort_order="desc",
         )
-        return [self._info(t) for t in found]
+        return [thread_info(t, self.identity.tenant_id) for t in found]
 
     def waiting_threads(self, tenant_id: str) -> set[str]:
         found = self._call(
@@ -187,26 +182,7 @@ class RemoteWorkbench:
             self._fail(f"read thread {thread_id!r}", exc)
         except (LangGraphError, httpx.HTTPError) as exc:
             self._fail(f"read thread {thread_id!r}", exc)
-        return self._info(thread)
-
-    def _info(self, thread: Mapping[str, Any]) -> ThreadInfo:
-        metadata = thread.get("metadata") or {}
-        raw = thread.get("values")
-        values: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-        server_status = str(thread.get("status") or "idle")
-        status = values.get("status") or _SERVER_STATUS.get(server_status, "new")
-        if server_status == "error":
-            status = "stopped"
-
-        return ThreadInfo(
-            thread_id=thread["thread_id"],
-            tenant_id=str(metadata.get("tenant_id") or self.identity.tenant_id),
-            workflow=str(metadata.get("workflow") or metadata.get("graph_id") or ""),
-            title=str(metadata.get("title") or values.get("goal") or ""),
-            status=status,
-            created_at=_epoch(thread.get("created_at")),
-            updated_at=_epoch(thread.get("updated_at")),
-        )
+        return thread_info(thread, self.identity.tenant_id)
 
     def _state(self, thread_id: str) -> Mapping[str, Any] | None:
         """The thread's state, or None for a thread the server does not have yet."""
@@ -321,7 +297,7 @@ class RemoteWorkbench:
             )
             for part in parts:
                 if part.event == "error":
-                    error = _run_error(part.data, thread_id)
+                    error = run_error(part.data)
                 elif _is_progress(part) and on_event is not None:
                     on_event(part.data)
 
@@ -358,17 +334,7 @@ class RemoteWorkbench:
 
     def verify(self, tenant_id: str) -> VerifyReport:
         body = self._call("verify the audit chain", self.client.http.get, "/podium/audit/verify")
-        return VerifyReport(
-            tuple(
-                ChainReport(
-                    tenant_id=c["tenant_id"],
-                    count=c["count"],
-                    head=Head(**c["head"]),
-                    problem=Problem(**c["problem"]) if c.get("problem") else None,
-                )
-                for c in body["chains"]
-            )
-        )
+        return verify_report(body)
 
     def mermaid(self, workflow: str) -> str:
         """The workflow's graph as the server compiled it, as Mermaid text."""
@@ -380,73 +346,14 @@ class RemoteWorkbench:
         drawn = self._call(
             "read the workflow graph", self.client.assistants.get_graph, found[0]["assistant_id"]
         )
-        return _graph(drawn).draw_mermaid()
-
-
-_SERVER_STATUS = {"busy": "running", "interrupted": "running", "idle": "new"}
+        return drawable(drawn).draw_mermaid()
 
 
 def _gates(state: Mapping[str, Any]) -> list[PendingGate]:
-    """The podium gates among a state's interrupts (as `podium.decisions.pending_gates`)."""
-    gates = []
-    for item in state.get("interrupts") or ():
-        value = item.get("value")
-        if isinstance(value, dict) and "gate_id" in value:
-            fields = {k: v for k, v in value.items() if k != "note"}
-            request = GateRequest.model_validate(fields)
-            gates.append(PendingGate(item["id"], request, value.get("note")))
-    return gates
+    """The podium gates among a server state's interrupts."""
+    return gates_of((i["id"], i.get("value")) for i in state.get("interrupts") or ())
 
 
 def _is_progress(part: Any) -> bool:
     """A podium progress event (custom stream mode, from the graph or a subgraph)."""
     return part.event.startswith("custom") and isinstance(part.data, Mapping)
-
-
-def _run_error(data: Any, thread_id: str) -> str:
-    """A run's error event as a message: podium's own errors by their message."""
-    data = data if isinstance(data, Mapping) else {"message": str(data)}
-    name, message = str(data.get("error") or "Error"), str(data.get("message") or "")
-    kind = getattr(errors, name, None)
-    if isinstance(kind, type) and issubclass(kind, PodiumError):
-        return message
-    return (
-        f"run stopped: {name}: {message}. The last checkpoint is kept: continue the run "
-        "from the page"
-    )
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, Mapping) and "detail" in body:
-        return str(body["detail"])
-    return str(body)[:300]
-
-
-def _epoch(stamp: Any) -> float:
-    if not stamp:
-        return 0.0
-    return datetime.fromisoformat(str(stamp)).timestamp()
-
-
-def _graph(drawn: Mapping[str, Any]) -> Graph:
-    """A drawable graph from the server's JSON (`assistants.get_graph`)."""
-    nodes = {
-        n["id"]: Node(
-            id=n["id"],
-            name=(n.get("data") or {}).get("name", n["id"])
-            if isinstance(n.get("data"), Mapping)
-            else n["id"],
-            data=None,
-            metadata=n.get("metadata"),
-        )
-        for n in drawn.get("nodes") or ()
-    }
-    edges = [
-        Edge(e["source"], e["target"], e.get("data"), bool(e.get("conditional")))
-        for e in drawn.get("edges") or ()
-    ]
-    return Graph(nodes=nodes, edges=edges)

@@ -59,7 +59,7 @@ class AppConfig:
             f"AppConfig(database_url={self.masked_url!r}, model={self.model!r}, "
             f"workflows={self.workflows!r}, audit_key={'***' if self.audit_key else None}, "
             f"langfuse_host={self.langfuse_host!r}, tracing={self.tracing}, "
-            f"server_url={self.server_url!r}, "
+            f"server_url={self.masked_server_url!r}, "
             f"server_key={'***' if self.server_key else None}, "
             f"server_token={'***' if self.server_token else None})"
         )
@@ -75,9 +75,9 @@ class AppConfig:
         return mask(self.database_url)
 
     @property
-    def backend(self) -> str:
-        """Where runs go, for the page: the server URL or the masked database URL."""
-        return f"server {mask(self.server_url)}" if self.server_url else self.masked_url
+    def masked_server_url(self) -> str | None:
+        """The server URL with any password replaced by `***` (None: runs embedded)."""
+        return mask(self.server_url) if self.server_url else None
 
     @property
     def cache_key(self) -> str:

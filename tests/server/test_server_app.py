@@ -38,6 +38,13 @@ def to_gate(b: RemoteWorkbench) -> tuple[str, list[dict]]:
     return thread_id, events
 
 
+def decide_open_gate(b: RemoteWorkbench, thread_id: str, verb: str, **fields: Any):
+    """Decide the thread's one pending gate as `b`'s user."""
+    (card,) = b.view("research_brief", thread_id).cards
+    decision = decision_for(card, verb, **fields)
+    return b.decide("research_brief", thread_id, card.gate_id, decision, b.identity.context)
+
+
 def test_a_thread_runs_to_its_gate_and_completes_on_approval(server) -> None:
     ana = bench(server, ACME_EDITOR)
     assert (ana.identity.tenant_id, ana.identity.user_id, ana.identity.roles) == (
@@ -92,14 +99,7 @@ def test_a_thread_runs_to_its_gate_and_completes_on_approval(server) -> None:
 def test_costs_audit_and_graph_come_from_the_server(server) -> None:
     ana = bench(server, ACME_EDITOR)
     thread_id, _ = to_gate(ana)
-    (card,) = ana.view("research_brief", thread_id).cards
-    ana.decide(
-        "research_brief",
-        thread_id,
-        card.gate_id,
-        decision_for(card, "approve"),
-        ana.identity.context,
-    )
+    decide_open_gate(ana, thread_id, "approve")
     usage = ana.client.threads.get_state(thread_id)["values"]["usage"]
     costs = {row.key: row for row in ana.costs(thread_id, "acme")}
     assert set(costs) == set(usage) == {"supervisor", "researcher", "analyst", "writer"}
@@ -134,13 +134,7 @@ def test_another_tenant_sees_nothing_and_a_user_without_the_role_is_refused(serv
     thread_id, _ = to_gate(ana)
     (card,) = ana.view("research_brief", thread_id).cards
 
-    refused = bob.decide(
-        "research_brief",
-        thread_id,
-        card.gate_id,
-        decision_for(card, "approve"),
-        bob.identity.context,
-    )
+    refused = decide_open_gate(bob, thread_id, "approve")
     assert refused.error and "needs one of: editor" in refused.error
     assert [c.gate_id for c in ana.view("research_brief", thread_id).cards] == [card.gate_id]
 
@@ -159,14 +153,7 @@ def test_another_tenant_sees_nothing_and_a_user_without_the_role_is_refused(serv
 def test_a_follow_up_continues_the_same_thread(server) -> None:
     ana = bench(server, ACME_EDITOR)
     thread_id, _ = to_gate(ana)
-    (card,) = ana.view("research_brief", thread_id).cards
-    ana.decide(
-        "research_brief",
-        thread_id,
-        card.gate_id,
-        decision_for(card, "reject", comment="not yet"),
-        ana.identity.context,
-    )
+    decide_open_gate(ana, thread_id, "reject", comment="not yet")
     follow = ana.send(
         "research_brief", thread_id, "Now only grid storage costs", ana.identity.context
     )
@@ -226,12 +213,13 @@ def remote_page(server, monkeypatch):
     st.cache_resource.clear()
 
 
-def test_the_app_runs_a_goal_through_its_gate_on_the_server(remote_page) -> None:
+def test_the_app_runs_a_goal_through_its_gate_on_the_server(server, remote_page) -> None:
     from tests.ui.test_ui_app import board, button, chat, gate_keys, ok, send, texts, thread_of
 
     at = ok(remote_page(ACME_EDITOR))
     captions = " ".join(texts(at.caption))
     assert "Signed in as `ana` of tenant `acme` (roles: editor)" in captions
+    assert f"Server: `{server.url}`" in captions
     assert not [w for w in at.text_input if w.key in ("tenant", "user")]  # the key decides
     ok(send(at, DEMO_GOAL))
     assert board(at) == {"t1": "completed", "t2": "completed", "t3": "completed", "t4": "waiting"}

@@ -120,6 +120,24 @@ def test_config_from_env_defaults_and_values():
     assert config.cache_key != AppConfig().cache_key
 
 
+def test_server_settings_are_read_and_their_secrets_never_shown():
+    embedded = config_from_env({})
+    assert not embedded.remote and embedded.masked_server_url is None
+    config = config_from_env(
+        {
+            "PODIUM_SERVER_URL": "https://ops:pw@lg.example:8123",
+            "PODIUM_API_KEY": "key-123",
+            "PODIUM_SERVER_TOKEN": "tok-456",
+        }
+    )
+    assert config.remote and config.masked_server_url == "https://ops:***@lg.example:8123"
+    assert (config.server_key, config.server_token) == ("key-123", "tok-456")
+    for secret in ("pw", "key-123", "tok-456"):
+        assert secret not in repr(config)
+    keyed = config_from_env({"PODIUM_SERVER_URL": "http://x", "PODIUM_API_KEY": "other"})
+    assert keyed.cache_key != config_from_env({"PODIUM_SERVER_URL": "http://x"}).cache_key
+
+
 def test_user_settings_fall_back_and_make_the_run_context():
     settings = UserSettings.of(" ", "", ["editor", "admin", "editor"], " ", default_model="demo")
     assert settings == UserSettings("default", "you", ("admin", "editor"), "demo")
