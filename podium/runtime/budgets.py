@@ -21,45 +21,26 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from podium.errors import BudgetExceeded, ConfigurationError
+from podium.runtime._budget_sql import (
+    SCHEMA,
+    Claim,
+    Reservation,
+    delete_sql,
+    insert_sql,
+    purge_sql,
+    settle_pg_sql,
+    settle_update_sql,
+    sums_from,
+    sums_sql,
+)
 from podium.runtime._store_locks import lock_all
 from podium.runtime.db import Cursor, Database
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS podium_budget_ledger (
-        reservation_id TEXT NOT NULL,
-        tenant_id TEXT NOT NULL,
-        scope_key TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        amount DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL,
-        ref TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        settled_at DOUBLE PRECISION,
-        PRIMARY KEY (reservation_id, scope_key, unit)
-    )""",
-    "CREATE INDEX IF NOT EXISTS podium_budget_ledger_scope "
-    "ON podium_budget_ledger (tenant_id, scope_key, unit, state)",
-    # Settling finds its rows by reservation; without this SQLite's planner picked the
-    # scope index on tenant_id alone and scanned every row of the tenant.
-    "CREATE INDEX IF NOT EXISTS podium_budget_ledger_reservation "
-    "ON podium_budget_ledger (reservation_id, tenant_id)",
-    """CREATE TABLE IF NOT EXISTS podium_budget_spent (
-        tenant_id TEXT NOT NULL,
-        scope_key TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        amount DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (tenant_id, scope_key, unit)
-    )""",
-    # A database from before the totals table: total what its ledger settled, once.
-    """INSERT INTO podium_budget_spent (tenant_id, scope_key, unit, amount)
-        SELECT tenant_id, scope_key, unit, SUM(amount) FROM podium_budget_ledger
-        WHERE state = 'spent' AND NOT EXISTS (SELECT 1 FROM podium_budget_spent)
-        GROUP BY tenant_id, scope_key, unit""",
-]
+__all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation"]
+
 
 UNITS = ("tokens", "usd")
 #: Reservations older than this many seconds are treated as abandoned.
@@ -70,27 +51,6 @@ HOLD_ATTEMPTS = 8
 PURGE_EVERY = 60.0
 #: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
 EPSILON = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Room asked of one budget level: `amount` of `unit` under `limit` in `scope_key`."""
-
-    scope_key: str
-    unit: str
-    limit: float
-    amount: float
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Claims held together until `settle` or `release`; `ref` says what they were for."""
-
-    reservation_id: str
-    tenant_id: str
-    ref: str
-    claims: tuple[Claim, ...]
-    created_at: float
 
 
 class Budgets:
@@ -179,12 +139,10 @@ class Budgets:
             now = self._clock()
             reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
             if self._purge_due(tenant_id, now):
-                await db.aexecute(*_purge_sql(tenant_id, now - self._ttl))
-            await db.aexecute(
-                *_insert_sql(reservation, "reserved", [c.amount for c in claims], now)
-            )
-            rows = await db.aquery(*_sums_sql(tenant_id, claims, now - self._ttl))
-            refusal = _refusal(tenant_id, claims, _sums_from(rows))
+                await db.aexecute(*purge_sql(tenant_id, now - self._ttl))
+            await db.aexecute(*insert_sql(reservation, "reserved", [c.amount for c in claims], now))
+            rows = await db.aquery(*sums_sql(tenant_id, claims, now - self._ttl))
+            refusal = _refusal(tenant_id, claims, sums_from(rows))
             if refusal is None:
                 return reservation
             await self.arelease(reservation)
@@ -199,7 +157,7 @@ class Budgets:
             return
         now = self._clock()
         db: Any = self._db
-        if await db.aquery(*_settle_pg_sql(reservation, actual, now)):
+        if await db.aquery(*settle_pg_sql(reservation, actual, now)):
             return
         spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
         await asyncio.to_thread(self._settle_gone, reservation, spent, now)
@@ -207,7 +165,7 @@ class Budgets:
     async def arelease(self, reservation: Reservation) -> None:
         """`release` without a worker thread (see `runs_on_loop`)."""
         db: Any = self._db
-        await db.aexecute(*_delete_sql(reservation, " AND state = 'reserved'"))
+        await db.aexecute(*delete_sql(reservation, " AND state = 'reserved'"))
 
     def settle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
         """Replace the reservation with what was really spent, on every level it claimed.
@@ -247,9 +205,9 @@ class Budgets:
         """Turn the live hold into spend and add it to the totals, atomically; False when
         no hold was left to turn (the common path: one statement on PostgreSQL)."""
         if self._db.dialect == "postgres":
-            return bool(self._db.query(*_settle_pg_sql(reservation, actual, now)))
+            return bool(self._db.query(*settle_pg_sql(reservation, actual, now)))
         with self._db.transaction() as cur:
-            rows = cur.query(*_settle_update_sql(reservation, actual, now))
+            rows = cur.query(*settle_update_sql(reservation, actual, now))
             if rows:
                 self._upsert_totals(
                     cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
@@ -309,12 +267,12 @@ class Budgets:
 
     def _purge_now_and_then(self, tenant_id: str, now: float) -> None:
         if self._purge_due(tenant_id, now):
-            self._db.execute(*_purge_sql(tenant_id, now - self._ttl))
+            self._db.execute(*purge_sql(tenant_id, now - self._ttl))
 
     def _sums_of(
         self, cur: Cursor, tenant_id: str, claims: Sequence[Claim], now: float
     ) -> dict[tuple[str, str], tuple[float, float]]:
-        return _sums_from(cur.query(*_sums_sql(tenant_id, claims, now - self._ttl)))
+        return sums_from(cur.query(*sums_sql(tenant_id, claims, now - self._ttl)))
 
     def _sums(
         self, cur: Cursor, tenant_id: str, scope_key: str, unit: str, now: float
@@ -353,76 +311,10 @@ class Budgets:
         now: float,
     ) -> None:
         if reservation.claims:
-            cur.execute(*_insert_sql(reservation, state, amounts, now))
+            cur.execute(*insert_sql(reservation, state, amounts, now))
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
-        cur.execute(*_delete_sql(reservation, extra))
-
-
-# -- SQL, shared by the sync and the event-loop paths ---------------------------------
-
-Statement = tuple[str, list[Any]]
-
-
-def _purge_sql(tenant_id: str, cutoff: float) -> Statement:
-    return (
-        "DELETE FROM podium_budget_ledger WHERE tenant_id = ? AND state = 'reserved' "
-        "AND created_at < ?",
-        [tenant_id, cutoff],
-    )
-
-
-def _insert_sql(
-    reservation: Reservation, state: str, amounts: Sequence[float], now: float
-) -> Statement:
-    settled_at = now if state == "spent" else None
-    rows = [
-        (
-            reservation.reservation_id,
-            reservation.tenant_id,
-            claim.scope_key,
-            claim.unit,
-            amount,
-            state,
-            reservation.ref,
-            reservation.created_at,
-            settled_at,
-        )
-        for claim, amount in zip(reservation.claims, amounts, strict=True)
-    ]
-    marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
-    return f"INSERT INTO podium_budget_ledger VALUES {marks}", [v for row in rows for v in row]
-
-
-def _delete_sql(reservation: Reservation, extra: str) -> Statement:
-    return (
-        f"DELETE FROM podium_budget_ledger WHERE reservation_id = ? AND tenant_id = ?{extra}",
-        [reservation.reservation_id, reservation.tenant_id],
-    )
-
-
-def _sums_sql(tenant_id: str, claims: Sequence[Claim], cutoff: float) -> Statement:
-    """(spent, held) of every level the claims name, in one query: the settled totals
-    plus the live holds (a few rows, whatever the day's spend)."""
-    keys = sorted({c.scope_key for c in claims})
-    units = sorted({c.unit for c in claims})
-    marks = ", ".join("?" for _ in keys)
-    unit_marks = ", ".join("?" for _ in units)
-    # Every column of the scope index is constrained, so only live holds are read.
-    return (
-        "SELECT scope_key, unit, SUM(spent) AS spent, SUM(held) AS held FROM ("
-        "SELECT scope_key, unit, amount AS spent, 0 AS held FROM podium_budget_spent "
-        f"WHERE tenant_id = ? AND scope_key IN ({marks}) "
-        "UNION ALL "
-        "SELECT scope_key, unit, 0 AS spent, amount AS held FROM podium_budget_ledger "
-        f"WHERE tenant_id = ? AND scope_key IN ({marks}) AND unit IN ({unit_marks}) "
-        "AND state = 'reserved' AND created_at >= ?) AS levels GROUP BY scope_key, unit",
-        [tenant_id, *keys, tenant_id, *keys, *units, cutoff],
-    )
-
-
-def _sums_from(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
-    return {(r["scope_key"], r["unit"]): (float(r["spent"]), float(r["held"])) for r in rows}
+        cur.execute(*delete_sql(reservation, extra))
 
 
 def _refusal(
@@ -434,39 +326,6 @@ def _refusal(
         if spent + held > claim.limit + EPSILON:
             return _exceeded(tenant_id, claim, spent, held - claim.amount)
     return None
-
-
-def _settle_update_sql(
-    reservation: Reservation, actual: Mapping[str, float], now: float
-) -> Statement:
-    """Turn a live hold into spend, returning the rows turned (none: the hold is gone)."""
-    units = sorted({c.unit for c in reservation.claims})
-    amount = "CASE unit " + " ".join("WHEN ? THEN ?" for _ in units) + " END"
-    return (
-        f"UPDATE podium_budget_ledger SET state = 'spent', amount = {amount}, "
-        "settled_at = ? WHERE reservation_id = ? AND tenant_id = ? AND state = 'reserved' "
-        "RETURNING tenant_id, scope_key, unit, amount",
-        [
-            *(v for u in units for v in (u, float(actual.get(u, 0.0)))),
-            now,
-            reservation.reservation_id,
-            reservation.tenant_id,
-        ],
-    )
-
-
-def _settle_pg_sql(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
-    """`_settle_update_sql` feeding the totals, as one PostgreSQL statement."""
-    update, params = _settle_update_sql(reservation, actual, now)
-    return (
-        f"WITH settled AS ({update}) INSERT INTO podium_budget_spent "
-        "(tenant_id, scope_key, unit, amount) "
-        "SELECT tenant_id, scope_key, unit, amount FROM settled ORDER BY scope_key, unit "
-        "ON CONFLICT (tenant_id, scope_key, unit) "
-        "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount "
-        "RETURNING scope_key",
-        params,
-    )
 
 
 def _validate(claims: Sequence[Claim]) -> None:
