@@ -1,4 +1,10 @@
-"""Which LangGraph runs become Langfuse spans: a task's worker graph is folded into the task.
+"""Which LangGraph runs become Langfuse spans, and what their inputs show.
+
+Inputs: the supervisor, aggregate and gate nodes receive the whole workflow state and a
+worker's nodes its whole message list; their spans show a digest (`span_input`), since
+the generation spans below show exactly what each model was sent.
+
+Runs: a task's worker graph is folded into the task.
 
 A task of a built-in worker nests three runs: the task node ("task t1 (researcher)"), the
 worker subgraph it invokes (named after the agent) and the worker's "agent" / "tools"
@@ -75,3 +81,59 @@ def reparent(cls: type) -> type:
         method.__name__ = name
         setattr(cls, name, method)
     return cls
+
+
+_STATE_KEYS = frozenset({"goal", "tasks", "results", "round"})
+
+
+def span_input(inputs: Any) -> Any:
+    """What a node span shows of its input: a digest of a workflow or worker state (the
+    generation spans below show exactly what each model was sent), anything else as is."""
+    if not isinstance(inputs, Mapping):
+        return inputs
+    if inputs.keys() >= _STATE_KEYS:
+        return state_digest(inputs)
+    if "task_id" in inputs and "messages" in inputs and "goal" not in inputs:
+        # A built-in worker's state: its messages are the prompt of the generation below.
+        return {
+            "task_id": inputs.get("task_id"),
+            "messages": len(inputs.get("messages") or ()),
+            "steps": inputs.get("steps", 0),
+        }
+    return inputs
+
+
+def state_digest(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What a node span shows of the workflow state it was handed.
+
+    The supervisor, aggregate and gate nodes receive the whole state: every message and
+    every result so far. Copied onto each node span, it made a trace grow with the square
+    of the delegations and its export cost the runs time; the checkpoint keeps the state
+    itself, and the model's generation span below shows exactly what the model was sent.
+    A span shows the goal, the round, each task's agent and status, and how many messages
+    and results there are.
+    """
+    tasks = state.get("tasks") or {}
+    return {
+        "goal": state.get("goal"),
+        "round": state.get("round"),
+        "status": state.get("status"),
+        "tasks": {
+            str(tid): f"{t.get('agent')}: {t.get('status')}"
+            for tid, t in tasks.items()
+            if isinstance(t, Mapping)
+        },
+        "results": len(state.get("results") or {}),
+        "messages": len(state.get("messages") or ()),
+    }
+
+
+def task_of(inputs: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The podium task a node run works on (the `Send` payload of a task node)."""
+    if not isinstance(inputs, Mapping) or not isinstance(inputs.get("task"), Mapping):
+        return None
+    task = inputs["task"]
+    node = (metadata or {}).get("langgraph_node")
+    if "id" in task and "agent" in task and node == task["agent"]:
+        return dict(task)
+    return None

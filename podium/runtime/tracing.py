@@ -304,62 +304,6 @@ def _forget_client(public_key: str) -> None:
         LangfuseResourceManager._instances.pop(public_key, None)
 
 
-_STATE_KEYS = frozenset({"goal", "tasks", "results", "round"})
-
-
-def _span_input(inputs: Any) -> Any:
-    """What a node span shows of its input: a digest of a workflow or worker state (the
-    generation spans below show exactly what each model was sent), anything else as is."""
-    if not isinstance(inputs, Mapping):
-        return inputs
-    if inputs.keys() >= _STATE_KEYS:
-        return state_digest(inputs)
-    if "task_id" in inputs and "messages" in inputs and "goal" not in inputs:
-        # A built-in worker's state: its messages are the prompt of the generation below.
-        return {
-            "task_id": inputs.get("task_id"),
-            "messages": len(inputs.get("messages") or ()),
-            "steps": inputs.get("steps", 0),
-        }
-    return inputs
-
-
-def state_digest(state: Mapping[str, Any]) -> dict[str, Any]:
-    """What a node span shows of the workflow state it was handed.
-
-    The supervisor, aggregate and gate nodes receive the whole state: every message and
-    every result so far. Copied onto each node span, it made a trace grow with the square
-    of the delegations and its export cost the runs time; the checkpoint keeps the state
-    itself, and the model's generation span below shows exactly what the model was sent.
-    A span shows the goal, the round, each task's agent and status, and how many messages
-    and results there are.
-    """
-    tasks = state.get("tasks") or {}
-    return {
-        "goal": state.get("goal"),
-        "round": state.get("round"),
-        "status": state.get("status"),
-        "tasks": {
-            str(tid): f"{t.get('agent')}: {t.get('status')}"
-            for tid, t in tasks.items()
-            if isinstance(t, Mapping)
-        },
-        "results": len(state.get("results") or {}),
-        "messages": len(state.get("messages") or ()),
-    }
-
-
-def _task_of(inputs: Any, metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The podium task a node run works on (the `Send` payload of a task node)."""
-    if not isinstance(inputs, Mapping) or not isinstance(inputs.get("task"), Mapping):
-        return None
-    task = inputs["task"]
-    node = (metadata or {}).get("langgraph_node")
-    if "id" in task and "agent" in task and node == task["agent"]:
-        return dict(task)
-    return None
-
-
 @functools.cache
 def _handler_class() -> type:
     """The handler type, built on first use so that podium imports langfuse only then."""
@@ -367,7 +311,7 @@ def _handler_class() -> type:
     from langgraph.errors import GraphInterrupt
     from opentelemetry import trace
 
-    from podium.runtime._trace_runs import FoldedRuns, reparent
+    from podium.runtime._trace_runs import FoldedRuns, reparent, span_input, task_of
 
     @reparent
     class PodiumCallbackHandler(FoldedRuns, CallbackHandler):
@@ -402,11 +346,11 @@ def _handler_class() -> type:
                 return
             parent_run_id = self._shown(parent_run_id)
             if parent_run_id is not None:
-                inputs = _span_input(inputs)
+                inputs = span_input(inputs)
             if parent_run_id is None:
                 metadata = {**self.podium_ids.metadata(), **(metadata or {})}
                 self._waiting = False
-            elif (task := _task_of(inputs, metadata)) is not None:
+            elif (task := task_of(inputs, metadata)) is not None:
                 self._tasks.add(run_id)
                 kwargs["name"] = f"task {task['id']} ({task['agent']})"
                 metadata = {
