@@ -10,7 +10,8 @@ and the audit trail. The tool path lives in `_governed_tool.py`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,20 +126,14 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any] = (),
     ) -> AIMessage:
         s = self.services
+        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
+        if limits:
+            await s.aacquire(prepared.scope.tenant_id, limits)
         if s.budgets.runs_on_loop:
             # Budget holds and settlements go to the database from the loop (PostgreSQL).
-            prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
-            if limits:
-                await s.aacquire(prepared.scope.tenant_id, limits)
             prepared = await self._aadmit(prepared, messages, tools)
         else:
-            # One trip to the store thread when no rate limit must be waited for between.
-            prepared, limits = await s.run_sync(
-                self._prepare_and_admit, model, agent, task_id, config, messages, tools
-            )
-            if limits:
-                await s.aacquire(prepared.scope.tenant_id, limits)
-                prepared = await s.run_sync(self._admit, prepared, messages, tools)
+            prepared = await s.run_sync(self._admit, prepared, messages, tools)
 
         async def attempt() -> AIMessage:
             if not self._healthy("model", prepared.label, prepared.scope):
@@ -181,47 +176,37 @@ class Governor(BreakerGate, Recording):
         settings = P.agent_settings(policy, call).retry if scope.policies else None
         return ModelCall(scope, model, label, None, _retry(settings)), limits
 
-    def _prepare_and_admit(
-        self, model, agent, task_id, config, messages, tools
-    ) -> tuple[ModelCall, list]:
-        """`_prepare`, then `_admit` unless rate limits must be acquired first (returned,
-        with the call not admitted yet)."""
-        prepared, limits = self._prepare(model, agent, task_id, config)
-        if limits:
-            return prepared, limits
-        return self._admit(prepared, messages, tools), []
+    def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+        """Reserve budget for the call and bind the agent's tools to the chosen model."""
+        claims, scope = self._claims(prepared, messages), prepared.scope
+        reservation = None
+        if claims:
+            with self._refusals_recorded(scope):
+                reservation = self.services.budgets.reserve(
+                    scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+                )
+        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
 
     async def _aadmit(self, prepared: ModelCall, messages, tools) -> ModelCall:
         """`_admit` with the budget hold made from the event loop."""
-        scope = prepared.scope
-        policy = scope.policies or EMPTY_POLICY
+        claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
-        claims = self._claims(
-            scope, policy, call_scope(scope), prepared.model, prepared.label, messages
-        )
         if claims:
-            try:
+            with self._refusals_recorded(scope):
                 reservation = await self.services.budgets.areserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-            except Exception as exc:
-                if classify(exc) == "budget":
-                    self.record(scope, "budget", {"refused": str(exc)})
-                raise
-        return ModelCall(
-            scope, self._bind(prepared.model, tools), prepared.label, reservation, prepared.retry
-        )
+        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
 
-    def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
-        """Reserve budget for the call and bind the agent's tools to the chosen model."""
-        scope = prepared.scope
-        policy = scope.policies or EMPTY_POLICY
-        reservation = self._reserve(
-            scope, policy, call_scope(scope), prepared.model, prepared.label, messages
-        )
-        return ModelCall(
-            scope, self._bind(prepared.model, tools), prepared.label, reservation, prepared.retry
-        )
+    @contextmanager
+    def _refusals_recorded(self, scope: Scope) -> Iterator[None]:
+        """Record a budget refusal in the audit log (and let it propagate)."""
+        try:
+            yield
+        except Exception as exc:
+            if classify(exc) == "budget":
+                self.record(scope, "budget", {"refused": str(exc)})
+            raise
 
     def _bind(self, model: Any, tools: Sequence[Any]) -> Any:
         """The model with the agent's tools bound, cached (binding converts every schema)."""
@@ -257,32 +242,20 @@ class Governor(BreakerGate, Recording):
         self.record_decision(scope, "model_route", decision)
         return resolve_model(decision.details["model"])
 
-    def _reserve(self, scope, policy, call, model, label, messages) -> Reservation | None:
-        claims = self._claims(scope, policy, call, model, label, messages)
-        if not claims:
-            return None
-        try:
-            return self.services.budgets.reserve(
-                scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
-            )
-        except Exception as exc:
-            if classify(exc) == "budget":
-                self.record(scope, "budget", {"refused": str(exc)})
-            raise
-
-    def _claims(self, scope, policy, call, model, label, messages) -> list[Claim]:
+    def _claims(self, prepared: ModelCall, messages) -> list[Claim]:
         """What a model call must hold on each budget level (none without budgets)."""
+        scope, model, label = prepared.scope, prepared.model, prepared.label
         if not scope.policies:
             return []
-        limits = P.budget_limits(policy, call)
+        limits = P.budget_limits(scope.policies, call_scope(scope))
         if not len(limits):
             return []
         tokens = approx_tokens(message_text(messages)) + (
             getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
         )
-        prices = {**PRICES, **P.price_table(policy)}
+        prices = {**PRICES, **P.price_table(scope.policies)}
         usd = cost_usd(label, tokens, tokens, prices)
-        claims = [
+        return [
             Claim(
                 self._budget_key(scope, limit.scope),
                 limit.unit,
@@ -291,7 +264,6 @@ class Governor(BreakerGate, Recording):
             )
             for limit in limits
         ]
-        return claims
 
     def _spent(self, scope: Scope, policy, call) -> dict[str, float]:
         spent = {}
