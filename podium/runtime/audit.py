@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from podium.runtime._audit_buffer import AuditBuffer
-from podium.runtime._audit_chain import COLUMNS, GENESIS, check_chain, seal
+from podium.runtime._audit_chain import GENESIS, check_chain
 from podium.runtime._audit_types import (
     ACTOR_TYPES,
     KINDS,
@@ -39,7 +36,8 @@ from podium.runtime._audit_types import (
     StoredEvent,
     VerifyReport,
 )
-from podium.runtime.db import Cursor, Database, lock_key
+from podium.runtime._audit_write import ChainWriter, micros
+from podium.runtime.db import Database
 
 __all__ = [
     "ACTOR_TYPES",
@@ -82,37 +80,7 @@ SCHEMA = [
     "ON podium_audit_events (tenant_id, thread_id, seq)",
     "CREATE INDEX IF NOT EXISTS podium_audit_time ON podium_audit_events (tenant_id, at_us)",
 ]
-_INSERT = f"INSERT INTO podium_audit_events ({', '.join(COLUMNS)}) VALUES "
-_ROW_PLACEHOLDERS = "(" + ", ".join("?" for _ in COLUMNS) + ")"
-_PG_INSERT = (
-    f"INSERT INTO podium_audit_events ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join("?::bigint[]" if name in ("seq", "at_us") else "?::text[]" for name in COLUMNS)
-    + ")"
-)
-_PG_LOCKED_INSERT = (
-    "WITH chain_lock AS (SELECT pg_advisory_xact_lock(?) AS held) "
-    f"INSERT INTO podium_audit_events ({', '.join(COLUMNS)}) SELECT rows.* FROM chain_lock, "
-    "unnest("
-    + ", ".join("?::bigint[]" if name in ("seq", "at_us") else "?::text[]" for name in COLUMNS)
-    + f") AS rows ({', '.join(COLUMNS)})"
-)
-_ROWS_PER_INSERT = 50  # 750 parameters: under SQLite's oldest limit of 999
 _PAGE = 1000
-
-
-#: Tries of the locked path when fast-path writers keep taking the next sequence number.
-_LOCKED_ATTEMPTS = 20
-
-
-def _is_duplicate(exc: BaseException) -> bool:
-    """A (tenant, seq) already taken: another writer linked to the same head first."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        return "UNIQUE" in str(exc)
-    try:
-        from psycopg.errors import UniqueViolation
-    except ImportError:  # pragma: no cover - SQLite-only installs
-        return False
-    return isinstance(exc, UniqueViolation)
 
 
 def content_hash(content: str | bytes) -> str:
@@ -137,9 +105,7 @@ class AuditLog:
         if key is not None and (not isinstance(key, bytes) or not key):
             raise AuditError(f"audit key {key!r} must be non-empty bytes (or None for SHA-256)")
         self._db, self._key, self._clock = db, key, clock
-        # The last link this process wrote or read, per tenant (PostgreSQL fast path).
-        self._heads: dict[str, tuple[int, str]] = {}
-        self._heads_lock = threading.Lock()
+        self._writer = ChainWriter(db, key)
         db.ensure_schema("audit", SCHEMA)
 
     @property
@@ -153,125 +119,15 @@ class AuditLog:
         """Write a batch in one transaction, each tenant's events under its chain's lock.
 
         Returns the stored events in the order given. Concurrent writers (threads, or
-        processes on PostgreSQL) queue on the per-tenant lock, so chains never fork.
+        processes on PostgreSQL) queue on the per-tenant lock, so chains never fork
+        (`podium.runtime._audit_write`).
         """
         events = list(events)
         if not events:
             return []
-        groups: dict[str, list[AuditEvent]] = defaultdict(list)
-        for event in events:
-            groups[event.tenant_id].append(event)
-        # Locks in ascending key order: two multi-tenant batches cannot deadlock.
-        tenants = sorted(groups, key=lambda t: lock_key(f"audit:{t}"))
-        now = self._clock()
-        if len(tenants) == 1:
-            stored = self._append_after_known_head(tenants[0], events, now)
-            if stored is not None:
-                return stored
-        chains = self._append_locked(tenants, groups, now)
-        with self._heads_lock:  # committed: these are the heads now
-            for tenant, rows in chains.items():
-                self._heads[tenant] = (rows[-1]["seq"], rows[-1]["hash"])
+        chains = self._writer.append(events, self._clock())
         written = {tenant: iter([_stored(r) for r in rows]) for tenant, rows in chains.items()}
         return [next(written[event.tenant_id]) for event in events]
-
-    def _append_locked(
-        self, tenants: list[str], groups: dict[str, list[AuditEvent]], now: float
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Read each chain's head under its lock and link the batch to it (retried if
-        the primary key says another writer took the next sequence number first)."""
-        for attempt in range(1, _LOCKED_ATTEMPTS + 1):
-            chains: dict[str, list[dict[str, Any]]] = {}
-            try:
-                with self._db.transaction(lock=f"audit:{tenants[0]}") as cur:
-                    self._lock_more(cur, tenants)
-                    for tenant in tenants:
-                        chains[tenant] = self._write(cur, tenant, groups[tenant], now)
-                return chains
-            except Exception as exc:
-                if not _is_duplicate(exc) or attempt == _LOCKED_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _append_after_known_head(
-        self, tenant: str, events: list[AuditEvent], now: float
-    ) -> list[StoredEvent] | None:
-        """Link the batch to the head this process last saw, in one statement, no lock.
-
-        It takes the chain's lock like the locked path; the primary key (tenant, seq) tells
-        whether the head is still the last row: if another process appended since, the
-        first row's seq is taken, the whole INSERT fails, and the caller falls back to the
-        locked path (which reads the real head). None when there is no known head or the
-        head was stale.
-        """
-        with self._heads_lock:
-            known = self._heads.get(tenant)
-            if known is None:
-                return None
-            rows = self._chain(events, *known, now)
-            try:
-                if self._db.dialect == "postgres":
-                    # One statement (atomic, one round trip) that takes the chain's lock
-                    # first, so it queues with locked writers instead of starving them.
-                    arrays = [[row[name] for row in rows] for name in COLUMNS]
-                    self._db.execute(_PG_LOCKED_INSERT, [lock_key(f"audit:{tenant}"), *arrays])
-                else:  # SQLite serialises writers: the head need not be read again
-                    with self._db.transaction() as cur:
-                        self._insert(cur, rows)
-            except Exception as exc:
-                if not _is_duplicate(exc):
-                    raise
-                del self._heads[tenant]
-                return None
-            self._heads[tenant] = (rows[-1]["seq"], rows[-1]["hash"])
-        return [_stored(row) for row in rows]
-
-    def _chain(
-        self, events: list[AuditEvent], seq: int, prev: str, now: float
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for event in events:
-            seq += 1
-            row = seal(_new_row(event, seq, prev, now), self._key)
-            rows.append(row)
-            prev = row["hash"]
-        return rows
-
-    def _lock_more(self, cur: Cursor, tenants: list[str]) -> None:
-        if self._db.dialect != "postgres":
-            return  # SQLite's BEGIN IMMEDIATE already serialises every writer
-        taken = {lock_key(f"audit:{tenants[0]}")}
-        for tenant in tenants[1:]:
-            key = lock_key(f"audit:{tenant}")
-            if key not in taken:
-                cur.execute("SELECT pg_advisory_xact_lock(?)", (key,))
-                taken.add(key)
-
-    def _write(
-        self, cur: Cursor, tenant: str, events: list[AuditEvent], now: float
-    ) -> list[dict[str, Any]]:
-        last = cur.query(
-            "SELECT seq, hash FROM podium_audit_events WHERE tenant_id = ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (tenant,),
-        )
-        seq, prev = (last[0]["seq"], last[0]["hash"]) if last else (0, GENESIS)
-        rows = self._chain(events, seq, prev, now)
-        self._insert(cur, rows)
-        return rows
-
-    def _insert(self, cur: Cursor, rows: list[dict[str, Any]]) -> None:
-        if self._db.dialect == "postgres":
-            # One array per column: a short statement whatever the batch size, which psycopg
-            # parses once and caches (a 750-parameter VALUES list is re-parsed every time).
-            cur.execute(_PG_INSERT, [[row[name] for row in rows] for name in COLUMNS])
-            return
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
-            cur.execute(
-                _INSERT + ", ".join([_ROW_PLACEHOLDERS] * len(chunk)),
-                [row[name] for row in chunk for name in COLUMNS],
-            )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -311,7 +167,7 @@ class AuditLog:
         for clause, value in (
             ("kind = ?", kind),
             ("thread_id = ?", thread_id),
-            ("at_us >= ?", None if since is None else _micros(since)),
+            ("at_us >= ?", None if since is None else micros(since)),
         ):
             if value is not None:
                 where.append(clause)
@@ -389,24 +245,6 @@ class AuditLog:
         )
 
 
-def _new_row(event: AuditEvent, seq: int, prev: str, now: float) -> dict[str, Any]:
-    return {
-        "tenant_id": event.tenant_id,
-        "seq": seq,
-        "at_us": _micros(now if event.at is None else event.at),
-        "workflow": event.workflow,
-        "thread_id": event.thread_id,
-        "run_id": event.run_id,
-        "task_id": event.task_id,
-        "checkpoint_id": event.checkpoint_id,
-        "actor_type": event.actor.type,
-        "actor_name": event.actor.name,
-        "kind": event.kind,
-        "payload": event.payload_json,
-        "prev_hash": prev,
-    }
-
-
 def _stored(row: dict[str, Any]) -> StoredEvent:
     return StoredEvent(
         tenant_id=row["tenant_id"],
@@ -441,10 +279,6 @@ def _payload(text: str) -> Any:
         return json.loads(text)
     except ValueError:  # an edited row; verify reports it, readers still see the text
         return {"unparseable_payload": text}
-
-
-def _micros(seconds: float) -> int:
-    return round(seconds * 1_000_000)
 
 
 def _empty(tenant_id: str) -> Head:
