@@ -1,4 +1,4 @@
-"""The budget tables, what a reservation is, and the SQL both paths of `Budgets` run.
+"""The budget tables, what a reservation is, when one is refused, and the SQL of `Budgets`.
 
 `Budgets` runs these statements through a worker thread (sync) or from the event loop
 (`areserve`, `asettle`, `arelease` on PostgreSQL under an async runtime); building them
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from podium.errors import BudgetExceeded
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_budget_ledger (
@@ -68,6 +70,9 @@ class Reservation:
 
 Statement = tuple[str, list[Any]]
 
+#: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
+EPSILON = 1e-9
+
 
 def purge_sql(tenant_id: str, cutoff: float) -> Statement:
     return (
@@ -80,8 +85,25 @@ def purge_sql(tenant_id: str, cutoff: float) -> Statement:
 def insert_sql(
     reservation: Reservation, state: str, amounts: Sequence[float], now: float
 ) -> Statement:
+    return _insert_rows(_ledger_rows(reservation, state, amounts, now))
+
+
+def holds_sql(reservations: Sequence[Reservation]) -> Statement:
+    """Every claim of `reservations` held, in one INSERT."""
+    return _insert_rows(
+        [
+            row
+            for r in reservations
+            for row in _ledger_rows(r, "reserved", [c.amount for c in r.claims], r.created_at)
+        ]
+    )
+
+
+def _ledger_rows(
+    reservation: Reservation, state: str, amounts: Sequence[float], now: float
+) -> list[tuple[Any, ...]]:
     settled_at = now if state == "spent" else None
-    rows = [
+    return [
         (
             reservation.reservation_id,
             reservation.tenant_id,
@@ -95,6 +117,9 @@ def insert_sql(
         )
         for claim, amount in zip(reservation.claims, amounts, strict=True)
     ]
+
+
+def _insert_rows(rows: Sequence[tuple[Any, ...]]) -> Statement:
     marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
     return f"INSERT INTO podium_budget_ledger VALUES {marks}", [v for row in rows for v in row]
 
@@ -103,6 +128,16 @@ def delete_sql(reservation: Reservation, extra: str) -> Statement:
     return (
         f"DELETE FROM podium_budget_ledger WHERE reservation_id = ? AND tenant_id = ?{extra}",
         [reservation.reservation_id, reservation.tenant_id],
+    )
+
+
+def release_many_sql(reservations: Sequence[Reservation]) -> Statement:
+    """`delete_sql` of several live holds in one statement."""
+    marks = ", ".join("(?, ?)" for _ in reservations)
+    return (
+        "DELETE FROM podium_budget_ledger WHERE state = 'reserved' "
+        f"AND (reservation_id, tenant_id) IN (VALUES {marks})",
+        [v for r in reservations for v in (r.reservation_id, r.tenant_id)],
     )
 
 
@@ -149,6 +184,35 @@ def settle_update_sql(
     )
 
 
+def settle_many_pg_sql(
+    settlements: Sequence[tuple[Reservation, Mapping[str, float]]], now: float
+) -> Statement:
+    """Turn several live holds into spend and add it to the totals, in one PostgreSQL
+    statement; it returns the ids of the reservations it settled (a hold already gone is
+    missing)."""
+    values = [
+        (r.reservation_id, r.tenant_id, unit, float(actual.get(unit, 0.0)))
+        for r, actual in settlements
+        for unit in sorted({c.unit for c in r.claims})
+    ]
+    marks = ", ".join("(?, ?, ?, CAST(? AS DOUBLE PRECISION))" for _ in values)
+    return (
+        f"WITH spend (reservation_id, tenant_id, unit, amount) AS (VALUES {marks}), "
+        "settled AS (UPDATE podium_budget_ledger AS l SET state = 'spent', "
+        "amount = spend.amount, settled_at = ? FROM spend "
+        "WHERE l.reservation_id = spend.reservation_id AND l.tenant_id = spend.tenant_id "
+        "AND l.unit = spend.unit AND l.state = 'reserved' "
+        "RETURNING l.reservation_id, l.tenant_id, l.scope_key, l.unit, l.amount), "
+        "totals AS (INSERT INTO podium_budget_spent (tenant_id, scope_key, unit, amount) "
+        "SELECT tenant_id, scope_key, unit, SUM(amount) FROM settled "
+        "GROUP BY tenant_id, scope_key, unit ORDER BY tenant_id, scope_key, unit "
+        "ON CONFLICT (tenant_id, scope_key, unit) "
+        "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount) "
+        "SELECT DISTINCT reservation_id FROM settled",
+        [*(v for row in values for v in row), now],
+    )
+
+
 def settle_pg_sql(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
     """`settle_update_sql` feeding the totals, as one PostgreSQL statement."""
     update, params = settle_update_sql(reservation, actual, now)
@@ -160,4 +224,27 @@ def settle_pg_sql(reservation: Reservation, actual: Mapping[str, float], now: fl
         "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount "
         "RETURNING scope_key",
         params,
+    )
+
+
+def refusal_of(
+    tenant_id: str, claims: Sequence[Claim], sums: Mapping[tuple[str, str], tuple[float, float]]
+) -> BudgetExceeded | None:
+    """The refusal of the first claim without room, counting the hold just made."""
+    for claim in claims:
+        spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
+        if spent + held > claim.limit + EPSILON:
+            return exceeded(tenant_id, claim, spent, held - claim.amount)
+    return None
+
+
+def exceeded(tenant_id: str, claim: Claim, spent: float, held: float) -> BudgetExceeded:
+    return BudgetExceeded(
+        scope=claim.scope_key,
+        unit=claim.unit,
+        limit=claim.limit,
+        spent=spent,
+        requested=claim.amount,
+        tenant_id=tenant_id,
+        reserved=held,
     )

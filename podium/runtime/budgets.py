@@ -24,13 +24,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from podium.errors import BudgetExceeded, ConfigurationError
+from podium.runtime._budget_batch import LoopBatches
 from podium.runtime._budget_sql import (
+    EPSILON,
     SCHEMA,
     Claim,
     Reservation,
     delete_sql,
     insert_sql,
     purge_sql,
+    refusal_of,
     settle_pg_sql,
     settle_update_sql,
     sums_from,
@@ -49,8 +52,6 @@ DEFAULT_TTL = 900.0
 HOLD_ATTEMPTS = 8
 #: Seconds between clean-ups of a tenant's expired reservations (per process).
 PURGE_EVERY = 60.0
-#: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
-EPSILON = 1e-9
 
 
 class Budgets:
@@ -71,6 +72,7 @@ class Budgets:
     ) -> None:
         self._db, self._clock, self._ttl = db, clock, reservation_ttl
         self._purged: dict[str, float] = {}
+        self._batches: LoopBatches | None = None
         db.ensure_schema("budgets", SCHEMA)
 
     def reserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
@@ -116,7 +118,7 @@ class Budgets:
             # Two statements, each committed on its own (one round trip each).
             self._insert(self._db, reservation, "reserved", [c.amount for c in claims], now)
             sums = self._sums_of(self._db, tenant_id, claims, now)
-        refusal = _refusal(tenant_id, claims, sums)
+        refusal = refusal_of(tenant_id, claims, sums)
         if refusal is not None:
             self.release(reservation)
         return reservation, refusal
@@ -130,40 +132,52 @@ class Budgets:
         return getattr(self._db, "async_pool", None) is not None
 
     async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
-        """`reserve` without a worker thread (see `runs_on_loop`)."""
+        """`reserve` without a worker thread (see `runs_on_loop`).
+
+        Holds made at the same moment go to the database together
+        (`podium.runtime._budget_batch`), decided as if one after another.
+        """
         _validate(claims)
         if not claims:
             return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
-        db: Any = self._db
         for attempt in range(1, HOLD_ATTEMPTS + 1):
-            now = self._clock()
-            reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
-            if self._purge_due(tenant_id, now):
-                await db.aexecute(*purge_sql(tenant_id, now - self._ttl))
-            await db.aexecute(*insert_sql(reservation, "reserved", [c.amount for c in claims], now))
-            rows = await db.aquery(*sums_sql(tenant_id, claims, now - self._ttl))
-            refusal = _refusal(tenant_id, claims, sums_from(rows))
+            reservation = Reservation(
+                uuid.uuid4().hex, tenant_id, ref, tuple(claims), self._clock()
+            )
+            batches = self.loop_batches()
+            refusal = await batches.holds.submit(reservation)
             if refusal is None:
+                batches.opened(reservation)
                 return reservation
-            await self.arelease(reservation)
             if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
                 raise refusal
             await asyncio.sleep(random.uniform(0.001, 0.004) * attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def asettle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
-        """`settle` without a worker thread in the common case (see `runs_on_loop`)."""
-        if not reservation.claims:
-            return
-        now = self._clock()
-        db: Any = self._db
-        if await db.aquery(*settle_pg_sql(reservation, actual, now)):
-            return
-        spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
-        await asyncio.to_thread(self._settle_gone, reservation, spent, now)
+        """`settle` without a worker thread in the common case (see `runs_on_loop`);
+        settlements made at the same moment go to the database in one statement."""
+        if reservation.claims:
+            batches = self.loop_batches()
+            batches.closed(reservation)
+            await batches.settles.submit((reservation, actual))
+
+    def loop_batches(self) -> LoopBatches:
+        """The hold and settle batches of the running event loop (see `runs_on_loop`)."""
+        batches = self._batches
+        if batches is None or batches.holds.loop is not asyncio.get_running_loop():
+            batches = self._batches = LoopBatches(
+                self._db,
+                purge_due=self._purge_due,
+                ttl=self._ttl,
+                settle_gone=self._settle_gone,
+                clock=self._clock,
+            )
+        return batches
 
     async def arelease(self, reservation: Reservation) -> None:
         """`release` without a worker thread (see `runs_on_loop`)."""
+        self.loop_batches().closed(reservation)
         db: Any = self._db
         await db.aexecute(*delete_sql(reservation, " AND state = 'reserved'"))
 
@@ -317,17 +331,6 @@ class Budgets:
         cur.execute(*delete_sql(reservation, extra))
 
 
-def _refusal(
-    tenant_id: str, claims: Sequence[Claim], sums: Mapping[tuple[str, str], tuple[float, float]]
-) -> BudgetExceeded | None:
-    """The refusal of the first claim without room, counting the hold just made."""
-    for claim in claims:
-        spent, held = sums.get((claim.scope_key, claim.unit), (0.0, claim.amount))
-        if spent + held > claim.limit + EPSILON:
-            return _exceeded(tenant_id, claim, spent, held - claim.amount)
-    return None
-
-
 def _validate(claims: Sequence[Claim]) -> None:
     seen: set[tuple[str, str]] = set()
     for claim in claims:
@@ -347,16 +350,3 @@ def _validate(claims: Sequence[Claim]) -> None:
                 "claim each level once"
             )
         seen.add((claim.scope_key, claim.unit))
-
-
-def _exceeded(tenant_id: str, claim: Claim, spent: float, held: float) -> BudgetExceeded:
-    error = BudgetExceeded(
-        scope=claim.scope_key,
-        unit=claim.unit,
-        limit=claim.limit,
-        spent=spent,
-        requested=claim.amount,
-        tenant_id=tenant_id,
-        reserved=held,
-    )
-    return error

@@ -8,36 +8,16 @@ same rules as the sync methods, checked here against the same ledger.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from langchain_core.messages import AIMessage
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.runtime.budgets import BudgetExceeded, Budgets, Claim
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
+from podium.runtime.budgets import BudgetExceeded, Claim
 from podium.testing import ScriptedChatModel
 from tests.graphs.test_governance import BUDGET, BUDGET_POLICY, USED
 from tests.runtime.test_budgets import ledger_total
-
-
-@pytest.fixture
-async def budgets(postgres_url) -> AsyncIterator[Budgets]:
-    db = open_database(parse_url(postgres_url))
-    pool = AsyncConnectionPool(
-        postgres_url, max_size=8, kwargs={"autocommit": True, "row_factory": dict_row}, open=False
-    )
-    await pool.open()
-    db.use_async_pool(pool)
-    store = Budgets(db)
-    assert store.runs_on_loop
-    yield store
-    await pool.close()
-    db.close()
 
 
 async def test_hold_settle_and_release_from_the_loop(budgets, tenant):
