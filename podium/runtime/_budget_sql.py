@@ -1,8 +1,9 @@
 """The budget tables, what a reservation is, when one is refused, and the SQL of `Budgets`.
 
 `Budgets` runs these statements through a worker thread (sync) or from the event loop
-(`areserve`, `asettle`, `arelease` on PostgreSQL under an async runtime); building them
-here keeps the two paths the same statements.
+(`areserve`, `asettle`, `arelease` on PostgreSQL under an async runtime, where holds and
+settlements go in batches: `holds_sql`, `settle_many_pg_sql`, `release_many_sql`);
+building them here keeps the paths the same statements.
 """
 
 from __future__ import annotations

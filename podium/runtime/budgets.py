@@ -12,6 +12,10 @@ settled, then `spent`. Reservations older than the TTL (their process died befor
 settling) are ignored and deleted. `podium_budget_spent` keeps each scope's settled
 total, added to in the settling transaction, so checking a reservation reads one row
 per level plus the live holds: its cost does not grow with the day's calls.
+
+Under an async runtime on PostgreSQL, holds and settlements made at the same moment go to
+the database together (`podium.runtime._budget_batch`). The in-memory runtime keeps its
+budgets in process memory (`podium.runtime._budget_memory`, chosen by `open_budgets`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from podium.runtime._budget_sql import (
 from podium.runtime._store_locks import lock_all
 from podium.runtime.db import Cursor, Database
 
-__all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation"]
+__all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation", "open_budgets"]
 
 
 UNITS = ("tokens", "usd")
@@ -329,6 +333,21 @@ class Budgets:
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
         cur.execute(*delete_sql(reservation, extra))
+
+
+def open_budgets(db: Database, **options: Any) -> Budgets:
+    """The budgets of a runtime's database: in this process's memory when the database is
+    in memory (`memory://`, see `podium.runtime._budget_memory`), else in its tables.
+
+    Args:
+        db: podium's database.
+        **options: `clock`, `reservation_ttl` (see `Budgets`).
+    """
+    if db.in_memory:
+        from podium.runtime._budget_memory import MemoryBudgets
+
+        return MemoryBudgets(**options)
+    return Budgets(db, **options)
 
 
 def _validate(claims: Sequence[Claim]) -> None:

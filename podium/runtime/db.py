@@ -31,6 +31,8 @@ class Database(ABC):
     """
 
     dialect: str
+    #: Whether the data lives in this process only (`memory://`).
+    in_memory: bool = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.transaction() as cur:
@@ -85,6 +87,7 @@ class SqliteDatabase(Database):
                 f"cannot open SQLite database {target!r}: {exc}; check the path is writable"
             ) from exc
         self._lock = threading.RLock()
+        self.in_memory = target == ":memory:"
 
     # A single read needs no write lock: no BEGIN IMMEDIATE / COMMIT around it (writes keep
     # theirs: an autocommit write that starts from a stale WAL snapshot fails at once).

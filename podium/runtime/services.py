@@ -149,9 +149,9 @@ class Services:
 
     @cached_property
     def budgets(self):
-        from podium.runtime.budgets import Budgets
+        from podium.runtime.budgets import open_budgets
 
-        return Budgets(self.db, clock=self.clock)
+        return open_budgets(self.db, clock=self.clock)
 
     @cached_property
     def ledger(self):
