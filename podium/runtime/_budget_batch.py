@@ -66,7 +66,7 @@ class GroupCommit(Generic[Item, Result]):
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.loop = asyncio.get_running_loop()
-        self.batches = 0  # how many batches ran (tests and benchmarks read it)
+        self.batches = 0  # how many batches ran (tests read it)
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = self.loop.create_future()
@@ -93,12 +93,14 @@ class GroupCommit(Generic[Item, Result]):
         self.batches += 1
         try:
             results = await self._run([item for item, _ in batch])
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return
         left: list[tuple[Item, Result]] = []
         for (item, future), result in zip(batch, results, strict=True):
@@ -183,6 +185,25 @@ class LoopBatches:
         # Hold first, then look: every hold of the batch is committed before the sums
         # are read, so a concurrent call that reads later sees them all.
         await self._db.aexecute(*holds_sql(holds))
+        try:
+            decisions = await self._decide(holds, tenants, now)
+        except BaseException:
+            # No caller learns of these holds: take them back (the TTL is the last resort).
+            try:
+                await asyncio.shield(self._db.aexecute(*release_many_sql(holds)))
+            except Exception:
+                log.warning("could not release %d budget holds", len(holds), exc_info=True)
+            raise
+
+        refused = [hold for hold, d in zip(holds, decisions, strict=True) if d is not None]
+
+        if refused:
+            await self._db.aexecute(*release_many_sql(refused))
+        return list(decisions)
+
+    async def _decide(
+        self, holds: list[Reservation], tenants: dict[str, list[int]], now: float
+    ) -> list[BudgetExceeded | None]:
         decisions: list[BudgetExceeded | None] = [None] * len(holds)
         for tenant, indexes in tenants.items():
             group = [holds[i] for i in indexes]
@@ -191,10 +212,7 @@ class LoopBatches:
             decided = decide_in_order(group, sums_from(rows))
             for index, decision in zip(indexes, decided, strict=True):
                 decisions[index] = decision
-        refused = [hold for hold, d in zip(holds, decisions, strict=True) if d is not None]
-        if refused:
-            await self._db.aexecute(*release_many_sql(refused))
-        return list(decisions)
+        return decisions
 
     async def _release_abandoned(self, pairs: list[tuple[Reservation, BudgetExceeded | None]]):
         held = [hold for hold, refusal in pairs if refusal is None]

@@ -216,3 +216,20 @@ async def test_batches_wait_for_company_only_while_enough_holds_are_open(budgets
     assert batches.commit_delay() == 0.0
     for held in open_holds[2:]:
         await budgets.asettle(held, {"tokens": 1})
+
+
+async def test_a_batch_that_fails_after_holding_takes_its_holds_back(budgets, tenant, monkeypatch):
+    claim = Claim("run:f", "tokens", 100, 30)
+
+    async def sums_fail(sql, params=()):
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(budgets._db, "aquery", sums_fail)  # the holds are in, the read fails
+    outcomes = await asyncio.gather(
+        *(budgets.areserve(tenant, [claim], ref=f"c{i}") for i in range(3)),
+        return_exceptions=True,
+    )
+    assert [type(o) for o in outcomes] == [ConnectionError] * 3
+    monkeypatch.undo()
+    assert budgets.reserved(tenant, "run:f", "tokens") == 0
+    assert await budgets.areserve(tenant, [claim], ref="after")  # the store still works
