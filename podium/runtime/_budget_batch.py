@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -240,11 +240,11 @@ def decide_in_order(
     includes every hold of the batch; each hold is checked against the others' holds plus
     the batch's holds accepted before it.
     """
-    batch: Counter[tuple[str, str]] = Counter()
+    batch: defaultdict[tuple[str, str], float] = defaultdict(float)
     for hold in holds:
         for claim in hold.claims:
             batch[(claim.scope_key, claim.unit)] += claim.amount
-    accepted: Counter[tuple[str, str]] = Counter()
+    accepted: defaultdict[tuple[str, str], float] = defaultdict(float)
     decisions: list[BudgetExceeded | None] = []
     for hold in holds:
         view = {}
