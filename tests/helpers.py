@@ -10,6 +10,16 @@ from podium.graphs.research_brief import DEMO_GOAL
 
 EDITOR = frozenset({"editor"})
 
+# A run budget that four parallel workers cannot all fit in (test_governance and
+# test_budgets_async race them on it).
+BUDGET = 2500
+USED = 600  # per call; 3 * USED + the smallest reservation (1024 + prompt) > BUDGET
+BUDGET_POLICY = f"""
+global:
+  budgets:
+    per_run: {{tokens: {BUDGET}}}
+"""
+
 
 def run_demo(
     app: Any,

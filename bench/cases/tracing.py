@@ -122,8 +122,7 @@ def make_tracer(url: str) -> tuple[Tracer, EndedSpans]:
     """podium's Tracer (default settings, a fresh key) exporting to `url`, and its span log."""
     tracer = Tracer(LangfuseSettings(f"pk-lf-bench-{uuid.uuid4().hex[:8]}", "sk-lf-bench", url))
     ended = EndedSpans()
-    # The Tracer owns its provider (podium's spans never reach the global one): count there.
-    tracer._provider.add_span_processor(ended)
+    tracer.add_span_processor(ended)
     return tracer, ended
 
 

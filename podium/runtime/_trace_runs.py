@@ -16,6 +16,7 @@ sent. Their children (generations, tool spans) hang directly under the task span
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -40,6 +41,14 @@ PARENTED = (
     "on_retry",
     "on_custom_event",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A span to continue under: the root span of a run that stopped at a gate."""
+
+    trace_id: str
+    span_id: str | None
 
 
 class FoldedRuns:

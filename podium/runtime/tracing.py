@@ -7,10 +7,9 @@ exists and nothing is sent.
 
 A run's trace (Langfuse SDK v3+, OpenTelemetry underneath):
 
-    <workflow>                         session = thread id, user = tenant/user, tags
-      supervisor -> generation         model name and token usage, so Langfuse prices it
-      task t1 (researcher) -> researcher -> agent -> generation
-                                         -> tools -> search_corpus   (one span per tool call)
+    <workflow>                 session = thread id, user = tenant/user, tags
+      supervisor -> generation model name and token usage, so Langfuse prices it
+      task t1 (researcher) -> generation, search_corpus  (the worker graph folded in)
 
 A run stopped by a human gate and resumed in the same process continues in its trace.
 """
@@ -27,6 +26,7 @@ from typing import Any
 
 from podium.errors import ConfigurationError
 from podium.runtime._trace_masking import redact_spans
+from podium.runtime._trace_runs import Link as _Link
 
 log = logging.getLogger("podium.tracing")
 
@@ -104,14 +104,6 @@ class _RunIds:
             "podium_tenant_id": self.tenant_id,
             "podium_workflow": self.workflow,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class _Link:
-    """A span to continue under: the root span of a run that stopped at a gate."""
-
-    trace_id: str
-    span_id: str | None
 
 
 class Tracer:
@@ -226,6 +218,12 @@ class Tracer:
             metadata={"usage": {k: dict(v) for k, v in (usage or {}).items()}},
         )
         return trace_id
+
+    def add_span_processor(self, processor: Any) -> None:
+        """Also hand every span podium ends to `processor` (an OpenTelemetry
+        `SpanProcessor`), e.g. to mirror or count them: podium's spans go through its own
+        provider, so one on the global provider never sees them."""
+        self._provider.add_span_processor(processor)
 
     def flush(self) -> None:
         """Send everything buffered now (blocks until sent or the SDK's timeout)."""

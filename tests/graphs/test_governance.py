@@ -29,6 +29,7 @@ from podium.errors import PolicyError
 from podium.policies import CallScope, load_policies, rate_limits_for
 from podium.testing import ScriptedChatModel, tool_call
 from podium.tools import search_corpus
+from tests.helpers import BUDGET, BUDGET_POLICY, USED
 
 ONE_TASK = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="do the job")])
 EMAIL, PHONE, CARD = "ana.lopez@example.com", "+1 415 555 0100", "4111 1111 1111 1111"
@@ -309,14 +310,6 @@ def test_custom_graph_worker_cannot_call_a_denied_tool(make_graph, tmp_path, ten
 
 
 # -- budgets ------------------------------------------------------------------------------
-
-BUDGET = 2500
-USED = 600  # per call; 3 * USED + the smallest reservation (1024 + prompt) > BUDGET
-BUDGET_POLICY = f"""
-global:
-  budgets:
-    per_run: {{tokens: {BUDGET}}}
-"""
 
 
 def test_parallel_workers_never_overspend_the_run_budget(db_url, tmp_path, tenant):

@@ -16,7 +16,7 @@ import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.runtime.budgets import BudgetExceeded, Claim
 from podium.testing import ScriptedChatModel
-from tests.graphs.test_governance import BUDGET, BUDGET_POLICY, USED
+from tests.helpers import BUDGET, BUDGET_POLICY, USED
 from tests.runtime.test_budgets import ledger_total
 
 

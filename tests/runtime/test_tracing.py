@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from langchain_core.tools import tool
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import SpanProcessor
 
 import podium
 from podium.decisions import adecide, apending_gates, decide, pending_gates
@@ -513,6 +514,33 @@ def test_shutdown_stops_tracing_and_the_key_can_be_reused(collector, scripted):
     finally:
         second.shutdown()
     assert [s.name for s in collector.spans() if s.parent_id is None] == ["again"]
+
+
+class Mirror(SpanProcessor):
+    """An OpenTelemetry span processor that keeps the ids of the spans that end."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    def on_end(self, span) -> None:
+        self.ended.append(format(span.get_span_context().span_id, "016x"))
+
+
+def test_an_added_span_processor_sees_every_span_the_endpoint_gets(collector, tracer, scripted):
+    mirror = Mirror()
+    tracer.add_span_processor(mirror)
+    graph = podium.build_workflow(
+        [podium.AgentSpec(name="clerk", model=scripted("ok", name="clerk"))],
+        name="mirrored",
+        supervisor=podium.Plan.chain(("clerk", "answer")),
+    )
+    ids = _ids("mirror-1", agents=["clerk"], workflow="mirrored")
+    with podium.open_runtime("memory://") as rt:
+        config = {"configurable": {"thread_id": "mirror-1"}, **tracing_config(tracer, **ids)}
+        rt.compile(graph).invoke({"goal": "g"}, config)
+    tracer.flush()
+    received = [s.span_id for s in collector.spans()]
+    assert received and sorted(mirror.ended) == sorted(received)
 
 
 def test_the_cli_traces_a_demo_run_when_langfuse_is_configured(collector, tmp_path):
