@@ -30,6 +30,7 @@ from podium.runtime._budget_sql import (
     refusal_of,
     release_many_sql,
     settle_many_pg_sql,
+    settle_pg_sql,
     sums_from,
     sums_sql,
 )
@@ -65,15 +66,37 @@ class GroupCommit(Generic[Item, Result]):
         self._run, self._abandoned, self._delay = run, abandoned, delay
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._undoing: set[asyncio.Task[None]] = set()
         self.loop = asyncio.get_running_loop()
-        self.batches = 0  # how many batches ran (tests read it)
+        self.batches = self.largest = 0  # batches run, most items in one (tests read them)
 
     async def submit(self, item: Item) -> Result:
+        """The item's result once its batch ran; an item's error is raised here."""
         future: asyncio.Future[Result] = self.loop.create_future()
         self._queue.append((item, future))
         if self._drainer is None:
             self._drainer = self.loop.create_task(self._drain())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # Cancelled after the batch answered but before this caller resumed: nobody
+            # will use the result, so undo it as for a caller cancelled mid-batch.
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._undo([(item, future.result())])
+            raise
+
+    def _undo(self, pairs: list[tuple[Item, Result]]) -> None:
+        if self._abandoned is not None:
+            task = self.loop.create_task(self._undo_now(pairs))
+            self._undoing.add(task)
+            task.add_done_callback(self._undoing.discard)
+
+    async def _undo_now(self, pairs: list[tuple[Item, Result]]) -> None:
+        assert self._abandoned is not None
+        try:
+            await self._abandoned(pairs)
+        except Exception:  # the holds expire after the TTL anyway
+            log.warning("could not release %d abandoned budget holds", len(pairs), exc_info=True)
 
     async def _drain(self) -> None:
         try:
@@ -91,6 +114,7 @@ class GroupCommit(Generic[Item, Result]):
 
     async def _run_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         self.batches += 1
+        self.largest = max(self.largest, len(batch))
         try:
             results = await self._run([item for item, _ in batch])
         except asyncio.CancelledError:
@@ -112,10 +136,7 @@ class GroupCommit(Generic[Item, Result]):
             else:
                 future.set_result(result)
         if left and self._abandoned is not None:
-            try:
-                await self._abandoned(left)
-            except Exception:  # the holds expire after the TTL anyway
-                log.warning("could not release %d abandoned budget holds", len(left), exc_info=True)
+            await self._undo_now(left)
 
 
 class LoopBatches:
@@ -149,7 +170,7 @@ class LoopBatches:
         # Open holds (accepted, not yet settled or released) by id, with when they opened.
         self._open: dict[str, float] = {}
         self._pruned = time.monotonic()
-        self.holds: GroupCommit[Reservation, BudgetExceeded | None] = GroupCommit(
+        self.holds: GroupCommit[Reservation, None] = GroupCommit(
             self._hold, self._release_abandoned, self.commit_delay
         )
         self.settles: GroupCommit[Settlement, None] = GroupCommit(
@@ -174,7 +195,8 @@ class LoopBatches:
             self._open = {k: t for k, t in self._open.items() if now - t < self._ttl}
         return COMMIT_DELAY if len(self._open) >= COMMIT_SIBLINGS else 0.0
 
-    async def _hold(self, holds: list[Reservation]) -> list[BudgetExceeded | BaseException | None]:
+    async def _hold(self, holds: list[Reservation]) -> list[BaseException | None]:
+        """None for each hold accepted, its `BudgetExceeded` for each refused."""
         now = self._clock()
         tenants: dict[str, list[int]] = defaultdict(list)
         for index, hold in enumerate(holds):
@@ -187,6 +209,9 @@ class LoopBatches:
         await self._db.aexecute(*holds_sql(holds))
         try:
             decisions = await self._decide(holds, tenants, now)
+            refused = [hold for hold, d in zip(holds, decisions, strict=True) if d is not None]
+            if refused:
+                await self._db.aexecute(*release_many_sql(refused))
         except BaseException:
             # No caller learns of these holds: take them back (the TTL is the last resort).
             try:
@@ -194,11 +219,6 @@ class LoopBatches:
             except Exception:
                 log.warning("could not release %d budget holds", len(holds), exc_info=True)
             raise
-
-        refused = [hold for hold, d in zip(holds, decisions, strict=True) if d is not None]
-
-        if refused:
-            await self._db.aexecute(*release_many_sql(refused))
         return list(decisions)
 
     async def _decide(
@@ -209,41 +229,76 @@ class LoopBatches:
             group = [holds[i] for i in indexes]
             claims = [claim for hold in group for claim in hold.claims]
             rows = await self._db.aquery(*sums_sql(tenant, claims, now - self._ttl))
-            decided = decide_in_order(group, sums_from(rows))
+            decided = decide_in_order(group, sums_from(rows), cutoff=now - self._ttl)
             for index, decision in zip(indexes, decided, strict=True):
                 decisions[index] = decision
         return decisions
 
-    async def _release_abandoned(self, pairs: list[tuple[Reservation, BudgetExceeded | None]]):
-        held = [hold for hold, refusal in pairs if refusal is None]
-        if held:
-            await self._db.aexecute(*release_many_sql(held))
+    async def _release_abandoned(self, pairs: list[tuple[Reservation, None]]) -> None:
+        # Only accepted holds get here: a refused one is an error result, already deleted.
+        await self._db.aexecute(*release_many_sql([hold for hold, _ in pairs]))
 
     async def _settle(self, settlements: list[Settlement]) -> list[BaseException | None]:
+        """Settle the batch in one statement; if that fails, each on its own, so one bad
+        settlement fails only its caller."""
         now = self._clock()
-        unique = list({r.reservation_id: (r, a) for r, a in settlements}.values())
-        rows = await self._db.aquery(*settle_many_pg_sql(unique, now))
-        settled = {row["reservation_id"] for row in rows}
-        for reservation, actual in unique:
-            if reservation.reservation_id not in settled:
-                spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
-                await asyncio.to_thread(self._settle_gone, reservation, spent, now)
-        return [None] * len(settlements)
+        first: dict[str, Settlement] = {}
+        for reservation, actual in settlements:  # a reservation settled twice: the first
+            first.setdefault(reservation.reservation_id, (reservation, actual))
+        try:
+            rows = await self._db.aquery(*settle_many_pg_sql(list(first.values()), now))
+        except Exception:
+            if len(first) == 1:
+                raise
+            log.warning("settling %d reservations together failed; one by one", len(first))
+            outcome = {rid: await self._settle_one(*pair, now) for rid, pair in first.items()}
+        else:
+            settled = {row["reservation_id"] for row in rows}
+            outcome = {
+                rid: None if rid in settled else await self._settle_gone_safely(*pair, now)
+                for rid, pair in first.items()
+            }
+        return [outcome[r.reservation_id] for r, _ in settlements]
+
+    async def _settle_one(
+        self, reservation: Reservation, actual: Mapping[str, float], now: float
+    ) -> BaseException | None:
+        try:
+            if await self._db.aquery(*settle_pg_sql(reservation, actual, now)):
+                return None
+        except Exception as exc:
+            return exc
+        return await self._settle_gone_safely(reservation, actual, now)
+
+    async def _settle_gone_safely(
+        self, reservation: Reservation, actual: Mapping[str, float], now: float
+    ) -> BaseException | None:
+        spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
+        try:
+            await asyncio.to_thread(self._settle_gone, reservation, spent, now)
+        except Exception as exc:
+            return exc
+        return None
 
 
 def decide_in_order(
-    holds: Sequence[Reservation], sums: Mapping[tuple[str, str], tuple[float, float]]
+    holds: Sequence[Reservation],
+    sums: Mapping[tuple[str, str], tuple[float, float]],
+    *,
+    cutoff: float = float("-inf"),
 ) -> list[BudgetExceeded | None]:
     """Accept or refuse each hold of one tenant's batch, in order.
 
     `sums` are (spent, held) per level as read after the batch was held, so `held`
     includes every hold of the batch; each hold is checked against the others' holds plus
-    the batch's holds accepted before it.
+    the batch's holds accepted before it. Holds created before `cutoff` (expired, so not
+    in `held`) are not taken out.
     """
     batch: defaultdict[tuple[str, str], float] = defaultdict(float)
     for hold in holds:
-        for claim in hold.claims:
-            batch[(claim.scope_key, claim.unit)] += claim.amount
+        if hold.created_at >= cutoff:
+            for claim in hold.claims:
+                batch[(claim.scope_key, claim.unit)] += claim.amount
     accepted: defaultdict[tuple[str, str], float] = defaultdict(float)
     decisions: list[BudgetExceeded | None] = []
     for hold in holds:

@@ -41,8 +41,9 @@ class MemoryBudgets(Budgets):
         self._holds: dict[str, Reservation] = {}  # live holds by reservation id
         self._held: dict[Level, dict[str, float]] = {}  # level -> {reservation id: amount}
         self._spent: dict[Level, float] = {}
-        # Settled reservations (so a second settlement records nothing), kept for the TTL.
-        self._settled: dict[str, float] = {}
+        # Settled reservations, so a second settlement records nothing (kept, as the
+        # tables keep their spent rows).
+        self._settled: set[str] = set()
 
     @property
     def runs_on_loop(self) -> bool:
@@ -76,7 +77,7 @@ class MemoryBudgets(Budgets):
             self._add_spend(
                 reservation, [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
             )
-            self._settled[reservation.reservation_id] = now
+            self._settled.add(reservation.reservation_id)
         return True
 
     def _settle_gone(self, reservation: Reservation, spent: Sequence[float], now: float) -> None:
@@ -84,7 +85,7 @@ class MemoryBudgets(Budgets):
             if reservation.reservation_id in self._settled:
                 return
             self._add_spend(reservation, spent)
-            self._settled[reservation.reservation_id] = now
+            self._settled.add(reservation.reservation_id)
 
     def release(self, reservation: Reservation) -> None:
         with self._lock:
@@ -114,7 +115,6 @@ class MemoryBudgets(Budgets):
             ]
             for rid in stale:
                 self._drop_hold(rid)
-            self._settled = {rid: at for rid, at in self._settled.items() if at >= cutoff}
         return len(stale)
 
     def _purge_now_and_then(self, tenant_id: str, now: float) -> None:

@@ -149,22 +149,27 @@ class Budgets:
                 uuid.uuid4().hex, tenant_id, ref, tuple(claims), self._clock()
             )
             batches = self.loop_batches()
-            refusal = await batches.holds.submit(reservation)
-            if refusal is None:
-                batches.opened(reservation)
-                return reservation
-            if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
-                raise refusal
-            await asyncio.sleep(random.uniform(0.001, 0.004) * attempt)
+            try:
+                await batches.holds.submit(reservation)
+            except BudgetExceeded as refusal:
+                # As in `reserve`: refused only because of other calls' holds, look again.
+                if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0.001, 0.004) * attempt)
+                continue
+            batches.opened(reservation)
+            return reservation
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def asettle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
         """`settle` without a worker thread in the common case (see `runs_on_loop`);
         settlements made at the same moment go to the database in one statement."""
         if reservation.claims:
+            # Amounts are checked here, so a bad one fails this call, not its batch.
+            spend = {c.unit: float(actual.get(c.unit, 0.0)) for c in reservation.claims}
             batches = self.loop_batches()
             batches.closed(reservation)
-            await batches.settles.submit((reservation, actual))
+            await batches.settles.submit((reservation, spend))
 
     def loop_batches(self) -> LoopBatches:
         """The hold and settle batches of the running event loop (see `runs_on_loop`)."""
@@ -358,7 +363,7 @@ def _validate(claims: Sequence[Claim]) -> None:
                 f"unknown budget unit {claim.unit!r} for scope {claim.scope_key!r}; "
                 f"use one of: {', '.join(UNITS)}"
             )
-        if claim.amount < 0 or claim.limit < 0:
+        if not claim.amount >= 0 or not claim.limit >= 0:  # also refuses NaN
             raise ConfigurationError(
                 f"budget claim on {claim.scope_key!r} has amount {claim.amount!r} and limit "
                 f"{claim.limit!r}; both must be 0 or more"

@@ -9,6 +9,7 @@ and the audit trail. The tool path lives in `_governed_tool.py`.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -151,12 +152,23 @@ class Governor(BreakerGate, Recording):
                 sleep=s.asleep,
                 on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
             )
+        except asyncio.CancelledError:
+            # The run was cancelled mid-call: give its hold back now, not after the TTL.
+            if prepared.reservation is not None:
+                release = (
+                    s.budgets.arelease(prepared.reservation)
+                    if s.budgets.runs_on_loop
+                    else s.run_sync(s.budgets.release, prepared.reservation)
+                )
+                await asyncio.shield(release)
+            raise
         except Exception as exc:
             if prepared.reservation is not None and s.budgets.runs_on_loop:
                 await s.budgets.arelease(prepared.reservation)
                 prepared = replace(prepared, reservation=None)
             await s.run_sync(self._model_failed, prepared, exc)
             raise
+
         if prepared.reservation is None or not s.budgets.runs_on_loop:
             return await s.run_sync(self._after_model, prepared, reply, messages)
         reply, usage = await s.run_sync(self._finish_model, prepared, reply, messages)

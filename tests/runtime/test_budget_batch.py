@@ -95,6 +95,28 @@ async def test_a_cancelled_caller_hands_its_result_to_the_abandoned_callback():
     assert undone == [(2, 20)]
 
 
+async def test_a_caller_cancelled_after_its_answer_still_has_its_result_undone():
+    answered = asyncio.Event()
+
+    async def run(items):
+        answered.set()  # wakes the test before the caller, which resumes after the answer
+        return [i * 10 for i in items]
+
+    undone: list[tuple[int, int]] = []
+
+    async def abandoned(pairs):
+        undone.extend(pairs)
+
+    group = GroupCommit(run, abandoned)
+    caller = asyncio.ensure_future(group.submit(3))
+    await answered.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.sleep(0)
+    assert undone == [(3, 30)]
+
+
 async def test_the_commit_delay_lets_later_items_join_the_batch():
     run = Recorder()
     group = GroupCommit(run, delay=lambda: 0.05)
@@ -161,8 +183,7 @@ async def test_holds_made_together_go_in_one_batch_and_only_what_fits_is_held(bu
     assert len(held) == 6 and len(refused) == 4  # 6 * 15 = 90 <= 100
     assert all(r.reserved == pytest.approx(90) for r in refused)
     assert budgets.reserved(tenant, "run:batch", "tokens") == 90
-    batches = budgets.loop_batches().holds
-    assert batches.batches < 10, "the ten holds were sent one by one"
+    assert budgets.loop_batches().holds.largest == 10, "the ten holds did not go together"
     await asyncio.gather(*(budgets.asettle(r, {"tokens": 10}) for r in held))
     assert budgets.spent(tenant, "run:batch", "tokens") == 60
     assert budgets.reserved(tenant, "run:batch", "tokens") == 0
@@ -233,3 +254,62 @@ async def test_a_batch_that_fails_after_holding_takes_its_holds_back(budgets, te
     monkeypatch.undo()
     assert budgets.reserved(tenant, "run:f", "tokens") == 0
     assert await budgets.areserve(tenant, [claim], ref="after")  # the store still works
+
+
+async def test_a_hold_refused_for_others_holds_is_retried_until_they_let_go(budgets, tenant):
+    claim = Claim("run:retry", "tokens", 100, 60)
+    first = await budgets.areserve(tenant, [claim], ref="first")
+
+    async def let_go_soon():
+        await asyncio.sleep(0.003)
+        await budgets.arelease(first)
+
+    letting_go = asyncio.ensure_future(let_go_soon())
+    second = await budgets.areserve(tenant, [claim], ref="second")  # refused, then fits
+    await letting_go
+    assert budgets.reserved(tenant, "run:retry", "tokens") == 60
+    await budgets.asettle(second, {"tokens": 60})
+
+
+async def test_holds_are_taken_back_when_deleting_the_refused_ones_fails(
+    budgets, tenant, monkeypatch
+):
+    claim = Claim("run:r2", "tokens", 100, 60)
+    real = budgets._db.aexecute
+
+    async def refused_delete_fails(sql, params=()):
+        if sql.startswith("DELETE") and "state = 'reserved'" in sql and len(params) == 2:
+            raise ConnectionError("server closed the connection unexpectedly")
+        await real(sql, params)
+
+    monkeypatch.setattr(budgets._db, "aexecute", refused_delete_fails)
+    outcomes = await asyncio.gather(
+        *(budgets.areserve(tenant, [claim], ref=f"c{i}") for i in range(2)),
+        return_exceptions=True,
+    )
+    monkeypatch.undo()
+    assert [type(o) for o in outcomes] == [ConnectionError] * 2
+    assert budgets.reserved(tenant, "run:r2", "tokens") == 0  # the accepted one too
+
+
+async def test_a_bad_settlement_fails_its_caller_only(budgets, tenant, monkeypatch):
+    claim = Claim("run:s2", "tokens", 1_000, 100)
+    holds = [await budgets.areserve(tenant, [claim], ref=f"c{i}") for i in range(3)]
+    real = budgets._db.aquery
+    poisoned = holds[1].reservation_id
+
+    async def one_row_breaks_the_batch(sql, params=()):
+        if poisoned in params and sql.startswith("WITH"):
+            raise RuntimeError("deadlock detected")  # the batch, or this one alone
+        return await real(sql, params)
+
+    monkeypatch.setattr(budgets._db, "aquery", one_row_breaks_the_batch)
+    outcomes = await asyncio.gather(
+        *(budgets.asettle(h, {"tokens": 40}) for h in holds), return_exceptions=True
+    )
+    monkeypatch.undo()
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], RuntimeError)
+    assert budgets.spent(tenant, "run:s2", "tokens") == 80
+    with pytest.raises(TypeError):  # a malformed amount is refused before any batch
+        await budgets.asettle(holds[1], {"tokens": None})

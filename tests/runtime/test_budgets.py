@@ -154,6 +154,17 @@ def test_stale_reservations_are_ignored_and_cleaned(db, tenant):
     assert budgets.spent(tenant, "run:t:0", "tokens") == 70
 
 
+def test_a_settlement_repeated_long_after_still_records_once(db, tenant):
+    clock = Clock()
+    budgets = open_budgets(db, clock=clock, reservation_ttl=60.0)
+    held = budgets.reserve(tenant, [Claim("run:t:0", "tokens", 100, 50)], ref="call")
+    budgets.settle(held, {"tokens": 50})
+    clock.now += 3600.0
+    budgets.purge_stale(tenant)
+    budgets.settle(held, {"tokens": 50})
+    assert budgets.spent(tenant, "run:t:0", "tokens") == 50
+
+
 def test_purge_stale_removes_only_expired_reservations(db, tenant):
     clock = Clock()
     budgets = open_budgets(db, clock=clock, reservation_ttl=60.0)
@@ -191,6 +202,8 @@ def test_float_usd_amounts_fill_a_limit_exactly(db, tenant):
         ([Claim("run", "token", 10, 1)], "unknown budget unit 'token'"),
         ([Claim("run", "tokens", 10, -1)], "must be 0 or more"),
         ([Claim("run", "tokens", 10, 1), Claim("run", "tokens", 20, 1)], "claimed twice"),
+        ([Claim("run", "tokens", 10, float("nan"))], "must be 0 or more"),
+        ([Claim("run", "usd", float("nan"), 1)], "must be 0 or more"),
     ],
 )
 def test_malformed_claims_are_configuration_errors(claims, message, tenant):

@@ -104,3 +104,36 @@ async def test_parallel_async_workers_on_postgres_never_overspend_the_run_budget
             assert "BudgetExceeded" in task["error"] and f"run:{thread}:1" in task["error"]
     assert spent == USED * completed <= BUDGET
     assert held == 0, "a reservation was left behind"
+
+
+async def test_a_run_cancelled_mid_call_gives_its_hold_back(postgres_url, tmp_path, tenant):
+    slow = ScriptedChatModel(responses=[AIMessage("never")], name="slow", latency=5.0)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BUDGET_POLICY)
+    graph = podium.build_workflow(
+        [AgentSpec(name="slow", model=slow)],
+        name="cancelled",
+        supervisor=Plan(tasks=[PlannedTask(id="t1", agent="slow", instruction="work")]),
+        policies=policy,
+    )
+    thread = f"{tenant}-cancelled"
+    async with podium.open_async_runtime(postgres_url) as rt:
+        budgets = rt.services.budgets
+        run = asyncio.ensure_future(
+            rt.compile(graph).ainvoke(
+                {"goal": "g"},
+                {"configurable": {"thread_id": thread}},
+                context=RunContext(tenant_id=tenant),
+            )
+        )
+        scope = f"run:{thread}:1"
+        for _ in range(200):  # until the model call holds its budget
+            if budgets.reserved(tenant, scope, "tokens") > 0:
+                break
+            await asyncio.sleep(0.01)
+        assert budgets.reserved(tenant, scope, "tokens") > 0
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        assert budgets.reserved(tenant, scope, "tokens") == 0
+        assert budgets.loop_batches().commit_delay() == 0.0  # no open hold left behind
