@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from langchain_core.messages import AIMessage
 
 import podium
 from podium.decisions import adecide, apending_gates, decide, pending_gates
 from podium.graphs.research_brief import DEMO_GOAL
+from podium.testing import ScriptedChatModel
 
 EDITOR = frozenset({"editor"})
 
@@ -19,6 +23,30 @@ global:
   budgets:
     per_run: {{tokens: {BUDGET}}}
 """
+
+
+def budget_race(policy_dir: Path) -> tuple[Any, dict[str, ScriptedChatModel]]:
+    """Four workers in parallel, each spending USED, on a run budget that fits only some:
+    the workflow and the workers' models (each answers once)."""
+    names = [f"w{i}" for i in range(1, 5)]
+    usage = {"input_tokens": 400, "output_tokens": 200, "total_tokens": USED}
+    models = {
+        name: ScriptedChatModel(
+            responses=[AIMessage(f"{name} done", usage_metadata=usage)], name=name, latency=0.05
+        )
+        for name in names
+    }
+    policy = policy_dir / "budget-race.yaml"
+    policy.write_text(BUDGET_POLICY)
+    graph = podium.build_workflow(
+        [podium.AgentSpec(name=n, model=models[n]) for n in names],
+        name="race",
+        supervisor=podium.Plan(
+            tasks=[podium.PlannedTask(id=f"t-{n}", agent=n, instruction="work") for n in names]
+        ),
+        policies=policy,
+    )
+    return graph, models
 
 
 def run_demo(

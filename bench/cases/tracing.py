@@ -99,6 +99,7 @@ class Collector:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.httpd.server_close()
 
 
 class EndedSpans(SpanProcessor):

@@ -24,14 +24,12 @@ def record(
     scope = scope_from(config)
     if scope is None:
         return
-    services_for(config).recorder.event(
+    services_for(config).recorder.scope_event(
+        scope,
         kind,
-        actor or f"agent:{scope.agent}",
         payload,
-        tenant_id=scope.tenant_id,
-        workflow=scope.workflow,
-        thread_id=scope.thread_id,
-        task_id=task_id or scope.task_id,
+        actor=actor,
+        task_id=task_id,
         checkpoint_id=((config.get("configurable") or {}).get("checkpoint_map") or {}).get(""),
         hook=hook,
     )

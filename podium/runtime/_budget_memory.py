@@ -36,7 +36,6 @@ class MemoryBudgets(Budgets):
     ) -> None:
         self._clock, self._ttl = clock, reservation_ttl
         self._purged: dict[str, float] = {}
-        self._batches = None
         self._lock = threading.Lock()
         self._holds: dict[str, Reservation] = {}  # live holds by reservation id
         self._held: dict[Level, dict[str, float]] = {}  # level -> {reservation id: amount}

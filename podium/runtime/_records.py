@@ -78,16 +78,7 @@ class Recording:
         hook: str | None = None,
     ) -> None:
         """Buffer an audit event of `scope`."""
-        self.services.recorder.event(
-            kind,
-            actor or f"agent:{scope.agent}",
-            payload,
-            tenant_id=scope.tenant_id,
-            workflow=scope.workflow,
-            thread_id=scope.thread_id,
-            task_id=scope.task_id,
-            hook=hook,
-        )
+        self.services.recorder.scope_event(scope, kind, payload, actor=actor, hook=hook)
 
     def record_decision(self, scope: Scope, what: str, decision: P.Decision) -> None:
         """Keep a decision that refused, rewrote, redacted or routed something."""

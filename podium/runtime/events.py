@@ -88,6 +88,31 @@ class Recorder:
             }
             self._call_hooks(hook, **fields)
 
+    def scope_event(
+        self,
+        scope: Any,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        task_id: str | None = None,
+        checkpoint_id: str | None = None,
+        hook: str | None = None,
+    ) -> None:
+        """`event` for a running `podium.runtime.scope.Scope`: its tenant, workflow,
+        thread and task, and its agent as the actor unless `actor` is given."""
+        self.event(
+            kind,
+            actor or f"agent:{scope.agent}",
+            payload,
+            tenant_id=scope.tenant_id,
+            workflow=scope.workflow,
+            thread_id=scope.thread_id,
+            task_id=task_id or scope.task_id,
+            checkpoint_id=checkpoint_id,
+            hook=hook,
+        )
+
     def usage(self, entry: UsageEntry) -> None:
         with self._lock:
             self._usage.append(entry)

@@ -29,7 +29,7 @@ from podium.errors import PolicyError
 from podium.policies import CallScope, load_policies, rate_limits_for
 from podium.testing import ScriptedChatModel, tool_call
 from podium.tools import search_corpus
-from tests.helpers import BUDGET, BUDGET_POLICY, USED
+from tests.helpers import BUDGET, USED, budget_race
 
 ONE_TASK = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="do the job")])
 EMAIL, PHONE, CARD = "ana.lopez@example.com", "+1 415 555 0100", "4111 1111 1111 1111"
@@ -313,21 +313,7 @@ def test_custom_graph_worker_cannot_call_a_denied_tool(make_graph, tmp_path, ten
 
 
 def test_parallel_workers_never_overspend_the_run_budget(db_url, tmp_path, tenant):
-    names = [f"w{i}" for i in range(1, 5)]
-    usage = {"input_tokens": 400, "output_tokens": 200, "total_tokens": USED}
-    models = {
-        name: ScriptedChatModel(
-            responses=[AIMessage(f"{name} done", usage_metadata=usage)], name=name, latency=0.05
-        )
-        for name in names
-    }
-    agents = [AgentSpec(name=name, model=models[name]) for name in names]
-    plan = Plan(
-        tasks=[PlannedTask(id=f"t-{name}", agent=name, instruction="work") for name in names]
-    )
-    graph = podium.build_workflow(
-        agents, name="race", supervisor=plan, policies=_write(tmp_path, BUDGET_POLICY)
-    )
+    graph, models = budget_race(tmp_path)
     thread = f"{tenant}-race"
     with podium.open_runtime(db_url) as rt:
         out = _run(rt, graph, thread, tenant)
@@ -340,7 +326,7 @@ def test_parallel_workers_never_overspend_the_run_budget(db_url, tmp_path, tenan
     failed = [t for t in out["tasks"].values() if t["status"] == "failed"]
     assert completed, statuses
     assert failed, f"every task fit a budget too small for all of them: {statuses}"
-    assert len(completed) + len(failed) == len(names), statuses
+    assert len(completed) + len(failed) == len(models), statuses
     for task in failed:
         assert "BudgetExceeded" in task["error"] and "budget" in task["error"], task["error"]
         assert f"run:{thread}:1" in task["error"]

@@ -16,7 +16,7 @@ import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.runtime.budgets import BudgetExceeded, Claim
 from podium.testing import ScriptedChatModel
-from tests.helpers import BUDGET, BUDGET_POLICY, USED
+from tests.helpers import BUDGET, BUDGET_POLICY, USED, budget_race
 from tests.runtime.test_budgets import ledger_total
 
 
@@ -69,23 +69,7 @@ async def test_parallel_async_workers_on_postgres_never_overspend_the_run_budget
     postgres_url, tmp_path, tenant
 ):
     # test_governance's race of four workers on a budget that fits only some, run async.
-    names = [f"w{i}" for i in range(1, 5)]
-    usage = {"input_tokens": 400, "output_tokens": 200, "total_tokens": USED}
-    models = {
-        name: ScriptedChatModel(
-            responses=[AIMessage(f"{name} done", usage_metadata=usage)], name=name, latency=0.05
-        )
-        for name in names
-    }
-    plan = Plan(tasks=[PlannedTask(id=f"t-{n}", agent=n, instruction="work") for n in names])
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(BUDGET_POLICY)
-    graph = podium.build_workflow(
-        [AgentSpec(name=n, model=models[n]) for n in names],
-        name="race",
-        supervisor=plan,
-        policies=policy,
-    )
+    graph, _ = budget_race(tmp_path)
     thread = f"{tenant}-race"
     async with podium.open_async_runtime(postgres_url) as rt:
         assert rt.services.budgets.runs_on_loop

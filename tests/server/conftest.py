@@ -10,22 +10,21 @@ langgraph-cli[inmem] the tests skip, or fail when CI is set.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+
+from bench.cases.tracing import Collector  # the stand-in Langfuse endpoint
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEYS = {
@@ -37,40 +36,6 @@ API_KEYS = {
 TOKEN_SECRET = "test-token-secret"
 WEBHOOK_SECRETS = {"acme": "acme-webhook-secret", "globex": "globex-webhook-secret"}
 STARTUP_TIMEOUT = 60.0
-
-
-OTLP_PATH = "/api/public/otel/v1/traces"
-
-
-class Collector:
-    """A stand-in Langfuse server: records OTLP trace exports, answers 200 to anything."""
-
-    def __init__(self) -> None:
-        self.exports: list[bytes] = []
-        exports = self.exports
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if self.headers.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path == OTLP_PATH:
-                    exports.append(body)
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @dataclass(frozen=True)
