@@ -18,8 +18,8 @@ from podium import _render
 from podium.commands._common import command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, config_of, execute
 from podium.context import RunContext
-from podium.decisions import pending_gates
 from podium.errors import PodiumError
+from podium.gates.decision import pending_gates
 from podium.graphs.catalog import catalog, describe
 from podium.graphs.research_brief import DEMO_GOAL
 from podium.runtime import open_runtime
@@ -233,7 +233,7 @@ def _model(args: argparse.Namespace) -> str:
 
 
 def _masked(url: str) -> str:
-    from podium.runtime.urls import mask
+    from podium.storage.urls import mask
 
     return mask(url)
 

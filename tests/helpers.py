@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 import podium
-from podium.decisions import adecide, apending_gates, decide, pending_gates
+from podium.gates.decision import adecide, apending_gates, decide, pending_gates
 from podium.graphs.research_brief import DEMO_GOAL
 from podium.testing import ScriptedChatModel
 

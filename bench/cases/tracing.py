@@ -35,7 +35,7 @@ import podium
 from bench import workloads as w
 from bench.measure import Figure, check, figure, interleave, log
 from bench.settings import Settings
-from podium.runtime.tracing import LangfuseSettings, Tracer, tracing_config
+from podium.tracing.tracer import LangfuseSettings, Tracer, tracing_config
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 #: Simulated latency of every model call, seconds (the issue's 50 ms, quick mode too).

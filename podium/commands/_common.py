@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from podium.context import DEFAULT_TENANT
-from podium.runtime import DEFAULT_URL
+from podium.storage.urls import DEFAULT_URL
 
 
 def command(sub: Any, name: str, handler: Any, text: str) -> argparse.ArgumentParser:

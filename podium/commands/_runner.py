@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 from podium import _render
 from podium.context import RunContext
-from podium.decisions import PendingGate, decide, pending_gates
 from podium.errors import PodiumError
-from podium.gates import Decision
+from podium.gates.decision import PendingGate, decide, pending_gates
+from podium.gates.request import Decision
 from podium.graphs.catalog import get_workflow
 from podium.runtime import PodiumRuntime
 
@@ -77,7 +77,7 @@ def tracer() -> Any:
     """The process's Langfuse tracer, when LANGFUSE_* is set (read here, an entry point)."""
     global _tracer
     if _tracer is None:
-        from podium.runtime.tracing import Tracer, settings_from_env
+        from podium.tracing.tracer import Tracer, settings_from_env
 
         settings = settings_from_env(os.environ)
         _tracer = Tracer(settings) if settings else False
@@ -88,7 +88,7 @@ def tracer() -> Any:
 
 def traced(app: Any, thread_id: str, context: RunContext) -> dict[str, Any]:
     """The config fragment that traces a run in Langfuse ({} when Langfuse is off)."""
-    from podium.runtime.tracing import tracing_config
+    from podium.tracing.tracer import tracing_config
 
     agents = [n for n in app.nodes if n not in ("supervisor", "aggregate", "gate", "__start__")]
     return tracing_config(

@@ -12,9 +12,9 @@ from podium import _render
 from podium.commands._common import command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
 from podium.context import RunContext
-from podium.decisions import PendingGate, decide
 from podium.errors import ConfigurationError
-from podium.gates import Decision
+from podium.gates.decision import PendingGate, decide
+from podium.gates.request import Decision
 from podium.runtime import open_runtime
 
 

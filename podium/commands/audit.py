@@ -20,9 +20,9 @@ from typing import Any
 
 from podium import _render
 from podium.commands._common import command, db_and_tenant
-from podium.runtime.audit import AuditError, AuditLog, ChainReport, Head, StoredEvent
-from podium.runtime.db import open_database
-from podium.runtime.urls import mask, parse_url
+from podium.storage.database import open_database
+from podium.storage.urls import mask, parse_url
+from podium.stores.audit.log import AuditError, AuditLog, ChainReport, Head, StoredEvent
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

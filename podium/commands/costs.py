@@ -12,9 +12,9 @@ from podium import _render
 from podium.commands._common import command, db_and_tenant
 from podium.context import DEFAULT_TENANT
 from podium.errors import ConfigurationError
-from podium.runtime.db import open_database
-from podium.runtime.ledger import GROUPINGS, CostRow, UsageLedger
-from podium.runtime.urls import mask, parse_url
+from podium.storage.database import open_database
+from podium.storage.urls import mask, parse_url
+from podium.stores.ledger import GROUPINGS, CostRow, UsageLedger
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 from podium import _render
+from podium import replay as replays
 from podium.commands._common import command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, follow
 from podium.context import RunContext
 from podium.runtime import open_runtime
-from podium.runtime import replay as replays
 
 
 def register(sub: Any) -> None:

@@ -17,12 +17,13 @@ from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolInvocationError
 
 from podium.errors import PolicyViolation, TaskFailed
+from podium.governance.binding import bound, tool_node_hooks
+from podium.governance.scope import scope_from
+from podium.governance.usage import model_name_of, priced_usage
+from podium.graphs import names
 from podium.models import model_label
 from podium.nodes._node import Node, untraced
 from podium.registry import AgentSpec
-from podium.runtime._usage import model_name_of, priced_usage
-from podium.runtime.governor import governor_for, tool_node_hooks
-from podium.runtime.scope import scope_from
 from podium.state import Usage, sum_usage
 
 
@@ -64,7 +65,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
 
     def agent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
-        reply = governor_for(config).call_model(
+        reply = bound(config).governor.call_model(
             model,
             state["messages"],
             agent=spec.name,
@@ -76,7 +77,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
 
     async def aagent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
-        reply = await governor_for(config).acall_model(
+        reply = await bound(config).governor.acall_model(
             model,
             state["messages"],
             agent=spec.name,
@@ -88,18 +89,20 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
 
     def route(state: WorkerState) -> str:
         last = state["messages"][-1]
-        return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+        return names.WORKER_TOOLS if isinstance(last, AIMessage) and last.tool_calls else END
 
     builder = StateGraph(WorkerState)
-    builder.add_node("agent", Node("agent", agent, aagent))
-    builder.add_edge(START, "agent")
+    builder.add_node(names.WORKER_AGENT, Node(names.WORKER_AGENT, agent, aagent))
+    builder.add_edge(START, names.WORKER_AGENT)
     if spec.tools:
         builder.add_node(
-            "tools",
+            names.WORKER_TOOLS,
             ToolNode(spec.tools, handle_tool_errors=recoverable_tool_error, **tool_node_hooks()),
         )
-        builder.add_conditional_edges("agent", untraced(route, "route"), ["tools", END])
-        builder.add_edge("tools", "agent")
+        builder.add_conditional_edges(
+            names.WORKER_AGENT, untraced(route, "route"), [names.WORKER_TOOLS, END]
+        )
+        builder.add_edge(names.WORKER_TOOLS, names.WORKER_AGENT)
     else:
-        builder.add_edge("agent", END)
+        builder.add_edge(names.WORKER_AGENT, END)
     return builder

@@ -15,6 +15,7 @@ from langgraph.types import Durability
 
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
+from podium.graphs import names
 from podium.graphs.worker import build_worker
 from podium.models import DEMO, resolve_model
 from podium.nodes._node import untraced
@@ -111,6 +112,11 @@ def build_workflow(
             f"worker_durability must be 'exit', 'async' or 'sync', got {worker_durability!r}"
         )
     registry = as_registry(agents)
+    if taken := sorted(set(registry.names) & names.RESERVED):
+        raise ConfigurationError(
+            f"agent name {taken[0]!r} is reserved for a node of the workflow graph "
+            f"(reserved: {', '.join(sorted(names.RESERVED))}); rename the agent"
+        )
     if isinstance(supervisor, Plan):
         try:
             validate_plan(supervisor, registry.names)
@@ -144,24 +150,26 @@ def build_workflow(
         approve_plan=approve_plan,
     )
     builder.policies = policy
-    builder.add_node("supervisor", boss.node())
-    builder.add_node("aggregate", make_aggregate(name, policy, approve_answer))
+    builder.add_node(names.SUPERVISOR, boss.node())
+    builder.add_node(names.AGGREGATE, make_aggregate(name, policy, approve_answer))
     gate = make_gate_node(name, registry.names, list(approver_roles), approval_expires_in)
-    builder.add_node("gate", gate, destinations=("supervisor", "aggregate", END))
+    builder.add_node(names.GATE, gate, destinations=(names.SUPERVISOR, names.AGGREGATE, END))
     for spec in registry:
         worker = _worker(spec, default_model)
         node = make_task_node(spec, worker, name, registry, policy, durability=worker_durability)
         builder.add_node(spec.name, node)
-        builder.add_edge(spec.name, "supervisor")
-    builder.add_edge(START, "supervisor")
+        builder.add_edge(spec.name, names.SUPERVISOR)
+    builder.add_edge(START, names.SUPERVISOR)
     # Routing functions run untraced (as LangGraph's own plumbing does): their input is the
     # whole state, already on the node's span, and their decision is the next span (and the
     # audit log's dispatch event).
     builder.add_conditional_edges(
-        "supervisor", untraced(boss.route, "route"), [*registry.names, "aggregate", "gate"]
+        names.SUPERVISOR,
+        untraced(boss.route, "route"),
+        [*registry.names, names.AGGREGATE, names.GATE],
     )
     builder.add_conditional_edges(
-        "aggregate", untraced(after_aggregate, "after_aggregate"), ["gate", END]
+        names.AGGREGATE, untraced(after_aggregate, "after_aggregate"), [names.GATE, END]
     )
     return builder
 

@@ -37,10 +37,16 @@ class Node(Runnable[Any, Any]):
 def untraced(func: Callable[[Any], Any], name: str) -> Runnable[Any, Any]:
     """A routing function (a conditional edge's path) that opens no callback run.
 
-    LangGraph runs its own plumbing this way (`trace=False`). A traced path function
-    would add a span per step whose input is the whole state, already on the node's
-    span; its decision shows as the next node's span (and in the audit log).
+    LangGraph runs its own plumbing untraced. A traced path function would add a span per
+    step whose input is the whole state, already on the node's span; its decision shows
+    as the next node's span (and in the audit log). A plain `Runnable` whose `invoke`
+    calls the function directly opens no run (only LangChain's wrappers do).
     """
-    from langgraph._internal._runnable import RunnableCallable
 
-    return RunnableCallable(func, name=name, trace=False)
+    def call(state: Any, config: RunnableConfig) -> Any:
+        return func(state)
+
+    async def acall(state: Any, config: RunnableConfig) -> Any:
+        return func(state)
+
+    return Node(name, call, acall)

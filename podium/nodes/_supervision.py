@@ -9,9 +9,10 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
+from podium.context import current_context
+from podium.governance.binding import bound
+from podium.governance.scope import scope_from
 from podium.nodes.record import record
-from podium.runtime.scope import current_context, scope_from
-from podium.runtime.services import services_for
 from podium.state import WorkflowState
 
 BLOCKING = frozenset({"failed", "cancelled", "dead_lettered"})
@@ -37,7 +38,7 @@ def _dead_letter_turn(
     """Keep the turn the router wanted next, with the reason, for an operator to look at."""
     configurable = config.get("configurable") or {}
     scope = scope_from(config)
-    letter = services_for(config).dead_letters.add(
+    letter = bound(config).services.dead_letters.add(
         tenant_id=scope.tenant_id if scope else "default",
         workflow=workflow,
         thread_id=str(configurable.get("thread_id", "")),
@@ -116,6 +117,6 @@ def _index_thread(config: RunnableConfig, workflow: str, title: str, status: str
     if thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
         return
     ctx = current_context(config)
-    services_for(config).threads.record(
+    bound(config).services.threads.record(
         str(thread_id), tenant_id=ctx.tenant_id, workflow=workflow, title=title, status=status
     )

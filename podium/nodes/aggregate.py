@@ -17,10 +17,10 @@ from langgraph.graph import END
 from langgraph.runtime import get_runtime
 
 from podium import policies as P
+from podium.governance.binding import bound
+from podium.governance.scope import make_scope, with_scope
 from podium.nodes.gate import ANSWER_PENDING
 from podium.nodes.record import record, set_thread_status
-from podium.runtime.scope import make_scope, with_scope
-from podium.runtime.services import services_for
 from podium.state import WorkflowState
 
 
@@ -64,7 +64,7 @@ def make_aggregate(workflow: str, policies: Any = None, approve_answer: bool = F
                 "messages": [AIMessage(answer, name="podium")],
             }
         finally:
-            services_for(config).flush()
+            bound(config).services.flush()
 
     return aggregate
 
@@ -78,7 +78,7 @@ def _needs_approval(flag: bool, policies: Any, scope: Any) -> bool:
         return True
     if policies is None:
         return False
-    from podium.runtime.governor import call_scope
+    from podium.governance.governor import call_scope
 
     return not P.approval_for(policies, call_scope(scope), "answer").allowed
 
@@ -86,7 +86,7 @@ def _needs_approval(flag: bool, policies: Any, scope: Any) -> bool:
 def _filtered(answer: str, cfg: RunnableConfig, policies: Any, scope: Any) -> str:
     if policies is None:
         return answer
-    from podium.runtime.governor import call_scope
+    from podium.governance.governor import call_scope
 
     result = P.filter_output(policies, call_scope(scope), answer)
     for decision in result.decisions:

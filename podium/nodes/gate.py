@@ -1,5 +1,5 @@
-"""Human gates inside the graph: `await_decision` (used by the governed tool) and the
-`gate` node that approves plans and final answers.
+"""The `gate` node that approves plans and final answers (the waiting itself is
+`podium.gates.interrupt.await_decision`).
 
 supervisor -> gate -> supervisor   (plan approval, before dispatch)
 aggregate  -> gate -> END          (answer approval)
@@ -7,87 +7,30 @@ aggregate  -> gate -> END          (answer approval)
 
 from __future__ import annotations
 
-import hashlib
-import time
 from typing import Any
 
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.config import get_stream_writer
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from pydantic import ValidationError
 
+from podium.context import current_context
 from podium.errors import PlanError
-from podium.gates import Decision, GateKind, GateRequest, fits, may_decide
+from podium.gates.interrupt import await_decision, gate_id
+from podium.gates.request import Decision, GateKind, GateRequest
+from podium.governance.binding import bound
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
-from podium.runtime.scope import current_context
-from podium.runtime.services import Services, services_for
 
 PLAN_PENDING = "awaiting_plan_approval"
 ANSWER_PENDING = "awaiting_answer_approval"
-
-
-def gate_id(*parts: Any) -> str:
-    """A stable gate id from what identifies the gate (thread, task, tool call id...)."""
-    return "g-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
-
-
-def await_decision(request: GateRequest, services: Services, validate=None) -> Decision:
-    """Raise the gate and return the first acceptable decision.
-
-    A decision of the wrong shape, by a user without a required role, or failing
-    `validate` (returns a problem or None) does not pass: the gate is raised again with
-    the problem noted, so it stays open. Code before this call re-runs on resume.
-    """
-    services.approvals.open(request)
-    _emit_gate(request)
-    note: str | None = None
-    while True:
-        raw = interrupt({**request.model_dump(), "note": note} if note else request.model_dump())
-        try:
-            decision = Decision.model_validate(
-                raw if not isinstance(raw, str) else {"decision": raw}
-            )
-        except ValidationError as exc:
-            note = f"invalid decision: {exc.errors()[0]['msg']}"
-            services.approvals.unclaim(request.gate_id)
-            continue
-        ctx = current_context()
-        note = fits(decision, request)
-        if note is None and not may_decide(request, ctx.roles):
-            note = (
-                f"user {ctx.user_id!r} may not decide this gate; it needs one of the roles "
-                f"{', '.join(request.roles)}"
-            )
-        if note is None and validate is not None:
-            note = validate(decision)
-        if note is None:
-            services.approvals.record(request.gate_id, decision, decision.user or ctx.user_id)
-            return decision
-        # The decision did not pass: the gate is raised again, so it is open again.
-        services.approvals.unclaim(request.gate_id)
-
-
-def _emit_gate(request: GateRequest) -> None:
-    get_stream_writer()(
-        {
-            "event": "gate_raised",
-            "gate_id": request.gate_id,
-            "kind": request.kind,
-            "task_id": request.task_id,
-            "agent": request.agent,
-            "tool": request.tool,
-            "at": time.time(),
-        }
-    )
 
 
 def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_in: float | None):
     """The gate node for plan and answer approvals of `workflow`."""
 
     def gate(state: dict[str, Any], config: RunnableConfig) -> Command:
-        services = services_for(config)
+        services = bound(config).services
         ctx = current_context(config)
         thread = (config.get("configurable") or {}).get("thread_id")
 

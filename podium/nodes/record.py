@@ -7,8 +7,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from podium.runtime.scope import scope_from
-from podium.runtime.services import services_for
+from podium.governance.binding import bound
+from podium.governance.scope import scope_from
 
 
 def record(
@@ -24,7 +24,7 @@ def record(
     scope = scope_from(config)
     if scope is None:
         return
-    services_for(config).recorder.scope_event(
+    bound(config).services.recorder.scope_event(
         scope,
         kind,
         payload,
@@ -62,4 +62,4 @@ def set_thread_status(config: RunnableConfig, status: str) -> None:
     configurable = config.get("configurable") or {}
     thread_id = configurable.get("thread_id")
     if thread_id is not None and "|" not in configurable.get("checkpoint_ns", ""):
-        services_for(config).threads.set_status(str(thread_id), status)
+        bound(config).services.threads.set_status(str(thread_id), status)

@@ -20,6 +20,9 @@ from langgraph.types import Send
 from podium import lifecycle
 from podium import policies as P
 from podium.errors import PlanError
+from podium.governance.binding import bound
+from podium.governance.scope import make_scope, scope_from, with_scope
+from podium.governance.usage import model_name_of, priced_usage
 from podium.models import model_label
 from podium.nodes import prompts
 from podium.nodes._node import Node
@@ -38,10 +41,6 @@ from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
 from podium.plan import Plan, parse_choice, parse_plan
 from podium.registry import AgentRegistry
-from podium.runtime._usage import model_name_of, priced_usage
-from podium.runtime.governor import governor_for
-from podium.runtime.scope import make_scope, scope_from, with_scope
-from podium.runtime.services import services_for
 from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage
 
 Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
@@ -80,7 +79,7 @@ class Supervisor:
     def node(self) -> Node:
         def run(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
             cfg = self._scoped(state, config)
-            governor, step = governor_for(config), self.step(state, cfg)
+            governor, step = bound(config).governor, self.step(state, cfg)
             try:
                 request = next(step)
                 while True:
@@ -92,12 +91,12 @@ class Supervisor:
             except StopIteration as done:
                 return done.value
             finally:
-                services_for(config).flush()
+                bound(config).services.flush()
 
         async def arun(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
             cfg = self._scoped(state, config)
-            governor, step = governor_for(config), self.step(state, cfg)
-            services = services_for(config)
+            governor, step = bound(config).governor, self.step(state, cfg)
+            services = bound(config).services
             # The step's own code writes the thread index and dead letters: off the loop.
             try:
                 finished, value = await services.run_sync(_advance, step, None)
@@ -262,7 +261,7 @@ class Supervisor:
         scope = scope_from(config)
         if self.policies is None or scope is None:
             return False
-        from podium.runtime.governor import call_scope
+        from podium.governance.governor import call_scope
 
         return not P.approval_for(self.policies, call_scope(scope), "plan").allowed
 

@@ -21,15 +21,16 @@ from langgraph.types import Durability
 
 from podium import lifecycle
 from podium import policies as P
+from podium.context import current_context
 from podium.errors import TaskFailed
+from podium.governance.binding import bound
+from podium.governance.guard import PolicyGuard
+from podium.governance.recovery import acall_with_timeout, call_with_timeout, classify
+from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.nodes._node import Node
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
 from podium.nodes.record import record, record_transitions
 from podium.registry import AgentRegistry, AgentSpec
-from podium.runtime.guard import PolicyGuard
-from podium.runtime.recovery import acall_with_timeout, call_with_timeout, classify
-from podium.runtime.scope import current_context, make_scope, scope_from, with_scope
-from podium.runtime.services import services_for
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
 
 #: Most agents one task may be handed to: its own plus this many fallbacks.
@@ -79,14 +80,14 @@ def make_task_node(
         cfg = with_scope(config, scope)
         if custom:
             # A custom graph brings its own tools: the guard vets every call below it.
-            guard = PolicyGuard(services_for(config).governor, scope)
+            guard = PolicyGuard(bound(config).governor, scope)
             cfg = merge_configs(cfg, {"callbacks": [guard]})
         return task, inputs, cfg
 
     def timeout(cfg: RunnableConfig) -> float | None:
         if spec.timeout is not None or policies is None:
             return spec.timeout
-        from podium.runtime.governor import call_scope
+        from podium.governance.governor import call_scope
 
         scope = scope_from(cfg)
         assert scope is not None  # prepare() put it there
@@ -128,17 +129,17 @@ def make_task_node(
             )
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:
-            services_for(config).flush()
+            bound(config).services.flush()
             raise
         except Exception as exc:
             update = failed(task, exc, payload, cfg)
-            services_for(config).flush()
+            bound(config).services.flush()
             return update
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
-        services = services_for(config)
+        services = bound(config).services
         try:
             output = await acall_with_timeout(
                 lambda: worker.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
@@ -220,7 +221,7 @@ def _dead_letter(task: dict, payload: WorkerInput, config: RunnableConfig, *, wo
     checkpoint = (configurable.get("checkpoint_map") or {}).get("") or configurable.get(
         "checkpoint_id"
     )
-    letter = services_for(config).dead_letters.add(
+    letter = bound(config).services.dead_letters.add(
         tenant_id=current_context(config).tenant_id,
         workflow=workflow,
         thread_id=str(configurable.get("thread_id", "")),

@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from podium.runtime.db import Database
+from podium.storage.database import Database
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_webhook_signatures (

@@ -17,9 +17,9 @@ import atexit
 import os
 import threading
 
-from podium.runtime.core import PodiumRuntime
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
+from podium.runtime import PodiumRuntime
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
 
 #: podium's tables on a server when PODIUM_DATABASE_URL is unset (relative to its cwd).
 SERVER_DEFAULT_URL = "sqlite:///.podium/server.db"

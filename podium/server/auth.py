@@ -26,7 +26,7 @@ import httpx
 from langgraph_sdk import Auth, get_client
 from langgraph_sdk.errors import LangGraphError
 
-from podium.gates import GateRequest, may_decide
+from podium.gates.request import GateRequest, may_decide
 from podium.server._credentials import (
     CredentialError,
     Principal,

@@ -23,13 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START
 
-from podium.context import DEFAULT_TENANT, RunContext
+from podium.context import DEFAULT_TENANT, RunContext, resolve_context
+from podium.graphs import names
 from podium.graphs.catalog import get_workflow
-from podium.runtime.scope import resolve_context
 from podium.server._runtime import server_runtime
 
-_NOT_AGENTS = ("__start__", "supervisor", "aggregate", "gate")
+_NOT_AGENTS = (START, *sorted(names.WORKFLOW_NODES))
 
 
 def compile_workflow(name: str, *, model: Any = None) -> Any:
@@ -72,7 +73,7 @@ def _traced(compiled: Any, config: RunnableConfig, agents: list[str]) -> Any:
     thread_id = configurable.get("thread_id")
     if tracer is None or thread_id is None:
         return compiled
-    from podium.runtime.tracing import tracing_config
+    from podium.tracing.tracer import tracing_config
 
     # A run started with `context` has it copied into `configurable` by the server; an
     # authenticated user overrides it, as in the run itself.
@@ -95,7 +96,7 @@ def _traced(compiled: Any, config: RunnableConfig, agents: list[str]) -> Any:
 @functools.cache
 def _tracer() -> Any:
     """The process's Langfuse tracer, or None when LANGFUSE_* is unset."""
-    from podium.runtime.tracing import Tracer, settings_from_env
+    from podium.tracing.tracer import Tracer, settings_from_env
 
     settings = settings_from_env(os.environ)
     if settings is None:

@@ -96,7 +96,7 @@ def search_corpus(query: str, config: RunnableConfig) -> str:
     Returns:
         Up to four matching sentences, one per line, each prefixed with its [source file].
     """
-    from podium.runtime.governor import check_data_scope
+    from podium.governance.binding import check_data_scope
 
     check_data_scope(config, NAMESPACE)
     hits = search(query)

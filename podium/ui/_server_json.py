@@ -17,8 +17,8 @@ from langchain_core.runnables.graph import Edge, Graph, Node
 
 from podium import errors
 from podium.errors import PodiumError
-from podium.runtime._audit_types import ChainReport, Head, Problem, VerifyReport
-from podium.runtime.threads import ThreadInfo
+from podium.stores.audit.events import ChainReport, Head, Problem, VerifyReport
+from podium.stores.threads import ThreadInfo
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ def board_rows(values: Mapping[str, Any], gates: Iterable[Any] = ()) -> list[Boa
 
     Args:
         values: The thread's state values (`app.get_state(config).values`).
-        gates: Its pending gates (`podium.decisions.pending_gates`); a task with an open
+        gates: Its pending gates (`podium.gates.decision.pending_gates`); a task with an open
             gate shows as "waiting" with what the gate asks in its note.
     """
     tasks = values.get("tasks") or {}

@@ -1,8 +1,8 @@
 """Approval cards: what a pending gate asks, and the decision a click or an edit makes.
 
-`gate_card` turns a `podium.decisions.PendingGate` into what the page shows (the tool
+`gate_card` turns a `podium.gates.decision.PendingGate` into what the page shows (the tool
 and its arguments, the plan, the answer or the question, who may decide). `decision_for`
-turns a verb and the text a person typed into a `podium.gates.Decision`; an edit whose
+turns a verb and the text a person typed into a `podium.gates.request.Decision`; an edit whose
 JSON does not parse raises `EditError` with a message for the page, and nothing is
 resumed.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.errors import PodiumError
-from podium.gates import Decision
+from podium.gates.request import Decision
 
 #: What each gate kind can be answered with, in the order the buttons appear.
 VERBS: dict[str, tuple[str, ...]] = {
@@ -64,7 +64,7 @@ class GateCard:
         return VERBS[self.kind]
 
     def allows(self, roles: Iterable[str]) -> bool:
-        """Whether a user with `roles` may decide (mirrors `podium.gates.may_decide`)."""
+        """Whether a user with `roles` may decide (mirrors `podium.gates.request.may_decide`)."""
         return not self.roles or bool(set(self.roles) & set(roles))
 
     @property

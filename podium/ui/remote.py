@@ -32,13 +32,13 @@ from langgraph_sdk.errors import APIStatusError, LangGraphError
 
 from podium import errors
 from podium.context import RunContext
-from podium.decisions import PendingGate, gates_of
 from podium.errors import PodiumError, ThreadNotFound
-from podium.gates import Decision, fits
-from podium.runtime._audit_types import VerifyReport
-from podium.runtime.ledger import CostRow
-from podium.runtime.threads import ThreadInfo
-from podium.runtime.urls import mask
+from podium.gates.decision import PendingGate, gates_of
+from podium.gates.request import Decision, fits
+from podium.storage.urls import mask
+from podium.stores.audit.events import VerifyReport
+from podium.stores.ledger import CostRow
+from podium.stores.threads import ThreadInfo
 from podium.ui._server_json import (
     AuditEntry,
     detail_of,

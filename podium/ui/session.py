@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from podium.gates import Decision
+from podium.gates.request import Decision
 from podium.ui.cards import EditError, GateCard, decision_for
 
 SESSION_KEY = "podium.chat"

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from podium.context import DEFAULT_TENANT, RunContext
-from podium.runtime.urls import DEFAULT_URL, mask
+from podium.storage.urls import DEFAULT_URL, mask
 
 DEFAULT_MODEL = "demo"
 #: What the page says of the model of runs on a LangGraph server (the server picks it).

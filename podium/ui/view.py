@@ -92,7 +92,7 @@ def thread_view(
 
     Args:
         values: `app.get_state(config).values` ({} for a thread that never ran).
-        gates: `podium.decisions.pending_gates(app, thread_id)`.
+        gates: `podium.gates.decision.pending_gates(app, thread_id)`.
         tasks: `app.get_state(config).tasks`: the steps of the current superstep not yet
             committed (`next` alone misses a step whose tasks all finished before the
             run stopped: their writes wait in the checkpoint).

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.context import RunContext
-from podium.decisions import decide, pending_gates
 from podium.errors import PodiumError
-from podium.gates import Decision
+from podium.gates.decision import decide, pending_gates
+from podium.gates.request import Decision
 from podium.graphs.catalog import catalog, get_workflow
 from podium.runtime import open_runtime
-from podium.runtime.tracing import Tracer, settings_from_env, tracing_config
+from podium.tracing.tracer import Tracer, settings_from_env, tracing_config
 from podium.ui.session import new_thread_id
 from podium.ui.settings import DEFAULT_MODEL, AppConfig
 from podium.ui.view import ThreadView, thread_view

@@ -17,10 +17,10 @@ from langgraph.types import Command
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.commands.approvals import cmd_approvals
-from podium.decisions import GateForbidden, adecide, apending_gates, decide, pending_gates
-from podium.gates import Decision, GateRequest
+from podium.gates.decision import GateForbidden, adecide, apending_gates, decide, pending_gates
+from podium.gates.request import Decision, GateRequest
 from podium.policies import PolicySet, load_policies
-from podium.runtime.approvals import AlreadyDecided, GateError
+from podium.stores.approvals import AlreadyDecided, GateError
 from podium.testing import tool_call
 from podium.tools.human import ask_human
 

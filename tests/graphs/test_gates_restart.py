@@ -16,10 +16,10 @@ from langchain_core.tools import tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.decisions import decide, pending_gates
-from podium.gates import Decision
+from podium.gates.decision import decide, pending_gates
+from podium.gates.request import Decision
 from podium.policies import load_policies
-from podium.runtime.approvals import AlreadyDecided
+from podium.stores.approvals import AlreadyDecided
 from podium.testing import ScriptedChatModel, tool_call
 
 ROOT = Path(__file__).resolve().parents[2]

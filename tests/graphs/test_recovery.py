@@ -21,9 +21,9 @@ from langchain_core.tools import ToolException, tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.runtime.dead_letters import DeadLetterStateError
-from podium.runtime.effects import EffectKey
-from podium.runtime.replay import finish, replay
+from podium.replay import finish, replay
+from podium.stores.dead_letters.store import DeadLetterStateError
+from podium.stores.effects.store import EffectKey
 from podium.testing import tool_call
 
 ONE_TASK = Plan(tasks=[PlannedTask(id="t1", agent="worker", instruction="do the job")])

@@ -9,9 +9,9 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from podium.runtime.budgets import Budgets
-from podium.runtime.db import Database, open_database
-from podium.runtime.urls import parse_url
+from podium.storage.database import Database, open_database
+from podium.storage.urls import parse_url
+from podium.stores.budgets.store import Budgets
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from podium.runtime.audit import (
+from podium.storage.database import Database, open_database
+from podium.storage.urls import parse_url
+from podium.stores.audit.log import (
     KINDS,
     Actor,
     AuditBuffer,
@@ -22,8 +24,6 @@ from podium.runtime.audit import (
     Head,
     content_hash,
 )
-from podium.runtime.db import Database, open_database
-from podium.runtime.urls import parse_url
 
 NOW = 1_718_000_000.25
 

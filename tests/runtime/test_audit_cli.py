@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from podium.commands.audit import register
-from podium.runtime.audit import AuditError, AuditEvent, AuditLog, content_hash
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
+from podium.stores.audit.log import AuditError, AuditEvent, AuditLog, content_hash
 
 TABLE = "podium_audit_events"
 

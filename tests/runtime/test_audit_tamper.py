@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from podium.runtime.audit import AuditEvent, AuditLog, Head
-from podium.runtime.db import Database, open_database
-from podium.runtime.urls import parse_url
+from podium.storage.database import Database, open_database
+from podium.storage.urls import parse_url
+from podium.stores.audit.log import AuditEvent, AuditLog, Head
 
 TABLE = "podium_audit_events"
 GENESIS = "0" * 64
@@ -258,7 +258,7 @@ def test_verify_refuses_a_head_of_another_tenant(db, tenant):
 
 def test_a_duplicate_sequence_number_is_an_insertion():
     # The primary key refuses duplicates; a walk over rows that bypassed it must still say so.
-    from podium.runtime._audit_chain import check_chain
+    from podium.stores.audit.chain import check_chain
 
     db = open_database(parse_url("memory://"))
     log = AuditLog(db)
@@ -271,9 +271,9 @@ def test_a_duplicate_sequence_number_is_an_insertion():
 
 WRITER = """
 import sys
-from podium.runtime.audit import AuditEvent, AuditLog
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
+from podium.stores.audit.log import AuditEvent, AuditLog
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
 
 url, tenant, name = sys.argv[1:4]
 db = open_database(parse_url(url))

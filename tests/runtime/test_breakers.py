@@ -9,7 +9,9 @@ import threading
 import pytest
 
 from podium.errors import ConfigurationError, RunError
-from podium.runtime.breakers import (
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
+from podium.stores.breakers.store import (
     BreakerDecision,
     BreakerInfo,
     BreakerKeyError,
@@ -21,8 +23,6 @@ from podium.runtime.breakers import (
     on_call,
     step,
 )
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
 from tests.helpers import Clock
 
 S = BreakerSettings(failure_threshold=3, window=10.0, cooldown=5.0)
@@ -226,9 +226,9 @@ def test_unknown_breaker_reads_as_closed(db, tenant):
 
 CHILD = """
 import sys
-from podium.runtime.breakers import BreakerSettings, CircuitBreakers
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
+from podium.stores.breakers.store import BreakerSettings, CircuitBreakers
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
 
 url, key, tenant, action, now = sys.argv[1:6]
 db = open_database(parse_url(url))

@@ -11,13 +11,13 @@ import asyncio
 
 import pytest
 
-from podium.runtime._budget_batch import (
+from podium.stores.budgets.batch import (
     COMMIT_DELAY,
     COMMIT_SIBLINGS,
     GroupCommit,
     decide_in_order,
 )
-from podium.runtime.budgets import BudgetExceeded, Claim, Reservation
+from podium.stores.budgets.store import BudgetExceeded, Claim, Reservation
 from tests.runtime.test_budgets import ledger_total
 
 # -- GroupCommit ----------------------------------------------------------------------

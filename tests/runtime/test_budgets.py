@@ -15,10 +15,10 @@ import pytest
 
 from podium import errors
 from podium.errors import ConfigurationError, RunError
-from podium.runtime._budget_memory import MemoryBudgets
-from podium.runtime.budgets import BudgetExceeded, Budgets, Claim, open_budgets
-from podium.runtime.db import Database, open_database
-from podium.runtime.urls import parse_url
+from podium.storage.database import Database, open_database
+from podium.storage.urls import parse_url
+from podium.stores.budgets.memory import MemoryBudgets
+from podium.stores.budgets.store import BudgetExceeded, Budgets, Claim, open_budgets
 from tests.helpers import Clock, race
 
 
@@ -252,9 +252,9 @@ WORKER = (
         """
         from __future__ import annotations
         import sys
-        from podium.runtime.budgets import BudgetExceeded, Budgets, Claim
-        from podium.runtime.db import open_database
-        from podium.runtime.urls import parse_url
+        from podium.stores.budgets.store import BudgetExceeded, Budgets, Claim
+        from podium.storage.database import open_database
+        from podium.storage.urls import parse_url
         """
     )
     + inspect.getsource(spend_until_refused)

@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.runtime.budgets import BudgetExceeded, Claim
+from podium.stores.budgets.store import BudgetExceeded, Claim
 from podium.testing import ScriptedChatModel
 from tests.helpers import BUDGET, BUDGET_POLICY, USED, budget_race
 from tests.runtime.test_budgets import ledger_total

@@ -9,15 +9,15 @@ import threading
 
 import pytest
 
-from podium.runtime.db import open_database
-from podium.runtime.dead_letters import (
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
+from podium.stores.dead_letters.store import (
     Attempt,
     DeadLetter,
     DeadLetterNotFound,
     DeadLetters,
     DeadLetterStateError,
 )
-from podium.runtime.urls import parse_url
 from tests.helpers import Clock
 
 INPUTS = {
@@ -206,9 +206,9 @@ def test_two_threads_claiming_at_once_get_one_replay(durable_url, tenant):
 
 CHILD = """
 import sys
-from podium.runtime.db import open_database
-from podium.runtime.dead_letters import DeadLetters, DeadLetterStateError
-from podium.runtime.urls import parse_url
+from podium.storage.database import open_database
+from podium.stores.dead_letters.store import DeadLetters, DeadLetterStateError
+from podium.storage.urls import parse_url
 
 url, id, tenant = sys.argv[1:4]
 db = open_database(parse_url(url))

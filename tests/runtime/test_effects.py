@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from podium.runtime.db import open_database
-from podium.runtime.effects import (
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
+from podium.stores.effects.store import (
     EffectConflict,
     EffectKey,
     EffectLedger,
@@ -20,7 +21,6 @@ from podium.runtime.effects import (
     Recorded,
     Started,
 )
-from podium.runtime.urls import parse_url
 from tests.helpers import Clock
 
 
@@ -181,9 +181,9 @@ def test_threads_racing_on_one_key_start_it_once(durable_url, tenant):
 
 CHILD = """
 import sys
-from podium.runtime.db import open_database
-from podium.runtime.effects import EffectKey, EffectLedger
-from podium.runtime.urls import parse_url
+from podium.storage.database import open_database
+from podium.stores.effects.store import EffectKey, EffectLedger
+from podium.storage.urls import parse_url
 
 url, tenant = sys.argv[1:3]
 db = open_database(parse_url(url))

@@ -12,9 +12,9 @@ from langchain_core.tools import tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.decisions import pending_gates
 from podium.errors import ThreadNotFound
-from podium.runtime.dead_letters import DeadLetterNotFound
+from podium.gates.decision import pending_gates
+from podium.stores.dead_letters.store import DeadLetterNotFound
 from tests.helpers import run_demo
 
 
@@ -134,7 +134,7 @@ def test_rate_buckets_are_per_tenant(two_tenants):
 
 def test_breakers_scoped_to_a_tenant_stay_with_it(two_tenants):
     rt, a, b = two_tenants
-    from podium.runtime.breakers import BreakerKeyError, BreakerSettings, breaker_key
+    from podium.stores.breakers.store import BreakerKeyError, BreakerSettings, breaker_key
 
     key = breaker_key("tool", "search_corpus", tenant_id=a)
     rt.services.breakers.record_failure(key, BreakerSettings(), a, "boom")

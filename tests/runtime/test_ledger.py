@@ -9,9 +9,9 @@ import pytest
 
 from podium.commands import costs
 from podium.errors import ConfigurationError
-from podium.runtime.db import open_database
-from podium.runtime.ledger import CostRow, UsageEntry, UsageLedger
-from podium.runtime.urls import parse_url
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
+from podium.stores.ledger import CostRow, UsageEntry, UsageLedger
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 
 from podium.errors import ConfigurationError, RunError
-from podium.runtime.db import open_database
-from podium.runtime.ratelimit import Limit, RateDecision, RateLimited, RateLimiter, take
-from podium.runtime.urls import parse_url
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
+from podium.stores.ratelimit import Limit, RateDecision, RateLimited, RateLimiter, take
 from tests.helpers import Clock, race
 
 # -- the pure arithmetic ------------------------------------------------------------------
@@ -151,9 +151,9 @@ def test_malformed_limits_are_configuration_errors(limits, cost, message, tenant
 WORKER = textwrap.dedent(
     """
     import sys
-    from podium.runtime.db import open_database
-    from podium.runtime.ratelimit import Limit, RateLimiter
-    from podium.runtime.urls import parse_url
+    from podium.storage.database import open_database
+    from podium.stores.ratelimit import Limit, RateLimiter
+    from podium.storage.urls import parse_url
 
     url, tenant, capacity, attempts = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     db = open_database(parse_url(url))

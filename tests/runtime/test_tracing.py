@@ -25,10 +25,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import SpanProcessor
 
 import podium
-from podium.decisions import adecide, apending_gates, decide, pending_gates
 from podium.errors import ConfigurationError
+from podium.gates.decision import adecide, apending_gates, decide, pending_gates
 from podium.graphs.research_brief import DEMO_GOAL, build_research_brief, default_policy_path
-from podium.runtime.tracing import (
+from podium.testing import tool_call
+from podium.tracing.tracer import (
     COST_SCORE,
     DEFAULT_HOST,
     LangfuseSettings,
@@ -36,7 +37,6 @@ from podium.runtime.tracing import (
     settings_from_env,
     tracing_config,
 )
-from podium.testing import tool_call
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 PRICES = "prices: {demo: [1.5, 6.0]}"  # USD per 1M input / output tokens
@@ -447,9 +447,9 @@ def test_personal_data_is_redacted_before_export(collector, scripted, redact):
 _NO_TRACING_RUN = """
 import os, sys
 import podium
-from podium.decisions import decide, pending_gates
+from podium.gates.decision import decide, pending_gates
 from podium.graphs.research_brief import DEMO_GOAL, build_research_brief, default_policy_path
-from podium.runtime.tracing import Tracer, settings_from_env, tracing_config
+from podium.tracing.tracer import Tracer, settings_from_env, tracing_config
 
 settings = settings_from_env(os.environ)
 assert settings is None, settings

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from podium.errors import DatabaseError
-from podium.runtime.urls import DEFAULT_URL, DatabaseURL, mask, parse_url
+from podium.storage.urls import DEFAULT_URL, DatabaseURL, mask, parse_url
 
 ACCEPTED_FORMS = ["memory://", "sqlite:///relative/path.db", "sqlite:////absolute/path.db"]
 

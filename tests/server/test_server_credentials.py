@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from podium.errors import ConfigurationError
-from podium.runtime.db import SqliteDatabase
 from podium.server import (
     CredentialError,
     Principal,
@@ -20,6 +19,7 @@ from podium.server import (
 )
 from podium.server._credentials import lookup_api_key
 from podium.server._replay import ReplayGuard
+from podium.storage.database import SqliteDatabase
 
 NOW = 1_800_000_000.0
 

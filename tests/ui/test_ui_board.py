@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from podium.decisions import PendingGate
-from podium.gates import GateRequest
+from podium.gates.decision import PendingGate
+from podium.gates.request import GateRequest
 from podium.ui import BoardRow, LiveBoard, board_rows, records
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from podium.runtime.audit import Actor, ChainReport, Head, Problem, StoredEvent, VerifyReport
-from podium.runtime.ledger import CostRow
-from podium.runtime.threads import ThreadInfo
+from podium.stores.audit.log import Actor, ChainReport, Head, Problem, StoredEvent, VerifyReport
+from podium.stores.ledger import CostRow
+from podium.stores.threads import ThreadInfo
 from podium.ui import (
     ChatLine,
     chain_status,

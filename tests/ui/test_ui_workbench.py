@@ -12,7 +12,7 @@ import pytest
 
 from podium.context import RunContext
 from podium.errors import DatabaseError, UnknownWorkflowError
-from podium.gates import Decision
+from podium.gates.request import Decision
 from podium.graphs import build_workflow
 from podium.graphs.research_brief import (
     DEMO_GOAL,

@@ -1,0 +1,193 @@
+"""Deciding gates from outside the graph: list what is pending, check, then resume.
+
+`decide` refuses, before anything is resumed, a decision by a user without a required
+role, an unknown gate id, a bare decision when several gates are pending, a decision of
+the wrong shape and a gate decided before (double click, two tabs). Each refusal leaves
+the gate open. Several gates can be decided in one resume, each decision reaching its
+own task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.types import Command
+
+from podium.context import RunContext
+from podium.gates.request import Decision, GateRequest, fits, may_decide
+from podium.governance.binding import bound
+from podium.stores.approvals import AlreadyDecided, GateError
+from podium.stores.services import Services
+
+
+class GateForbidden(GateError):
+    """The deciding user lacks every role the gate requires."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingGate:
+    interrupt_id: str
+    request: GateRequest
+    note: str | None = None
+
+
+def pending_gates(app: Any, thread_id: str) -> list[PendingGate]:
+    """The gates a thread is waiting on, in the order LangGraph reports them."""
+    return _gates(app.get_state({"configurable": {"thread_id": thread_id}}))
+
+
+async def apending_gates(app: Any, thread_id: str) -> list[PendingGate]:
+    """`pending_gates` for async runtimes."""
+    return _gates(await app.aget_state({"configurable": {"thread_id": thread_id}}))
+
+
+def _gates(snapshot: Any) -> list[PendingGate]:
+    return gates_of((item.id, item.value) for item in snapshot.interrupts)
+
+
+def gates_of(interrupts: Iterable[tuple[str, Any]]) -> list[PendingGate]:
+    """The podium gates among `(interrupt id, value)` pairs, in order (other interrupts
+    are not gates). Used on a local snapshot and on a LangGraph server's state alike."""
+    gates = []
+    for interrupt_id, value in interrupts:
+        if isinstance(value, dict) and "gate_id" in value:
+            fields = {k: v for k, v in value.items() if k != "note"}
+            request = GateRequest.model_validate(fields)
+            gates.append(PendingGate(interrupt_id, request, value.get("note")))
+    return gates
+
+
+def decide(
+    app: Any,
+    thread_id: str,
+    decisions: Decision | Mapping[str, Decision] | str,
+    *,
+    context: RunContext,
+    gate: str | None = None,
+    stream_mode: str | None = None,
+) -> Any:
+    """Apply one decision (`gate` names it when several are pending) or a map of
+    gate id -> decision, then resume the run. Returns what `invoke` returns (or the
+    stream iterator when `stream_mode` is given).
+
+    Raises:
+        GateError: (or `GateForbidden`, `AlreadyDecided`) naming what is wrong; nothing
+            is resumed and the gates stay open.
+    """
+    services = _services(app)
+    pending = {g.request.gate_id: g for g in pending_gates(app, thread_id)}
+    resume, claimed = _claim(services, pending, decisions, gate, context, thread_id)
+    config = {"configurable": {"thread_id": thread_id}}
+    try:
+        if stream_mode:
+            events = app.stream(
+                Command(resume=resume), config, context=context, stream_mode=stream_mode
+            )
+            return _reopening(events, services, claimed)
+        return app.invoke(Command(resume=resume), config, context=context)
+    except Exception:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+
+
+async def adecide(
+    app: Any,
+    thread_id: str,
+    decisions: Decision | Mapping[str, Decision] | str,
+    *,
+    context: RunContext,
+    gate: str | None = None,
+) -> Any:
+    """`decide` for async runtimes (returns what `ainvoke` returns)."""
+    services = _services(app)
+    pending = {g.request.gate_id: g for g in await apending_gates(app, thread_id)}
+    resume, claimed = _claim(services, pending, decisions, gate, context, thread_id)
+    try:
+        return await app.ainvoke(
+            Command(resume=resume), {"configurable": {"thread_id": thread_id}}, context=context
+        )
+    except Exception:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+
+
+def _reopening(events: Any, services: Services, claimed: list[str]) -> Any:
+    """Yield a resumed run's events; if reading them fails, reopen the claimed gates."""
+    try:
+        yield from events
+    except Exception:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+
+
+def _claim(services, pending, decisions, gate, context, thread_id):
+    """Check every decision, then claim the gates; returns the resume map and the claims."""
+    chosen = _choose(decisions, gate, pending, services, context, thread_id)
+    for gate_id, decision in chosen.items():
+        _check(pending[gate_id].request, decision, context)
+    claimed: list[str] = []
+    try:
+        for gate_id, decision in chosen.items():
+            services.approvals.claim(
+                gate_id, context.tenant_id, decision, decision.user or context.user_id
+            )
+            claimed.append(gate_id)
+    except AlreadyDecided:
+        for gate_id in claimed:
+            services.approvals.unclaim(gate_id)
+        raise
+    # The decider travels with the decision, so the graph's records name who decided.
+    resume = {
+        pending[g].interrupt_id: d.model_copy(
+            update={"user": d.user or context.user_id}
+        ).model_dump()
+        for g, d in chosen.items()
+    }
+    return resume, claimed
+
+
+def _choose(decisions, gate, pending, services: Services, context, thread_id):
+    if isinstance(decisions, str):
+        decisions = Decision.model_validate({"decision": decisions})
+    if isinstance(decisions, Decision):
+        if gate is None:
+            if not pending:
+                raise GateError(f"thread {thread_id!r} has no pending gate")
+            if len(pending) > 1:
+                raise GateError(
+                    f"{len(pending)} gates are pending on thread {thread_id!r} "
+                    f"({', '.join(pending)}); name one, or decide them with a map of "
+                    "gate id -> decision"
+                )
+            gate = next(iter(pending))
+        decisions = {gate: decisions}
+    for gate_id in decisions:
+        if gate_id not in pending:
+            record = services.approvals.get(gate_id, context.tenant_id)
+            if record is not None and record.status == "decided":
+                raise AlreadyDecided(record)
+            known = ", ".join(pending) or "none"
+            raise GateError(
+                f"unknown gate {gate_id!r} on thread {thread_id!r}; pending gates: {known}"
+            )
+    return dict(decisions)
+
+
+def _check(request: GateRequest, decision: Decision, context: RunContext) -> None:
+    problem = fits(decision, request)
+    if problem:
+        raise GateError(f"gate {request.gate_id!r}: {problem}")
+    if not may_decide(request, context.roles):
+        raise GateForbidden(
+            f"user {context.user_id!r} (roles: {', '.join(sorted(context.roles)) or 'none'}) may "
+            f"not decide gate {request.gate_id!r}; it needs one of: {', '.join(request.roles)}"
+        )
+
+
+def _services(app: Any) -> Services:
+    return bound(getattr(app, "config", None)).services

@@ -1,0 +1,82 @@
+"""How a run waits for a person: the gate is opened in the approvals store, announced on
+the stream and raised as a LangGraph `interrupt()`; a decision resumes it.
+
+Used by the tool-call path (approval of a tool call) and by the gate node (plans and
+final answers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from langgraph.config import get_stream_writer
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+from podium.context import current_context
+from podium.gates.request import Decision, GateRequest, fits, may_decide
+
+if TYPE_CHECKING:
+    from podium.stores.services import Services
+
+
+def gate_id(*parts: Any) -> str:
+    """A stable gate id from what identifies the gate (thread, task, tool call id...)."""
+    return "g-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def await_decision(
+    request: GateRequest,
+    services: Services,
+    validate: Callable[[Decision], str | None] | None = None,
+) -> Decision:
+    """Raise the gate and return the first acceptable decision.
+
+    A decision of the wrong shape, by a user without a required role, or failing
+    `validate` (returns a problem or None) does not pass: the gate is raised again with
+    the problem noted, so it stays open. Code before this call re-runs on resume.
+    """
+    services.approvals.open(request)
+    _emit_gate(request)
+    note: str | None = None
+    while True:
+        raw = interrupt({**request.model_dump(), "note": note} if note else request.model_dump())
+        try:
+            decision = Decision.model_validate(
+                raw if not isinstance(raw, str) else {"decision": raw}
+            )
+        except ValidationError as exc:
+            note = f"invalid decision: {exc.errors()[0]['msg']}"
+            services.approvals.unclaim(request.gate_id)
+            continue
+        ctx = current_context()
+        note = fits(decision, request)
+        if note is None and not may_decide(request, ctx.roles):
+            note = (
+                f"user {ctx.user_id!r} may not decide this gate; it needs one of the roles "
+                f"{', '.join(request.roles)}"
+            )
+        if note is None and validate is not None:
+            note = validate(decision)
+        if note is None:
+            services.approvals.record(request.gate_id, decision, decision.user or ctx.user_id)
+            return decision
+        # The decision did not pass: the gate is raised again, so it is open again.
+        services.approvals.unclaim(request.gate_id)
+
+
+def _emit_gate(request: GateRequest) -> None:
+    get_stream_writer()(
+        {
+            "event": "gate_raised",
+            "gate_id": request.gate_id,
+            "kind": request.kind,
+            "task_id": request.task_id,
+            "agent": request.agent,
+            "tool": request.tool,
+            "at": time.time(),
+        }
+    )

@@ -1,0 +1,83 @@
+"""The binding: what `rt.compile` hands every graph it compiles (services and governor).
+
+It travels in the compiled graph's config under one key, so nested graphs and custom
+workers below a podium workflow see the same runtime. `bound(config)` is the one way
+code inside a run reaches it. A graph compiled without a runtime (plain
+`graph.compile()`) gets a process-local binding on an in-memory database, made on first
+use, so policies, budgets and recovery still apply; this is the only process-wide value.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.prebuilt.tool_node import ToolCallRequest
+
+from podium import policies as P
+from podium.governance.governor import Governor, call_scope
+from podium.governance.scope import scope_from
+from podium.storage.database import SqliteDatabase
+from podium.stores.services import Services
+
+#: The configurable key holding the `Binding` (`__`-prefixed: kept out of checkpoints).
+BINDING_KEY = "__podium_binding"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The services of one runtime and its governor."""
+
+    services: Services
+    governor: Governor
+
+    @classmethod
+    def of(cls, services: Services) -> Binding:
+        return cls(services, Governor(services))
+
+
+_local: Binding | None = None
+_local_lock = threading.Lock()
+
+
+def local_binding() -> Binding:
+    """The process-local binding for graphs compiled without a runtime."""
+    global _local
+    with _local_lock:
+        if _local is None:
+            _local = Binding.of(Services.open(SqliteDatabase(":memory:")))
+        return _local
+
+
+def bound(config: RunnableConfig | None) -> Binding:
+    """The binding of the runtime that compiled the running graph (or the local one)."""
+    binding: Any = ((config or {}).get("configurable") or {}).get(BINDING_KEY)
+    return binding if isinstance(binding, Binding) else local_binding()
+
+
+def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:
+    """Refuse (PolicyViolation) a read of `namespace` that the caller's policy does not allow.
+
+    Tools that read stores or corpora call this with the namespace they are about to read.
+    """
+    scope = scope_from(config)
+    if scope is None or scope.policies is None:
+        return
+    decision = P.evaluate_data_scope(scope.policies, call_scope(scope), namespace)
+    if not decision.allowed:
+        bound(config).governor.record_decision(scope, "data_scope", decision)
+        decision.raise_if_denied()
+
+
+def tool_node_hooks() -> dict[str, Any]:
+    """`wrap_tool_call`/`awrap_tool_call` for a `ToolNode`, resolving the governor per call."""
+
+    def wrap(request: ToolCallRequest, execute):
+        return bound(request.runtime.config).governor.wrap_tool_call(request, execute)
+
+    async def awrap(request: ToolCallRequest, execute):
+        return await bound(request.runtime.config).governor.awrap_tool_call(request, execute)
+
+    return {"wrap_tool_call": wrap, "awrap_tool_call": awrap}

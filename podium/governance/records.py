@@ -1,0 +1,117 @@
+"""What the governor writes down: usage and cost (ledger), calls and decisions (audit)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from podium import policies as P
+from podium.governance.scope import Scope
+from podium.governance.usage import model_name_of, priced_usage
+from podium.state import Usage
+from podium.stores.ledger import UsageEntry
+from podium.testing import message_text
+
+if TYPE_CHECKING:
+    from podium.stores.services import Services
+
+
+class Recording:
+    """Mixin of the governor (which sets `services`)."""
+
+    services: Services
+
+    def account(
+        self,
+        scope: Scope,
+        reply: AIMessage,
+        *,
+        label: str | None = None,
+        messages: Sequence[BaseMessage] = (),
+    ) -> Usage:
+        """Record one model reply's usage and cost (ledger) and the call (audit)."""
+        model = model_name_of(reply, label or "unknown")
+        usage = priced_usage(reply, model, scope)
+
+        meta: dict[str, Any] = dict(reply.usage_metadata or {})
+        cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
+        self.services.recorder.usage(
+            UsageEntry(
+                tenant_id=scope.tenant_id,
+                workflow=scope.workflow,
+                thread_id=scope.thread_id or "-",
+                task_id=scope.task_id,
+                agent=scope.agent,
+                model=label or model,
+                input_tokens=usage["input_tokens"],
+                output_tokens=usage["output_tokens"],
+                cached_tokens=int(cached),
+                cost_usd=usage["cost_usd"],
+            )
+        )
+        self.record(
+            scope,
+            "model_call",
+            {
+                "model": label or model,
+                "input": digest(message_text(messages)),
+                "output": digest(reply.text + json.dumps(reply.tool_calls, default=str)),
+                "tool_calls": [c["name"] for c in reply.tool_calls],
+                "input_tokens": usage["input_tokens"],
+                "output_tokens": usage["output_tokens"],
+                "cost_usd": usage["cost_usd"],
+            },
+        )
+        return usage
+
+    def record(
+        self,
+        scope: Scope,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        actor: str | None = None,
+        hook: str | None = None,
+    ) -> None:
+        """Buffer an audit event of `scope`."""
+        self.services.recorder.scope_event(scope, kind, payload, actor=actor, hook=hook)
+
+    def record_decision(self, scope: Scope, what: str, decision: P.Decision) -> None:
+        """Keep a decision that refused, rewrote, redacted or routed something."""
+        self.record(
+            scope,
+            "policy_decision",
+            {
+                "what": what,
+                "allowed": decision.allowed,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "details": dict(decision.details),
+            },
+        )
+
+    def _on_retry(self, scope: Scope, what: str):
+        def note(attempt: int, exc: BaseException, wait: float) -> None:
+            self.record(
+                scope,
+                "error",
+                {
+                    "retrying": what,
+                    "attempt": attempt,
+                    "wait": wait,
+                    "error_type": type(exc).__name__,
+                    "error": str(exc)[:500],
+                },
+            )
+
+        return note
+
+
+def digest(value: Any) -> str:
+    """A content hash for the audit log (model inputs and outputs are not stored as text)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

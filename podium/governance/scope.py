@@ -1,0 +1,79 @@
+"""Scope: who is calling (workflow, agent, task, tenant, roles) and under which policies.
+
+The task node puts a Scope into the config it hands a worker, so every governed model
+and tool call below it, in the built-in worker or in a custom graph, knows its caller.
+It travels under a `__`-prefixed configurable key, which LangGraph keeps out of
+checkpoint metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from podium.context import resolve_context
+
+SCOPE_KEY = "__podium_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The caller of a governed call."""
+
+    workflow: str
+    agent: str
+    tenant_id: str = "default"
+    user_id: str = "anonymous"
+    roles: frozenset[str] = field(default_factory=frozenset)
+    thread_id: str | None = None
+    task_id: str | None = None
+    round: int = 0
+    policies: Any = None
+    task_class: str | None = None
+
+    def for_agent(self, agent: str, task_id: str | None) -> Scope:
+        return replace(self, agent=agent, task_id=task_id)
+
+    @property
+    def run_key(self) -> str:
+        """Identifies one round of one thread (budgets per run are keyed by it)."""
+        return f"{self.thread_id or '-'}:{self.round}"
+
+
+def make_scope(
+    config: RunnableConfig,
+    context: Any,
+    *,
+    workflow: str,
+    agent: str,
+    policies: Any,
+    task_id: str | None = None,
+    round: int = 0,
+) -> Scope:
+    """A scope for a call made from a node of `workflow` (the context gives the tenant)."""
+    ctx = resolve_context(config, context)
+    configurable = config.get("configurable") or {}
+    thread = configurable.get("thread_id")
+    return Scope(
+        workflow=workflow,
+        agent=agent,
+        tenant_id=ctx.tenant_id,
+        user_id=ctx.user_id,
+        roles=frozenset(ctx.roles),
+        thread_id=str(thread) if thread is not None else None,
+        task_id=task_id,
+        round=round,
+        policies=policies,
+    )
+
+
+def scope_from(config: RunnableConfig | None) -> Scope | None:
+
+    return ((config or {}).get("configurable") or {}).get(SCOPE_KEY)
+
+
+def with_scope(config: RunnableConfig, scope: Scope) -> RunnableConfig:
+    """A copy of `config` carrying `scope` (nothing else changes)."""
+    return {**config, "configurable": {**(config.get("configurable") or {}), SCOPE_KEY: scope}}

@@ -1,0 +1,104 @@
+"""Replaying a dead letter: the task (and the dependents it cancelled) run again.
+
+The replay works on the thread's latest checkpoint, so the results the run already
+has are kept and only the dead-lettered branch runs again. Claiming the letter is
+atomic: a second replay of the same letter is refused, so effects do not repeat.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from podium import lifecycle
+from podium.context import RunContext
+from podium.errors import RunError
+from podium.graphs import names
+from podium.stores.dead_letters.store import DeadLetter
+
+
+class ReplayError(RunError):
+    """The dead letter cannot be replayed on its thread as it is now."""
+
+
+def requeued_tasks(
+    tasks: dict[str, Any], task_id: str, *, agent: str | None, reason: str, at: float
+) -> dict[str, Any]:
+    """The task table changes of a replay: the task is dispatched again (optionally to
+    another agent) and every task it cancelled goes back to the queue."""
+    if task_id not in tasks:
+        raise ReplayError(
+            f"task {task_id!r} is not in the thread's current plan; the thread "
+            "has moved on to another round, so the letter cannot be replayed"
+        )
+    changes = {}
+    task = lifecycle.requeue(tasks[task_id], at=at, reason=reason)
+    task = lifecycle.transition(task, "initializing", at=at)
+    if agent:
+        task = {**task, "agent": agent}
+    changes[task_id] = task
+    blocked = {task_id}
+    for other_id, other in tasks.items():  # plans are small; dependents follow their deps
+        if other["status"] == "cancelled" and blocked & set(other["depends_on"]):
+            changes[other_id] = lifecycle.requeue(other, at=at, reason=f"replay of {task_id}")
+            blocked.add(other_id)
+    return changes
+
+
+def replay(
+    app: Any,
+    letter: DeadLetter,
+    *,
+    services: Any,
+    context: RunContext,
+    agent: str | None = None,
+    stream_mode: str | None = None,
+) -> Any:
+    """Claim `letter`, put its task back on the thread, and run the thread on.
+
+    Returns the run's output (or the event stream with `stream_mode`); call
+    `finish(...)` with the outcome when it is done.
+    """
+    claimed = services.dead_letters.claim_for_replay(
+        letter.id, letter.tenant_id, by=context.user_id
+    )
+    config = {"configurable": {"thread_id": claimed.thread_id}}
+    try:
+        values = app.get_state(config).values
+        changes = requeued_tasks(
+            values.get("tasks") or {},
+            claimed.task_id,
+            agent=agent,
+            reason=f"replay of dead letter {claimed.id} by {context.user_id}",
+            at=time.time(),
+        )
+        app.update_state(
+            config, {"tasks": changes, "status": "running", "error": None}, as_node=names.SUPERVISOR
+        )
+        if stream_mode:
+            return app.stream(None, config, context=context, stream_mode=stream_mode)
+        return app.invoke(None, config, context=context)
+    except Exception as exc:
+        services.dead_letters.finish_replay(
+            claimed.id,
+            claimed.tenant_id,
+            ok=False,
+            result={"error": str(exc), "error_type": type(exc).__name__},
+        )
+        raise
+
+
+def finish(app: Any, letter: DeadLetter, *, services: Any) -> str:
+    """Record the replay's outcome on the letter; returns the task's new status.
+
+    A replay that ran is finished whatever its outcome; when the task failed for good
+    again, the run filed a new dead letter, named in the result, so one letter stays open.
+    """
+    values = app.get_state({"configurable": {"thread_id": letter.thread_id}}).values
+    task = (values.get("tasks") or {}).get(letter.task_id) or {}
+    status = task.get("status", "missing")
+    result = {"status": status, "agent": task.get("agent"), "error": task.get("error")}
+    if task.get("dead_letter") and task["dead_letter"] != letter.id:
+        result["new_dead_letter"] = task["dead_letter"]
+    services.dead_letters.finish_replay(letter.id, letter.tenant_id, ok=True, result=result)
+    return status

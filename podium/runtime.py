@@ -1,0 +1,157 @@
+"""The composition root: one database URL for LangGraph's checkpointer and podium's tables.
+
+`open_runtime` / `open_async_runtime` open the database, the checkpointer and every
+store (`Services`), make the governor, and bind them to each graph `rt.compile` compiles
+(`podium.governance.binding`). Nothing below looks anything up by itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import StateGraph
+
+from podium.governance.binding import BINDING_KEY, Binding
+from podium.governance.governor import Governor
+from podium.storage.database import Database, PostgresDatabase, open_database
+from podium.storage.urls import DEFAULT_URL, DatabaseURL, parse_url
+from podium.stores.services import Services
+
+
+class PodiumRuntime:
+    """A checkpointer plus podium's stores, bound to compiled graphs by `compile`.
+
+    Attributes:
+        url: The parsed database URL (`url.masked` is safe to print).
+        checkpointer: LangGraph's checkpointer for this database.
+        db: podium's own tables.
+        threads: The thread index.
+        governor: The choke point of every model and tool call.
+    """
+
+    def __init__(
+        self,
+        url: DatabaseURL,
+        checkpointer: BaseCheckpointSaver | None,
+        db: Database,
+        **services: Any,
+    ) -> None:
+        self.url = url
+        self.checkpointer = checkpointer
+        self.db = db
+        self.services = Services.open(db, **services)
+        self.binding = Binding.of(self.services)
+        self.threads = self.services.threads
+        self.governor: Governor = self.binding.governor
+
+    def compile(self, graph: StateGraph, **kwargs: Any):
+        """Compile `graph` with this runtime's checkpointer and stores bound.
+
+        Keyword arguments go to `StateGraph.compile` (e.g. `interrupt_before`, `name`).
+        """
+        kwargs.setdefault("checkpointer", self.checkpointer)
+        compiled = graph.compile(**kwargs)
+        return compiled.with_config(configurable={BINDING_KEY: self.binding})
+
+    def __repr__(self) -> str:
+        return f"PodiumRuntime({self.url.masked!r})"
+
+
+@contextmanager
+def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRuntime]:
+    """Open a runtime for synchronous use (`invoke`, `stream`).
+
+    Args:
+        url: `memory://`, `sqlite:///path` or `postgresql://...`; None means the
+            embedded default `sqlite:///.podium/podium.db`.
+        **services: Overrides for `podium.stores.services.Services`: `clock`, `sleep`,
+            `asleep` (tests inject these so retries never really wait), `audit_key`.
+
+    Raises:
+        DatabaseError: for a malformed URL or an unreachable database, naming the
+            masked URL and what to check.
+    """
+    parsed = parse_url(url or DEFAULT_URL)
+    with ExitStack() as stack:
+        db = open_database(parsed)
+        stack.callback(db.close)
+        saver = _sync_saver(parsed, db, stack)
+        runtime = PodiumRuntime(parsed, saver, db, **services)
+        stack.callback(runtime.services.flush)
+        yield runtime
+
+
+@asynccontextmanager
+async def open_async_runtime(
+    url: str | None = None, **services: Any
+) -> AsyncIterator[PodiumRuntime]:
+    """Open a runtime for asynchronous use (`ainvoke`, `astream`). See `open_runtime`."""
+    parsed = parse_url(url or DEFAULT_URL)
+    async with AsyncExitStack() as stack:
+        db = open_database(parsed)
+        stack.callback(db.close)
+        saver = await _async_saver(parsed, db, stack)
+        runtime = PodiumRuntime(parsed, saver, db, **services)
+        stack.callback(runtime.services.flush)
+        yield runtime
+
+
+def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver:
+    if url.kind == "memory":
+        return InMemorySaver()
+    if url.kind == "sqlite":
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(str(url.path), check_same_thread=False, timeout=30)
+        stack.callback(conn.close)
+        sqlite_saver = SqliteSaver(conn)
+        sqlite_saver.setup()
+        return sqlite_saver
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    assert isinstance(db, PostgresDatabase)
+    saver = PostgresSaver(db.pool)
+    # LangGraph's migrations are not safe against two processes running them at once.
+    with db.session_lock("schema:checkpoints"):
+        saver.setup()
+    return saver
+
+
+async def _async_saver(
+    url: DatabaseURL, db: Database, stack: AsyncExitStack
+) -> BaseCheckpointSaver:
+    if url.kind == "memory":
+        return InMemorySaver()
+    if url.kind == "sqlite":
+        from podium.storage.sqlite_async import InlineAsyncSqliteSaver
+
+        conn = sqlite3.connect(str(url.path), check_same_thread=False, timeout=30)
+        stack.callback(conn.close)
+        inline_saver = InlineAsyncSqliteSaver(conn)
+        inline_saver.setup()
+        return inline_saver
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    assert isinstance(db, PostgresDatabase)
+    pool = AsyncConnectionPool(
+        url.conninfo,
+        min_size=1,
+        max_size=16,
+        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
+        open=False,
+        name="podium-checkpoints",
+    )
+    await pool.open()
+    stack.push_async_callback(pool.close)
+    db.use_async_pool(pool)  # budget holds and settlements run on the loop, not a thread
+    saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (dict_row)
+    with db.session_lock("schema:checkpoints"):
+        await saver.setup()
+    return saver

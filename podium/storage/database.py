@@ -1,0 +1,239 @@
+"""podium's own tables: one small SQL layer over SQLite (file or in-memory) and PostgreSQL.
+
+SQL is written once with `?` placeholders and portable types (TEXT, BIGINT,
+DOUBLE PRECISION); PostgreSQL gets `%s`. Every table name starts with `podium_`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+from podium.errors import DatabaseError
+from podium.storage.urls import DatabaseURL
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
+class Database(ABC):
+    """A connection (SQLite) or a pool (PostgreSQL) for podium's tables.
+
+    All methods are thread-safe. Use `transaction()` for several statements that must
+    commit together; single `execute`/`query` calls commit on their own.
+    """
+
+    dialect: str
+    #: Whether the data lives in this process only (`memory://`).
+    in_memory: bool = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.transaction() as cur:
+            return cur.query(sql, params)
+
+    @abstractmethod
+    def transaction(self, *, lock: str | None = None) -> AbstractContextManager[Cursor]:
+        """A transaction; `lock` names an exclusive lock held until commit (cross-process
+        on PostgreSQL, process-wide on SQLite, where writers are serialised anyway)."""
+
+    def ensure_schema(self, name: str, statements: Sequence[str]) -> None:
+        """Run idempotent DDL once per database, safely against concurrent processes."""
+        with self.transaction(lock=f"schema:{name}") as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection or pool."""
+
+
+class _SqliteCursor:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self._conn.execute(sql, tuple(params))
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, target: str) -> None:
+        try:
+            self._conn = sqlite3.connect(
+                target, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            if target != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise DatabaseError(
+                f"cannot open SQLite database {target!r}: {exc}; check the path is writable"
+            ) from exc
+        self._lock = threading.RLock()
+        self.in_memory = target == ":memory:"
+
+    # A single read needs no write lock: no BEGIN IMMEDIATE / COMMIT around it (writes keep
+    # theirs: an autocommit write that starts from a stale WAL snapshot fails at once).
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if sql.lstrip()[:6].upper() != "SELECT":
+            return super().query(sql, params)
+        with self._lock:
+            return _SqliteCursor(self._conn).query(sql, params)
+
+    @contextmanager
+    def transaction(self, *, lock: str | None = None) -> Iterator[Cursor]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteCursor(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _PgCursor:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(_pg(sql), tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self._conn.execute(_pg(sql), tuple(params)).fetchall())
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, url: DatabaseURL, *, max_size: int = 16) -> None:
+        import psycopg
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        check_postgres(url)
+        self._pool = ConnectionPool(
+            url.conninfo,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=True,
+            name="podium",
+        )
+        self._psycopg = psycopg
+        self.async_pool: Any = None  # set by an async runtime (`use_async_pool`)
+
+    def use_async_pool(self, pool: Any) -> None:
+        """Let async code run single statements on `pool` (a psycopg AsyncConnectionPool
+        in autocommit with dict rows) instead of a worker thread (`aexecute`, `aquery`)."""
+        self.async_pool = pool
+
+    async def aexecute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """`execute` on the event loop (needs `use_async_pool`)."""
+        async with self.async_pool.connection() as conn:
+            await conn.execute(_pg(sql), tuple(params))
+
+    async def aquery(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """`query` on the event loop (needs `use_async_pool`)."""
+        async with self.async_pool.connection() as conn:
+            cur = await conn.execute(_pg(sql), tuple(params))
+            return list(await cur.fetchall())
+
+    # A single statement runs in autocommit: atomic on its own, and one round trip
+    # instead of three (BEGIN, the statement, COMMIT).
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(_pg(sql), tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn:
+            return list(conn.execute(_pg(sql), tuple(params)).fetchall())  # type: ignore[arg-type]
+
+    @contextmanager
+    def transaction(self, *, lock: str | None = None) -> Iterator[Cursor]:
+
+        with self._pool.connection() as conn, conn.transaction():
+            if lock is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+            yield _PgCursor(conn)
+
+    @contextmanager
+    def session_lock(self, name: str) -> Iterator[None]:
+        """A cross-process lock held outside any transaction.
+
+        LangGraph's migrations run `CREATE INDEX CONCURRENTLY`, which waits for every open
+        transaction, so they must not run under a transaction-scoped lock.
+        """
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(name),))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(name),))
+
+    @property
+    def pool(self) -> Any:
+        return self._pool
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def lock_key(name: str) -> int:
+    """A stable 32-bit key for an advisory lock name."""
+    return zlib.crc32(f"podium:{name}".encode())
+
+
+def check_postgres(url: DatabaseURL) -> None:
+    """Connect once to give a clear error (masked URL, server's reason) before pooling."""
+    import psycopg
+
+    try:
+        psycopg.connect(url.conninfo, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseError(
+            f"cannot connect to {url.masked}: {reason}. Check that PostgreSQL is running, "
+            "that host, port, user and database in the URL are right, and that the user may log in"
+        ) from None
+
+
+def open_database(url: DatabaseURL) -> Database:
+    """Open podium's tables for a parsed URL (memory:// uses an in-memory SQLite)."""
+    if url.kind == "memory":
+        return SqliteDatabase(":memory:")
+    if url.kind == "sqlite":
+        assert url.path is not None
+        try:
+            url.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create the directory for {url.raw!r}: {exc}; pick a writable path"
+            ) from exc
+        return SqliteDatabase(str(url.path))
+    return PostgresDatabase(url)

@@ -1,0 +1,5 @@
+"""podium's stores: one module or package per table family, all on one `Database`."""
+
+from podium.stores.services import Services
+
+__all__ = ["Services"]

@@ -1,0 +1,63 @@
+"""The in-memory buffer in front of the audit log: add events cheaply, write them in batches.
+
+Re-exported by `podium.stores.audit.log`; import it from there.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from podium.stores.audit.events import AuditError, AuditEvent, StoredEvent
+
+if TYPE_CHECKING:
+    from podium.stores.audit.log import AuditLog
+
+
+class AuditBuffer:
+    """Collects events in memory and writes them in one `append` per flush.
+
+    Thread-safe. `add` flushes by itself once `max_size` events wait; the runtime
+    flushes at step boundaries and on close. A failed flush keeps its events (ahead of
+    any added since) and re-raises, so nothing is silently dropped.
+    """
+
+    def __init__(self, log: AuditLog, *, max_size: int = 200) -> None:
+        if max_size < 1:
+            raise AuditError(f"max_size {max_size!r} must be at least 1")
+        self._log, self._max_size = log, max_size
+        self._pending: list[AuditEvent] = []
+        self._lock = threading.Lock()  # guards _pending only; held briefly
+        self._flushing = threading.Lock()  # one flush at a time, so batches stay in order
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def add(self, event: AuditEvent) -> None:
+        """Queue one event; flushes when `max_size` events are waiting."""
+        with self._lock:
+            self._pending.append(event)
+            full = len(self._pending) >= self._max_size
+        if full:
+            self.flush()
+
+    def flush(self) -> list[StoredEvent]:
+        """Write everything added so far in one `append`; returns what was stored."""
+        with self._flushing:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return []
+            try:
+                return self._log.append(batch)
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = batch
+                raise
+
+    def __enter__(self) -> AuditBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()

@@ -1,0 +1,376 @@
+"""Budgets with reservations, so parallel workers cannot overspend together.
+
+A budget scope is `(tenant_id, scope_key)` with a limit per unit, e.g.
+`tenant_day:2026-11-21`, `run:<thread>:<round>`, `agent:<thread>:<round>:researcher`.
+Before a call the caller reserves its estimate on every level at once (tenant-day, run,
+agent...): the reservation succeeds only if each level has room for it, counting what
+was spent and what other calls hold, so a child never spends more than its parent has
+left. After the call it settles the reservation with the actual spend.
+
+`podium_budget_ledger` has a row per (reservation, scope, unit), `reserved` until
+settled, then `spent`. Reservations older than the TTL (their process died before
+settling) are ignored and deleted. `podium_budget_spent` keeps each scope's settled
+total, added to in the settling transaction, so checking a reservation reads one row
+per level plus the live holds: its cost does not grow with the day's calls.
+
+Under an async runtime on PostgreSQL, holds and settlements made at the same moment go to
+the database together (`podium.stores.budgets.batch`). The in-memory runtime keeps its
+budgets in process memory (`podium.stores.budgets.memory`, chosen by `open_budgets`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from podium.errors import BudgetExceeded, ConfigurationError
+from podium.storage.database import Cursor, Database
+from podium.storage.locks import lock_all
+from podium.stores.budgets.batch import LoopBatches
+from podium.stores.budgets.sql import (
+    EPSILON,
+    SCHEMA,
+    Claim,
+    Reservation,
+    delete_sql,
+    insert_sql,
+    purge_sql,
+    refusal_of,
+    settle_pg_sql,
+    settle_update_sql,
+    sums_from,
+    sums_sql,
+)
+
+__all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation", "open_budgets"]
+
+
+UNITS = ("tokens", "usd")
+#: Reservations older than this many seconds are treated as abandoned.
+DEFAULT_TTL = 900.0
+#: Looks a refused reservation gets when other calls' holds were in the way.
+HOLD_ATTEMPTS = 8
+#: Seconds between clean-ups of a tenant's expired reservations (per process).
+PURGE_EVERY = 60.0
+
+
+class Budgets:
+    """Spend and reservations per budget scope, in the runtime database.
+
+    Args:
+        db: podium's database; the table is created if missing.
+        clock: Seconds since the epoch; injected by tests.
+        reservation_ttl: Seconds after which an unsettled reservation is abandoned.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+        reservation_ttl: float = DEFAULT_TTL,
+    ) -> None:
+        self._db, self._clock, self._ttl = db, clock, reservation_ttl
+        self._purged: dict[str, float] = {}
+        self._batches: LoopBatches | None = None
+        db.ensure_schema("budgets", SCHEMA)
+
+    def reserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+        """Hold every claim, or none: each needs `spent + reserved + amount <= limit`.
+
+        Raises:
+            BudgetExceeded: (`podium.errors.BudgetExceeded`, re-exported here) for the
+                first claim, in the order given, without room; besides its scope, unit,
+                limit, spent and requested it carries `reserved`, what running calls hold.
+            ConfigurationError: an unknown unit, a negative amount or a repeated level.
+        """
+        _validate(claims)
+        if not claims:
+            return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
+        for attempt in range(1, HOLD_ATTEMPTS + 1):
+            reservation, refusal = self._try_hold(tenant_id, claims, ref)
+            if refusal is None:
+                return reservation
+            # Refused only because of other calls' holds, which settle or step back in
+            # moments: look again before refusing for good.
+            if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
+                raise refusal
+            time.sleep(random.uniform(0.001, 0.004) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _try_hold(
+        self, tenant_id: str, claims: Sequence[Claim], ref: str
+    ) -> tuple[Reservation, BudgetExceeded | None]:
+        # Hold first, then look: the hold is committed before the sums are read, so of two
+        # concurrent reservations the one that reads last sees the other's hold. They cannot
+        # both pass when only one fits (at worst both step back and try again), and no lock
+        # serialises the tenant's concurrent calls.
+        now = self._clock()
+        reservation = Reservation(uuid.uuid4().hex, tenant_id, ref, tuple(claims), now)
+        self._purge_now_and_then(tenant_id, now)
+        if self._db.dialect == "sqlite":
+            # SQLite runs one writing transaction at a time: nothing can slip in between
+            # this hold and the sums read in the same transaction.
+            with self._db.transaction() as cur:
+                self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
+                sums = self._sums_of(cur, tenant_id, claims, now)
+        else:
+            # Two statements, each committed on its own (one round trip each).
+            self._insert(self._db, reservation, "reserved", [c.amount for c in claims], now)
+            sums = self._sums_of(self._db, tenant_id, claims, now)
+        refusal = refusal_of(tenant_id, claims, sums)
+        if refusal is not None:
+            self.release(reservation)
+        return reservation, refusal
+
+    # -- on the event loop (PostgreSQL under an async runtime) ------------------------
+
+    @property
+    def runs_on_loop(self) -> bool:
+        """Whether `areserve`, `asettle` and `arelease` talk to the database from the event
+        loop (PostgreSQL with an async pool); otherwise call the sync methods off the loop."""
+        return getattr(self._db, "async_pool", None) is not None
+
+    async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+        """`reserve` without a worker thread (see `runs_on_loop`).
+
+        Holds made at the same moment go to the database together
+        (`podium.stores.budgets.batch`), decided as if one after another.
+        """
+        _validate(claims)
+        if not claims:
+            return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
+        for attempt in range(1, HOLD_ATTEMPTS + 1):
+            reservation = Reservation(
+                uuid.uuid4().hex, tenant_id, ref, tuple(claims), self._clock()
+            )
+            batches = self.loop_batches()
+            try:
+                await batches.holds.submit(reservation)
+            except BudgetExceeded as refusal:
+                # As in `reserve`: refused only because of other calls' holds, look again.
+                if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0.001, 0.004) * attempt)
+                continue
+            batches.opened(reservation)
+            return reservation
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def asettle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
+        """`settle` without a worker thread in the common case (see `runs_on_loop`);
+        settlements made at the same moment go to the database in one statement."""
+        if reservation.claims:
+            # Amounts are checked here, so a bad one fails this call, not its batch.
+            spend = {c.unit: float(actual.get(c.unit, 0.0)) for c in reservation.claims}
+            batches = self.loop_batches()
+            batches.closed(reservation)
+            await batches.settles.submit((reservation, spend))
+
+    def loop_batches(self) -> LoopBatches:
+        """The hold and settle batches of the running event loop (see `runs_on_loop`)."""
+        batches = self._batches
+        if batches is None or batches.holds.loop is not asyncio.get_running_loop():
+            batches = self._batches = LoopBatches(
+                self._db,
+                purge_due=self._purge_due,
+                ttl=self._ttl,
+                settle_gone=self._settle_gone,
+                clock=self._clock,
+            )
+        return batches
+
+    async def arelease(self, reservation: Reservation) -> None:
+        """`release` without a worker thread (see `runs_on_loop`)."""
+        self.loop_batches().closed(reservation)
+        db: Any = self._db
+        await db.aexecute(*delete_sql(reservation, " AND state = 'reserved'"))
+
+    def settle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
+        """Replace the reservation with what was really spent, on every level it claimed.
+
+        The actual spend is recorded even when it exceeds the reservation or the
+        reservation has expired, because the spend happened. Units the reservation did
+        not claim are ignored; claimed units missing from `actual` settle at 0. Settling
+        twice records the spend once.
+        """
+        now = self._clock()
+        spent = [float(actual.get(c.unit, 0.0)) for c in reservation.claims]
+        if not reservation.claims or self._settle_held(reservation, actual, now):
+            return
+        self._settle_gone(reservation, spent, now)
+
+    def _settle_gone(self, reservation: Reservation, spent: Sequence[float], now: float) -> None:
+        """Settle a reservation whose hold is gone: settled already (nothing to do), or
+        purged as abandoned (the spend still counts)."""
+        with self._db.transaction() as cur:
+            # Only a second settle of the same reservation can race this one.
+            lock_all(self._db, cur, [f"budget-settle:{reservation.reservation_id}"])
+            done = cur.query(
+                "SELECT 1 AS done FROM podium_budget_ledger WHERE reservation_id = ? "
+                "AND tenant_id = ? AND state = 'spent'",
+                (reservation.reservation_id, reservation.tenant_id),
+            )
+            if done:
+                return
+            self._delete(cur, reservation, "")
+            self._insert(cur, reservation, "spent", spent, now)
+            # Last, so the totals' rows (shared by the tenant's calls) stay locked briefly.
+            self._add_to_totals(cur, reservation, spent)
+
+    def _settle_held(
+        self, reservation: Reservation, actual: Mapping[str, float], now: float
+    ) -> bool:
+        """Turn the live hold into spend and add it to the totals, atomically; False when
+        no hold was left to turn (the common path: one statement on PostgreSQL)."""
+        if self._db.dialect == "postgres":
+            return bool(self._db.query(*settle_pg_sql(reservation, actual, now)))
+        with self._db.transaction() as cur:
+            rows = cur.query(*settle_update_sql(reservation, actual, now))
+            if rows:
+                self._upsert_totals(
+                    cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
+                )
+        return bool(rows)
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop a reservation that was not used (the call failed before spending)."""
+        with self._db.transaction() as cur:
+            self._delete(cur, reservation, " AND state = 'reserved'")
+
+    def spent(self, tenant_id: str, scope_key: str, unit: str) -> float:
+        """What was settled in a scope, in `unit`."""
+        with self._db.transaction() as cur:
+            return self._sums(cur, tenant_id, scope_key, unit, self._clock())[0]
+
+    def reserved(self, tenant_id: str, scope_key: str, unit: str) -> float:
+        """What running calls hold in a scope, in `unit` (expired reservations excluded)."""
+        with self._db.transaction() as cur:
+            return self._sums(cur, tenant_id, scope_key, unit, self._clock())[1]
+
+    def remaining(self, tenant_id: str, scope_key: str, unit: str, limit: float) -> float:
+        """Room left under `limit` after spend and live reservations (never below 0)."""
+        with self._db.transaction() as cur:
+            spent, held = self._sums(cur, tenant_id, scope_key, unit, self._clock())
+        return max(0.0, limit - spent - held)
+
+    def purge_stale(self, tenant_id: str | None = None) -> int:
+        """Delete expired reservations (of one tenant, or of all for an operator).
+
+        Returns:
+            How many reservations were removed.
+        """
+        cutoff = self._clock() - self._ttl
+        where = "state = 'reserved' AND created_at < ?"
+        params: tuple[object, ...] = (cutoff,)
+        if tenant_id is not None:
+            where, params = f"{where} AND tenant_id = ?", (cutoff, tenant_id)
+        with self._db.transaction() as cur:
+            rows = cur.query(
+                f"SELECT COUNT(DISTINCT reservation_id) AS n FROM podium_budget_ledger "
+                f"WHERE {where}",
+                params,
+            )
+            cur.execute(f"DELETE FROM podium_budget_ledger WHERE {where}", params)
+        return int(rows[0]["n"])
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _purge_due(self, tenant_id: str, now: float) -> bool:
+        """Whether to delete the tenant's expired reservations now: at most once a minute
+        per process (sums skip them anyway; this only keeps the table small)."""
+        if now - self._purged.get(tenant_id, float("-inf")) < PURGE_EVERY:
+            return False
+        self._purged[tenant_id] = now
+        return True
+
+    def _purge_now_and_then(self, tenant_id: str, now: float) -> None:
+        if self._purge_due(tenant_id, now):
+            self._db.execute(*purge_sql(tenant_id, now - self._ttl))
+
+    def _sums_of(
+        self, cur: Cursor, tenant_id: str, claims: Sequence[Claim], now: float
+    ) -> dict[tuple[str, str], tuple[float, float]]:
+        return sums_from(cur.query(*sums_sql(tenant_id, claims, now - self._ttl)))
+
+    def _sums(
+        self, cur: Cursor, tenant_id: str, scope_key: str, unit: str, now: float
+    ) -> tuple[float, float]:
+        claim = Claim(scope_key, unit, 0.0, 0.0)
+        return self._sums_of(cur, tenant_id, [claim], now).get((scope_key, unit), (0.0, 0.0))
+
+    def _add_to_totals(self, cur: Cursor, reservation: Reservation, spent: Sequence[float]) -> None:
+        self._upsert_totals(
+            cur,
+            [
+                (reservation.tenant_id, claim.scope_key, claim.unit, amount)
+                for claim, amount in zip(reservation.claims, spent, strict=True)
+            ],
+        )
+
+    def _upsert_totals(self, cur: Cursor, rows: Sequence[tuple[str, str, str, float]]) -> None:
+        # Sorted: concurrent settlements lock the shared rows in one order (no deadlock).
+        rows = sorted(rows)
+        if not rows:
+            return
+        marks = ", ".join("(?, ?, ?, ?)" for _ in rows)
+        cur.execute(
+            f"INSERT INTO podium_budget_spent (tenant_id, scope_key, unit, amount) "
+            f"VALUES {marks} ON CONFLICT (tenant_id, scope_key, unit) "
+            "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount",
+            [value for row in rows for value in row],
+        )
+
+    def _insert(
+        self,
+        cur: Cursor,
+        reservation: Reservation,
+        state: str,
+        amounts: Sequence[float],
+        now: float,
+    ) -> None:
+        if reservation.claims:
+            cur.execute(*insert_sql(reservation, state, amounts, now))
+
+    def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
+        cur.execute(*delete_sql(reservation, extra))
+
+
+def open_budgets(db: Database, **options: Any) -> Budgets:
+    """The budgets of a runtime's database: in this process's memory when the database is
+    in memory (`memory://`, see `podium.stores.budgets.memory`), else in its tables.
+
+    Args:
+        db: podium's database.
+        **options: `clock`, `reservation_ttl` (see `Budgets`).
+    """
+    if db.in_memory:
+        from podium.stores.budgets.memory import MemoryBudgets
+
+        return MemoryBudgets(**options)
+    return Budgets(db, **options)
+
+
+def _validate(claims: Sequence[Claim]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for claim in claims:
+        if claim.unit not in UNITS:
+            raise ConfigurationError(
+                f"unknown budget unit {claim.unit!r} for scope {claim.scope_key!r}; "
+                f"use one of: {', '.join(UNITS)}"
+            )
+        if not claim.amount >= 0 or not claim.limit >= 0:  # also refuses NaN
+            raise ConfigurationError(
+                f"budget claim on {claim.scope_key!r} has amount {claim.amount!r} and limit "
+                f"{claim.limit!r}; both must be 0 or more"
+            )
+        if (claim.scope_key, claim.unit) in seen:
+            raise ConfigurationError(
+                f"budget {claim.scope_key!r} ({claim.unit}) claimed twice in one reservation; "
+                "claim each level once"
+            )
+        seen.add((claim.scope_key, claim.unit))

@@ -1,0 +1,160 @@
+"""Values and errors of the dead-letter store (`podium.stores.dead_letters.store`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
+
+from podium.errors import RunError
+
+DeadLetterStatus = Literal["pending", "replaying", "replayed", "discarded"]
+STATUSES: tuple[str, ...] = get_args(DeadLetterStatus)
+
+_LIST_HINT = "list the tenant's dead letters with DeadLetters.list(tenant_id)"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One failed try of the task.
+
+    Attributes:
+        agent: The agent that ran it (the fallback agent for a fallback try).
+        attempt: 1 for the first try, counting on across agents and replays.
+        error_type: The exception class name, e.g. "TimeoutError".
+        error: The error message.
+        at: When it failed (seconds since the epoch).
+    """
+
+    agent: str
+    attempt: int
+    error_type: str
+    error: str
+    at: float
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Attempt:
+        """An attempt from a dict with exactly the keys agent, attempt, error_type, error, at."""
+        names = [f.name for f in fields(cls)]
+        if set(data) != set(names):
+            raise ValueError(
+                f"dead-letter attempt {dict(data)!r} must have exactly the keys {', '.join(names)}"
+            )
+        return cls(
+            agent=str(data["agent"]),
+            attempt=int(data["attempt"]),
+            error_type=str(data["error_type"]),
+            error=str(data["error"]),
+            at=float(data["at"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A task that failed for good, with the context needed to replay it.
+
+    Attributes:
+        id: Short unique id, e.g. "dl-3f9a2c1b7e04".
+        tenant_id: Owning tenant.
+        workflow: Workflow name.
+        thread_id: The thread the task ran in.
+        task_id: The plan task that failed.
+        agent: The agent the task was assigned to.
+        inputs: The task and its dependency inputs (JSON).
+        attempts: Every failed try, oldest first, replays included.
+        last_checkpoint_id: The last good checkpoint to replay from.
+        checkpoint_ns: Its checkpoint namespace ("" for the root graph).
+        status: "pending", "replaying", "replayed" or "discarded".
+        created_at: When the task was dead-lettered.
+        updated_at: Last status change.
+        resolution: None while pending and never replayed. Otherwise a dict:
+            replaying {"replay_by", "replay_started_at"}; replayed adds "finished_at" and
+            "result"; pending after a failed replay {"last_replay": {...the same keys}};
+            discarded {"discarded_by", "reason", "discarded_at"}.
+    """
+
+    id: str
+    tenant_id: str
+    workflow: str
+    thread_id: str
+    task_id: str
+    agent: str
+    inputs: dict[str, Any]
+    attempts: tuple[Attempt, ...]
+    last_checkpoint_id: str | None
+    checkpoint_ns: str
+    status: DeadLetterStatus
+    created_at: float
+    updated_at: float
+    resolution: dict[str, Any] | None
+
+
+def to_row(letter: DeadLetter) -> tuple[Any, ...]:
+    """The INSERT parameters, in column order (non-JSON inputs are stored as their str())."""
+    return (
+        letter.id,
+        letter.tenant_id,
+        letter.workflow,
+        letter.thread_id,
+        letter.task_id,
+        letter.agent,
+        json.dumps(letter.inputs, default=str),
+        json.dumps([a.to_dict() for a in letter.attempts]),
+        letter.last_checkpoint_id,
+        letter.checkpoint_ns,
+        letter.status,
+        letter.created_at,
+        letter.updated_at,
+        None if letter.resolution is None else json.dumps(letter.resolution, default=str),
+    )
+
+
+def from_row(row: Mapping[str, Any]) -> DeadLetter:
+    return DeadLetter(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        workflow=row["workflow"],
+        thread_id=row["thread_id"],
+        task_id=row["task_id"],
+        agent=row["agent"],
+        inputs=json.loads(row["inputs"]),
+        attempts=tuple(Attempt.from_dict(a) for a in json.loads(row["attempts"])),
+        last_checkpoint_id=row["last_checkpoint_id"],
+        checkpoint_ns=row["checkpoint_ns"],
+        status=row["status"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resolution=None if row["resolution"] is None else json.loads(row["resolution"]),
+    )
+
+
+class DeadLetterNotFound(RunError):
+    """A dead-letter id the tenant has no letter for (another tenant's is reported alike)."""
+
+    def __init__(self, id: str, tenant_id: str) -> None:
+        self.id = id
+        self.tenant_id = tenant_id
+        super().__init__(f"no dead letter {id!r} for tenant {tenant_id!r}; {_LIST_HINT}")
+
+
+class DeadLetterStateError(RunError):
+    """An action the letter's status does not allow (double replay, discarding a replayed one)."""
+
+    def __init__(self, letter: DeadLetter, action: str) -> None:
+        self.id = letter.id
+        self.status = letter.status
+        self.action = action
+        res = letter.resolution or {}
+        why = {
+            "pending": "it is pending and no replay is running; claim it first",
+            "replaying": f"it is already being replayed by {res.get('replay_by')!r}; wait for "
+            "that replay to finish (finish_replay) before acting on it again",
+            "replayed": "it was already replayed; replaying it again would repeat its effects",
+            "discarded": f"it was discarded by {res.get('discarded_by')!r} "
+            f"({res.get('reason')!r}); nothing more can be done with it",
+        }[letter.status]
+        super().__init__(f"cannot {action} dead letter {letter.id!r}: {why}")

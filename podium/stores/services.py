@@ -1,0 +1,137 @@
+"""Services: podium's stores on one database, plus the clock and sleep the runtime uses.
+
+A typed, frozen value built eagerly by `Services.open` (every table is set up then,
+before any run, so no run pays for it or blocks an event loop with it). The composition
+root (`podium.runtime`) builds one per runtime and binds it, with the governor, to every
+graph it compiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from podium.storage.database import Database
+from podium.stores.approvals import Approvals
+from podium.stores.audit import AuditLog
+from podium.stores.breakers import CircuitBreakers
+from podium.stores.budgets import Budgets, open_budgets
+from podium.stores.dead_letters import DeadLetters
+from podium.stores.effects import EffectLedger
+from podium.stores.ledger import UsageLedger
+from podium.stores.ratelimit import RateLimited, RateLimiter
+from podium.stores.recorder import Recorder
+from podium.stores.threads import ThreadIndex
+
+#: Threads for database calls made from async runs. asyncio's default pool has only
+#: cores + 4 threads, which many concurrent runs would queue on.
+_OFFLOAD = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="podium-db")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """The stores of one runtime database, and how the runtime waits.
+
+    Attributes:
+        db: The database.
+        clock: Seconds since the epoch (injectable so tests never sleep).
+        sleep: Blocking sleep used by retries in synchronous runs.
+        asleep: Sleep used by retries in asynchronous runs.
+        audit_key: HMAC key of the audit chain, or None for plain SHA-256.
+        model_timeout: Seconds a model call may take when no policy says otherwise.
+        rate_wait: Most seconds a call waits for a rate limit before it is refused.
+        offload: Whether async code moves database calls off the event loop.
+    """
+
+    db: Database
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    asleep: Callable[[float], Awaitable[None]]
+    audit_key: bytes | None
+    model_timeout: float | None
+    rate_wait: float
+    offload: bool
+    threads: ThreadIndex
+    approvals: Approvals
+    ratelimiter: RateLimiter
+    budgets: Budgets
+    ledger: UsageLedger
+    breakers: CircuitBreakers
+    effects: EffectLedger
+    audit: AuditLog
+    dead_letters: DeadLetters
+    recorder: Recorder
+
+    @classmethod
+    def open(
+        cls,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        audit_key: bytes | None = None,
+        model_timeout: float | None = None,
+        rate_wait: float = 30.0,
+        offload: bool | None = None,
+    ) -> Services:
+        """Create every store on `db` now.
+
+        `offload` defaults to true on PostgreSQL, where a round trip would stall every
+        run on the loop (SQLite calls take microseconds); a server whose loop serves many
+        runs sets it.
+        """
+        audit = AuditLog(db, key=audit_key, clock=clock)
+        ledger = UsageLedger(db, clock=clock)
+        return cls(
+            db=db,
+            clock=clock,
+            sleep=sleep,
+            asleep=asleep,
+            audit_key=audit_key,
+            model_timeout=model_timeout,
+            rate_wait=rate_wait,
+            offload=offload if offload is not None else db.dialect == "postgres",
+            threads=ThreadIndex(db),
+            approvals=Approvals(db, clock=clock),
+            ratelimiter=RateLimiter(db, clock=clock),
+            budgets=open_budgets(db, clock=clock),
+            ledger=ledger,
+            breakers=CircuitBreakers(db, clock=clock),
+            effects=EffectLedger(db, clock=clock),
+            audit=audit,
+            dead_letters=DeadLetters(db, clock=clock),
+            recorder=Recorder(audit, ledger),
+        )
+
+    async def run_sync(self, fn: Any, *args: Any) -> Any:
+        """Call `fn(*args)` from async code, in a worker thread when `offload` says so."""
+        if self.offload:
+            context = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(_OFFLOAD, functools.partial(context.run, fn, *args))
+        return fn(*args)
+
+    def flush(self) -> None:
+        """Write buffered audit events and usage rows (called at the end of each step)."""
+        self.recorder.flush()
+
+    async def aacquire(self, tenant_id: str, limits: Any) -> None:
+        """Wait (without blocking the event loop) until every rate limit has room."""
+        waited = 0.0
+        while True:
+            decision = await self.run_sync(lambda: self.ratelimiter.try_acquire(tenant_id, limits))
+            if decision.allowed:
+                return
+            if waited + decision.retry_after > self.rate_wait:
+                raise RateLimited(
+                    tenant_id, decision.key or "?", decision.retry_after, self.rate_wait, waited
+                )
+            await self.asleep(decision.retry_after)
+            waited += decision.retry_after
