@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from podium.nodes.prompts import CHOICE_MARKER, PLAN_MARKER
-from podium.testing import approx_tokens, message_text
+from podium.tokens import approx_tokens, message_text
 
 _AGENT_LINE = re.compile(r"^- ([A-Za-z][\w\-]*): (.*)$", re.MULTILINE)
 _DONE_LINE = re.compile(r"^- (\S+) ([A-Za-z][\w\-]*): ", re.MULTILINE)

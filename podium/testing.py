@@ -20,6 +20,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
+from podium.tokens import approx_tokens, message_text  # re-exported for tests
+
 Reply = AIMessage | str | Exception | Callable[[list[BaseMessage]], "AIMessage | str"]
 
 
@@ -40,15 +42,6 @@ def tool_calls(*calls: tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], s
         call_id = call[2] if len(call) > 2 and call[2] else f"call_{uuid.uuid4().hex[:10]}"
         made.append({"name": name, "args": args, "id": call_id, "type": "tool_call"})
     return AIMessage(content="", tool_calls=made)
-
-
-def approx_tokens(text: str) -> int:
-    """A stable token estimate (4 characters a token) for models that report none."""
-    return max(1, len(text) // 4)
-
-
-def message_text(messages: Sequence[BaseMessage]) -> str:
-    return "\n".join(m.text if hasattr(m, "text") else str(m.content) for m in messages)
 
 
 class ScriptedChatModel(BaseChatModel):

@@ -17,8 +17,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
 
 from podium import policies as P
-from podium.governance.governor import Governor, call_scope
-from podium.governance.scope import scope_from
+from podium.governance.governor import Governor
+from podium.governance.scope import call_scope, scope_from
 from podium.storage.database import SqliteDatabase
 from podium.stores.services import Services
 

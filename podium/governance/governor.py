@@ -33,27 +33,19 @@ from podium.governance.recovery import (
     call_with_timeout,
     classify,
     retry_call,
+    retry_settings,
 )
-from podium.governance.scope import Scope, scope_from
+from podium.governance.scope import Scope, call_scope, scope_from
 from podium.models import PRICES, cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
 from podium.stores.breakers.store import BreakerSettings
 from podium.stores.budgets.store import Claim, Reservation
 from podium.stores.services import Services
-from podium.testing import approx_tokens, message_text
+from podium.tokens import approx_tokens, message_text
 
 #: Output tokens reserved for a call whose model does not say its maximum.
 DEFAULT_OUTPUT_RESERVE = 1024
 EMPTY_POLICY = P.PolicySet()
-
-
-def call_scope(scope: Scope) -> P.CallScope:
-    return P.CallScope(
-        tenant=scope.tenant_id,
-        workflow=scope.workflow,
-        agent=scope.agent,
-        roles=frozenset(scope.roles),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +178,7 @@ class Governor(BreakerGate, Recording):
         label = model_label(model) if isinstance(model, BaseChatModel) else type(model).__name__
         limits = P.rate_limits_for(policy, call, model=label) if scope.policies else []
         settings = P.agent_settings(policy, call).retry if scope.policies else None
-        return ModelCall(scope, model, label, None, _retry(settings)), limits
+        return ModelCall(scope, model, label, None, retry_settings(settings)), limits
 
     def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
@@ -349,18 +341,6 @@ def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -
 async def _agoverned_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:
     with governed():
         return await model.ainvoke(list(messages), config)
-
-
-def _retry(settings: Any) -> RetrySettings:
-    if settings is None:
-        return RetrySettings()
-    return RetrySettings(
-        attempts=settings.attempts,
-        initial_delay=settings.initial_delay,
-        backoff=settings.backoff,
-        max_delay=settings.max_delay,
-        jitter=0.1 if settings.jitter else 0.0,
-    )
 
 
 def _spend(usage: Any) -> dict[str, float]:

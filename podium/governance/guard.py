@@ -85,7 +85,7 @@ class PolicyGuard(BaseCallbackHandler):
     ) -> None:
         if _GOVERNED.get() or self.scope.policies is None:
             return
-        from podium.governance.governor import call_scope
+        from podium.governance.scope import call_scope
 
         name = (serialized or {}).get("name") or kwargs.get("name") or "?"
         args = inputs if isinstance(inputs, dict) else _parse(input_str)

@@ -14,7 +14,7 @@ from podium.governance.scope import Scope
 from podium.governance.usage import model_name_of, priced_usage
 from podium.state import Usage
 from podium.stores.ledger import UsageEntry
-from podium.testing import message_text
+from podium.tokens import message_text
 
 if TYPE_CHECKING:
     from podium.stores.services import Services

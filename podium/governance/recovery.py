@@ -19,7 +19,7 @@ import contextvars
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from podium.errors import PodiumError, RunError
 
@@ -186,3 +186,16 @@ async def acall_with_timeout(fn: Callable[[], Awaitable[T]], seconds: float | No
         return await asyncio.wait_for(fn(), timeout=seconds)
     except TimeoutError:
         raise CallTimeout(what, seconds) from None
+
+
+def retry_settings(settings: Any) -> RetrySettings:
+    """`RetrySettings` from a policy's retry block (None: the defaults)."""
+    if settings is None:
+        return RetrySettings()
+    return RetrySettings(
+        attempts=settings.attempts,
+        initial_delay=settings.initial_delay,
+        backoff=settings.backoff,
+        max_delay=settings.max_delay,
+        jitter=0.1 if settings.jitter else 0.0,
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from podium import policies as P
 from podium.context import resolve_context
 
 SCOPE_KEY = "__podium_scope"
@@ -77,3 +78,12 @@ def scope_from(config: RunnableConfig | None) -> Scope | None:
 def with_scope(config: RunnableConfig, scope: Scope) -> RunnableConfig:
     """A copy of `config` carrying `scope` (nothing else changes)."""
     return {**config, "configurable": {**(config.get("configurable") or {}), SCOPE_KEY: scope}}
+
+
+def call_scope(scope: Scope) -> P.CallScope:
+    return P.CallScope(
+        tenant=scope.tenant_id,
+        workflow=scope.workflow,
+        agent=scope.agent,
+        roles=frozenset(scope.roles),
+    )

@@ -104,7 +104,7 @@ def _name(p: Prepared) -> str:
 
 def _prepare(gov: Governor, request: ToolCallRequest) -> Prepared | ToolMessage:
     """Policy checks and the approval gate; a refusal comes back as a ToolMessage."""
-    from podium.governance.governor import call_scope
+    from podium.governance.scope import call_scope
 
     config = request.runtime.config if request.runtime is not None else None
     call_id = request.tool_call.get("id") or ""
@@ -151,7 +151,7 @@ def _record_call(gov: Governor, scope: Scope, request: ToolCallRequest) -> None:
 def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Decision):
     """Raise the approval gate; returns the (possibly edited) request or a refusal."""
     from podium.gates.interrupt import await_decision, gate_id
-    from podium.governance.governor import call_scope
+    from podium.governance.scope import call_scope
 
     name, call_id = request.tool_call["name"], request.tool_call.get("id") or ""
     now = gov.services.clock()
@@ -252,7 +252,7 @@ def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
     s = gov.services
     gov.breaker_success("tool", _name(p), p.scope)
     if isinstance(result, ToolMessage) and p.scope.policies is not None:
-        from podium.governance.governor import call_scope
+        from podium.governance.scope import call_scope
 
         filtered = P.filter_output(
             p.scope.policies, call_scope(p.scope), result.text, tool=_name(p)
@@ -279,7 +279,7 @@ def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
 
 
 def _retry(p: Prepared):
-    from podium.governance.governor import _retry as to_settings
+    from podium.governance.recovery import retry_settings as to_settings
 
     if p.settings.side_effects and not p.settings.idempotent:
         return NO_RETRY  # a write that may have happened is not blindly repeated

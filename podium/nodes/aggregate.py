@@ -78,7 +78,7 @@ def _needs_approval(flag: bool, policies: Any, scope: Any) -> bool:
         return True
     if policies is None:
         return False
-    from podium.governance.governor import call_scope
+    from podium.governance.scope import call_scope
 
     return not P.approval_for(policies, call_scope(scope), "answer").allowed
 
@@ -86,7 +86,7 @@ def _needs_approval(flag: bool, policies: Any, scope: Any) -> bool:
 def _filtered(answer: str, cfg: RunnableConfig, policies: Any, scope: Any) -> str:
     if policies is None:
         return answer
-    from podium.governance.governor import call_scope
+    from podium.governance.scope import call_scope
 
     result = P.filter_output(policies, call_scope(scope), answer)
     for decision in result.decisions:

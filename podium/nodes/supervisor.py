@@ -261,7 +261,7 @@ class Supervisor:
         scope = scope_from(config)
         if self.policies is None or scope is None:
             return False
-        from podium.governance.governor import call_scope
+        from podium.governance.scope import call_scope
 
         return not P.approval_for(self.policies, call_scope(scope), "plan").allowed
 

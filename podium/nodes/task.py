@@ -87,7 +87,7 @@ def make_task_node(
     def timeout(cfg: RunnableConfig) -> float | None:
         if spec.timeout is not None or policies is None:
             return spec.timeout
-        from podium.governance.governor import call_scope
+        from podium.governance.scope import call_scope
 
         scope = scope_from(cfg)
         assert scope is not None  # prepare() put it there

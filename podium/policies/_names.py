@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from podium.policies._problems import Problem, suggest
+from podium.policies._problems import Problem, policy_error, suggest
 from podium.policies._yaml import Path
-from podium.policies.loader import policy_error
 
 if TYPE_CHECKING:
     from podium.policies.schema import Block, PolicySet

@@ -15,7 +15,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from podium.policies._yaml import Path
+from podium.errors import PolicyError
+from podium.policies._yaml import Path, format_path
+
+#: Where each key path of a policy came from: (file, line).
+Origins = dict[Path, tuple[str, int]]
 
 _WORDING = (
     ("Input should be a valid tuple", "should be a list"),
@@ -139,3 +143,29 @@ def _as_model(annotation: Any) -> type[BaseModel] | None:
             if model is not None:
                 return model
     return None
+
+
+def policy_error(problems: list[Problem], origins: Origins) -> PolicyError:
+    """One PolicyError for `problems`, the first (in file order) in its fields."""
+    located = sorted(
+        ((_locate(problem.path, origins), problem) for problem in problems), key=lambda x: x[0]
+    )
+    (file, line), first = located[0]
+    more = [
+        f"{f or '<policy>'}:{n} {format_path(p.path)}: {p.message}" for (f, n), p in located[1:]
+    ]
+    return PolicyError(
+        first.message,
+        path=file or None,
+        line=line or None,
+        key_path=format_path(first.path),
+        more=more,
+    )
+
+
+def _locate(path: Path, origins: Origins) -> tuple[str, int]:
+    for end in range(len(path), -1, -1):
+        found = origins.get(tuple(path[:end]))
+        if found is not None:
+            return found
+    return ("", 0)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from podium.errors import PolicyError
-from podium.policies._problems import Problem, problems_from
+from podium.policies._problems import Origins, policy_error, problems_from
 from podium.policies._yaml import Path, format_path, parse
 from podium.policies.schema import PolicySet
 
@@ -25,8 +25,6 @@ from podium.policies.schema import PolicySet
 NAMED_SECTIONS = ("tenants", "workflows", "agents", "tools", "models", "prices")
 SECTIONS = ("global", *NAMED_SECTIONS)
 SUFFIXES = (".yaml", ".yml")
-
-Origins = dict[Path, tuple[str, int]]
 
 
 def load_policies(
@@ -81,32 +79,6 @@ def policy_files(path: FilePath) -> list[FilePath]:
             path=str(path),
         )
     return [path]
-
-
-def policy_error(problems: list[Problem], origins: Origins) -> PolicyError:
-    """One PolicyError for `problems`, the first (in file order) in its fields."""
-    located = sorted(
-        ((_locate(problem.path, origins), problem) for problem in problems), key=lambda x: x[0]
-    )
-    (file, line), first = located[0]
-    more = [
-        f"{f or '<policy>'}:{n} {format_path(p.path)}: {p.message}" for (f, n), p in located[1:]
-    ]
-    return PolicyError(
-        first.message,
-        path=file or None,
-        line=line or None,
-        key_path=format_path(first.path),
-        more=more,
-    )
-
-
-def _locate(path: Path, origins: Origins) -> tuple[str, int]:
-    for end in range(len(path), -1, -1):
-        found = origins.get(tuple(path[:end]))
-        if found is not None:
-            return found
-    return ("", 0)
 
 
 def _read(file: FilePath) -> str:

@@ -4,6 +4,7 @@ Nothing here imports Streamlit: the page script draws what these functions retur
 """
 
 from podium.ui.actions import AnyWorkbench, apply_link, choose_workflow, perform
+from podium.ui.backends import open_workbench
 from podium.ui.board import COLUMNS, BoardRow, LiveBoard, board_rows, records
 from podium.ui.cards import VERBS, EditError, GateCard, decision_for, gate_card
 from podium.ui.insight import (
@@ -48,7 +49,6 @@ from podium.ui.workbench import (
     RunOutcome,
     Workbench,
     describe_error,
-    open_workbench,
     workflow_names,
 )
 

@@ -310,18 +310,3 @@ class Workbench:
     def mermaid(self, workflow: str) -> str:
         """The workflow's graph as Mermaid text (drawn locally, no network)."""
         return self.app(workflow, DEFAULT_MODEL).get_graph().draw_mermaid()
-
-
-def open_workbench(config: AppConfig, *, environ: Mapping[str, str] | None = None) -> Any:
-    """The workbench `config` asks for: a LangGraph server's when `server_url` is set
-    (`podium.ui.remote.RemoteWorkbench`), else the embedded runtime's.
-
-    Raises:
-        ServerError: the server is unreachable or refuses the credential.
-        DatabaseError: the embedded database cannot be opened.
-    """
-    if config.remote:
-        from podium.ui.remote import RemoteWorkbench
-
-        return RemoteWorkbench(config)
-    return Workbench(config, environ=environ)

@@ -17,8 +17,9 @@ from podium import errors
 from podium.errors import ConfigurationError, RunError
 from podium.storage.database import Database, open_database
 from podium.storage.urls import parse_url
+from podium.stores.budgets import open_budgets
 from podium.stores.budgets.memory import MemoryBudgets
-from podium.stores.budgets.store import BudgetExceeded, Budgets, Claim, open_budgets
+from podium.stores.budgets.store import BudgetExceeded, Budgets, Claim
 from tests.helpers import Clock, race
 
 

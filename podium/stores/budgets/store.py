@@ -46,7 +46,7 @@ from podium.stores.budgets.sql import (
     sums_sql,
 )
 
-__all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation", "open_budgets"]
+__all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation"]
 
 
 UNITS = ("tokens", "usd")
@@ -338,21 +338,6 @@ class Budgets:
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
         cur.execute(*delete_sql(reservation, extra))
-
-
-def open_budgets(db: Database, **options: Any) -> Budgets:
-    """The budgets of a runtime's database: in this process's memory when the database is
-    in memory (`memory://`, see `podium.stores.budgets.memory`), else in its tables.
-
-    Args:
-        db: podium's database.
-        **options: `clock`, `reservation_ttl` (see `Budgets`).
-    """
-    if db.in_memory:
-        from podium.stores.budgets.memory import MemoryBudgets
-
-        return MemoryBudgets(**options)
-    return Budgets(db, **options)
 
 
 def _validate(claims: Sequence[Claim]) -> None:
