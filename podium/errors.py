@@ -6,7 +6,14 @@ are read by people wiring up workflows, usually from a terminal.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from podium.stores.approvals import GateRecord
+    from podium.stores.dead_letters.letters import DeadLetter
+    from podium.stores.effects.keys import EffectKey
 
 
 def _known(names: Iterable[str]) -> str:
@@ -157,3 +164,162 @@ class BudgetExceeded(RunError):
             f"{scope} budget{owner} of {limit:g} {unit}{source} has no room for {requested:g} "
             f"{unit}: {spent:g} already spent{held}; raise the limit in the policy or wait"
         )
+
+
+class TransientError(RunError):
+    """Raise from a tool or model wrapper to mark a failure worth retrying."""
+
+    error_class = "transient"
+
+
+class CallTimeout(TransientError, TimeoutError):
+    """A model call, tool call or task ran past its time limit."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what = what
+        self.seconds = seconds
+        super().__init__(f"{what} timed out after {seconds:g}s")
+
+
+class RateLimited(RunError):
+    """A rate limit stayed exhausted for longer than the caller was willing to wait."""
+
+    error_class = "transient"  # fail fast now, retry or fall back later
+
+    def __init__(
+        self, tenant_id: str, key: str, retry_after: float, timeout: float, waited: float = 0.0
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.key = key
+        self.retry_after = retry_after
+        self.timeout = timeout
+        self.waited = waited
+        super().__init__(
+            f"rate limit {key!r} of tenant {tenant_id!r} is exhausted: after waiting "
+            f"{waited:.2f}s of the {timeout:.2f}s allowed, the next tokens are free in "
+            f"{retry_after:.2f}s more; retry later, or raise the limit's capacity (or the "
+            "wait) in the policy"
+        )
+
+
+class CircuitOpen(RunError):
+    """A call refused because its circuit breaker is open (or its one probe is in flight)."""
+
+    error_class = "transient"  # fail fast now, retry or fall back later
+
+    def __init__(self, key: str, retry_after: float, *, state: str = "open") -> None:
+        self.key = key
+        self.retry_after = retry_after
+        self.state = state
+        if state == "half_open":
+            why = "is half-open and its single probe call has not reported yet"
+        else:
+            why = "is open after repeated failures"
+        super().__init__(
+            f"circuit breaker {key!r} {why}; calls fail fast until it lets a probe call "
+            f"through in {retry_after:.1f}s. Retry after that, or use the agent's fallback"
+        )
+
+
+class BreakerKeyError(RunError):
+    """A tenant-scoped breaker key used on behalf of another tenant."""
+
+    def __init__(self, key: str, tenant_id: str) -> None:
+        self.key = key
+        self.tenant_id = tenant_id
+        super().__init__(
+            f"breaker key {key!r} belongs to another tenant than {tenant_id!r}; build "
+            f"per-tenant keys with breaker_key(kind, name, tenant_id={tenant_id!r})"
+        )
+
+
+class GateError(RunError):
+    """A decision that cannot be applied; the gate stays as it was."""
+
+
+class AlreadyDecided(GateError):
+    def __init__(self, gate: GateRecord) -> None:
+        self.gate = gate
+        verdict = (gate.decision or {}).get("decision", "?")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(gate.decided_at or 0))
+        super().__init__(
+            f"gate {gate.gate_id!r} was already decided: {verdict} by "
+            f"{gate.decided_by or 'unknown'} at {when} UTC; nothing was done twice"
+        )
+
+
+class GateForbidden(GateError):
+    """The deciding user lacks every role the gate requires."""
+
+
+class EffectNotFound(RunError):
+    """`complete`, `fail` or `resolve_in_doubt` for a key `begin` never saw."""
+
+    def __init__(self, key: EffectKey) -> None:
+        self.key = key
+        super().__init__(
+            f"no tool effect {key.call_key!r} of task {key.task_id!r} in thread "
+            f"{key.thread_id!r} for tenant {key.tenant_id!r}; call EffectLedger.begin first"
+        )
+
+
+class EffectConflict(RunError):
+    """One call key used for two different tools (a reused idempotency key)."""
+
+    def __init__(self, key: EffectKey, recorded: str, tool: str) -> None:
+        self.key = key
+        super().__init__(
+            f"call key {key.call_key!r} of task {key.task_id!r} was recorded for tool "
+            f"{recorded!r}, not {tool!r}; give every tool call its own idempotency key"
+        )
+
+
+class EffectStateError(RunError):
+    """`resolve_in_doubt` on a call that is not in doubt."""
+
+    def __init__(self, key: EffectKey, state: str) -> None:
+        self.key = key
+        self.state = state
+        super().__init__(
+            f"tool effect {key.call_key!r} of task {key.task_id!r} is {state!r}, not in "
+            "doubt; only a call that started and never completed or failed can be resolved"
+        )
+
+
+class DeadLetterNotFound(RunError):
+    """A dead-letter id the tenant has no letter for (another tenant's is reported alike)."""
+
+    def __init__(self, id: str, tenant_id: str) -> None:
+        self.id = id
+        self.tenant_id = tenant_id
+        super().__init__(
+            f"no dead letter {id!r} for tenant {tenant_id!r}; list the tenant's dead letters "
+            "with DeadLetters.list(tenant_id)"
+        )
+
+
+class DeadLetterStateError(RunError):
+    """An action the letter's status does not allow (double replay, discarding a replayed one)."""
+
+    def __init__(self, letter: DeadLetter, action: str) -> None:
+        self.id = letter.id
+        self.status = letter.status
+        self.action = action
+        res = letter.resolution or {}
+        why = {
+            "pending": "it is pending and no replay is running; claim it first",
+            "replaying": f"it is already being replayed by {res.get('replay_by')!r}; wait for "
+            "that replay to finish (finish_replay) before acting on it again",
+            "replayed": "it was already replayed; replaying it again would repeat its effects",
+            "discarded": f"it was discarded by {res.get('discarded_by')!r} "
+            f"({res.get('reason')!r}); nothing more can be done with it",
+        }[letter.status]
+        super().__init__(f"cannot {action} dead letter {letter.id!r}: {why}")
+
+
+class ReplayError(RunError):
+    """The dead letter cannot be replayed on its thread as it is now."""
+
+
+class AuditError(PodiumError):
+    """An audit event or a verify request that cannot be accepted as given."""

@@ -12,13 +12,9 @@ from typing import Any
 
 from podium import lifecycle
 from podium.context import RunContext
-from podium.errors import RunError
+from podium.errors import ReplayError
 from podium.graphs import names
 from podium.stores.dead_letters.store import DeadLetter
-
-
-class ReplayError(RunError):
-    """The dead letter cannot be replayed on its thread as it is now."""
 
 
 def requeued_tasks(

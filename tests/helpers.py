@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage
 import podium
 from podium.gates.decision import adecide, apending_gates, decide, pending_gates
 from podium.graphs.research_brief import DEMO_GOAL
+from podium.storage.database import Database
 from podium.testing import ScriptedChatModel
 
 EDITOR = frozenset({"editor"})
@@ -127,3 +128,13 @@ def race(script: str, *args: str, processes: int = 2, timeout: float = 60) -> li
         assert worker.returncode == 0
         counts.append(int(out.strip()))
     return counts
+
+
+def ledger_total(db: Database, tenant: str, scope: str, unit: str = "tokens") -> float:
+    """The spend as the ledger table holds it, read without the store's own sums."""
+    rows = db.query(
+        "SELECT amount FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key = ? "
+        "AND unit = ? AND state = 'spent'",
+        (tenant, scope, unit),
+    )
+    return sum(row["amount"] for row in rows)

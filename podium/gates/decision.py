@@ -16,14 +16,11 @@ from typing import Any
 from langgraph.types import Command
 
 from podium.context import RunContext
+from podium.errors import GateForbidden
 from podium.gates.request import Decision, GateRequest, fits, may_decide
 from podium.governance.binding import bound
 from podium.stores.approvals import AlreadyDecided, GateError
 from podium.stores.services import Services
-
-
-class GateForbidden(GateError):
-    """The deciding user lacks every role the gate requires."""
 
 
 @dataclass(frozen=True, slots=True)

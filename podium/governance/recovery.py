@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from podium.errors import PodiumError, RunError
+from podium.errors import CallTimeout, PodiumError
 
 T = TypeVar("T")
 ErrorClass = Literal["transient", "permanent", "budget"]
@@ -42,21 +42,6 @@ _TRANSIENT_NAMES = frozenset(
         "NodeTimeoutError",
     }
 )
-
-
-class TransientError(RunError):
-    """Raise from a tool or model wrapper to mark a failure worth retrying."""
-
-    error_class = "transient"
-
-
-class CallTimeout(TransientError, TimeoutError):
-    """A model call, tool call or task ran past its time limit."""
-
-    def __init__(self, what: str, seconds: float) -> None:
-        self.what = what
-        self.seconds = seconds
-        super().__init__(f"{what} timed out after {seconds:g}s")
 
 
 @dataclass(frozen=True, slots=True)

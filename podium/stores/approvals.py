@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import RunError
+from podium.errors import AlreadyDecided, GateError
 from podium.gates.request import Decision, GateRequest
 from podium.storage.database import Database
 
@@ -36,21 +36,6 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS podium_approvals_pending ON podium_approvals (tenant_id, status)",
 ]
-
-
-class GateError(RunError):
-    """A decision that cannot be applied; the gate stays as it was."""
-
-
-class AlreadyDecided(GateError):
-    def __init__(self, gate: GateRecord) -> None:
-        self.gate = gate
-        verdict = (gate.decision or {}).get("decision", "?")
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(gate.decided_at or 0))
-        super().__init__(
-            f"gate {gate.gate_id!r} was already decided: {verdict} by "
-            f"{gate.decided_by or 'unknown'} at {when} UTC; nothing was done twice"
-        )
 
 
 @dataclass(frozen=True, slots=True)

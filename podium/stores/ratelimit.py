@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from podium.errors import ConfigurationError, RunError
+from podium.errors import ConfigurationError, RateLimited
 from podium.storage.database import Cursor, Database
 from podium.storage.locks import lock_all
 
@@ -69,27 +69,6 @@ class BucketStep:
     updated_at: float
     allowed: bool
     retry_after: float
-
-
-class RateLimited(RunError):
-    """A rate limit stayed exhausted for longer than the caller was willing to wait."""
-
-    error_class = "transient"  # fail fast now, retry or fall back later
-
-    def __init__(
-        self, tenant_id: str, key: str, retry_after: float, timeout: float, waited: float = 0.0
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.key = key
-        self.retry_after = retry_after
-        self.timeout = timeout
-        self.waited = waited
-        super().__init__(
-            f"rate limit {key!r} of tenant {tenant_id!r} is exhausted: after waiting "
-            f"{waited:.2f}s of the {timeout:.2f}s allowed, the next tokens are free in "
-            f"{retry_after:.2f}s more; retry later, or raise the limit's capacity (or the "
-            "wait) in the policy"
-        )
 
 
 def take(

@@ -21,8 +21,8 @@ from langchain_core.tools import ToolException, tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium.errors import DeadLetterStateError
 from podium.replay import finish, replay
-from podium.stores.dead_letters.store import DeadLetterStateError
 from podium.stores.effects.store import EffectKey
 from podium.testing import tool_call
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from podium.errors import PodiumError
+from podium.errors import AuditError
 
 #: The documented event kinds. `kind` is an open string: these, or a namespaced
 #: custom kind such as "acme.export" (lowercase words joined by dots).
@@ -33,10 +33,6 @@ KINDS: frozenset[str] = frozenset(
 )
 ACTOR_TYPES: frozenset[str] = frozenset({"agent", "user", "system"})
 _CUSTOM_KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-
-
-class AuditError(PodiumError):
-    """An audit event or a verify request that cannot be accepted as given."""
 
 
 def canonical_json(value: Any) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import RunError
+from podium.errors import BreakerKeyError, CircuitOpen
 from podium.storage.database import Cursor, Database
 from podium.stores.breakers.machine import (
     CLOSED,
@@ -79,37 +79,6 @@ _UPSERT = """INSERT INTO podium_breakers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         failures = excluded.failures, opened_at = excluded.opened_at,
         next_probe_at = excluded.next_probe_at, last_error = excluded.last_error,
         last_error_tenant = excluded.last_error_tenant, updated_at = excluded.updated_at"""
-
-
-class CircuitOpen(RunError):
-    """A call refused because its circuit breaker is open (or its one probe is in flight)."""
-
-    error_class = "transient"  # fail fast now, retry or fall back later
-
-    def __init__(self, key: str, retry_after: float, *, state: str = "open") -> None:
-        self.key = key
-        self.retry_after = retry_after
-        self.state = state
-        if state == "half_open":
-            why = "is half-open and its single probe call has not reported yet"
-        else:
-            why = "is open after repeated failures"
-        super().__init__(
-            f"circuit breaker {key!r} {why}; calls fail fast until it lets a probe call "
-            f"through in {retry_after:.1f}s. Retry after that, or use the agent's fallback"
-        )
-
-
-class BreakerKeyError(RunError):
-    """A tenant-scoped breaker key used on behalf of another tenant."""
-
-    def __init__(self, key: str, tenant_id: str) -> None:
-        self.key = key
-        self.tenant_id = tenant_id
-        super().__init__(
-            f"breaker key {key!r} belongs to another tenant than {tenant_id!r}; build "
-            f"per-tenant keys with breaker_key(kind, name, tenant_id={tenant_id!r})"
-        )
 
 
 @dataclass(frozen=True, slots=True)

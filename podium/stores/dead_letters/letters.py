@@ -7,12 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
-from podium.errors import RunError
-
 DeadLetterStatus = Literal["pending", "replaying", "replayed", "discarded"]
 STATUSES: tuple[str, ...] = get_args(DeadLetterStatus)
-
-_LIST_HINT = "list the tenant's dead letters with DeadLetters.list(tenant_id)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,31 +126,3 @@ def from_row(row: Mapping[str, Any]) -> DeadLetter:
         updated_at=row["updated_at"],
         resolution=None if row["resolution"] is None else json.loads(row["resolution"]),
     )
-
-
-class DeadLetterNotFound(RunError):
-    """A dead-letter id the tenant has no letter for (another tenant's is reported alike)."""
-
-    def __init__(self, id: str, tenant_id: str) -> None:
-        self.id = id
-        self.tenant_id = tenant_id
-        super().__init__(f"no dead letter {id!r} for tenant {tenant_id!r}; {_LIST_HINT}")
-
-
-class DeadLetterStateError(RunError):
-    """An action the letter's status does not allow (double replay, discarding a replayed one)."""
-
-    def __init__(self, letter: DeadLetter, action: str) -> None:
-        self.id = letter.id
-        self.status = letter.status
-        self.action = action
-        res = letter.resolution or {}
-        why = {
-            "pending": "it is pending and no replay is running; claim it first",
-            "replaying": f"it is already being replayed by {res.get('replay_by')!r}; wait for "
-            "that replay to finish (finish_replay) before acting on it again",
-            "replayed": "it was already replayed; replaying it again would repeat its effects",
-            "discarded": f"it was discarded by {res.get('discarded_by')!r} "
-            f"({res.get('reason')!r}); nothing more can be done with it",
-        }[letter.status]
-        super().__init__(f"cannot {action} dead letter {letter.id!r}: {why}")

@@ -20,13 +20,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from podium.errors import DeadLetterNotFound, DeadLetterStateError
 from podium.storage.database import Cursor, Database
 from podium.stores.dead_letters.letters import (
     STATUSES,
     Attempt,
     DeadLetter,
-    DeadLetterNotFound,
-    DeadLetterStateError,
     DeadLetterStatus,
     from_row,
     to_row,

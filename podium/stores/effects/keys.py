@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from podium.errors import RunError
-
 EffectState = Literal["started", "completed", "failed", "released"]
 EFFECT_STATES: tuple[str, ...] = get_args(EffectState)
 
@@ -110,37 +108,3 @@ def effect_from_row(row: Mapping[str, Any]) -> Effect:
         resolved_by=row["resolved_by"],
         resolution=row["resolution"],
     )
-
-
-class EffectNotFound(RunError):
-    """`complete`, `fail` or `resolve_in_doubt` for a key `begin` never saw."""
-
-    def __init__(self, key: EffectKey) -> None:
-        self.key = key
-        super().__init__(
-            f"no tool effect {key.call_key!r} of task {key.task_id!r} in thread "
-            f"{key.thread_id!r} for tenant {key.tenant_id!r}; call EffectLedger.begin first"
-        )
-
-
-class EffectConflict(RunError):
-    """One call key used for two different tools (a reused idempotency key)."""
-
-    def __init__(self, key: EffectKey, recorded: str, tool: str) -> None:
-        self.key = key
-        super().__init__(
-            f"call key {key.call_key!r} of task {key.task_id!r} was recorded for tool "
-            f"{recorded!r}, not {tool!r}; give every tool call its own idempotency key"
-        )
-
-
-class EffectStateError(RunError):
-    """`resolve_in_doubt` on a call that is not in doubt."""
-
-    def __init__(self, key: EffectKey, state: str) -> None:
-        self.key = key
-        self.state = state
-        super().__init__(
-            f"tool effect {key.call_key!r} of task {key.task_id!r} is {state!r}, not in "
-            "doubt; only a call that started and never completed or failed can be resolved"
-        )

@@ -24,15 +24,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from podium.errors import EffectConflict, EffectNotFound, EffectStateError
 from podium.storage.database import Cursor, Database
 from podium.stores.effects.keys import (
     EFFECT_STATES,
     Effect,
-    EffectConflict,
     EffectKey,
-    EffectNotFound,
     EffectState,
-    EffectStateError,
     EffectStatus,
     InDoubt,
     Recorded,

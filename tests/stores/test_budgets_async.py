@@ -16,8 +16,7 @@ import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.stores.budgets.store import BudgetExceeded, Claim
 from podium.testing import ScriptedChatModel
-from tests.helpers import BUDGET, BUDGET_POLICY, USED, budget_race
-from tests.runtime.test_budgets import ledger_total
+from tests.helpers import BUDGET, BUDGET_POLICY, USED, budget_race, ledger_total
 
 
 async def test_hold_settle_and_release_from_the_loop(budgets, tenant):

@@ -12,9 +12,8 @@ from langchain_core.tools import tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.errors import ThreadNotFound
+from podium.errors import DeadLetterNotFound, ThreadNotFound
 from podium.gates.decision import pending_gates
-from podium.stores.dead_letters.store import DeadLetterNotFound
 from tests.helpers import run_demo
 
 

@@ -18,7 +18,7 @@ from podium.stores.budgets.batch import (
     decide_in_order,
 )
 from podium.stores.budgets.store import BudgetExceeded, Claim, Reservation
-from tests.runtime.test_budgets import ledger_total
+from tests.helpers import ledger_total
 
 # -- GroupCommit ----------------------------------------------------------------------
 

@@ -207,7 +207,8 @@ def test_two_threads_claiming_at_once_get_one_replay(durable_url, tenant):
 CHILD = """
 import sys
 from podium.storage.database import open_database
-from podium.stores.dead_letters.store import DeadLetters, DeadLetterStateError
+from podium.errors import DeadLetterStateError
+from podium.stores.dead_letters.store import DeadLetters
 from podium.storage.urls import parse_url
 
 url, id, tenant = sys.argv[1:4]

@@ -15,22 +15,12 @@ import pytest
 
 from podium import errors
 from podium.errors import ConfigurationError, RunError
-from podium.storage.database import Database, open_database
+from podium.storage.database import open_database
 from podium.storage.urls import parse_url
 from podium.stores.budgets import open_budgets
 from podium.stores.budgets.memory import MemoryBudgets
 from podium.stores.budgets.store import BudgetExceeded, Budgets, Claim
-from tests.helpers import Clock, race
-
-
-def ledger_total(db: Database, tenant: str, scope: str, unit: str = "tokens") -> float:
-    """The spend as the ledger table holds it, read without the store's own sums."""
-    rows = db.query(
-        "SELECT amount FROM podium_budget_ledger WHERE tenant_id = ? AND scope_key = ? "
-        "AND unit = ? AND state = 'spent'",
-        (tenant, scope, unit),
-    )
-    return sum(row["amount"] for row in rows)
+from tests.helpers import Clock, ledger_total, race
 
 
 def test_reserve_holds_room_until_settled(db, tenant):
