@@ -209,8 +209,14 @@ class JwtVerifier:
                 f"{', '.join(s.algorithms)} (PODIUM_JWT_ALGORITHMS)"
             )
         key = self._keys.key(header.get("kid"))
+        if key.algorithm_name != alg:
+            # A key is used with its own algorithm only: an RSA key never checks an
+            # HMAC, an EC key never an RSA signature.
+            raise CredentialError(
+                f"token algorithm {alg!r} does not match its key {key.key_id!r} "
+                f"({key.algorithm_name})"
+            )
         try:
-            # The PyJWK carries its own algorithm: a token must use exactly that one.
             claims = jwt.decode(
                 token,
                 key,
@@ -222,6 +228,8 @@ class JwtVerifier:
             )
         except jwt.InvalidTokenError as exc:
             raise CredentialError(self._refusal(exc, token)) from None
+        except jwt.PyJWTError as exc:  # e.g. a key the signature's algorithm cannot use
+            raise CredentialError(f"token refused: {exc}") from None
         return principal_of(claims, s)
 
     def _refusal(self, exc: jwt.InvalidTokenError, token: str) -> str:
