@@ -18,10 +18,10 @@ from typing import Any
 
 from podium import _render
 from podium.commands._common import command
-from podium.runtime.db import open_database
-from podium.runtime.urls import mask, parse_url
 from podium.server._runtime import SERVER_DEFAULT_URL
 from podium.server.keys import ApiKeys
+from podium.storage.database import open_database
+from podium.storage.urls import mask, parse_url
 
 
 def register(sub: Any) -> None:

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from podium.errors import ApiKeyNotFound, ConfigurationError
-from podium.runtime.db import Database
 from podium.server._credentials import CredentialError, Principal, check_name
+from podium.storage.database import Database
 
 KEY_PREFIX = "pdk_"
 _KEY = re.compile(r"^pdk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")

@@ -13,10 +13,10 @@ import pytest
 
 from podium.cli import main
 from podium.errors import ApiKeyNotFound, ConfigurationError
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
 from podium.server._credentials import CredentialError, Principal
 from podium.server.keys import ApiKeys, is_stored_key
+from podium.storage.database import open_database
+from podium.storage.urls import parse_url
 
 
 def tenant() -> str:
