@@ -3,8 +3,9 @@
 Thin on purpose: it reads the environment, asks `podium.ui` what to show and draws it.
 Runs use the embedded database (PODIUM_DATABASE_URL, default sqlite:///.podium/podium.db)
 and the offline "demo" model (PODIUM_MODEL) unless told otherwise. With
-PODIUM_SERVER_URL (and PODIUM_API_KEY or PODIUM_SERVER_TOKEN) they run on that LangGraph
-server instead, through langgraph-sdk, as the user the credential names.
+PODIUM_SERVER_URL (and PODIUM_API_KEY, or PODIUM_SERVER_TOKEN: a JWT of the team's identity
+provider) they run on that LangGraph server instead, through langgraph-sdk, as the user
+the credential names.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def sidebar_settings(
                     f"Signed in as `{identity.user_id}` of tenant `{identity.tenant_id}` "
                     f"(roles: {roles_text}). The model is the server's."
                 )
+                note = identity.credential_note(time.time())
+                if note:
+                    st.caption(note)
                 st.caption(f"Server: `{CONFIG.masked_server_url}`")
                 return ui.UserSettings.of(
                     identity.tenant_id,

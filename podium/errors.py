@@ -98,6 +98,16 @@ class ThreadNotFound(RunError):
         )
 
 
+class ApiKeyNotFound(PodiumError):
+    """An API key id that podium's database has no record of (for the tenant, if given)."""
+
+    def __init__(self, key_id: str, tenant_id: str | None = None) -> None:
+        self.key_id = key_id
+        self.tenant_id = tenant_id
+        of = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
+        super().__init__(f"no API key {key_id!r}{of}; list the keys with `podium keys list`")
+
+
 class PolicyError(ConfigurationError):
     """A policy file is malformed or names an agent, tool or workflow that does not exist.
 

@@ -1,8 +1,13 @@
-"""Credentials of the server: API keys, signed bearer tokens, webhook secrets (pure code).
+"""Credentials of the server: configured API keys, pdm1 tokens, webhook secrets (pure code).
 
-An API key maps to one principal (tenant, user, roles), configured as
-`PODIUM_API_KEYS="key=tenant:user:role1+role2;..."`. A bearer token carries the
-principal itself, signed with HMAC-SHA256 under `PODIUM_TOKEN_SECRET`:
+An API key maps to one principal (tenant, user, roles). Keys listed in the configuration
+are `PODIUM_API_KEYS="key=tenant:user:role1+role2;..."`, where `key` is the key itself
+(development) or `sha256:<hex digest of the key>` (the configuration then holds no
+secret). Keys kept in podium's database (`podium keys create`) live in
+`podium.server.keys`; identity-provider JWTs in `podium.server._jwt`.
+
+A pdm1 token carries the principal itself, signed with HMAC-SHA256 under
+`PODIUM_TOKEN_SECRET` (for a single service that signs its users in itself):
 
     pdm1.<base64url(JSON {"tenant", "identity", "roles", "exp"})>.<base64url(HMAC)>
 
@@ -21,12 +26,14 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podium.errors import ConfigurationError
 
 TOKEN_PREFIX = "pdm1"
+#: How a `PODIUM_API_KEYS` entry gives a key's digest instead of the key.
+HASH_PREFIX = "sha256:"
 #: Seconds a signed request stays valid before or after its timestamp.
 WINDOW = 300.0
 TENANT_HEADER = "x-podium-tenant"
@@ -51,11 +58,20 @@ class Principal:
         identity: The user (unique within the tenant).
         tenant_id: The tenant everything the user creates belongs to.
         roles: Roles that gates and policies check (e.g. "editor").
+        credential: What authenticated the request: "api_key", "token" (pdm1) or "jwt".
+        display_name: A name to show (a JWT's `name` or `email` claim), if any.
+        issuer: Who issued the credential (a JWT's `iss`), if known.
+        expires_at: When the credential expires (seconds since the epoch), if it does.
     """
 
     identity: str
     tenant_id: str
     roles: tuple[str, ...] = field(default_factory=tuple)
+    # Who the principal is is identity, tenant and roles; the rest describes the credential.
+    credential: str = field(default="", compare=False)
+    display_name: str | None = field(default=None, compare=False)
+    issuer: str | None = field(default=None, compare=False)
+    expires_at: float | None = field(default=None, compare=False)
 
     def as_user(self) -> dict[str, Any]:
         """The user dict the LangGraph server keeps (`langgraph_auth_user`)."""
@@ -70,7 +86,12 @@ class Principal:
         }
 
 
-def _check_name(value: str, what: str, where: str) -> str:
+def check_name(value: str, what: str, where: str) -> str:
+    """`value` stripped, when it is a valid tenant, user or role name.
+
+    Raises:
+        ConfigurationError: naming `where` and the bad value.
+    """
     value = value.strip()
     if not _NAME.match(value):
         raise ConfigurationError(
@@ -87,7 +108,8 @@ def _entries(text: str | None) -> list[str]:
 def parse_api_keys(text: str | None) -> dict[str, Principal]:
     """Parse `PODIUM_API_KEYS` into SHA-256(key) -> principal.
 
-    Keys are kept hashed, so a lookup never compares secrets character by character.
+    An entry's key is either the key in plain text (development) or `sha256:` and the
+    64 hex digits of its SHA-256 digest. Keys are kept hashed either way.
 
     Raises:
         ConfigurationError: naming the malformed entry by position (never the key).
@@ -101,14 +123,14 @@ def parse_api_keys(text: str | None) -> dict[str, Principal]:
             raise ConfigurationError(
                 f"{where} must look like 'key=tenant:user' or 'key=tenant:user:role1+role2'"
             )
-        tenant = _check_name(parts[0], "tenant", where)
-        user = _check_name(parts[1], "user", where)
+        tenant = check_name(parts[0], "tenant", where)
+        user = check_name(parts[1], "user", where)
         roles = tuple(
-            _check_name(r, "role", where)
+            check_name(r, "role", where)
             for r in (parts[2] if len(parts) == 3 else "").split("+")
             if r.strip()
         )
-        digest = _digest(key.strip())
+        digest = _entry_digest(key.strip(), where)
         if digest in keys:
             raise ConfigurationError(f"{where} repeats a key of an earlier entry")
         keys[digest] = Principal(user, tenant, roles)
@@ -127,20 +149,31 @@ def parse_webhook_secrets(text: str | None) -> dict[str, bytes]:
         tenant, sep, secret = entry.partition("=")
         if not sep or not secret.strip():
             raise ConfigurationError(f"{where} must look like 'tenant=secret'")
-        secrets[_check_name(tenant, "tenant", where)] = secret.strip().encode()
+        secrets[check_name(tenant, "tenant", where)] = secret.strip().encode()
     return secrets
 
 
+def plain_api_keys(text: str | None) -> int:
+    """How many entries of `PODIUM_API_KEYS` hold a key in plain text (not `sha256:`)."""
+    return sum(not e.partition("=")[0].strip().startswith(HASH_PREFIX) for e in _entries(text))
+
+
 def lookup_api_key(keys: Mapping[str, Principal], key: str) -> Principal:
-    """The principal of an API key.
+    """The principal of an API key, comparing digests in constant time.
 
     Raises:
         CredentialError: for an unknown key.
     """
-    principal = keys.get(_digest(key.strip()))
-    if principal is None:
+    digest = _digest(key.strip())
+    found = None
+    # Every digest is compared (no early exit) with compare_digest: the time taken does
+    # not depend on how much of a digest matched, nor on which entry did.
+    for known, principal in keys.items():
+        if hmac.compare_digest(known, digest):
+            found = principal
+    if found is None:
         raise CredentialError("unknown API key")
-    return principal
+    return replace(found, credential="api_key")
 
 
 def sign_token(
@@ -164,9 +197,9 @@ def sign_token(
     """
     where = "sign_token"
     payload = {
-        "tenant": _check_name(tenant_id, "tenant", where),
-        "identity": _check_name(identity, "user", where),
-        "roles": sorted({_check_name(r, "role", where) for r in roles}),
+        "tenant": check_name(tenant_id, "tenant", where),
+        "identity": check_name(identity, "user", where),
+        "roles": sorted({check_name(r, "role", where) for r in roles}),
         "exp": int((time.time() if now is None else now) + expires_in),
     }
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
@@ -202,9 +235,11 @@ def verify_token(secret: str | bytes, token: str, *, now: float | None = None) -
         raise CredentialError("token payload needs tenant, identity and roles")
     try:
         return Principal(
-            _check_name(identity, "user", "token"),
-            _check_name(tenant, "tenant", "token"),
-            tuple(_check_name(str(r), "role", "token") for r in roles),
+            check_name(identity, "user", "token"),
+            check_name(tenant, "tenant", "token"),
+            tuple(check_name(str(r), "role", "token") for r in roles),
+            credential="token",
+            expires_at=float(exp),
         )
     except ConfigurationError as exc:
         raise CredentialError(str(exc)) from None
@@ -251,6 +286,19 @@ def verify_webhook(
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _entry_digest(key: str, where: str) -> str:
+    """The digest of a `PODIUM_API_KEYS` entry's key: given (`sha256:...`) or computed."""
+    if not key.startswith(HASH_PREFIX):
+        return _digest(key)
+    digest = key[len(HASH_PREFIX) :].lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ConfigurationError(
+            f"{where}: a hashed key is 'sha256:' and 64 hex digits (the SHA-256 of the key, "
+            "e.g. from `printf %s KEY | sha256sum`)"
+        )
+    return digest
 
 
 def _mac(secret: str | bytes, message: str) -> bytes:

@@ -1,9 +1,12 @@
 """Tenant isolation on the LangGraph server (`langgraph.json` -> `auth.path`).
 
-Authentication: an API key in `x-api-key` (`PODIUM_API_KEYS`) or a signed bearer token
-in `Authorization: Bearer ...` (`PODIUM_TOKEN_SECRET`) names a user of one tenant with
-roles; anything else is a 401. The user the server keeps for a run carries `tenant_id`,
-`identity` and `roles`, so podium's gates and policies see them (`resolve_context`).
+Authentication (`podium.server._signin`): an identity provider's JWT in
+`Authorization: Bearer ...` (`PODIUM_JWT_ISSUER`, `PODIUM_JWT_AUDIENCE`, ...), an API key
+in `x-api-key` (kept hashed in podium's database by `podium keys`, or listed in
+`PODIUM_API_KEYS`), or a pdm1 token (`PODIUM_TOKEN_SECRET`) names a user of one tenant
+with roles; anything else is a 401 (503 while the identity provider's keys cannot be
+fetched). The user the server keeps for a run carries `tenant_id`, `identity` and
+`roles`, so podium's gates and policies see them (`resolve_context`).
 
 Authorization, default deny:
     - every thread, run, cron and assistant created or updated is stamped with the
@@ -17,6 +20,7 @@ Authorization, default deny:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -27,13 +31,10 @@ from langgraph_sdk import Auth, get_client
 from langgraph_sdk.errors import LangGraphError
 
 from podium.gates.request import GateRequest, may_decide
-from podium.server._credentials import (
-    CredentialError,
-    Principal,
-    lookup_api_key,
-    parse_api_keys,
-    verify_token,
-)
+from podium.server._credentials import CredentialError, Principal
+from podium.server._jwt import KeysUnavailable
+from podium.server._signin import ENVIRONMENT, SignIn, sign_in_from_env
+from podium.server.keys import ApiKeys
 
 log = logging.getLogger("podium.server")
 
@@ -43,47 +44,49 @@ TENANT_KEY = "tenant_id"
 auth = Auth()
 
 
+@functools.cache
+def _stored_keys() -> ApiKeys:
+    from podium.server._runtime import server_runtime
+
+    return ApiKeys(server_runtime().db)
+
+
 @functools.lru_cache(maxsize=4)
-def _settings(keys_text: str | None, secret: str | None) -> tuple[dict[str, Principal], str]:
-    return parse_api_keys(keys_text), secret or ""
+def _settings(values: tuple[str | None, ...]) -> SignIn:
+    # One SignIn per configuration, so the JWT key cache lives as long as the process.
+    return sign_in_from_env(dict(zip(ENVIRONMENT, values, strict=True)), _stored_keys)
 
 
-def _current_settings() -> tuple[dict[str, Principal], str]:
-    return _settings(os.environ.get("PODIUM_API_KEYS"), os.environ.get("PODIUM_TOKEN_SECRET"))
+def _current_settings() -> SignIn:
+    return _settings(tuple(os.environ.get(name) for name in ENVIRONMENT))
 
 
 # Fail at start-up, not on the first request, when the configuration is malformed.
-if _current_settings() == ({}, ""):
-    log.warning(
-        "neither PODIUM_API_KEYS nor PODIUM_TOKEN_SECRET is set: every request will be "
-        "refused with 401"
-    )
+for _note in _current_settings().warnings():
+    log.warning(_note)
 
 
 def authenticate_headers(headers: dict[bytes, bytes]) -> Principal:
     """The principal of a request's headers (`x-api-key` or `Authorization: Bearer`).
 
+    Blocks on a stored key's database read or a fetch of the identity provider's keys:
+    call it off the event loop.
+
     Raises:
-        CredentialError: for a missing, unknown, forged or expired credential.
+        KeysUnavailable: the identity provider's keys cannot be fetched now.
+        CredentialError: for a missing, unknown, revoked, forged or expired credential.
     """
-    keys, secret = _current_settings()
-    api_key = headers.get(b"x-api-key")
-    if api_key:
-        return lookup_api_key(keys, api_key.decode("utf-8", "replace"))
-    authorization = headers.get(b"authorization", b"").decode("utf-8", "replace").strip()
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        if not secret:
-            raise CredentialError("bearer tokens are not enabled (PODIUM_TOKEN_SECRET is unset)")
-        return verify_token(secret, token)
-    raise CredentialError("missing credential: send x-api-key or Authorization: Bearer <token>")
+    return _current_settings().authenticate(headers)
 
 
 @auth.authenticate
 async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDict:
     """Turn the request's credential into the user the server keeps (401 otherwise)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        principal = authenticate_headers({k.lower(): v for k, v in headers.items()})
+        principal = await asyncio.to_thread(authenticate_headers, lowered)
+    except KeysUnavailable as exc:
+        raise Auth.exceptions.HTTPException(status_code=503, detail=str(exc)) from None
     except CredentialError as exc:
         raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
     return principal.as_user()  # type: ignore[return-value]

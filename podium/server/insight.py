@@ -1,6 +1,7 @@
 """Read-only routes on podium's own tables, for clients of the server (the chat app).
 
-    GET /podium/me                          who the credential names: tenant, user, roles
+    GET /podium/me                          who the credential names: tenant, user, roles,
+                                            and the credential (kind, name, issuer, expiry)
     GET /podium/threads/{thread_id}/costs   tokens and cost per agent of one thread
     GET /podium/threads/{thread_id}/audit   the thread's audit events, in order
     GET /podium/audit/verify                the tenant's audit chain, recomputed
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from podium.server._credentials import CredentialError, Principal
+from podium.server._jwt import KeysUnavailable
 from podium.server._runtime import server_runtime
 
 
@@ -38,7 +40,10 @@ def _guarded(handler: Callable[[Request, Principal], Any]) -> Callable[[Request]
 
     async def endpoint(request: Request) -> JSONResponse:
         try:
-            principal = _principal(request)
+            # A stored key is read from the database, a JWT's keys may be fetched: off the loop.
+            principal = await run_in_threadpool(_principal, request)
+        except KeysUnavailable as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503)
         except CredentialError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=401)
         return JSONResponse(await run_in_threadpool(handler, request, principal))
@@ -48,7 +53,15 @@ def _guarded(handler: Callable[[Request, Principal], Any]) -> Callable[[Request]
 
 
 def me(request: Request, who: Principal) -> dict[str, Any]:
-    return {"tenant_id": who.tenant_id, "identity": who.identity, "roles": list(who.roles)}
+    return {
+        "tenant_id": who.tenant_id,
+        "identity": who.identity,
+        "roles": list(who.roles),
+        "credential": who.credential,
+        "name": who.display_name,
+        "issuer": who.issuer,
+        "expires_at": who.expires_at,
+    }
 
 
 def costs(request: Request, who: Principal) -> dict[str, Any]:

@@ -11,8 +11,9 @@
     costs, audit   podium's routes on the server (`podium.server.insight`)
     graph          assistants.get_graph, drawn as Mermaid locally
 
-Who the user is (tenant, user, roles) comes from the credential (`PODIUM_API_KEY` or
-`PODIUM_SERVER_TOKEN`), never from the page: the server decides, and refuses a gate
+Who the user is (tenant, user, roles) comes from the credential (`PODIUM_API_KEY`, or
+`PODIUM_SERVER_TOKEN`: a JWT from the team's identity provider or a pdm1 token), never
+from the page: the server decides (`GET /podium/me`), and refuses a gate
 decision by a user without the gate's role. The model is the server's (`PODIUM_MODEL`
 there). Failures become readable messages: an unreachable server, a refused
 credential, a busy thread, a run that stopped.
@@ -63,17 +64,60 @@ class ServerError(PodiumError):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who the credential names on the server."""
+    """Who the credential names on the server (`GET /podium/me`).
+
+    Attributes:
+        tenant_id: The tenant.
+        user_id: The user (a JWT's user claim, e.g. `sub`).
+        roles: The user's roles.
+        credential: "jwt", "api_key" or "token" (pdm1); empty when the server does not say.
+        name: A name to show (a JWT's `name` or `email` claim).
+        issuer: Who issued the credential (a JWT's `iss`).
+        expires_at: When the credential expires (seconds since the epoch).
+    """
 
     tenant_id: str
     user_id: str
     roles: tuple[str, ...]
+    credential: str = ""
+    name: str | None = None
+    issuer: str | None = None
+    expires_at: float | None = None
+
+    @classmethod
+    def of(cls, me: Mapping[str, Any]) -> Identity:
+        """The identity of a `GET /podium/me` answer."""
+        expires = me.get("expires_at")
+        return cls(
+            str(me["tenant_id"]),
+            str(me["identity"]),
+            tuple(str(r) for r in me.get("roles") or ()),
+            credential=str(me.get("credential") or ""),
+            name=me.get("name") or None,
+            issuer=me.get("issuer") or None,
+            expires_at=float(expires) if isinstance(expires, int | float) else None,
+        )
 
     @property
     def context(self) -> RunContext:
         return RunContext(
             tenant_id=self.tenant_id, user_id=self.user_id, roles=frozenset(self.roles)
         )
+
+    def credential_note(self, now: float) -> str | None:
+        """One line on the credential, e.g. "Ana Lima · token of https://idp/ · expires
+        in 59 min" (None when there is nothing to say beyond tenant, user and roles)."""
+        parts = [self.name] if self.name else []
+        if self.credential == "jwt":
+            parts.append(f"token of {self.issuer}" if self.issuer else "identity-provider token")
+        elif self.credential == "api_key":
+            parts.append("API key")
+        elif self.credential == "token":
+            parts.append("pdm1 token")
+        if self.expires_at is not None:
+            left = self.expires_at - now
+            parts.append(f"expires in {_duration(left)}" if left > 0 else "expired")
+        return " · ".join(parts) or None
 
 
 def new_server_thread_id(workflow: str) -> str:
@@ -110,7 +154,7 @@ class RemoteWorkbench:
             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT, CONNECT_TIMEOUT, CONNECT_TIMEOUT),
         )
         me = self._call("read who the credential names", self.client.http.get, "/podium/me")
-        self.identity = Identity(me["tenant_id"], me["identity"], tuple(me.get("roles") or ()))
+        self.identity = Identity.of(me)
 
     def close(self) -> None:
         self.client.close()
@@ -130,6 +174,7 @@ class RemoteWorkbench:
             hint = {
                 401: "the server refused the credential; set PODIUM_API_KEY (or "
                 "PODIUM_SERVER_TOKEN) to one the server knows",
+                503: "the server cannot check the credential now",
                 403: "not allowed",
                 404: "not found (or not your tenant's)",
                 409: "the thread is busy with another run; wait for it to finish and retry",
@@ -347,6 +392,14 @@ class RemoteWorkbench:
             "read the workflow graph", self.client.assistants.get_graph, found[0]["assistant_id"]
         )
         return drawable(drawn).draw_mermaid()
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def _gates(state: Mapping[str, Any]) -> list[PendingGate]:

@@ -39,7 +39,8 @@ class AppConfig:
         server_url: A LangGraph server to run on (PODIUM_SERVER_URL) instead of the
             embedded runtime; None runs embedded.
         server_key: The API key for the server (PODIUM_API_KEY), sent as `x-api-key`.
-        server_token: A signed bearer token for the server (PODIUM_SERVER_TOKEN).
+        server_token: A bearer token for the server (PODIUM_SERVER_TOKEN): a JWT from the
+            team's identity provider, or a pdm1 token.
     """
 
     database_url: str = DEFAULT_URL

@@ -4,12 +4,16 @@ The server runs `langgraph dev` in a temporary directory with a copy of the repo
 `langgraph.json` (same graphs, auth and http app; `env` dropped so a developer's `.env`
 does not leak in; loopback completion webhooks allowed so a test can receive one). So
 files the server writes (its own state, `reports/`, podium's database) stay out of the
-source tree. Its Langfuse traces go to a local stand-in collector. Without
-langgraph-cli[inmem] the tests skip, or fail when CI is set.
+source tree. Its Langfuse traces go to a local stand-in collector. A stand-in identity
+provider (discovery document and JWKS on 127.0.0.1) starts first; the server learns its
+issuer URL from the environment and verifies the JWTs the tests mint. `second_server`
+starts another `langgraph dev` on the same podium database, for what several server
+processes must agree on. Without langgraph-cli[inmem] the tests skip, or fail when CI is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +30,8 @@ import pytest
 
 from bench.cases.tracing import Collector  # the stand-in Langfuse endpoint
 
+from .idp import AUDIENCE, IdentityProvider, SigningKey
+
 REPO = Path(__file__).resolve().parents[2]
 API_KEYS = {
     # key -> (tenant, user, roles)
@@ -36,6 +42,8 @@ API_KEYS = {
 TOKEN_SECRET = "test-token-secret"
 WEBHOOK_SECRETS = {"acme": "acme-webhook-secret", "globex": "globex-webhook-secret"}
 STARTUP_TIMEOUT = 60.0
+#: Least seconds between two JWKS fetches caused by unknown key ids, on the test servers.
+JWKS_COOLDOWN = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Server:
     log: Path
     workdir: Path
     langfuse: Collector
+    database_url: str
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -77,19 +86,25 @@ def _config(workdir: Path) -> Path:
     return path
 
 
-def _env(workdir: Path, langfuse: Collector) -> dict[str, str]:
+def _env(database_url: str, langfuse: Collector, idp: IdentityProvider) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PODIUM_", "LANGGRAPH_", "LANGSMITH_", "LANGCHAIN_", "LANGFUSE_"))
     }
     env.update(
-        PODIUM_DATABASE_URL=f"sqlite:///{workdir / 'podium.db'}",
+        PODIUM_DATABASE_URL=database_url,
         PODIUM_API_KEYS=";".join(
             f"{key}={tenant}:{user}:{'+'.join(roles)}"
             for key, (tenant, user, roles) in API_KEYS.items()
         ),
         PODIUM_TOKEN_SECRET=TOKEN_SECRET,
+        # The identity provider's keys come through its discovery document (no JWKS URL).
+        PODIUM_JWT_ISSUER=idp.issuer,
+        PODIUM_JWT_AUDIENCE=AUDIENCE,
+        PODIUM_JWT_ALGORITHMS="RS256,ES256",
+        PODIUM_JWT_LEEWAY="5",
+        PODIUM_JWT_JWKS_COOLDOWN=str(JWKS_COOLDOWN),
         PODIUM_WEBHOOK_SECRETS=";".join(f"{t}={s}" for t, s in WEBHOOK_SECRETS.items()),
         LANGGRAPH_CLI_NO_ANALYTICS="1",
         LANGSMITH_TRACING="false",
@@ -105,15 +120,41 @@ def _env(workdir: Path, langfuse: Collector) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def idp() -> Iterator[IdentityProvider]:
+    """The identity provider the servers trust: an RSA and an EC signing key."""
+    provider = IdentityProvider(SigningKey.rsa("rsa-1"), SigningKey.ec("ec-1"))
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider) -> Iterator[Server]:
     """`langgraph dev` on a free port, torn down (whole process group) after the session."""
+    workdir = tmp_path_factory.mktemp("langgraph-server")
+    with _running(workdir, f"sqlite:///{workdir / 'podium.db'}", idp) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def second_server(
+    tmp_path_factory: pytest.TempPathFactory, server: Server, idp: IdentityProvider
+) -> Iterator[Server]:
+    """Another `langgraph dev` process on the first one's podium database (SQLite, WAL)."""
+    workdir = tmp_path_factory.mktemp("langgraph-server-2")
+    with _running(workdir, server.database_url, idp) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _running(workdir: Path, database_url: str, idp: IdentityProvider) -> Iterator[Server]:
     cli = _langgraph_cli()
     if cli is None:
         reason = "langgraph-cli[inmem] is not installed (pip install 'langgraph-cli[inmem]')"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI is set, so the server tests must run")
         pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("langgraph-server")
     port = _free_port()
     log = workdir / "server.log"
     command = [
@@ -133,13 +174,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc = subprocess.Popen(
             command,
             cwd=workdir,
-            env=_env(workdir, langfuse),
+            env=_env(database_url, langfuse, idp),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    running = Server(f"http://127.0.0.1:{port}", log, workdir, langfuse)
+    running = Server(f"http://127.0.0.1:{port}", log, workdir, langfuse, database_url)
     try:
         _wait_healthy(proc, running)
         yield running

@@ -1,7 +1,10 @@
 """Credentials of the server, without a server: API keys, bearer tokens, webhook signatures,
-and the replay guard on podium's database."""
+which credential a request's headers carry, and the replay guard on podium's database."""
 
 from __future__ import annotations
+
+import hashlib
+import re
 
 import pytest
 
@@ -17,8 +20,10 @@ from podium.server import (
     verify_token,
     verify_webhook,
 )
-from podium.server._credentials import lookup_api_key
+from podium.server._credentials import lookup_api_key, plain_api_keys
 from podium.server._replay import ReplayGuard
+from podium.server._signin import sign_in_from_env
+from podium.server.keys import ApiKeys
 from podium.storage.database import SqliteDatabase
 
 NOW = 1_800_000_000.0
@@ -32,6 +37,20 @@ def test_api_keys_map_to_principals() -> None:
     assert "k1" not in keys  # kept hashed
     with pytest.raises(CredentialError, match="unknown API key"):
         lookup_api_key(keys, "k4")
+
+
+def test_api_keys_may_be_configured_as_digests() -> None:
+    digest = hashlib.sha256(b"k1-secret").hexdigest()
+    text = f"sha256:{digest}=acme:ana:editor; dev-key=acme:bob"
+    keys = parse_api_keys(text)
+    assert lookup_api_key(keys, "k1-secret") == Principal("ana", "acme", ("editor",))
+    assert lookup_api_key(keys, "k1-secret").credential == "api_key"
+    assert lookup_api_key(keys, "dev-key").identity == "bob"
+    with pytest.raises(CredentialError, match="unknown API key"):
+        lookup_api_key(keys, f"sha256:{digest}")  # the digest is not the key
+    assert plain_api_keys(text) == 1
+    with pytest.raises(ConfigurationError, match="entry 1: a hashed key is 'sha256:' and 64"):
+        parse_api_keys("sha256:abc=acme:ana")
 
 
 @pytest.mark.parametrize(
@@ -65,6 +84,49 @@ def test_tokens_round_trip_and_refuse_forgery_and_expiry() -> None:
     for bad in ("", "abc", "pdm1.x", "jwt.a.b", "pdm1.!!.??"):
         with pytest.raises(CredentialError):
             verify_token("s", bad, now=NOW)
+
+
+def test_the_headers_choose_the_credential(tmp_path) -> None:
+    db = SqliteDatabase(str(tmp_path / "podium.db"))
+    stored, _ = ApiKeys(db).create("initech", "ivy", ["editor"])
+    env = {"PODIUM_API_KEYS": "k1=acme:ana:editor", "PODIUM_TOKEN_SECRET": "s"}
+    sign_in = sign_in_from_env(env, lambda: ApiKeys(db))
+    token = sign_token("s", tenant_id="globex", identity="gus")
+
+    def who(**headers: str) -> Principal:
+        return sign_in.authenticate({k.encode(): v.encode() for k, v in headers.items()})
+
+    assert who(**{"x-api-key": "k1"}) == Principal("ana", "acme", ("editor",))
+    assert who(**{"x-api-key": stored}) == Principal("ivy", "initech", ("editor",))
+    assert who(authorization=f"Bearer {token}").credential == "token"
+    refusals = {
+        "missing credential": {},
+        "unknown API key": {"x-api-key": "k2"},
+        "malformed token; expected 'pdm1.": {"authorization": "Bearer eyJ.x.y"},
+        "missing credential: send": {"authorization": f"Basic {token}"},
+    }
+    for problem, headers in refusals.items():
+        with pytest.raises(CredentialError, match=re.escape(problem)):
+            who(**headers)
+    assert sign_in.warnings() == [
+        "PODIUM_API_KEYS holds 1 key(s) in plain text: fine for development; elsewhere use "
+        "`podium keys create` or sha256: entries"
+    ]
+
+    jwt_only = sign_in_from_env(
+        {"PODIUM_JWT_ISSUER": "https://idp.example/", "PODIUM_JWT_AUDIENCE": "podium"},
+        lambda: ApiKeys(db),
+    )
+    with pytest.raises(CredentialError, match=r"pdm1 tokens are not enabled \(PODIUM_TOKEN"):
+        jwt_only.authenticate({b"authorization": f"Bearer {token}".encode()})
+    with pytest.raises(CredentialError, match="malformed token: Not enough segments"):
+        jwt_only.authenticate({b"authorization": b"Bearer abc"})
+    nothing = sign_in_from_env({}, lambda: ApiKeys(db))
+    with pytest.raises(CredentialError, match="bearer tokens are not enabled: set PODIUM_JWT"):
+        nothing.authenticate({b"authorization": b"Bearer abc"})
+    assert "only API keys made with `podium keys create` sign in" in nothing.warnings()[0]
+    assert nothing.authenticate({b"x-api-key": stored.encode()}).identity == "ivy"
+    db.close()
 
 
 def test_webhook_signatures() -> None:

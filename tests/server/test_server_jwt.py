@@ -1,0 +1,306 @@
+"""Identity-provider JWTs without a LangGraph server: settings, verification, claims, keys.
+
+The identity provider is real HTTP on 127.0.0.1 (`tests/server/idp.py`): discovery
+document and JWKS, keys generated with `cryptography`. The same cases run against
+`langgraph dev` in `test_server_signin.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from podium.errors import ConfigurationError
+from podium.server._credentials import CredentialError, Principal
+from podium.server._jwt import (
+    IssuerKeys,
+    JwtSettings,
+    JwtVerifier,
+    KeysUnavailable,
+    jwt_settings_from_env,
+    principal_of,
+)
+
+from .conftest import _free_port
+from .idp import (
+    AUDIENCE,
+    IdentityProvider,
+    SigningKey,
+    claims_of,
+    hs256_with_public_key,
+    tampered,
+    unsigned,
+)
+
+RSA, EC = SigningKey.rsa("rsa-1"), SigningKey.ec("ec-1")
+
+
+@pytest.fixture
+def idp() -> Iterator[IdentityProvider]:
+    provider = IdentityProvider(RSA, EC)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def settings(idp: IdentityProvider, **changes) -> JwtSettings:
+    base = {"issuer": idp.issuer, "audience": (AUDIENCE,), "algorithms": ("RS256", "ES256")}
+    return JwtSettings(**{**base, **changes})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+def test_settings_from_the_environment() -> None:
+    assert jwt_settings_from_env({}) is None
+    assert jwt_settings_from_env({"PODIUM_JWT_ISSUER": "  "}) is None
+    s = jwt_settings_from_env(
+        {
+            "PODIUM_JWT_ISSUER": "https://acme.eu.auth0.com/",
+            "PODIUM_JWT_AUDIENCE": "https://podium.example.com/api, podium-app",
+            "PODIUM_JWT_ALGORITHMS": "RS256,ES256",
+            "PODIUM_JWT_LEEWAY": "10",
+            "PODIUM_JWT_TENANT_CLAIM": "org_id",
+            "PODIUM_JWT_ROLES_CLAIM": "https://podium.example.com/roles",
+            "PODIUM_JWT_JWKS_COOLDOWN": "60",
+        }
+    )
+    assert s == JwtSettings(
+        issuer="https://acme.eu.auth0.com/",
+        audience=("https://podium.example.com/api", "podium-app"),
+        algorithms=("RS256", "ES256"),
+        leeway=10.0,
+        tenant_claims=("org_id",),
+        roles_claims=("https://podium.example.com/roles",),
+        jwks_cooldown=60.0,
+    )
+    defaults = jwt_settings_from_env(
+        {"PODIUM_JWT_ISSUER": "https://idp/", "PODIUM_JWT_AUDIENCE": "a"}
+    )
+    assert defaults is not None
+    assert (defaults.algorithms, defaults.user_claims) == (("RS256",), ("sub",))
+    assert (defaults.tenant_claims, defaults.roles_claims) == (
+        ("tenant", "org_id"),
+        ("roles", "groups"),
+    )
+    assert defaults.jwks_url is None  # keys through the discovery document
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"PODIUM_JWT_AUDIENCE": ""}, "PODIUM_JWT_AUDIENCE is required"),
+        ({"PODIUM_JWT_ALGORITHMS": "HS256"}, "'HS256' not accepted; use asymmetric"),
+        ({"PODIUM_JWT_ALGORITHMS": "RS256,none"}, "'none' not accepted"),
+        ({"PODIUM_JWT_ISSUER": "acme.auth0.com"}, "must be the issuer's URL"),
+        ({"PODIUM_JWT_JWKS_URL": "file:///etc/keys"}, "PODIUM_JWT_JWKS_URL must be an http"),
+        ({"PODIUM_JWT_LEEWAY": "soon"}, "PODIUM_JWT_LEEWAY must be a number of seconds"),
+        ({"PODIUM_JWT_LEEWAY": "-1"}, "PODIUM_JWT_LEEWAY must be seconds between 0"),
+        ({"PODIUM_JWT_JWKS_CACHE": "0"}, "PODIUM_JWT_JWKS_CACHE must be more than 0"),
+        ({"PODIUM_JWT_TENANT_CLAIM": " , "}, "PODIUM_JWT_TENANT_CLAIM must name at least one"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], problem: str) -> None:
+    base = {"PODIUM_JWT_ISSUER": "https://idp.example.com/", "PODIUM_JWT_AUDIENCE": "podium"}
+    with pytest.raises(ConfigurationError, match=problem):
+        jwt_settings_from_env({**base, **env})
+
+
+# -- claims -------------------------------------------------------------------------------
+
+
+def test_claims_map_to_the_principal_by_configuration() -> None:
+    s = JwtSettings(issuer="https://idp/", audience=("a",))
+    claims = {
+        "iss": "https://idp/",
+        "sub": "auth0|ana",
+        "org_id": "org_acme",
+        "groups": ["editor", "viewer", "editor"],
+        "email": "ana@acme.example",
+        "exp": 1_900_000_000,
+    }
+    who = principal_of(claims, s)
+    assert who == Principal("auth0|ana", "org_acme", ("editor", "viewer"))
+    assert (who.credential, who.display_name, who.issuer, who.expires_at) == (
+        "jwt",
+        "ana@acme.example",
+        "https://idp/",
+        1_900_000_000.0,
+    )
+    # `tenant` wins over `org_id`, `roles` over `groups`; a string of roles is split.
+    both = {**claims, "tenant": "acme", "roles": "editor publisher"}
+    assert principal_of(both, s) == Principal("auth0|ana", "acme", ("editor", "publisher"))
+    assert principal_of({**claims, "groups": None}, s).roles == ()
+
+    keycloak = JwtSettings(
+        issuer="https://idp/",
+        audience=("a",),
+        tenant_claims=("tenant",),
+        user_claims=("preferred_username",),
+        roles_claims=("realm_access.roles",),
+    )
+    token = {"tenant": "acme", "preferred_username": "ana", "realm_access": {"roles": ["editor"]}}
+    assert principal_of(token, keycloak) == Principal("ana", "acme", ("editor",))
+    auth0 = JwtSettings(
+        issuer="https://idp/",
+        audience=("a",),
+        roles_claims=("https://podium.example.com/roles",),
+    )
+    namespaced = {"sub": "x", "tenant": "acme", "https://podium.example.com/roles": ["editor"]}
+    assert principal_of(namespaced, auth0).roles == ("editor",)
+
+
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        ({"sub": "ana"}, "token has no tenant claim (looked for 'tenant', 'org_id')"),
+        ({"sub": "ana", "tenant": ""}, "token has no tenant claim"),
+        ({"sub": "ana", "tenant": ["acme"]}, "tenant claim 'tenant' must be a string"),
+        ({"sub": "ana", "tenant": "ac me"}, "tenant claim 'tenant': bad tenant 'ac me'"),
+        ({"tenant": "acme"}, "token has no user claim (looked for 'sub')"),
+        ({"tenant": "acme", "sub": "a b"}, "user claim 'sub' must be a string"),
+        ({"tenant": "acme", "sub": "ana", "roles": {"x": 1}}, "roles claim 'roles' must be"),
+        ({"tenant": "acme", "sub": "ana", "roles": ["ok", 3]}, "roles claim 'roles' must be"),
+    ],
+)
+def test_claims_without_a_tenant_or_user_are_refused(claims: dict, problem: str) -> None:
+    with pytest.raises(CredentialError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        principal_of(claims, JwtSettings(issuer="https://idp/", audience=("a",)))
+
+
+# -- verification against the identity provider --------------------------------------------
+
+
+def test_a_valid_token_names_its_user(idp: IdentityProvider) -> None:
+    verifier = JwtVerifier(settings(idp))
+    token = idp.token(RSA, roles=["editor"], name="Ana Lima")
+    who = verifier.verify(token)
+    assert who == Principal("auth0|ana", "acme", ("editor",))
+    assert (who.display_name, who.issuer) == ("Ana Lima", idp.issuer)
+    assert verifier.verify(idp.token(EC, tenant="globex")).tenant_id == "globex"  # ES256
+    # Keys came through discovery, once, and stay cached.
+    assert (idp.discovery_fetches, idp.jwks_fetches) == (1, 1)
+    verifier.verify(idp.token(RSA))
+    assert idp.jwks_fetches == 1
+
+
+def test_each_refusal_says_what_is_wrong(idp: IdentityProvider) -> None:
+    verifier = JwtVerifier(settings(idp, leeway=5))
+    now = time.time()
+    good = idp.token(RSA)
+    cases = {
+        "token expired at": idp.token(RSA, now=now - 3600),
+        "token not yet valid": idp.token(RSA, nbf=int(now + 600)),
+        "token not yet valid (valid from": idp.token(RSA, now=now + 600),  # iat ahead
+        "wrong token issuer 'https://evil.example/'": idp.token(RSA, iss="https://evil.example/"),
+        "wrong token audience 'https://other.app/'": idp.token(RSA, aud="https://other.app/"),
+        "token lacks the 'exp' claim": idp.token(RSA, exp=None),
+        "token lacks the 'aud' claim": idp.token(RSA, aud=None),
+        "token algorithm 'none' is not accepted": unsigned(claims_of(good), RSA.kid),
+        "token algorithm 'HS256' is not accepted": hs256_with_public_key(claims_of(good), RSA),
+        "bad token signature": tampered(good, tenant="globex"),
+        "unknown token key id 'rsa-9'": idp.token(SigningKey.rsa("rsa-9")),
+        "token has no tenant claim (looked for 'tenant', 'org_id')": idp.token(RSA, tenant=None),
+        "malformed token": "not-a-jwt",
+    }
+    for problem, token in cases.items():
+        with pytest.raises(CredentialError) as refused:
+            verifier.verify(token)
+        assert problem in str(refused.value), (problem, str(refused.value))
+    # An RS256 token signed by a key the issuer does not publish, under a published kid.
+    impostor = SigningKey("rsa-1", "RS256", SigningKey.rsa("x").private)
+    with pytest.raises(CredentialError, match="bad token signature"):
+        verifier.verify(idp.token(impostor))
+    # An ES256 key's kid on an RS256 token: the key's own algorithm decides.
+    with pytest.raises(CredentialError, match="token algorithm 'RS256' does not match its key"):
+        verifier.verify(idp.token(SigningKey("ec-1", "RS256", RSA.private)))
+
+
+def test_leeway_absorbs_clock_skew(idp: IdentityProvider) -> None:
+    late = idp.token(RSA, now=time.time() - 610)  # expired 10 s ago
+    assert JwtVerifier(settings(idp, leeway=30)).verify(late).identity == "auth0|ana"
+    with pytest.raises(CredentialError, match="expired"):
+        JwtVerifier(settings(idp, leeway=0)).verify(late)
+
+
+def test_an_unknown_kid_refetches_the_keys_at_most_once_per_cooldown(
+    idp: IdentityProvider,
+) -> None:
+    clock = Clock()
+    verifier = JwtVerifier(settings(idp, jwks_cooldown=30))
+    verifier._keys = IssuerKeys(verifier.settings, clock=clock)
+    assert verifier.verify(idp.token(RSA)).tenant_id == "acme"
+    assert idp.jwks_fetches == 1
+    rotated = SigningKey.rsa("rsa-2")
+    token = idp.token(rotated)
+    with pytest.raises(CredentialError, match="unknown token key id 'rsa-2'"):
+        verifier.verify(token)
+    assert idp.jwks_fetches == 2  # one refetch: the issuer may have rotated
+    for n in range(20):
+        with pytest.raises(CredentialError, match="unknown token key id"):
+            verifier.verify(idp.token(SigningKey.rsa("rsa-2"), jti=str(n)))
+    assert idp.jwks_fetches == 2  # made-up key ids cost nothing within the cooldown
+
+    idp.publish(RSA, rotated)  # the issuer rotates
+    clock.now += 29
+    with pytest.raises(CredentialError, match="unknown token key id 'rsa-2'"):
+        verifier.verify(token)
+    assert idp.jwks_fetches == 2
+    clock.now += 1
+    assert verifier.verify(token).identity == "auth0|ana"
+    assert idp.jwks_fetches == 3
+    assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"  # the old key still works
+
+
+def test_a_token_without_kid_needs_an_issuer_with_one_key(idp: IdentityProvider) -> None:
+    import jwt
+
+    claims = claims_of(idp.token(RSA))
+    bare = jwt.encode(claims, RSA.private, algorithm="RS256")
+    with pytest.raises(CredentialError, match="no 'kid' header and the issuer publishes 2 keys"):
+        JwtVerifier(settings(idp)).verify(bare)
+    idp.publish(RSA)
+    assert JwtVerifier(settings(idp)).verify(bare).identity == "auth0|ana"
+
+
+def test_a_configured_jwks_url_skips_discovery(idp: IdentityProvider) -> None:
+    verifier = JwtVerifier(settings(idp, jwks_url=idp.jwks_url))
+    assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+    assert (idp.discovery_fetches, idp.jwks_fetches) == (0, 1)
+
+
+def test_an_unreachable_or_wrong_issuer_is_keys_unavailable(idp: IdentityProvider) -> None:
+    clock = Clock()
+    down = f"http://127.0.0.1:{_free_port()}/"
+    keys = IssuerKeys(settings(idp, issuer=down, jwks_cooldown=30), clock=clock)
+    with pytest.raises(KeysUnavailable, match="cannot read the issuer's discovery document"):
+        keys.key("rsa-1")
+    with pytest.raises(KeysUnavailable, match="cannot read"):  # remembered, not refetched
+        keys.key("rsa-1")
+    # A discovery document must name the configured issuer (OIDC Discovery 4.3).
+    other = IssuerKeys(settings(idp, issuer=idp.url + "/other/"))
+    with pytest.raises(KeysUnavailable, match="cannot read"):
+        other.key("rsa-1")
+    assert idp.discovery_fetches == 0  # /other/.well-known/... is a 404 here
+    gone = JwtVerifier(settings(idp, jwks_url=f"{down}jwks.json"))
+    with pytest.raises(KeysUnavailable, match="cannot fetch the issuer's signing keys"):
+        gone.verify(idp.token(RSA))
+
+
+def test_a_discovery_document_naming_another_issuer_is_refused(idp: IdentityProvider) -> None:
+    # The provider's discovery document names `idp.issuer`; expect it without the slash.
+    keys = IssuerKeys(settings(idp, issuer=idp.url))
+    with pytest.raises(KeysUnavailable, match=f"names issuer '{idp.issuer}', not"):
+        keys.key("rsa-1")
+    assert idp.discovery_fetches == 1
