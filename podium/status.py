@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from podium.runtime.db import Database
+from podium.storage.database import Database
 
 #: Metric name -> (field of TenantStatus, help text). The order is the table's.
 METRICS: dict[str, tuple[str, str]] = {

@@ -12,10 +12,9 @@ from typing import Any
 from podium import _render
 from podium.commands._common import command
 from podium.errors import ConfigurationError, PodiumError
-from podium.runtime import DEFAULT_URL
-from podium.runtime.db import open_database
-from podium.runtime.urls import parse_url
 from podium.status import build_status, parse_metrics, status_rows, store_counts
+from podium.storage.database import open_database
+from podium.storage.urls import DEFAULT_URL, parse_url
 
 
 def register(sub: Any) -> None:
