@@ -26,7 +26,7 @@ from podium.runtime import open_runtime
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
-COMMAND_MODULES: list[str] = ["approvals", "audit", "costs", "dlq", "keys", "policies"]
+COMMAND_MODULES: list[str] = ["approvals", "audit", "costs", "dlq", "keys", "policies", "status"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,8 @@
     POST /triggers/{workflow}    signed webhook -> run (see `podium.server.webhooks`)
     GET  /podium/...             podium's usage and audit for the caller's tenant
                                  (see `podium.server.insight`)
+    GET  /podium/metrics         every tenant's signals to scale on, for operators
+                                 (see `podium.server.metrics`)
 
 The server mounts this Starlette app beside its own routes. Its authentication
 middleware does not cover custom routes (`enable_custom_route_auth` is off), so each route
@@ -14,7 +16,13 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from podium.server import insight
+from podium.server import insight, metrics
 from podium.server.webhooks import trigger
 
-app = Starlette(routes=[Route("/triggers/{workflow}", trigger, methods=["POST"]), *insight.routes])
+app = Starlette(
+    routes=[
+        Route("/triggers/{workflow}", trigger, methods=["POST"]),
+        *insight.routes,
+        *metrics.routes,
+    ]
+)

@@ -10,7 +10,9 @@ fetched). The user the server keeps for a run carries `tenant_id`, `identity` an
 
 Authorization, default deny:
     - every thread, run, cron and assistant created or updated is stamped with the
-      user's tenant (`metadata.tenant_id`, overwriting whatever the client sent);
+      user's tenant (`metadata.tenant_id`); metadata that names another tenant is a 403,
+      never silently rewritten (a runtime that ignores the stamp, as one did for crons,
+      would otherwise file the resource under the tenant the client named);
     - every read, search, update and delete is filtered by it, so another tenant's
       thread is a 404 and never appears in a search;
     - a resume (`command.resume`) or a state write on a thread waiting at a podium gate
@@ -137,6 +139,10 @@ async def on_crons(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filter
         _stamp(value, tenant)
         payload = value.get("payload")
         if isinstance(payload, dict):
+            # Some runtimes (langgraph-runtime-pg) hand the handler no `metadata` and store
+            # the request's own metadata dict, which is also the payload's: checked and
+            # stamped there too.
+            _stamp(payload, tenant)
             _bind_user(payload, ctx)
     return {TENANT_KEY: tenant}
 
@@ -169,10 +175,20 @@ def _field(user: Any, name: str) -> Any:
 
 
 def _stamp(value: dict[str, Any], tenant: str) -> dict[str, Any]:
-    # The server keeps the dict it handed us, so it is changed in place.
+    """Stamp `value`'s metadata with `tenant` (403 when it names another tenant)."""
     metadata = value.get("metadata")
     if not isinstance(metadata, dict):
         metadata = value["metadata"] = {}
+    sent = metadata.get(TENANT_KEY)
+    if sent is not None and str(sent) != tenant:
+        raise Auth.exceptions.HTTPException(
+            status_code=403,
+            detail=(
+                f"metadata.{TENANT_KEY} {sent!r} is not your tenant {tenant!r}; leave it out "
+                "(the server sets it) or send your own"
+            ),
+        )
+    # The server keeps the dict it handed us, so it is changed in place.
     metadata[TENANT_KEY] = tenant
     return metadata
 

@@ -229,6 +229,22 @@ class RemoteWorkbench:
             self._fail(f"read thread {thread_id!r}", exc)
         return thread_info(thread, self.identity.tenant_id)
 
+    def _exists(self, thread_id: str) -> bool:
+        """Whether the server has the thread (for the credential's tenant).
+
+        Asked with `threads.get`, never read off `get_state`: some runtimes answer 200 with
+        an empty state for a thread they do not have.
+        """
+        try:
+            self.client.threads.get(thread_id)
+        except APIStatusError as exc:
+            if exc.response is not None and exc.response.status_code in (404, 422):
+                return False
+            self._fail(f"read thread {thread_id!r}", exc)
+        except (LangGraphError, httpx.HTTPError) as exc:
+            self._fail(f"read thread {thread_id!r}", exc)
+        return True
+
     def _state(self, thread_id: str) -> Mapping[str, Any] | None:
         """The thread's state, or None for a thread the server does not have yet."""
         try:
@@ -267,7 +283,7 @@ class RemoteWorkbench:
         the server's PODIUM_MODEL the model.
         """
         try:
-            state = self._state(thread_id)
+            state = self._state(thread_id) if self._exists(thread_id) else None
             if state is None:
                 self._call(
                     "create the thread",

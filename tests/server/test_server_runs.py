@@ -104,9 +104,14 @@ def test_custom_stream_carries_podium_events(server) -> None:
 
 def test_another_tenant_sees_nothing_of_a_thread(server) -> None:
     ana, gus = client(server, ACME_EDITOR), client(server, GLOBEX_EDITOR)
-    thread = ana.threads.create(metadata={"tenant_id": "globex", "topic": "x"})
+    # Metadata naming another tenant is refused, not rewritten; the server stamps the owner.
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        ana.threads.create(metadata={"tenant_id": "globex", "topic": "x"})
+    assert status_of(refused.value) == 403
+    assert "is not your tenant 'acme'" in refused.value.response.text
+    thread = ana.threads.create(metadata={"topic": "x"})
     thread_id = thread["thread_id"]
-    assert thread["metadata"] == {"tenant_id": "acme", "topic": "x"}  # stamped, not trusted
+    assert thread["metadata"] == {"tenant_id": "acme", "topic": "x"}
 
     for read in (
         lambda: gus.threads.get(thread_id),
@@ -127,8 +132,10 @@ def test_another_tenant_sees_nothing_of_a_thread(server) -> None:
     }
     assert thread_id in {t["thread_id"] for t in ana.threads.search(limit=1000)}
     # An update by the owner cannot hand the thread to another tenant either.
-    updated = ana.threads.update(thread_id, metadata={"tenant_id": "globex"})
-    assert updated["metadata"]["tenant_id"] == "acme"
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        ana.threads.update(thread_id, metadata={"tenant_id": "globex"})
+    assert status_of(refused.value) == 403
+    assert ana.threads.get(thread_id)["metadata"]["tenant_id"] == "acme"
 
 
 def test_credentials_missing_unknown_forged_or_expired_are_401(server) -> None:

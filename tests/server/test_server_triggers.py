@@ -54,11 +54,19 @@ def post(server, workflow: str, body: bytes, headers: dict[str, str]) -> httpx.R
 def test_crons_are_stamped_listed_and_run_for_their_tenant_only(server) -> None:
     ana, gus = client(server, ACME_EDITOR), client(server, GLOBEX_EDITOR)
     job = uuid.uuid4().hex
+    with pytest.raises(httpx.HTTPStatusError) as refused:  # another tenant's cron: refused
+        ana.crons.create(
+            "research_brief",
+            schedule="0 2 * * *",
+            input={"goal": GOAL},
+            metadata={"tenant_id": "globex", "job": job},
+        )
+    assert refused.value.response.status_code == 403
     nightly = ana.crons.create(
         "research_brief",
         schedule="0 2 * * *",
         input={"goal": GOAL},
-        metadata={"tenant_id": "globex", "job": job},
+        metadata={"job": job},
         on_run_completed="keep",
     )
     assert nightly["metadata"] == {"tenant_id": "acme", "job": job}
