@@ -3,6 +3,7 @@
 from podium.context import RunContext
 from podium.errors import (
     AlreadyDecided,
+    ApiKeyNotFound,
     AuditError,
     BreakerKeyError,
     BudgetExceeded,
@@ -52,6 +53,7 @@ __all__ = [
     "AgentRegistry",
     "AgentSpec",
     "AlreadyDecided",
+    "ApiKeyNotFound",
     "AuditError",
     "BreakerKeyError",
     "BudgetExceeded",
