@@ -6,9 +6,7 @@ from podium.policies.arguments import evaluate_arguments
 from podium.policies.budget import (
     BudgetLimit,
     BudgetLimits,
-    budget_error,
     budget_limits,
-    evaluate_budget,
     remaining,
     remaining_fraction,
 )
@@ -16,7 +14,7 @@ from podium.policies.decision import DEFAULT, DEFAULT_DENY, CallScope, Decision
 from podium.policies.explain import explain
 from podium.policies.loader import load_policies
 from podium.policies.output import FilterResult, OutputFilters, filter_output, output_filters
-from podium.policies.ratelimit import BucketState, RateLimit, rate_limits_for, take
+from podium.policies.ratelimit import BucketStep, RateLimit, rate_limits_for, take
 from podium.policies.routing import price_table, route_model
 from podium.policies.schema import PolicySet, RetrySettings
 from podium.policies.settings import AgentSettings, ToolSettings, agent_settings, tool_settings
@@ -26,7 +24,7 @@ __all__ = [
     "DEFAULT_DENY",
     "AgentSettings",
     "ApprovalKind",
-    "BucketState",
+    "BucketStep",
     "BudgetLimit",
     "BudgetLimits",
     "CallScope",
@@ -39,10 +37,8 @@ __all__ = [
     "ToolSettings",
     "agent_settings",
     "approval_for",
-    "budget_error",
     "budget_limits",
     "evaluate_arguments",
-    "evaluate_budget",
     "evaluate_data_scope",
     "evaluate_tool",
     "explain",

@@ -1,4 +1,4 @@
-"""Token and cost budgets: the limits that apply to a call and whether a request fits.
+"""Token and cost budgets: the limits that apply to a call and what is left of them.
 
 Three nested levels, each in two units ("tokens", "usd"); a key is "<level>_<unit>":
 
@@ -10,28 +10,24 @@ Three nested levels, each in two units ("tokens", "usd"); a key is "<level>_<uni
                                          per_agent of the workflow, tenant or global
 
 Nesting is tenant > run (workflow) > agent: a child limit larger than its parent's is
-capped to the parent's (the rule then names the parent's setting), and a request must
-fit what is left at every level, so a child never spends more than its parent has left.
+capped to the parent's (the rule then names the parent's setting). Whether a call fits is
+decided by the budget store (`podium.stores.budgets`), which holds what each call may
+spend at every level at once, so a child never spends more than its parent has left.
 
-`spent` maps these keys to what was already spent (missing = 0). `requested` maps
-the same keys, or just "tokens" / "usd" meaning the same amount at every level.
+`spent` maps these keys to what was already spent (missing = 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-from podium.errors import BudgetExceeded
-from podium.policies.decision import DEFAULT, CallScope, Decision, allow, deny, first, layers
+from podium.policies.decision import CallScope, first, layers
 from podium.policies.schema import PolicySet
 
 LEVELS = ("tenant_day", "run", "agent")
 UNITS = ("tokens", "usd")
-#: Slack for sums of float amounts (USD), so 0.1 + 0.2 fits a 0.3 limit.
-EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,44 +86,6 @@ def budget_limits(policy: PolicySet, call: CallScope) -> BudgetLimits:
     return BudgetLimits(tuple(sorted(found, key=lambda limit: order[limit.scope])))
 
 
-def evaluate_budget(
-    limits: BudgetLimits, spent: Mapping[str, float], requested: Mapping[str, float]
-) -> Decision:
-    """Does `requested` fit every level? Refuses at the outermost level that would go over.
-
-    Returns:
-        A refusal with details {scope, unit, key, limit, spent, requested, remaining}
-        (see `budget_error`), or an allowance whose rule is the tightest level's setting
-        and whose details hold {"remaining": {key: amount left after this request}}.
-    """
-    if not limits.limits:
-        return allow("no budget limit applies", DEFAULT)
-    left: dict[str, float] = {}
-    for limit in limits:
-        used, asked = float(spent.get(limit.key, 0.0)), _requested(requested, limit)
-        if used + asked > limit.limit + EPSILON:
-            return deny(
-                f"{limit.key} would go over: spent {used:g} + requested {asked:g} > limit "
-                f"{limit.limit:g} ({limit.rule})",
-                limit.rule,
-                scope=limit.scope,
-                unit=limit.unit,
-                key=limit.key,
-                limit=limit.limit,
-                spent=used,
-                requested=asked,
-                remaining=max(0.0, limit.limit - used),
-            )
-        left[limit.key] = limit.limit - used - asked
-    tightest = min(limits, key=lambda limit: _fraction(left[limit.key], limit.limit))
-    return allow(
-        f"within budget; tightest is {tightest.key} with {left[tightest.key]:g} "
-        f"of {tightest.limit:g} left ({tightest.rule})",
-        tightest.rule,
-        remaining=MappingProxyType(left),
-    )
-
-
 def remaining(limits: BudgetLimits, spent: Mapping[str, float]) -> dict[str, float]:
     """What is left at each level, a child capped by what its parent has left."""
     left: dict[str, float] = {}
@@ -150,20 +108,6 @@ def remaining_fraction(limits: BudgetLimits, spent: Mapping[str, float]) -> floa
     return min(fractions) if fractions else None
 
 
-def budget_error(decision: Decision, *, tenant_id: str | None = None) -> BudgetExceeded:
-    """The `BudgetExceeded` error for a refusal from `evaluate_budget`."""
-    facts: Mapping[str, Any] = decision.details
-    return BudgetExceeded(
-        scope=facts["scope"],
-        unit=facts["unit"],
-        limit=facts["limit"],
-        spent=facts["spent"],
-        requested=facts["requested"],
-        rule=decision.rule,
-        tenant_id=tenant_id,
-    )
-
-
 def _limit(scope: str, unit: str, found: tuple[Any, str | None]) -> BudgetLimit | None:
     value, rule = found
     return None if value is None or rule is None else BudgetLimit(scope, unit, float(value), rule)
@@ -173,10 +117,6 @@ def _cap(child: BudgetLimit | None, parent: BudgetLimit | None) -> BudgetLimit |
     if child is None or parent is None or child.limit <= parent.limit:
         return child
     return BudgetLimit(child.scope, child.unit, parent.limit, parent.rule)
-
-
-def _requested(requested: Mapping[str, float], limit: BudgetLimit) -> float:
-    return float(requested.get(limit.key, requested.get(limit.unit, 0.0)))
 
 
 def _fraction(left: float, limit: float) -> float:

@@ -13,18 +13,16 @@ applies to it. Bucket keys are tenant-qualified, so tenants never share a bucket
 A scope's `rate_limits` is a list, so one scope can cap bursts and sustained rates
 (the second and later entries get keys ending "#1", "#2"...). Each entry's `kind`
 says what it counts: "model" calls, "tool" calls, or "any" (both, the default).
-Storing buckets is the runtime's job; `take` is the pure step it applies.
+Storing buckets is the rate-limit store's job; `take` is the pure step it applies.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from podium.policies.decision import CallScope, Decision, allow, deny, key
+from podium.policies.decision import CallScope, key
 from podium.policies.schema import ModelPolicy, PolicySet, ScopeRateLimit
-
-#: Slack so that float refill arithmetic never refuses a call that exactly fits.
-EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +38,6 @@ class RateLimit:
     def rate(self) -> float:
         """Tokens added per second."""
         return self.capacity / self.per
-
-
-@dataclass(frozen=True, slots=True)
-class BucketState:
-    """A stored bucket: tokens left at time `updated_at` (seconds, the runtime's clock)."""
-
-    tokens: float
-    updated_at: float
 
 
 def rate_limits_for(
@@ -95,49 +85,6 @@ def model_entry(policy: PolicySet, model: str) -> tuple[str, ModelPolicy] | None
     return None
 
 
-def take(
-    bucket: BucketState | None, limit: RateLimit, now: float, cost: float = 1
-) -> tuple[Decision, BucketState]:
-    """Refill `bucket` up to `now` and take `cost` tokens if they are there.
-
-    Args:
-        bucket: The stored state, or None for a bucket never used (it starts full).
-        limit: The bucket's capacity and refill period.
-        now: The current time in seconds (the caller's clock).
-        cost: Tokens this call takes.
-
-    Returns:
-        The decision (details: key, remaining, retry_after seconds; retry_after is None
-        when `cost` exceeds the capacity and can never fit) and the new state to store.
-        A refused call stores the refill but takes nothing.
-    """
-    if bucket is None:
-        tokens, updated = float(limit.capacity), now
-    else:
-        # A clock that stepped back must not mint tokens or move the bucket back in time.
-        elapsed = max(0.0, now - bucket.updated_at)
-        tokens = min(float(limit.capacity), bucket.tokens + elapsed * limit.rate)
-        updated = max(now, bucket.updated_at)
-    if tokens + EPSILON >= cost:
-        left = max(0.0, tokens - cost)
-        return allow(
-            f"{limit.key}: {left:g} of {limit.capacity} calls per {limit.per:g}s left",
-            limit.rule,
-            key=limit.key,
-            remaining=left,
-            retry_after=0.0,
-        ), BucketState(left, updated)
-    retry_after = None if cost > limit.capacity else (cost - tokens) / limit.rate
-    wait = "never fits" if retry_after is None else f"retry after {retry_after:.3g}s"
-    return deny(
-        f"{limit.key} is over {limit.capacity} calls per {limit.per:g}s ({limit.rule}); {wait}",
-        limit.rule,
-        key=limit.key,
-        remaining=tokens,
-        retry_after=retry_after,
-    ), BucketState(tokens, updated)
-
-
 def _scope_limits(
     bucket: str, limits: tuple[ScopeRateLimit, ...] | None, prefix: str, kind: str | None
 ) -> list[RateLimit]:
@@ -149,3 +96,33 @@ def _scope_limits(
         rule = f"{prefix}.rate_limits[{index}]"
         found.append(RateLimit(bucket + suffix, spec.calls, spec.per, rule))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStep:
+    """A bucket after one attempt: its new level and time, and whether the cost fit."""
+
+    tokens: float
+    updated_at: float
+    allowed: bool
+    retry_after: float
+
+
+def take(
+    tokens: float, updated_at: float, now: float, *, capacity: float, per: float, cost: float
+) -> BucketStep:
+    """Refill a bucket up to `now`, then take `cost` tokens from it if they are there.
+
+    Pure token-bucket arithmetic. A clock behind `updated_at` (another machine's clock)
+    refills nothing and never moves the bucket's time backwards. A refused attempt
+    leaves the level unchanged and says how long the refill takes to cover the cost
+    (infinite when the cost exceeds the capacity).
+    """
+    rate = capacity / per
+    elapsed = max(0.0, now - updated_at)
+    level = min(float(capacity), tokens + elapsed * rate)
+    stamp = max(now, updated_at)
+    if cost <= level:
+        return BucketStep(level - cost, stamp, True, 0.0)
+    wait = math.inf if cost > capacity else (cost - level) / rate
+    return BucketStep(level, stamp, False, wait)

@@ -8,13 +8,13 @@ are advisory locks, so several workers on several machines share one limit.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from podium.errors import ConfigurationError, RateLimited
+from podium.policies.ratelimit import BucketStep, take
 from podium.storage.database import Cursor, Database
 from podium.storage.locks import lock_all
 
@@ -59,36 +59,6 @@ class RateDecision:
     allowed: bool
     key: str | None = None
     retry_after: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BucketStep:
-    """A bucket after one attempt: its new level and time, and whether the cost fit."""
-
-    tokens: float
-    updated_at: float
-    allowed: bool
-    retry_after: float
-
-
-def take(
-    tokens: float, updated_at: float, now: float, *, capacity: float, per: float, cost: float
-) -> BucketStep:
-    """Refill a bucket up to `now`, then take `cost` tokens from it if they are there.
-
-    Pure token-bucket arithmetic. A clock behind `updated_at` (another machine's clock)
-    refills nothing and never moves the bucket's time backwards. A refused attempt
-    leaves the level unchanged and says how long the refill takes to cover the cost
-    (infinite when the cost exceeds the capacity).
-    """
-    rate = capacity / per
-    elapsed = max(0.0, now - updated_at)
-    level = min(float(capacity), tokens + elapsed * rate)
-    stamp = max(now, updated_at)
-    if cost <= level:
-        return BucketStep(level - cost, stamp, True, 0.0)
-    wait = math.inf if cost > capacity else (cost - level) / rate
-    return BucketStep(level, stamp, False, wait)
 
 
 class RateLimiter:

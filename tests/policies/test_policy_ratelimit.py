@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from podium.policies import BucketState, CallScope, RateLimit, rate_limits_for, take
+from podium.policies import CallScope, RateLimit, rate_limits_for, take
 
 POLICY = """
 global:
@@ -104,46 +104,46 @@ def test_tenants_never_share_a_bucket(policy):
 
 
 LIMIT = RateLimit("tool:acme:search_corpus", capacity=5, per=10.0, rule="tools.x.rate_limit")
+FULL = None  # a bucket never used starts full
 
 TAKE_CASES = [
-    # (bucket before, now, cost, allowed, tokens after, retry_after)
-    (None, 100.0, 1, True, 4.0, 0.0),  # a new bucket starts full
-    (BucketState(0.0, 100.0), 100.0, 1, False, 0.0, 2.0),  # 0.5 tokens/s: 1 token in 2s
-    (BucketState(0.0, 100.0), 101.0, 1, False, 0.5, 1.0),
-    (BucketState(0.0, 100.0), 102.0, 1, True, 0.0, 0.0),
-    (BucketState(2.0, 100.0), 1000.0, 1, True, 4.0, 0.0),  # refill stops at capacity
-    (BucketState(5.0, 100.0), 100.0, 5, True, 0.0, 0.0),
-    (BucketState(4.0, 100.0), 100.0, 5, False, 4.0, 2.0),
-    (BucketState(1.0, 100.0), 90.0, 1, True, 0.0, 0.0),  # clock stepped back: no new tokens
-    (BucketState(5.0, 100.0), 100.0, 6, False, 5.0, None),  # never fits
+    # (bucket before (tokens, updated_at), now, cost, allowed, tokens after, retry_after)
+    (FULL, 100.0, 1, True, 4.0, 0.0),
+    ((0.0, 100.0), 100.0, 1, False, 0.0, 2.0),  # 0.5 tokens/s: 1 token in 2s
+    ((0.0, 100.0), 101.0, 1, False, 0.5, 1.0),
+    ((0.0, 100.0), 102.0, 1, True, 0.0, 0.0),
+    ((2.0, 100.0), 1000.0, 1, True, 4.0, 0.0),  # refill stops at capacity
+    ((5.0, 100.0), 100.0, 5, True, 0.0, 0.0),
+    ((4.0, 100.0), 100.0, 5, False, 4.0, 2.0),
+    ((1.0, 100.0), 90.0, 1, True, 0.0, 0.0),  # clock stepped back: no new tokens
+    ((5.0, 100.0), 100.0, 6, False, 5.0, math.inf),  # never fits
 ]
+
+
+def _take(bucket, now, cost=1):
+    tokens, updated = bucket if bucket is not None else (float(LIMIT.capacity), now)
+    return take(tokens, updated, now, capacity=LIMIT.capacity, per=LIMIT.per, cost=cost)
 
 
 @pytest.mark.parametrize(("bucket", "now", "cost", "allowed", "tokens", "retry"), TAKE_CASES)
 def test_take(bucket, now, cost, allowed, tokens, retry):
-    decision, after = take(bucket, LIMIT, now, cost)
-    assert decision.allowed is allowed
+    after = _take(bucket, now, cost)
+    assert after.allowed is allowed
     assert after.tokens == pytest.approx(tokens)
-    assert after.updated_at == max(now, bucket.updated_at if bucket else now)
-    if retry is None:
-        assert decision.details["retry_after"] is None
-    else:
-        assert decision.details["retry_after"] == pytest.approx(retry)
-    assert decision.rule == LIMIT.rule
-    assert decision.details["key"] == LIMIT.key
+    assert after.updated_at == max(now, bucket[1] if bucket else now)
+    assert after.retry_after == pytest.approx(retry)
 
 
 def test_take_sustains_the_configured_rate():
     # Calling every 0.1s for 60s: 5 at once, then one per 2 seconds.
     bucket, allowed = None, 0
     for step in range(600):
-        decision, bucket = take(bucket, LIMIT, step / 10, 1)
-        allowed += decision.allowed
+        after = _take(bucket, step / 10)
+        bucket, allowed = (after.tokens, after.updated_at), allowed + after.allowed
     assert allowed == 5 + math.floor(59.9 / 2)
 
 
 def test_waiting_retry_after_is_enough():
-    decision, bucket = take(BucketState(0.25, 0.0), LIMIT, 0.0)
-    wait = decision.details["retry_after"]
-    decision, _ = take(bucket, LIMIT, wait)
-    assert decision.allowed
+    after = _take((0.25, 0.0), 0.0)
+    assert not after.allowed
+    assert _take((after.tokens, after.updated_at), after.retry_after).allowed
