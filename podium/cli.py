@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.handler(args)
+        return int(args.handler(args))
     except PodiumError as exc:
         print(f"podium: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -98,7 +98,9 @@ def requeue(task: dict[str, Any], *, at: float, reason: str) -> dict[str, Any]:
     }
 
 
-def walk(task: dict[str, Any], *targets: str, at: float, reason: str | None = None) -> dict:
+def walk(
+    task: dict[str, Any], *targets: str, at: float, reason: str | None = None
+) -> dict[str, Any]:
     """Apply several transitions in order (e.g. running then completed)."""
     for target in targets:
         task = transition(task, target, at=at, reason=reason)

@@ -92,7 +92,7 @@ def finish(app: Any, letter: DeadLetter, *, services: Any) -> str:
     """
     values = app.get_state({"configurable": {"thread_id": letter.thread_id}}).values
     task = (values.get("tasks") or {}).get(letter.task_id) or {}
-    status = task.get("status", "missing")
+    status = str(task.get("status", "missing"))
     result = {"status": status, "agent": task.get("agent"), "error": task.get("error")}
     if task.get("dead_letter") and task["dead_letter"] != letter.id:
         result["new_dead_letter"] = task["dead_letter"]

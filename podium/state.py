@@ -79,7 +79,7 @@ def empty_usage() -> Usage:
     return Usage(input_tokens=0, output_tokens=0, total_tokens=0, calls=0, cost_usd=0.0)
 
 
-def add_usage(a: Usage | dict, b: Usage | dict) -> Usage:
+def add_usage(a: Usage | dict[str, Any], b: Usage | dict[str, Any]) -> Usage:
     """Sum two usage records field by field."""
     return Usage(
         input_tokens=a.get("input_tokens", 0) + b.get("input_tokens", 0),

@@ -14,7 +14,7 @@ def command(sub: Any, name: str, handler: Any, text: str) -> argparse.ArgumentPa
     """Add a subcommand whose `--help` says `text` and which runs `handler(args) -> int`."""
     parser = sub.add_parser(name, help=text, description=text)
     parser.set_defaults(handler=handler)
-    return parser
+    return parser  # type: ignore[no-any-return]  # argparse's add_parser is untyped
 
 
 def db_and_tenant(parser: argparse.ArgumentParser) -> None:

@@ -157,7 +157,9 @@ def _decider(context: RunContext, pending: list[PendingGate], gates: GateMode) -
     return RunContext(tenant_id=context.tenant_id, user_id=context.user_id, roles=frozenset(roles))
 
 
-def _decide(pending: list[PendingGate], gates: GateMode, thread_id: str):
+def _decide(
+    pending: list[PendingGate], gates: GateMode, thread_id: str
+) -> dict[str, Decision] | None:
     if gates.mode == "approve":
         for gate in pending:
             print(

@@ -252,7 +252,7 @@ class WorkflowBlock(Block):
 class ScopeBlock(WorkflowBlock):
     """The global block and each tenant's block."""
 
-    budgets: Budgets | None = None  # type: ignore[assignment]
+    budgets: Budgets | None = None
 
 
 class BreakerPolicy(Model):

@@ -23,6 +23,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from podium.errors import ApiKeyNotFound, ConfigurationError
 from podium.server._credentials import CredentialError, Principal, check_name
@@ -193,7 +194,7 @@ def _label(label: str) -> str:
     return label
 
 
-def _info(row: dict) -> ApiKeyInfo:
+def _info(row: dict[str, Any]) -> ApiKeyInfo:
     return ApiKeyInfo(
         key_id=row["key_id"],
         tenant_id=row["tenant_id"],

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from podium.errors import RateLimited
 from podium.storage.database import Database
 from podium.stores.approvals import Approvals
 from podium.stores.audit import AuditLog
@@ -25,7 +26,7 @@ from podium.stores.budgets import Budgets, open_budgets
 from podium.stores.dead_letters import DeadLetters
 from podium.stores.effects import EffectLedger
 from podium.stores.ledger import UsageLedger
-from podium.stores.ratelimit import RateLimited, RateLimiter
+from podium.stores.ratelimit import RateLimiter
 from podium.stores.recorder import Recorder
 from podium.stores.threads import ThreadIndex
 

@@ -309,4 +309,4 @@ class Workbench:
 
     def mermaid(self, workflow: str) -> str:
         """The workflow's graph as Mermaid text (drawn locally, no network)."""
-        return self.app(workflow, DEFAULT_MODEL).get_graph().draw_mermaid()
+        return str(self.app(workflow, DEFAULT_MODEL).get_graph().draw_mermaid())

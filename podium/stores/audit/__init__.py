@@ -1,9 +1,9 @@
 """The audit log: a hash chain (HMAC when keyed) of every decision, call and approval."""
 
+from podium.errors import AuditError
 from podium.stores.audit.buffer import AuditBuffer
 from podium.stores.audit.events import (
     Actor,
-    AuditError,
     AuditEvent,
     ChainReport,
     Head,

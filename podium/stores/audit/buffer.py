@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from podium.stores.audit.events import AuditError, AuditEvent, StoredEvent
+from podium.errors import AuditError
+from podium.stores.audit.events import AuditEvent, StoredEvent
 
 if TYPE_CHECKING:
     from podium.stores.audit.log import AuditLog

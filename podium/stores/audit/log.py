@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from podium.errors import AuditError
 from podium.storage.database import Database
 from podium.stores.audit.buffer import AuditBuffer
 from podium.stores.audit.chain import GENESIS, check_chain
@@ -29,7 +30,6 @@ from podium.stores.audit.events import (
     KINDS,
     PROBLEMS,
     Actor,
-    AuditError,
     AuditEvent,
     ChainReport,
     Head,
