@@ -22,9 +22,8 @@ def _admin_url() -> str:
     return os.environ.get("PODIUM_TEST_POSTGRES_URL") or DEFAULT_PG
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A URL of a fresh PostgreSQL database, dropped after the session."""
+def _fresh_database() -> Iterator[str]:
+    """Create a PostgreSQL database, yield its URL, drop it."""
     import psycopg
 
     admin = _admin_url()
@@ -42,6 +41,18 @@ def postgres_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A URL of a fresh PostgreSQL database, shared by the session, dropped after it."""
+    yield from _fresh_database()
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A URL of a PostgreSQL database of this test's own (for tests that need it empty)."""
+    yield from _fresh_database()
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

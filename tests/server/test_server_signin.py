@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import PermissionDeniedError
 
 from podium.cli import main
 from podium.graphs.research_brief import DEMO_GOAL
@@ -40,8 +41,10 @@ def test_a_token_of_the_identity_provider_signs_in(server, idp) -> None:
     rsa, ec = idp.keys
     token = idp.token(rsa, sub="auth0|ana", roles=["editor"], name="Ana Lima")
     ana = as_token(server, token)
-    thread = ana.threads.create(metadata={"tenant_id": "globex"})
+    thread = ana.threads.create()
     assert thread["metadata"]["tenant_id"] == "acme"  # the claim decides, not the client
+    with pytest.raises(PermissionDeniedError, match="not your tenant"):
+        ana.threads.create(metadata={"tenant_id": "globex"})
     me = httpx.get(f"{server.url}/podium/me", headers=bearer(token)).json()
     assert me == {
         "tenant_id": "acme",
