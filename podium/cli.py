@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Sequence
 
 from podium import _render
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import caller, command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, config_of, execute
-from podium.context import RunContext
 from podium.errors import PodiumError
 from podium.gates.decision import pending_gates
 from podium.graphs.catalog import catalog, describe
@@ -122,7 +121,9 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
         "--role",
         action="append",
         default=[],
-        help="A role of the user (repeatable), e.g. --role editor.",
+        help="A role the local operator asserts for the user (repeatable), e.g. --role "
+        "editor; refused when PODIUM_CLI_ROLES=off. --approve-all and answers at the terminal "
+        "act with the gates' roles unless PODIUM_CLI_ROLES=off.",
     )
 
 
@@ -155,7 +156,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         print(f"resuming {args.thread} ({info.workflow}) from its last checkpoint", file=sys.stderr)
-        context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
+        context = caller(args)
         gates = GateMode.choose(args.approve_all)
         waiting = bool(pending_gates(app, args.thread))
         return execute(rt, app, None, args.thread, context, gates=gates, at_gates=waiting)
@@ -214,7 +215,7 @@ def cmd_workflows(args: argparse.Namespace) -> int:
 
 def _run_workflow(name: str, goal: str, args: argparse.Namespace) -> int:
     thread_id = args.thread or f"{name}-{uuid.uuid4().hex[:8]}"
-    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
+    context = caller(args)
     with open_runtime(args.db) as rt:
         app = compile_workflow(rt, name, _model(args))
         return execute(

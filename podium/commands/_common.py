@@ -6,8 +6,12 @@ import argparse
 import os
 from typing import Any
 
-from podium.context import DEFAULT_TENANT
+from podium.context import DEFAULT_TENANT, RunContext
+from podium.errors import ConfigurationError
 from podium.storage.urls import DEFAULT_URL
+
+#: Set to "off" to refuse `--role` (and the roles `--approve-all` acts with) on this machine.
+CLI_ROLES_ENV = "PODIUM_CLI_ROLES"
 
 
 def command(sub: Any, name: str, handler: Any, text: str) -> argparse.ArgumentParser:
@@ -26,3 +30,39 @@ def db_and_tenant(parser: argparse.ArgumentParser) -> None:
         "(default: $PODIUM_DATABASE_URL or %(default)s).",
     )
     parser.add_argument("--tenant", default=DEFAULT_TENANT, help="Tenant id (default %(default)s).")
+
+
+def cli_roles_enabled() -> bool:
+    """Whether the CLI may act with roles its operator asserts (`PODIUM_CLI_ROLES`, default
+    "on"; "off" turns them off).
+
+    Raises:
+        ConfigurationError: for a value other than "on" or "off".
+    """
+    value = (os.environ.get(CLI_ROLES_ENV) or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigurationError(
+            f"{CLI_ROLES_ENV}={value!r} is not understood; use 'on' (the default) or 'off'"
+        )
+    return value == "on"
+
+
+def caller(args: argparse.Namespace) -> RunContext:
+    """Who a CLI command acts as: `--tenant`, `--user` and `--role`.
+
+    These are what the local operator asserts, not a credential: whoever can run the CLI
+    against the database can name any user and role, so the database is the trust boundary.
+    Where that is not acceptable, `PODIUM_CLI_ROLES=off` refuses `--role`, and gates that
+    need a role are decided on the LangGraph server, whose roles come from the credential.
+
+    Raises:
+        ConfigurationError: for `--role` while `PODIUM_CLI_ROLES=off`.
+    """
+    roles = frozenset(getattr(args, "role", None) or ())
+    if roles and not cli_roles_enabled():
+        raise ConfigurationError(
+            f"--role {' --role '.join(sorted(roles))} refused: {CLI_ROLES_ENV}=off on this "
+            "machine, so the CLI acts with no role; decide gates that need a role on the "
+            "LangGraph server (roles come from the credential there)"
+        )
+    return RunContext(tenant_id=args.tenant, user_id=args.user, roles=roles)

@@ -1,4 +1,8 @@
-"""`podium approvals` (the inbox) and `podium approve|reject|edit|respond` (decisions)."""
+"""`podium approvals` (the inbox) and `podium approve|reject|edit|respond` (decisions).
+
+The decider is `--user` with the roles `--role` asserts: the local operator's word, not a
+credential (see `podium.commands._common.caller`; `PODIUM_CLI_ROLES=off` refuses `--role`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ import time
 from typing import Any
 
 from podium import _render
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import caller, command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
-from podium.context import RunContext
 from podium.errors import ConfigurationError
 from podium.gates.decision import PendingGate, decide
 from podium.gates.request import Decision
@@ -39,12 +42,18 @@ def register(sub: Any) -> None:
             "--gate", default=None, help="Gate id; needed when several gates are pending."
         )
         parser.add_argument("--comment", default="", help="Why (kept in the audit log).")
-        parser.add_argument("--user", default="cli", help="Who decides (default %(default)s).")
+        parser.add_argument(
+            "--user",
+            default="cli",
+            help="Who decides, as the local operator asserts it; recorded in the approvals "
+            "table and the audit log (default %(default)s).",
+        )
         parser.add_argument(
             "--role",
             action="append",
             default=[],
-            help="A role of the deciding user (repeatable), e.g. --role editor.",
+            help="A role the local operator asserts for the deciding user (repeatable), e.g. "
+            "--role editor; refused when PODIUM_CLI_ROLES=off.",
         )
         parser.add_argument("--quiet", action="store_true", help="No progress lines.")
         if verb == "edit":
@@ -98,7 +107,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     decision = _decision(args)
-    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
+    context = caller(args)
     with open_runtime(args.db) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
@@ -118,7 +127,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _decision(args: argparse.Namespace) -> Decision:
-    common = {"comment": args.comment, "user": args.user}
+    common = {"comment": args.comment}  # the decider is the caller (`decide`'s context)
     if args.verb == "approve":
         return Decision(decision="approve", **common)
     if args.verb == "reject":
