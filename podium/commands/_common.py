@@ -1,13 +1,21 @@
-"""Options and helpers shared by CLI command modules. Entry-point code: may read env vars."""
+"""Options and helpers shared by CLI command modules. Entry-point code: may read env vars.
+
+Environment (read here): PODIUM_DATABASE_URL (`--db`'s default), PODIUM_AUDIT_KEY (the HMAC
+key of the audit chains, as UTF-8 text; every command that writes or verifies audit events
+uses it), PODIUM_CLI_ROLES ("off" refuses `--role`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from podium.context import DEFAULT_TENANT, RunContext
 from podium.errors import ConfigurationError
+from podium.runtime import PodiumRuntime, open_runtime
 from podium.storage.urls import DEFAULT_URL
 
 #: Set to "off" to refuse `--role` (and the roles `--approve-all` acts with) on this machine.
@@ -66,3 +74,17 @@ def caller(args: argparse.Namespace) -> RunContext:
             "LangGraph server (roles come from the credential there)"
         )
     return RunContext(tenant_id=args.tenant, user_id=args.user, roles=roles)
+
+
+def audit_key() -> bytes | None:
+    """PODIUM_AUDIT_KEY as bytes (its UTF-8 text), or None when unset or empty."""
+    text = os.environ.get("PODIUM_AUDIT_KEY")
+    return text.encode("utf-8") if text else None
+
+
+@contextmanager
+def runtime(args: argparse.Namespace) -> Iterator[PodiumRuntime]:
+    """`open_runtime(args.db)` with the audit key of PODIUM_AUDIT_KEY, so events a command
+    writes are chained as `podium audit verify` will check them."""
+    with open_runtime(args.db, audit_key=audit_key()) as rt:
+        yield rt

@@ -13,12 +13,11 @@ import time
 from typing import Any
 
 from podium import _render
-from podium.commands._common import caller, command, db_and_tenant
+from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
 from podium.errors import ConfigurationError
 from podium.gates.decision import PendingGate, decide
 from podium.gates.request import Decision
-from podium.runtime import open_runtime
 
 
 def register(sub: Any) -> None:
@@ -68,7 +67,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         records, escalated = rt.services.approvals.pending(args.tenant)
         for record in escalated:
             rt.services.recorder.event(
@@ -108,7 +107,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     decision = _decision(args)
     context = caller(args)
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         traced_app = app.with_config(traced(app, args.thread, context))
