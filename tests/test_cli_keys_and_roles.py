@@ -120,3 +120,14 @@ def test_approve_records_the_cli_user_as_the_decider(tmp_path):
         ).fetchall()
     assert decided_by == "ana" and '"user":"ana"' in decision
     assert actor == "user:ana" and '"user":"ana"' in payload
+
+
+def test_a_second_decision_on_a_gate_names_the_first(tmp_path):
+    stopped = podium("demo", cwd=tmp_path)
+    args = _decide_command(stopped.stderr)
+    assert podium(*args, "--user", "ana", cwd=tmp_path).returncode == 0
+    reject = ["reject", *args[1:]]
+    late = podium(*reject, "--user", "eve", cwd=tmp_path)
+    assert late.returncode == 2
+    assert "was already decided: approve by ana at " in late.stderr
+    assert "nothing was done twice" in late.stderr
