@@ -280,7 +280,8 @@ async def _guard_run(user: Any, value: dict[str, Any], tenant: str) -> None:
     if thread is None or _owner(thread) != tenant:
         return  # the server's own filter answers 404
     kwargs = value.get("kwargs") or {}
-    command = kwargs.get("command") if isinstance(kwargs.get("command"), dict) else {}
+    sent = kwargs.get("command")
+    command: dict[str, Any] = sent if isinstance(sent, dict) else {}
     resume = command.get("resume")
     interrupts = _interrupts(thread)
     gates = _gates(interrupts)
