@@ -1,7 +1,9 @@
 """The `podium` command: run workflows, inspect threads, resume runs.
 
-Environment (read here only): PODIUM_DATABASE_URL (default sqlite:///.podium/podium.db),
-PODIUM_MODEL (default "demo"), PODIUM_WORKFLOWS (extra "name=module:function" entries).
+Environment (read here and in `podium.commands`): PODIUM_DATABASE_URL (default
+sqlite:///.podium/podium.db), PODIUM_MODEL (default "demo"), PODIUM_WORKFLOWS (extra
+"name=module:function" entries), PODIUM_AUDIT_KEY (HMAC key of the audit chains, used by
+every command that writes or verifies events), PODIUM_CLI_ROLES ("off" refuses `--role`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ import uuid
 from collections.abc import Sequence
 
 from podium import _render
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, config_of, execute
-from podium.context import RunContext
 from podium.errors import PodiumError
 from podium.gates.decision import pending_gates
 from podium.graphs.catalog import catalog, describe
 from podium.graphs.research_brief import DEMO_GOAL
-from podium.runtime import open_runtime
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
@@ -122,7 +122,9 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
         "--role",
         action="append",
         default=[],
-        help="A role of the user (repeatable), e.g. --role editor.",
+        help="A role the local operator asserts for the user (repeatable), e.g. --role "
+        "editor; refused when PODIUM_CLI_ROLES=off. --approve-all and answers at the terminal "
+        "act with the gates' roles unless PODIUM_CLI_ROLES=off.",
     )
 
 
@@ -142,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, _model(args))
         snapshot = app.get_state(config_of(args.thread))
@@ -155,14 +157,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         print(f"resuming {args.thread} ({info.workflow}) from its last checkpoint", file=sys.stderr)
-        context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
+        context = caller(args)
         gates = GateMode.choose(args.approve_all)
         waiting = bool(pending_gates(app, args.thread))
         return execute(rt, app, None, args.thread, context, gates=gates, at_gates=waiting)
 
 
 def cmd_threads(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         threads = rt.threads.list(tenant_id=args.tenant, limit=args.limit)
     if not threads:
         print(f"no threads for tenant {args.tenant!r} in {_masked(args.db)}")
@@ -177,7 +179,7 @@ def cmd_threads(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         snapshot = app.get_state(config_of(args.thread))
@@ -214,8 +216,8 @@ def cmd_workflows(args: argparse.Namespace) -> int:
 
 def _run_workflow(name: str, goal: str, args: argparse.Namespace) -> int:
     thread_id = args.thread or f"{name}-{uuid.uuid4().hex[:8]}"
-    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
-    with open_runtime(args.db) as rt:
+    context = caller(args)
+    with runtime(args) as rt:
         app = compile_workflow(rt, name, _model(args))
         return execute(
             rt,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from podium import _render
+from podium.commands._common import CLI_ROLES_ENV, cli_roles_enabled
 from podium.context import RunContext
 from podium.errors import PodiumError
 from podium.gates.decision import PendingGate, decide, pending_gates
@@ -152,7 +153,10 @@ def _drain(rt: PodiumRuntime, events: Any, thread_id: str, progress: Any, quiet:
 
 def _decider(context: RunContext, pending: list[PendingGate], gates: GateMode) -> RunContext:
     """Who decides: the CLI user, acting with the roles the gates ask for when the operator
-    approves at the terminal or with --approve-all (they run the process, so they decide)."""
+    approves at the terminal or with --approve-all (they run the process, so they decide),
+    unless PODIUM_CLI_ROLES=off: then only with the roles they hold, that is none."""
+    if not cli_roles_enabled():
+        return context
     roles = set(context.roles) | {r for g in pending for r in g.request.roles}
     return RunContext(tenant_id=context.tenant_id, user_id=context.user_id, roles=frozenset(roles))
 
@@ -174,6 +178,13 @@ def _decide(
                 file=sys.stderr,
             )
             roles = "".join(f" --role {r}" for r in gate.request.roles[:1])
+            if roles and not cli_roles_enabled():
+                print(
+                    f"  it needs the role {gate.request.roles[0]!r} and {CLI_ROLES_ENV}=off: "
+                    "decide it on the LangGraph server",
+                    file=sys.stderr,
+                )
+                continue
             print(
                 f"  decide with: podium approve {thread_id} --gate {gate.request.gate_id}"
                 f"{roles}   (or reject / edit)",

@@ -1,4 +1,8 @@
-"""`podium approvals` (the inbox) and `podium approve|reject|edit|respond` (decisions)."""
+"""`podium approvals` (the inbox) and `podium approve|reject|edit|respond` (decisions).
+
+The decider is `--user` with the roles `--role` asserts: the local operator's word, not a
+credential (see `podium.commands._common.caller`; `PODIUM_CLI_ROLES=off` refuses `--role`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,11 @@ import time
 from typing import Any
 
 from podium import _render
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
-from podium.context import RunContext
 from podium.errors import ConfigurationError
 from podium.gates.decision import PendingGate, decide
 from podium.gates.request import Decision
-from podium.runtime import open_runtime
 
 
 def register(sub: Any) -> None:
@@ -39,12 +41,18 @@ def register(sub: Any) -> None:
             "--gate", default=None, help="Gate id; needed when several gates are pending."
         )
         parser.add_argument("--comment", default="", help="Why (kept in the audit log).")
-        parser.add_argument("--user", default="cli", help="Who decides (default %(default)s).")
+        parser.add_argument(
+            "--user",
+            default="cli",
+            help="Who decides, as the local operator asserts it; recorded in the approvals "
+            "table and the audit log (default %(default)s).",
+        )
         parser.add_argument(
             "--role",
             action="append",
             default=[],
-            help="A role of the deciding user (repeatable), e.g. --role editor.",
+            help="A role the local operator asserts for the deciding user (repeatable), e.g. "
+            "--role editor; refused when PODIUM_CLI_ROLES=off.",
         )
         parser.add_argument("--quiet", action="store_true", help="No progress lines.")
         if verb == "edit":
@@ -59,7 +67,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         records, escalated = rt.services.approvals.pending(args.tenant)
         for record in escalated:
             rt.services.recorder.event(
@@ -98,8 +106,8 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     decision = _decision(args)
-    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
-    with open_runtime(args.db) as rt:
+    context = caller(args)
+    with runtime(args) as rt:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         traced_app = app.with_config(traced(app, args.thread, context))
@@ -118,7 +126,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _decision(args: argparse.Namespace) -> Decision:
-    common = {"comment": args.comment, "user": args.user}
+    common = {"comment": args.comment}  # the decider is the caller (`decide`'s context)
     if args.verb == "approve":
         return Decision(decision="approve", **common)
     if args.verb == "reject":

@@ -1,15 +1,15 @@
 """`podium audit`: verify, export, head and show of the tamper-evident audit log.
 
-Environment (read here, as an entry point): PODIUM_AUDIT_KEY, the HMAC key as text (its
-UTF-8 bytes are the key). Set it wherever events are written and verified; verify says
-"written without the key" for rows that were not signed with it.
+Environment (read in `podium.commands._common`, as an entry point): PODIUM_AUDIT_KEY, the
+HMAC key as text (its UTF-8 bytes are the key). Set it wherever events are written and
+verified; verify says "written without the key" for rows that were not signed with it, and
+calls a chain verified without a key "unkeyed", with what that means on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from podium import _render
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import audit_key, command, db_and_tenant
 from podium.storage.database import open_database
 from podium.storage.urls import mask, parse_url
 from podium.stores.audit.log import AuditError, AuditLog, ChainReport, Head, StoredEvent
@@ -82,12 +82,6 @@ def _open_log(args: argparse.Namespace) -> Iterator[AuditLog]:
         db.close()
 
 
-def audit_key() -> bytes | None:
-    """PODIUM_AUDIT_KEY as bytes, or None when unset or empty."""
-    text = os.environ.get("PODIUM_AUDIT_KEY")
-    return text.encode("utf-8") if text else None
-
-
 # -- verify ---------------------------------------------------------------------------------
 
 
@@ -98,16 +92,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not report.chains:
         print(f"no audit events in {mask(args.db)}")
         return EXIT_OK
+    keyed = audit_key() is not None
     for chain in report:
-        print(_verdict(chain))
+        print(_verdict(chain, keyed))
+    if not keyed and any(chain.problem is None for chain in report):
+        print(UNKEYED_NOTE, file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _verdict(chain: ChainReport) -> str:
+#: What verify says of a chain checked without a key (its rows are plain SHA-256).
+UNKEYED_NOTE = (
+    "note: these chains are unkeyed (plain SHA-256, PODIUM_AUDIT_KEY unset): anyone with "
+    "write access to the database can edit, insert or delete events and recompute every "
+    "hash after them, and verify still passes. Only an HMAC key (PODIUM_AUDIT_KEY, set "
+    "wherever events are written and verified) or a head kept elsewhere (`podium audit head`, "
+    "then `verify --head`) detects that."
+)
+
+
+def _verdict(chain: ChainReport, keyed: bool = True) -> str:
     if chain.problem is None:
         return (
             f"OK    tenant {chain.tenant_id}: {chain.count} events, "
-            f"head {chain.head.seq} {chain.head.hash}"
+            f"head {chain.head.seq} {chain.head.hash}" + ("" if keyed else ", unkeyed (SHA-256)")
         )
     problem = chain.problem
     return (

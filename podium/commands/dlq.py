@@ -10,10 +10,9 @@ from typing import Any
 
 from podium import _render
 from podium import replay as replays
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow
 from podium.context import RunContext
-from podium.runtime import open_runtime
 
 
 def register(sub: Any) -> None:
@@ -52,7 +51,7 @@ def _help(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         letters = rt.services.dead_letters.list(args.tenant, status=args.status)
     if not letters:
         print(f"no dead letters for tenant {args.tenant!r}")
@@ -80,7 +79,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         d = rt.services.dead_letters.get(args.id, args.tenant)
     print(f"dead letter {d.id}  status {d.status}  tenant {d.tenant_id}")
     print(f"workflow {d.workflow}  thread {d.thread_id}  task {d.task_id}  agent {d.agent}")
@@ -99,7 +98,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     context = RunContext(tenant_id=args.tenant, user_id=args.user)
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         letter = rt.services.dead_letters.get(args.id, args.tenant)
         app = compile_workflow(rt, letter.workflow, None)
         events = replays.replay(
@@ -123,7 +122,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_discard(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         letter = rt.services.dead_letters.discard(
             args.id, args.tenant, by=args.user, reason=args.reason
         )

@@ -1,7 +1,8 @@
 """Deciding gates from outside the graph: list what is pending, check, then resume.
 
 `decide` refuses, before anything is resumed, a decision by a user without a required
-role, an unknown gate id, a bare decision when several gates are pending, a decision of
+role, a decision naming a user other than the caller (`context` is who decides and who is
+recorded), an unknown gate id, a bare decision when several gates are pending, a decision of
 the wrong shape and a gate decided before (double click, two tabs). Each refusal leaves
 the gate open. Several gates can be decided in one resume, each decision reaching its
 own task.
@@ -17,7 +18,7 @@ from langgraph.types import Command
 
 from podium.context import RunContext
 from podium.errors import GateForbidden
-from podium.gates.request import Decision, GateRequest, fits, may_decide
+from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
 from podium.governance.binding import bound
 from podium.stores.approvals import AlreadyDecided, GateError
 from podium.stores.services import Services
@@ -67,7 +68,8 @@ def decide(
 ) -> Any:
     """Apply one decision (`gate` names it when several are pending) or a map of
     gate id -> decision, then resume the run. Returns what `invoke` returns (or the
-    stream iterator when `stream_mode` is given).
+    stream iterator when `stream_mode` is given). `context` is the caller: the decision
+    is recorded as theirs, and checked against their roles.
 
     Raises:
         GateError: (or `GateForbidden`, `AlreadyDecided`) naming what is wrong; nothing
@@ -127,24 +129,18 @@ def _claim(services, pending, decisions, gate, context, thread_id):
     chosen = _choose(decisions, gate, pending, services, context, thread_id)
     for gate_id, decision in chosen.items():
         _check(pending[gate_id].request, decision, context)
+    # The caller travels with the decision; the graph checks it against the run's context.
+    chosen = {g: d.model_copy(update={"user": context.user_id}) for g, d in chosen.items()}
     claimed: list[str] = []
     try:
         for gate_id, decision in chosen.items():
-            services.approvals.claim(
-                gate_id, context.tenant_id, decision, decision.user or context.user_id
-            )
+            services.approvals.claim(gate_id, context.tenant_id, decision, context.user_id)
             claimed.append(gate_id)
     except AlreadyDecided:
         for gate_id in claimed:
             services.approvals.unclaim(gate_id)
         raise
-    # The decider travels with the decision, so the graph's records name who decided.
-    resume = {
-        pending[g].interrupt_id: d.model_copy(
-            update={"user": d.user or context.user_id}
-        ).model_dump()
-        for g, d in chosen.items()
-    }
+    resume = {pending[g].interrupt_id: d.model_dump() for g, d in chosen.items()}
     return resume, claimed
 
 
@@ -179,6 +175,9 @@ def _check(request: GateRequest, decision: Decision, context: RunContext) -> Non
     problem = fits(decision, request)
     if problem:
         raise GateError(f"gate {request.gate_id!r}: {problem}")
+    problem = caller_mismatch(decision, context.user_id)
+    if problem:
+        raise GateForbidden(f"gate {request.gate_id!r}: {problem}")
     if not may_decide(request, context.roles):
         raise GateForbidden(
             f"user {context.user_id!r} (roles: {', '.join(sorted(context.roles)) or 'none'}) may "

@@ -17,7 +17,7 @@ from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from podium.context import current_context
-from podium.gates.request import Decision, GateRequest, fits, may_decide
+from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
 
 if TYPE_CHECKING:
     from podium.stores.services import Services
@@ -35,9 +35,11 @@ def await_decision(
 ) -> Decision:
     """Raise the gate and return the first acceptable decision.
 
-    A decision of the wrong shape, by a user without a required role, or failing
-    `validate` (returns a problem or None) does not pass: the gate is raised again with
-    the problem noted, so it stays open. Code before this call re-runs on resume.
+    A decision of the wrong shape, naming a user other than the caller, by a user without
+    a required role, or failing `validate` (returns a problem or None) does not pass: the
+    gate is raised again with the problem noted, so it stays open. Code before this call
+    re-runs on resume. The decision returned carries the caller as `user` (the run's
+    context: on a server, the credential of the request that resumed it).
     """
     services.approvals.open(request)
     _emit_gate(request)
@@ -53,7 +55,7 @@ def await_decision(
             services.approvals.unclaim(request.gate_id)
             continue
         ctx = current_context()
-        note = fits(decision, request)
+        note = fits(decision, request) or caller_mismatch(decision, ctx.user_id)
         if note is None and not may_decide(request, ctx.roles):
             note = (
                 f"user {ctx.user_id!r} may not decide this gate; it needs one of the roles "
@@ -62,7 +64,8 @@ def await_decision(
         if note is None and validate is not None:
             note = validate(decision)
         if note is None:
-            services.approvals.record(request.gate_id, decision, decision.user or ctx.user_id)
+            decision = decision.model_copy(update={"user": ctx.user_id})
+            services.approvals.record(request.gate_id, decision, ctx.user_id)
             return decision
         # The decision did not pass: the gate is raised again, so it is open again.
         services.approvals.unclaim(request.gate_id)

@@ -58,6 +58,10 @@ class Decision(BaseModel):
     `approve` lets it through; `edit` replaces the arguments (`args`), the plan (`plan`) or
     the answer (`answer`), validated like the original; `reject` refuses, and `comment`
     goes back to the agent as the tool result; `respond` answers a question (`response`).
+
+    Who decided is never taken from the decision: it is the caller (the credential on a
+    server, the `RunContext` of `decide`). `user` may be left out; when given it must name
+    the caller, or the decision is refused (`caller_mismatch`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -102,6 +106,20 @@ def fits(decision: Decision, request: GateRequest) -> str | None:
         if getattr(decision, needed) is None:
             return f"an edit of a {request.kind} gate needs {needed!r}"
     return None
+
+
+def caller_mismatch(decision: Decision, user_id: str) -> str | None:
+    """Why `decision` cannot be recorded for the caller `user_id`, or None when it can.
+
+    A decision that names someone else (`{"decision": "approve", "user": "ceo@acme"}` sent
+    by ana) is refused rather than recorded under either name.
+    """
+    if decision.user is None or decision.user == user_id:
+        return None
+    return (
+        f"the decision names user {decision.user!r} but the caller is {user_id!r}; a "
+        "decision is recorded under the caller's identity only: leave 'user' out"
+    )
 
 
 def may_decide(request: GateRequest, roles: frozenset[str] | set[str]) -> bool:

@@ -184,7 +184,8 @@ def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Dec
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
     decision = await_decision(gate, gov.services, check_edit)
-    who = decision.user or current_context().user_id
+    # The caller who resumed the run, never a name the decision's payload gave.
+    who = current_context().user_id
     gov.record(
         scope,
         "approval",
@@ -200,7 +201,6 @@ def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Dec
         hook="gate",
     )
     if decision.decision == "reject":
-        who = decision.user or "a reviewer"
         text = f"Rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
         return _refusal(request, text + ". The tool was not run.")
     if decision.decision == "edit":

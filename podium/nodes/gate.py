@@ -58,13 +58,13 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
             set_thread_status(config, (command.update or {})["status"])
         services.recorder.event(
             "approval",
-            f"user:{decision.user or ctx.user_id}",
+            f"user:{ctx.user_id}",
             {
                 "gate_id": request.gate_id,
                 "kind": kind,
                 "decision": decision.decision,
                 "comment": decision.comment,
-                "user": decision.user or ctx.user_id,
+                "user": ctx.user_id,
             },
             tenant_id=ctx.tenant_id,
             workflow=workflow,

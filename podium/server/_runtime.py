@@ -8,12 +8,15 @@ LangGraph server keeps checkpoints in its own database.
 Environment (read here, as an entry point):
     PODIUM_DATABASE_URL: default `sqlite:///.podium/server.db`, relative to the server's
         working directory. Use PostgreSQL when several server processes share work.
-    PODIUM_AUDIT_KEY: HMAC key of the audit chains (plain SHA-256 when unset).
+    PODIUM_AUDIT_KEY: HMAC key of the audit chains. Unset, the chains are plain SHA-256,
+        which anyone with write access to the database can recompute after a rewrite: the
+        server says so in a warning when it opens its runtime.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 
@@ -23,6 +26,15 @@ from podium.storage.urls import parse_url
 
 #: podium's tables on a server when PODIUM_DATABASE_URL is unset (relative to its cwd).
 SERVER_DEFAULT_URL = "sqlite:///.podium/server.db"
+
+#: The warning the server logs at start when PODIUM_AUDIT_KEY is unset.
+UNKEYED_WARNING = (
+    "PODIUM_AUDIT_KEY is not set: the audit chains are plain SHA-256, so anyone with write "
+    "access to podium's database can rewrite events and recompute the chain undetected; set "
+    "PODIUM_AUDIT_KEY (a long random secret) for a tamper-evident audit log"
+)
+
+log = logging.getLogger("podium.server")
 
 _runtime: PodiumRuntime | None = None
 _lock = threading.Lock()
@@ -47,6 +59,8 @@ def server_runtime() -> PodiumRuntime:
         if _runtime is None:
             url = parse_url(database_url())
             key = os.environ.get("PODIUM_AUDIT_KEY")
+            if not key:
+                log.warning(UNKEYED_WARNING)
             runtime = PodiumRuntime(
                 url,
                 None,

@@ -14,29 +14,42 @@ Authorization, default deny:
       never silently rewritten (a runtime that ignores the stamp, as one did for crons,
       would otherwise file the resource under the tenant the client named);
     - every read, search, update and delete is filtered by it, so another tenant's
-      thread is a 404 and never appears in a search;
-    - a resume (`command.resume`) or a state write on a thread waiting at a podium gate
-      is a 403 when the user has none of the roles the gate names;
+      thread is a 404 and never appears in a search; creating a thread with another
+      tenant's thread id, or copying another tenant's thread, is a 404 too (not a 409,
+      which would tell that the id exists);
+    - on a thread waiting at a podium gate, every request that changes it (a resume, a
+      run with `input`, `command.update` or `command.goto`, a state write, a delete) is a
+      403 naming the roles when the user has none of the roles of the gates it reaches;
+    - a decision is the caller's: one naming another `user` is a 403. The gate is claimed
+      in podium's approvals table before the run is queued, so of two concurrent
+      decisions on one gate the second is a 409 naming the first (who, what, when), as
+      is a decision on a gate no longer pending;
     - store namespaces are prefixed with the tenant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import os
+import re
+import time
 from typing import Any
 
 import httpx
 from langgraph_sdk import Auth, get_client
 from langgraph_sdk.errors import LangGraphError
+from pydantic import ValidationError
 
-from podium.gates.request import GateRequest, may_decide
+from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
 from podium.server._credentials import CredentialError, Principal
 from podium.server._jwt import KeysUnavailable
+from podium.server._runtime import server_runtime
 from podium.server._signin import ENVIRONMENT, SignIn, sign_in_from_env
 from podium.server.keys import ApiKeys
+from podium.stores.approvals import AlreadyDecided, GateError
 
 log = logging.getLogger("podium.server")
 
@@ -102,17 +115,25 @@ async def deny_everything_else(ctx: Auth.types.AuthContext, value: Any) -> bool:
 
 @auth.on.threads
 async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
-    """Threads and runs: stamp on create, filter everything, check gate roles on resume."""
+    """Threads and runs: stamp on create, filter everything, guard threads at a gate."""
     tenant = tenant_of(ctx.user)
+    action = ctx.action
     # An update without metadata or a cancel action is a state write (POST .../state).
-    state_write = ctx.action == "update" and "metadata" not in value and not value.get("action")
-    if ctx.action in ("create", "create_run") or (ctx.action == "update" and "metadata" in value):
+    state_write = action == "update" and "metadata" not in value and not value.get("action")
+    if action == "read":
+        # A copy reads its source, then creates a thread with a fresh id: remember the source.
+        _last_read.set(str(value.get("thread_id")))
+    elif action == "create":
+        await _refuse_foreign_id(value, tenant)
+    if action in ("create", "create_run") or (action == "update" and "metadata" in value):
         _stamp(value, tenant)
-    if ctx.action == "create_run":
-        await _check_resume(ctx.user, value, tenant)
+    if action == "create_run":
+        await _guard_run(ctx.user, value, tenant)
     elif state_write:
         # A state write could step past a gate; it needs the gate's roles like a resume.
-        await _check_gates(ctx.user, value.get("thread_id"), tenant, None)
+        await _guard_change(ctx.user, value.get("thread_id"), tenant, "update the state of")
+    elif action == "delete" and value.get("run_id") is None:
+        await _guard_change(ctx.user, value.get("thread_id"), tenant, "delete")
     return {TENANT_KEY: tenant}
 
 
@@ -212,59 +233,231 @@ def _bind_user(payload: dict[str, Any], ctx: Auth.types.AuthContext) -> None:
     configurable["langgraph_auth_permissions"] = user["permissions"]
 
 
-async def _check_resume(user: Any, value: dict[str, Any], tenant: str) -> None:
-    command = (value.get("kwargs") or {}).get("command")
-    if not isinstance(command, dict) or command.get("resume") is None:
+#: The thread id the current request read last (a copy's source; see `on_threads`).
+_last_read: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "podium_last_read", default=None
+)
+
+#: Seconds after which a claimed decision whose run never applied it (the thread is not
+#: busy and still waits at the gate) is taken as abandoned, so the gate can be decided again.
+CLAIM_GRACE = 5.0
+
+#: LangGraph's interrupt ids: a resume map keyed by ids like these names interrupts.
+_INTERRUPT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _not_found(thread_id: Any) -> Auth.exceptions.HTTPException:
+    # The server's own words for a missing thread, so a foreign id looks like no thread.
+    return Auth.exceptions.HTTPException(
+        status_code=404, detail=f"Thread with ID {thread_id} not found"
+    )
+
+
+async def _refuse_foreign_id(value: dict[str, Any], tenant: str) -> None:
+    """404 for creating a thread with another tenant's thread id, or copying one."""
+    if "if_exists" not in value:
+        # A copy: the server creates a fresh id after reading the source thread.
+        source = _last_read.get()
+        if source is not None:
+            thread = await _thread(source)
+            if thread is None or _owner(thread) != tenant:
+                raise _not_found(source)
         return
-    await _check_gates(user, value.get("thread_id"), tenant, command["resume"])
-
-
-async def _check_gates(user: Any, thread_id: Any, tenant: str, resume: Any) -> None:
-    """403 when `resume` (None: any state write) would decide a gate the user may not.
-
-    A resume map keyed by interrupt ids decides those interrupts; any other resume value
-    (or a state write) may reach every pending gate, so all of them are checked.
-    """
+    thread_id = value.get("thread_id")
     if thread_id is None:
         return
-    pending = await _pending_gates(str(thread_id), tenant)
-    if not pending:
+    thread = await _thread(str(thread_id))
+    if thread is not None and _owner(thread) != tenant:
+        raise _not_found(thread_id)
+
+
+async def _guard_run(user: Any, value: dict[str, Any], tenant: str) -> None:
+    """A run on a thread waiting at gates: roles, the caller's name, and the claim."""
+    thread_id = value.get("thread_id")
+    if thread_id is None:
         return
-    if isinstance(resume, dict) and resume and all(k in pending for k in resume):
-        targeted = [pending[k] for k in resume]
+    thread = await _thread(str(thread_id))
+    if thread is None or _owner(thread) != tenant:
+        return  # the server's own filter answers 404
+    kwargs = value.get("kwargs") or {}
+    sent = kwargs.get("command")
+    command: dict[str, Any] = sent if isinstance(sent, dict) else {}
+    resume = command.get("resume")
+    interrupts = _interrupts(thread)
+    gates = _gates(interrupts)
+    decisions = _targeted(resume, interrupts) if resume is not None else {}
+    if resume is not None and not decisions and (not interrupts or _keyed(resume)):
+        raise await _stale(str(thread_id), tenant, resume)
+    moves = command.get("update") is not None or command.get("goto") not in (None, "", [])
+    only_decides = bool(decisions) and not moves and kwargs.get("input") is None
+    if only_decides:
+        _require_roles(user, [gates[i] for i in decisions if i in gates], "decide")
     else:
-        targeted = list(pending.values())
+        _require_roles(user, list(gates.values()), _what(kwargs, command))
+    await _claim(user, thread, tenant, decisions, gates)
+
+
+async def _guard_change(user: Any, thread_id: Any, tenant: str, verb: str) -> None:
+    if thread_id is None:
+        return
+    thread = await _thread(str(thread_id))
+    if thread is None or _owner(thread) != tenant:
+        return
+    _require_roles(user, list(_gates(_interrupts(thread)).values()), verb)
+
+
+def _what(kwargs: dict[str, Any], command: dict[str, Any]) -> str:
+    parts = [name for name in ("update", "goto") if command.get(name) not in (None, "", [])]
+    if kwargs.get("input") is not None:
+        return "run new input on"
+    if parts:
+        return f"change ({' and '.join('command.' + p for p in parts)})"
+    return "run"
+
+
+def _require_roles(user: Any, gates: list[GateRequest], verb: str) -> None:
+    """403 naming the roles when the user may not decide one of `gates`."""
     roles = frozenset(str(r) for r in (_field(user, "roles") or ()))
-    for gate in targeted:
+    for gate in gates:
         if not may_decide(gate, roles):
+            where = "decide gate" if verb == "decide" else f"{verb} a thread waiting at gate"
             raise Auth.exceptions.HTTPException(
                 status_code=403,
                 detail=(
                     f"user {user.identity!r} (roles: {', '.join(sorted(roles)) or 'none'}) may "
-                    f"not decide gate {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
+                    f"not {where} {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
                 ),
             )
 
 
-async def _pending_gates(thread_id: str, tenant: str) -> dict[str, GateRequest]:
-    """Interrupt id -> gate of the thread's pending podium gates (empty when the thread
-    is missing or another tenant's: the server's own filter then answers 404)."""
+def _targeted(resume: Any, interrupts: dict[str, Any]) -> dict[str, Any]:
+    """Interrupt id -> resume value of the interrupts `resume` answers ({} when unclear)."""
+    if isinstance(resume, dict) and resume and all(k in interrupts for k in resume):
+        return dict(resume)
+    if len(interrupts) == 1 and not _keyed(resume):
+        return {next(iter(interrupts)): resume}
+    return {}
+
+
+def _keyed(resume: Any) -> bool:
+    """Whether `resume` is a map keyed by interrupt ids."""
+    return (
+        isinstance(resume, dict)
+        and bool(resume)
+        and all(isinstance(k, str) and _INTERRUPT_ID.match(k) for k in resume)
+    )
+
+
+async def _stale(thread_id: str, tenant: str, resume: Any) -> Auth.exceptions.HTTPException:
+    """409 for a decision on a thread no longer waiting at the gate it answers."""
+    approvals = server_runtime().services.approvals
+    record = await asyncio.to_thread(approvals.last_decided, thread_id, tenant)
+    if record is None:
+        detail = f"thread {thread_id!r} is not waiting at any gate this resume answers"
+    else:
+        detail = str(AlreadyDecided(record))
+    return Auth.exceptions.HTTPException(status_code=409, detail=detail)
+
+
+async def _claim(
+    user: Any,
+    thread: dict[str, Any],
+    tenant: str,
+    decisions: dict[str, Any],
+    gates: dict[str, GateRequest],
+) -> None:
+    """Refuse a decision naming someone else (403); claim each gate decided (409 when
+    another decision got there first). A decision the graph will refuse (wrong shape or
+    kind) is not claimed: the graph notes the problem and the gate stays open."""
+    identity = str(user.identity)
+    chosen: list[tuple[GateRequest, Decision]] = []
+    for interrupt_id, raw in decisions.items():
+        gate = gates.get(interrupt_id)
+        if gate is None:
+            continue
+        try:
+            decision = Decision.model_validate({"decision": raw} if isinstance(raw, str) else raw)
+        except ValidationError:
+            continue
+        problem = caller_mismatch(decision, identity)
+        if problem:
+            raise Auth.exceptions.HTTPException(
+                status_code=403, detail=f"gate {gate.gate_id!r}: {problem}"
+            )
+        if fits(decision, gate) is None:
+            chosen.append((gate, decision.model_copy(update={"user": identity})))
+    approvals = server_runtime().services.approvals
+    claimed: list[str] = []
     try:
-        thread = await _loopback().threads.get(thread_id)
+        for gate, decision in chosen:
+            await _claim_one(approvals, thread, tenant, gate, decision, identity)
+            claimed.append(gate.gate_id)
+    except BaseException:
+        for gate_id in claimed:
+            await asyncio.to_thread(approvals.unclaim, gate_id)
+        raise
+
+
+async def _claim_one(approvals, thread, tenant, gate, decision, identity) -> None:
+    try:
+        await asyncio.to_thread(approvals.claim, gate.gate_id, tenant, decision, identity)
+    except AlreadyDecided as exc:
+        record = exc.gate
+        abandoned = (
+            thread.get("status") != "busy"
+            and record.decided_at is not None
+            and time.time() - record.decided_at > CLAIM_GRACE
+        )
+        if not abandoned:
+            raise Auth.exceptions.HTTPException(status_code=409, detail=str(exc)) from None
+        # Claimed by a request whose run never applied it (refused, cancelled, lost): the
+        # thread still waits at the gate, so the gate is open again.
+        await asyncio.to_thread(approvals.unclaim, gate.gate_id)
+        await asyncio.to_thread(approvals.claim, gate.gate_id, tenant, decision, identity)
+    except GateError:
+        # No row for the gate in podium's table: nothing to claim; the graph records it.
+        return
+
+
+async def _thread(thread_id: str) -> dict[str, Any] | None:
+    """The thread as the server holds it, whoever owns it (None when there is none).
+
+    The in-process client runs the request in the caller's task, where the server's
+    context still names the caller and would filter the thread by the caller's tenant; an
+    empty context makes it the server's own read, so another tenant's thread is seen (and
+    then refused here, by its owner).
+    """
+    task = asyncio.create_task(_loopback().threads.get(thread_id), context=contextvars.Context())
+    try:
+        return await task
     except (LangGraphError, httpx.HTTPError, ValueError):
-        return {}
-    if (thread.get("metadata") or {}).get(TENANT_KEY) != tenant:
-        return {}
-    gates: dict[str, GateRequest] = {}
+        return None
+
+
+def _owner(thread: dict[str, Any]) -> Any:
+    return (thread.get("metadata") or {}).get(TENANT_KEY)
+
+
+def _interrupts(thread: dict[str, Any]) -> dict[str, Any]:
+    """Interrupt id -> value of the thread's pending interrupts."""
+    pending: dict[str, Any] = {}
     for items in (thread.get("interrupts") or {}).values():
         for item in items or ():
-            raw = item.get("value")
-            if isinstance(raw, dict) and "gate_id" in raw and item.get("id"):
-                fields = {k: v for k, v in raw.items() if k != "note"}
-                try:
-                    gates[item["id"]] = GateRequest.model_validate(fields)
-                except ValueError:
-                    continue
+            if item.get("id"):
+                pending[item["id"]] = item.get("value")
+    return pending
+
+
+def _gates(interrupts: dict[str, Any]) -> dict[str, GateRequest]:
+    """Interrupt id -> gate, for the interrupts that are podium gates."""
+    gates: dict[str, GateRequest] = {}
+    for interrupt_id, raw in interrupts.items():
+        if isinstance(raw, dict) and "gate_id" in raw:
+            fields = {k: v for k, v in raw.items() if k != "note"}
+            try:
+                gates[interrupt_id] = GateRequest.model_validate(fields)
+            except ValueError:
+                continue
     return gates
 
 

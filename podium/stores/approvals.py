@@ -101,6 +101,15 @@ class Approvals:
         )
         return GateRecord.from_row(rows[0]) if rows else None
 
+    def last_decided(self, thread_id: str, tenant_id: str) -> GateRecord | None:
+        """The thread's most recently decided gate, or None."""
+        rows = self._db.query(
+            "SELECT * FROM podium_approvals WHERE thread_id = ? AND tenant_id = ? "
+            "AND status = 'decided' ORDER BY decided_at DESC LIMIT 1",
+            (thread_id, tenant_id),
+        )
+        return GateRecord.from_row(rows[0]) if rows else None
+
     def claim(self, gate_id: str, tenant_id: str, decision: Decision, user: str) -> GateRecord:
         """Mark the gate decided; a gate decided before raises `AlreadyDecided`."""
         with self._db.transaction(lock=f"approvals:{gate_id}") as cur:

@@ -139,7 +139,7 @@ def decision_for(
         verb: "approve", "reject", "edit" (with `text`) or "respond" (with `text`).
         comment: Kept with the decision; a rejection's comment goes back to the agent.
         text: The edited arguments or plan (JSON) or answer, or the response.
-        user: Who decides (None: the run context's user).
+        user: Who decides: None, or the caller (a decision naming anyone else is refused).
 
     Raises:
         EditError: a verb the gate does not take, JSON that does not parse, or JSON of

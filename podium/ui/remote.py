@@ -177,7 +177,7 @@ class RemoteWorkbench:
                 503: "the server cannot check the credential now",
                 403: "not allowed",
                 404: "not found (or not your tenant's)",
-                409: "the thread is busy with another run; wait for it to finish and retry",
+                409: "the thread is busy with another run, or the gate was decided already",
             }.get(status, f"the server answered {status}")
             raise ServerError(f"cannot {what}: {hint}: {detail}") from None
         raise ServerError(

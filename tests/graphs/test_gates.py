@@ -405,8 +405,8 @@ def test_plan_gate_reject_ends_the_run_failed_with_the_comment(scripted, tenant,
         out = decide(
             app,
             thread,
-            Decision(decision="reject", comment="research first", user="ann"),
-            context=_ctx(tenant),
+            Decision(decision="reject", comment="research first"),
+            context=_ctx(tenant, user="ann"),
         )
         [info] = rt.threads.list(tenant_id=tenant)
     assert out["status"] == "failed"
