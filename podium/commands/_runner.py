@@ -216,6 +216,9 @@ def describe(gate: PendingGate, *, full: bool = False) -> str:
         )
     elif r.kind == "answer":
         text = f"final answer: {(r.answer or '') if full else (r.answer or '')[:80]}"
+    elif r.kind == "effect":
+        args = json.dumps(r.args, ensure_ascii=False)
+        text = f"in doubt: did {r.tool}({args if full else args[:60]}) happen? done/retry/abandon"
     else:
         text = f"{r.agent} asks: {r.question}"
     if r.roles:
