@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from podium import _render
 from podium.commands._common import command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, config_of, execute
+from podium.commands._runner import describe as describe_gate
 from podium.context import RunContext
 from podium.errors import PodiumError
 from podium.gates.decision import pending_gates
@@ -26,7 +27,16 @@ from podium.runtime import open_runtime
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
-COMMAND_MODULES: list[str] = ["approvals", "audit", "costs", "dlq", "keys", "policies", "status"]
+COMMAND_MODULES: list[str] = [
+    "approvals",
+    "audit",
+    "costs",
+    "dlq",
+    "effects",
+    "keys",
+    "policies",
+    "status",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +199,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"goal: {values.get('goal', '')}")
     if snapshot.next:
         print(f"paused before: {', '.join(snapshot.next)}  (continue: podium resume {args.thread})")
+    for gate in pending_gates(app, args.thread):
+        what = "waiting (effect in doubt)" if gate.request.kind == "effect" else "waiting"
+        print(
+            f"{what}: gate {gate.request.gate_id} of task {gate.request.task_id}: "
+            f"{describe_gate(gate)}"
+        )
     print()
     print(_render.task_table(values) if values.get("tasks") else "no tasks yet")
     if values.get("error"):

@@ -46,11 +46,13 @@ class GovernedChatModel(BaseChatModel):
         inner = [t.inner if isinstance(t, GovernedTool) else t for t in tools]
         return self.model_copy(update={"tools": inner})
 
-    def _config(self, run_manager: Any) -> dict[str, Any]:
+    def _config(self) -> dict[str, Any]:
         from podium.governance.binding import BINDING_KEY
 
+        # No callbacks for the inner call: this model's own run is the one traced (with
+        # the reply's usage), so a trace shows one generation per call, not two.
         return {
-            "callbacks": run_manager.get_child() if run_manager is not None else None,
+            "callbacks": [],
             "configurable": {SCOPE_KEY: self.scope, BINDING_KEY: self.binding},
         }
 
@@ -60,7 +62,7 @@ class GovernedChatModel(BaseChatModel):
             messages,
             agent=self.agent,
             task_id=self.scope.task_id,
-            config=self._config(run_manager),
+            config=self._config(),
             tools=self.tools,
         )
         return _result(reply)
@@ -71,7 +73,7 @@ class GovernedChatModel(BaseChatModel):
             messages,
             agent=self.agent,
             task_id=self.scope.task_id,
-            config=self._config(run_manager),
+            config=self._config(),
             tools=self.tools,
         )
         return _result(reply)
