@@ -191,15 +191,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         snapshot = app.get_state(config_of(args.thread))
+        gates = pending_gates(app, args.thread)
     values = snapshot.values
+    status = values.get("status", info.status)
+    if any(g.request.kind == "effect" for g in gates):
+        status = "waiting"  # on an operator: a side effect is in doubt
     print(
         f"thread {info.thread_id}  workflow {info.workflow}  tenant {info.tenant_id}  "
-        f"status {values.get('status', info.status)}  round {values.get('round', 0)}"
+        f"status {status}  round {values.get('round', 0)}"
     )
     print(f"goal: {values.get('goal', '')}")
     if snapshot.next:
         print(f"paused before: {', '.join(snapshot.next)}  (continue: podium resume {args.thread})")
-    for gate in pending_gates(app, args.thread):
+    for gate in gates:
         what = "waiting (effect in doubt)" if gate.request.kind == "effect" else "waiting"
         print(
             f"{what}: gate {gate.request.gate_id} of task {gate.request.task_id}: "
