@@ -127,7 +127,7 @@ class Governor(BreakerGate, Recording):
         s = self.services
         log, step = _replay_log(config, agent, messages)
         if log is not None:
-            recorded = await s.run_sync(log.recorded, step)
+            recorded = log.recorded(step) if log.loaded else await s.run_sync(log.recorded, step)
             if recorded is not None:
                 return self._replayed(config, agent, task_id, recorded, messages, step)
         prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)

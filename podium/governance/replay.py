@@ -38,6 +38,11 @@ class TaskReplies:
             nth = self._calls[replies] = self._calls.get(replies, -1) + 1
         return f"{replies}.{nth}"
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the recorded replies were read (so `recorded` does no I/O)."""
+        return self._recorded is not None
+
     def recorded(self, step: str) -> AIMessage | None:
         """The reply recorded at `step` by an earlier run of the task, if any."""
         if self._recorded is None:

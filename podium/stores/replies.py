@@ -104,10 +104,6 @@ class ModelReplies:
             )
         return _message(rows[0]["message"])
 
-    def forget(self, task: TaskKey) -> None:
-        """Drop the replies of `task` (a task handed to another attempt from scratch)."""
-        self._db.execute(f"DELETE FROM podium_model_replies {_WHERE_TASK}", task.params())
-
 
 def _message(text: str) -> AIMessage:
     [message] = messages_from_dict([json.loads(text)])
