@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.messages import ToolMessage
-from langchain_core.runnables import RunnableConfig, ensure_config, patch_config
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 
 from podium.governance import tool_call
@@ -63,7 +63,7 @@ class GovernedTool(BaseTool):
     ids: Any
 
     @classmethod
-    def bind(cls, tool: BaseTool, scope: Any, binding: Any, ids: CallIds) -> GovernedTool:
+    def for_task(cls, tool: BaseTool, scope: Any, binding: Any, ids: CallIds) -> GovernedTool:
         """The governed copy of `tool` for one task."""
         return cls(
             name=tool.name,
@@ -136,7 +136,7 @@ class GovernedTool(BaseTool):
 
         config = ensure_config(config)
         if callbacks is not None:
-            config = patch_config(config, callbacks=callbacks)
+            config = {**config, "callbacks": callbacks}
         configurable = {
             **(config.get("configurable") or {}),
             SCOPE_KEY: self.scope,
@@ -170,4 +170,4 @@ def _as_tool_call(call: tool_call.Call) -> dict[str, Any]:
 def governed_tools(tools: list[BaseTool], scope: Any, binding: Any) -> list[GovernedTool]:
     """The task's governed copies of `tools`."""
     ids = CallIds()
-    return [GovernedTool.bind(t, scope, binding, ids) for t in tools]
+    return [GovernedTool.for_task(t, scope, binding, ids) for t in tools]

@@ -283,9 +283,10 @@ def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
         )
         from podium.governance.in_doubt import resolve_at_gate
 
-        status = resolve_at_gate(gov, p.scope, p.call, p.effect, status)
-        if isinstance(status, ToolMessage):
-            return status
+        answered = resolve_at_gate(gov, p.scope, p.call, p.effect, status)
+        if isinstance(answered, ToolMessage):
+            return answered
+        status = answered
     if isinstance(status, Recorded):
         gov.record(p.scope, "tool_result", {"tool": p.call.name, "replayed": True})
         return message(p.call, _text(status.result))
