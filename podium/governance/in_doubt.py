@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import ToolMessage
 
 from podium import policies as P
+from podium.errors import EffectStateError
 from podium.gates.request import GateRequest
-from podium.stores.effects.keys import EffectStateError, InDoubt, Recorded, Started
+from podium.stores.effects.keys import InDoubt, Recorded, Started
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor

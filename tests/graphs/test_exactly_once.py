@@ -67,6 +67,18 @@ def _payments(workdir: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
+def _hung(url: str, tenant: str, thread: str, workdir: Path, mode: str) -> bool:
+    """Whether the child hangs where the test wants it: in "block" mode after the payment
+    completed in the ledger (`pay` and `wait` run in parallel), in "hang" mode inside it."""
+    if not (workdir / "blocked").exists():
+        return False
+    if mode == "hang":
+        return True
+    with podium.open_runtime(url) as rt:
+        effects = rt.services.effects.list(tenant, thread_id=thread)
+    return [e.status for e in effects] == ["completed"]
+
+
 def _kill_when_hung(url: str, tenant: str, thread: str, workdir: Path, mode: str) -> None:
     child = subprocess.Popen(
         _args(url, tenant, thread, workdir, mode),
@@ -78,7 +90,7 @@ def _kill_when_hung(url: str, tenant: str, thread: str, workdir: Path, mode: str
     )
     try:
         deadline = time.monotonic() + WAIT_LIMIT
-        while not (workdir / "blocked").exists():
+        while not _hung(url, tenant, thread, workdir, mode):
             assert child.poll() is None, f"the child ended early: {child.communicate()[1]}"
             assert time.monotonic() < deadline, "the child never reached its hang"
             time.sleep(0.05)
