@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from podium.governance.guard import GOVERNED_REPLY
+from podium.governance.marks import GOVERNED_REPLY
 from podium.governance.scope import SCOPE_KEY
 
 

@@ -23,6 +23,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 
 from podium.governance import tool_call
+from podium.governance.calls import REFUSED, Call
 from podium.governance.guard import ToolRefused
 from podium.governance.records import digest
 from podium.governance.scope import SCOPE_KEY
@@ -128,7 +129,7 @@ class GovernedTool(BaseTool):
         callbacks: Callbacks,
         config: RunnableConfig | None,
         tool_call_id: str | None,
-    ) -> tuple[RunnableConfig, tool_call.Call]:
+    ) -> tuple[RunnableConfig, Call]:
         # The caller's config (callbacks for tracing; inside a graph step, the step's
         # own config comes with it), plus the task's scope and binding, which the tool
         # object carries: the inner tool can check data scopes from any thread.
@@ -145,7 +146,7 @@ class GovernedTool(BaseTool):
         config = {**config, "configurable": configurable}
         args = self._args(tool_input)
         call_id = tool_call_id or self.ids.derive(self.name, args)
-        return config, tool_call.Call(self.name, args, call_id, self.inner)
+        return config, Call(self.name, args, call_id, self.inner)
 
     def _args(self, tool_input: str | dict[str, Any]) -> dict[str, Any]:
         if isinstance(tool_input, dict):
@@ -158,12 +159,12 @@ class GovernedTool(BaseTool):
         (a refusal raises `ToolRefused`, a `PolicyViolation`)."""
         if tool_call_id is not None or not isinstance(result, ToolMessage):
             return result
-        if result.response_metadata.get(tool_call.REFUSED):
+        if result.response_metadata.get(REFUSED):
             raise ToolRefused(self.name, result.text)
         return result.content
 
 
-def _as_tool_call(call: tool_call.Call) -> dict[str, Any]:
+def _as_tool_call(call: Call) -> dict[str, Any]:
     return {"type": "tool_call", "name": call.name, "args": call.args, "id": call.id}
 
 

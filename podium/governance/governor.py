@@ -26,7 +26,8 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from podium import policies as P
 from podium.governance import tool_call as _governed_tool
 from podium.governance.breaker_gate import BreakerGate
-from podium.governance.guard import governed
+from podium.governance.calls import Call
+from podium.governance.marks import governed
 from podium.governance.records import Recording
 from podium.governance.recovery import (
     RetrySettings,
@@ -372,15 +373,13 @@ def _tool_node_call(request: ToolCallRequest, execute):
     config = request.runtime.config if request.runtime is not None else None
     scope = scope_from(config) or Scope(workflow="-", agent="-")
     tc = request.tool_call
-    call = _governed_tool.Call(
-        tc["name"], dict(tc.get("args") or {}), tc.get("id") or "", request.tool
-    )
+    call = Call(tc["name"], dict(tc.get("args") or {}), tc.get("id") or "", request.tool)
     if not call.id:
         from podium.governance.records import digest
 
         call = replace(call, id=f"node-{tc['name']}-{digest(call.args)[7:19]}")
 
-    def run(c: _governed_tool.Call):
+    def run(c: Call):
         return execute(request.override(tool_call={**tc, "args": c.args}))
 
     return scope, call, run

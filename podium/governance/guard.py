@@ -13,12 +13,9 @@ already governed are marked through a context variable and pass straight through
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -29,15 +26,11 @@ from langgraph.prebuilt.tool_node import ToolInvocationError
 
 from podium import policies as P
 from podium.errors import PolicyViolation
+from podium.governance.marks import GOVERNED_REPLY, is_governed
 from podium.governance.scope import Scope
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor
-
-#: `llm_output` marker of a reply of podium's governed model (accounted already).
-GOVERNED_REPLY = "podium_governed"
-
-_GOVERNED: contextvars.ContextVar[bool] = contextvars.ContextVar("podium_governed", default=False)
 
 
 class _QuietRefusals(logging.Filter):
@@ -50,16 +43,6 @@ class _QuietRefusals(logging.Filter):
 
 
 logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals())
-
-
-@contextmanager
-def governed() -> Iterator[None]:
-    """Mark the calls made inside as already governed (the guard lets them through)."""
-    token = _GOVERNED.set(True)
-    try:
-        yield
-    finally:
-        _GOVERNED.reset(token)
 
 
 class ToolRefused(ToolInvocationError, PolicyViolation):
@@ -96,13 +79,14 @@ class PolicyGuard(BaseCallbackHandler):
         tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if _GOVERNED.get() or self.scope.policies is None:
+        if is_governed() or self.scope.policies is None:
             return
         from podium.governance import tool_call
+        from podium.governance.calls import Call
 
         name = (serialized or {}).get("name") or kwargs.get("name") or "?"
         args = inputs if isinstance(inputs, dict) else _parse(input_str)
-        call = tool_call.Call(name, args, tool_call_id or self._derived_id(name, args))
+        call = Call(name, args, tool_call_id or self._derived_id(name, args))
         cleared = tool_call.clear(self.governor, self.scope, call)
         if isinstance(cleared, ToolMessage):
             raise ToolRefused(name, cleared.text)
@@ -138,7 +122,7 @@ class PolicyGuard(BaseCallbackHandler):
             s.ratelimiter.acquire(self.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        if _GOVERNED.get() or (response.llm_output or {}).get(GOVERNED_REPLY):
+        if is_governed() or (response.llm_output or {}).get(GOVERNED_REPLY):
             return  # accounted by the governor already
         for generations in response.generations:
             for generation in generations:

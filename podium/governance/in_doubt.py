@@ -23,9 +23,9 @@ from podium.gates.request import GateRequest
 from podium.stores.effects.keys import InDoubt, Recorded, Started
 
 if TYPE_CHECKING:
+    from podium.governance.calls import Call
     from podium.governance.governor import Governor
     from podium.governance.scope import Scope
-    from podium.governance.tool_call import Call
     from podium.stores.effects.keys import EffectKey
 
 
@@ -35,10 +35,10 @@ def resolve_at_gate(
     """Wait at the effect gate of `key`; returns what the ledger says after the answer
     (run it, its recorded result) or the message for the model when it is abandoned."""
     from podium.gates.interrupt import await_decision, gate_id
+    from podium.governance.calls import in_graph_step, record_decision, refusal
     from podium.governance.scope import call_scope
-    from podium.governance.tool_call import _in_graph_step, _record_decision, refusal
 
-    if not _in_graph_step():
+    if not in_graph_step():
         return refusal(call, _unresolved(call, status))
     roles: list[str] = []
     if scope.policies is not None:
@@ -65,7 +65,7 @@ def resolve_at_gate(
         requested_at=gov.services.clock(),
     )
     decision = await_decision(gate, gov.services)
-    _record_decision(gov, scope, gate, decision, tool=call.name, call_key=key.call_key)
+    record_decision(gov, scope, gate, decision, tool=call.name, call_key=key.call_key)
     who = decision.user or "an operator"
     action = {"done": "mark_done", "retry": "rerun", "abandon": "abandon"}[decision.decision]
     ledger = gov.services.effects

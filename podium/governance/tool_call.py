@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import ToolMessage
 
 from podium import policies as P
-from podium.context import current_context
 from podium.gates.request import GateRequest
+from podium.governance.calls import (
+    Call,
+    in_graph_step,
+    message,
+    record_decision,
+    refusal,
+)
+from podium.governance.marks import governed
 from podium.governance.recovery import (
     NO_RETRY,
     acall_with_timeout,
@@ -34,20 +41,6 @@ from podium.stores.effects.store import EffectKey, InDoubt, Recorded
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor
-
-#: `response_metadata` marker of a ToolMessage that is podium's refusal, not the tool's.
-REFUSED = "podium_refused"
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One tool call: the tool's name, its arguments and a call id that is never empty
-    (a missing id is derived before the call reaches here)."""
-
-    name: str
-    args: dict[str, Any]
-    id: str
-    tool: Any = None
 
 
 @dataclass(slots=True)
@@ -113,15 +106,11 @@ async def arun(gov: Governor, scope: Scope, call: Call, execute: Execute) -> Too
 
 
 def _run_governed(execute: Execute, call: Call) -> Any:
-    from podium.governance.guard import governed
-
     with governed():
         return execute(call)
 
 
 async def _arun_governed(execute: Execute, call: Call) -> Any:
-    from podium.governance.guard import governed
-
     with governed():
         return await execute(call)
 
@@ -190,7 +179,7 @@ def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call
     from podium.gates.interrupt import await_decision, gate_id
     from podium.governance.scope import call_scope
 
-    if not _in_graph_step():
+    if not in_graph_step():
         gov.record(scope, "error", {"tool": call.name, "gate": "outside_graph_step"})
         return refusal(
             call,
@@ -229,7 +218,7 @@ def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
     decision = await_decision(gate, gov.services, check_edit)
-    _record_decision(gov, scope, gate, decision, tool=call.name)
+    record_decision(gov, scope, gate, decision, tool=call.name)
     if decision.decision == "reject":
         who = decision.user or "a reviewer"
         text = f"Rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
@@ -237,35 +226,6 @@ def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call
     if decision.decision == "edit":
         return replace(call, args=dict(decision.args or {}))
     return call
-
-
-def _record_decision(gov: Governor, scope: Scope, gate: GateRequest, decision, **extra) -> None:
-    who = decision.user or current_context().user_id
-    gov.record(
-        scope,
-        "approval",
-        {
-            "gate_id": gate.gate_id,
-            "kind": gate.kind,
-            **extra,
-            "decision": decision.decision,
-            "comment": decision.comment,
-            "user": who,
-        },
-        actor=f"user:{who}",
-        hook="gate",
-    )
-
-
-def _in_graph_step() -> bool:
-    """Whether the caller runs inside a LangGraph step (where `interrupt()` works)."""
-    from langgraph.config import get_config
-
-    try:
-        configurable = get_config().get("configurable") or {}
-    except RuntimeError:
-        return False
-    return "__pregel_scratchpad" in configurable
 
 
 def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
@@ -349,21 +309,6 @@ def _retry(p: Prepared):
 
 def _on_retry(gov: Governor, p: Prepared):
     return gov._on_retry(p.scope, f"tool:{p.call.name}")
-
-
-def refusal(call: Call, text: str) -> ToolMessage:
-    """podium's refusal of a call, as the tool result the model sees."""
-    return ToolMessage(
-        content=text,
-        tool_call_id=call.id,
-        name=call.name,
-        status="error",
-        response_metadata={REFUSED: True},
-    )
-
-
-def message(call: Call, text: str) -> ToolMessage:
-    return ToolMessage(content=text, tool_call_id=call.id, name=call.name)
 
 
 def _text(result: Any) -> str:
