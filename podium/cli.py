@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from podium import _render
 from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, config_of, execute
+from podium.commands._runner import describe as describe_gate
 from podium.errors import PodiumError
 from podium.gates.decision import pending_gates
 from podium.graphs.catalog import catalog, describe
@@ -26,7 +27,16 @@ from podium.graphs.research_brief import DEMO_GOAL
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
-COMMAND_MODULES: list[str] = ["approvals", "audit", "costs", "dlq", "keys", "policies", "status"]
+COMMAND_MODULES: list[str] = [
+    "approvals",
+    "audit",
+    "costs",
+    "dlq",
+    "effects",
+    "keys",
+    "policies",
+    "status",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,14 +193,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         snapshot = app.get_state(config_of(args.thread))
+        gates = pending_gates(app, args.thread)
     values = snapshot.values
+    status = values.get("status", info.status)
+    if any(g.request.kind == "effect" for g in gates):
+        status = "waiting"  # on an operator: a side effect is in doubt
     print(
         f"thread {info.thread_id}  workflow {info.workflow}  tenant {info.tenant_id}  "
-        f"status {values.get('status', info.status)}  round {values.get('round', 0)}"
+        f"status {status}  round {values.get('round', 0)}"
     )
     print(f"goal: {values.get('goal', '')}")
     if snapshot.next:
         print(f"paused before: {', '.join(snapshot.next)}  (continue: podium resume {args.thread})")
+    for gate in gates:
+        what = "waiting (effect in doubt)" if gate.request.kind == "effect" else "waiting"
+        print(
+            f"{what}: gate {gate.request.gate_id} of task {gate.request.task_id}: "
+            f"{describe_gate(gate)}"
+        )
     print()
     print(_render.task_table(values) if values.get("tasks") else "no tasks yet")
     if values.get("error"):

@@ -29,8 +29,13 @@ class AgentSpec(BaseModel):
         fallback: Name of the agent that takes over when this one fails for good.
         max_steps: Most model calls the agent may make for one task.
         timeout: Seconds one task may take, or None for no limit.
-        graph: A compiled LangGraph graph used as the worker instead of the built-in
-            model/tool loop; a compiled podium workflow makes recursive delegation.
+        graph: The worker instead of the built-in model/tool loop. Either a factory
+            `graph(tools, model) -> graph` (e.g. `lambda tools, model:
+            create_react_agent(model, tools)`), called at the start of each task with
+            podium's governed copies of `tools` and the governed `model`, so every call
+            goes through podium's decisions; or a LangGraph graph (compiled or not),
+            whose own tools a callback guard vets (a compiled podium workflow there makes
+            recursive delegation).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
@@ -101,10 +106,11 @@ class AgentRegistry:
                     f"agent {spec.name!r} lists tool {twice[0]!r} more than once; remove the "
                     "duplicate or rename one of the tools"
                 )
-            if spec.graph is not None and spec.tools:
+            if spec.graph is not None and spec.tools and not is_factory(spec.graph):
                 raise ConfigurationError(
                     f"agent {spec.name!r} has both graph= and tools=; a custom graph brings "
-                    "its own tools (wrap them with the runtime's governed tools)"
+                    "its own tools. To have podium hand the tools over governed, pass a "
+                    "factory: graph=lambda tools, model: create_react_agent(model, tools)"
                 )
             if spec.fallback is not None:
                 if spec.fallback not in self._agents:
@@ -166,6 +172,11 @@ class AgentRegistry:
             tail = f" ({'; '.join(extras)})" if extras else ""
             lines.append(f"- {spec.name}: {spec.description or 'no description'}{tail}")
         return "\n".join(lines)
+
+
+def is_factory(graph: Any) -> bool:
+    """Whether `graph` is a worker factory `(tools, model) -> graph`, not a graph."""
+    return callable(graph) and not hasattr(graph, "invoke") and not hasattr(graph, "compile")
 
 
 def as_registry(agents: Iterable[AgentSpec] | AgentRegistry) -> AgentRegistry:

@@ -195,3 +195,21 @@ def test_demo_at_a_terminal_asks_and_publishes_on_approval(tmp_path):
     assert "writer wants to call publish_report(" in text
     assert proc.returncode == 0, text[-2000:]
     assert len(list((tmp_path / "reports").glob("*.md"))) == 1
+
+
+def test_a_follow_up_round_that_repeats_a_call_gets_a_new_gate(tmp_path):
+    # The demo model asks for the same call ids every round: gate ids and effect keys
+    # carry the round, so round 2 gets its own gate and publishes again.
+    first = podium("demo", "--approve-all", "--thread", "r2", "--quiet", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = podium("demo", "--approve-all", "--thread", "r2", "--quiet", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("# Brief:")
+    gates = [line for line in second.stderr.splitlines() if line.startswith("approving gate")]
+    assert gates, second.stderr
+    first_gates = {
+        line.split()[2] for line in first.stderr.splitlines() if "approving gate" in line
+    }
+    assert first_gates.isdisjoint(line.split()[2] for line in gates)
+    shown = podium("show", "r2", cwd=tmp_path)
+    assert "status completed  round 2" in shown.stdout, shown.stdout

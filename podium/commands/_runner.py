@@ -23,7 +23,9 @@ from podium.gates.request import Decision
 from podium.graphs.catalog import get_workflow
 from podium.runtime import PodiumRuntime
 
-EXIT_OK, EXIT_RUN_FAILED = 0, 1
+#: Exit codes: done (or stopped at an approval gate, as asked); failed; waiting for an
+#: operator to say whether a side effect happened (an effect gate).
+EXIT_OK, EXIT_RUN_FAILED, EXIT_WAITING = 0, 1, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,10 @@ def follow(
         pending = pending_gates(app, thread_id)
         if not pending:
             return report(app, thread_id)
+        in_doubt = [g for g in pending if g.request.kind == "effect"]
+        if in_doubt:
+            # Never decided unattended: only an operator knows whether the effect happened.
+            return _waiting_in_doubt(rt, thread_id, in_doubt)
         decisions = _decide(pending, gates, thread_id)
         if decisions is None:
             return EXIT_OK
@@ -149,6 +155,18 @@ def _drain(rt: PodiumRuntime, events: Any, thread_id: str, progress: Any, quiet:
         )
         return False
     return True
+
+
+def _waiting_in_doubt(rt: PodiumRuntime, thread_id: str, gates: list[PendingGate]) -> int:
+    rt.threads.set_status(thread_id, "waiting")
+    for gate in gates:
+        print(f"waiting: gate {gate.request.gate_id}: {describe(gate)}", file=sys.stderr)
+        print(
+            f"  decide with: podium effects resolve {thread_id} --gate {gate.request.gate_id} "
+            "done|retry|abandon",
+            file=sys.stderr,
+        )
+    return EXIT_WAITING
 
 
 def _decider(context: RunContext, pending: list[PendingGate], gates: GateMode) -> RunContext:
@@ -229,6 +247,9 @@ def describe(gate: PendingGate, *, full: bool = False) -> str:
         )
     elif r.kind == "answer":
         text = f"final answer: {(r.answer or '') if full else (r.answer or '')[:80]}"
+    elif r.kind == "effect":
+        args = json.dumps(r.args, ensure_ascii=False)
+        text = f"in doubt: did {r.tool}({args if full else args[:60]}) happen? done/retry/abandon"
     else:
         text = f"{r.agent} asks: {r.question}"
     if r.roles:

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-GateKind = Literal["tool", "plan", "answer", "question"]
-Verdict = Literal["approve", "edit", "reject", "respond"]
+GateKind = Literal["tool", "plan", "answer", "question", "effect"]
+Verdict = Literal["approve", "edit", "reject", "respond", "done", "retry", "abandon"]
 
 
 class GateRequest(BaseModel):
@@ -21,7 +21,8 @@ class GateRequest(BaseModel):
 
     Attributes:
         gate_id: Stable id of the gate (the same across re-execution and restarts).
-        kind: "tool" (a tool call), "plan", "answer", or "question" (the agent asks a human).
+        kind: "tool" (a tool call), "plan", "answer", "question" (the agent asks a human),
+            or "effect" (a side effect the ledger cannot confirm: did it happen?).
         workflow, thread_id, task_id, agent: Where the gate was raised.
         tool, args: The tool call awaiting approval (kind "tool").
         plan: The proposed plan tasks (kind "plan"); answer: the proposed answer (kind "answer").
@@ -62,6 +63,9 @@ class Decision(BaseModel):
     Who decided is never taken from the decision: it is the caller (the credential on a
     server, the `RunContext` of `decide`). `user` may be left out; when given it must name
     the caller, or the decision is refused (`caller_mismatch`).
+
+    An effect gate takes `done` (the effect happened), `retry` (it did not: run the call
+    again) or `abandon` (do not run it; the agent is told).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -95,6 +99,7 @@ def fits(decision: Decision, request: GateRequest) -> str | None:
         "plan": {"approve", "edit", "reject"},
         "answer": {"approve", "edit", "reject"},
         "question": {"respond", "reject"},
+        "effect": {"done", "retry", "abandon"},
     }
     if decision.decision not in allowed[request.kind]:
         return (

@@ -1,10 +1,12 @@
 """The governed model and the governed tool: the single choke points of every call.
 
 Every model call of a supervisor or worker goes through `Governor.call_model`, and every
-tool call through `Governor.wrap_tool_call` (installed on each worker's `ToolNode`), so
-agent code cannot skip what the runtime enforces: model routing, rate limits, circuit
-breakers, budget reservations, retries with backoff, timeouts, usage and cost accounting
-and the audit trail. The tool path lives in `_governed_tool.py`.
+tool call through the one tool-call decision (`podium.governance.tool_call`: from the
+built-in worker's `ToolNode` through `Governor.wrap_tool_call`, from a custom worker
+through its governed tool objects), so agent code cannot skip what the runtime
+enforces: model routing, rate limits, circuit breakers, budget reservations, retries
+with backoff, timeouts, usage and cost accounting and the audit trail. A task's model
+replies are recorded and replayed when the task runs again (`podium.governance.replay`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from podium import policies as P
 from podium.governance import tool_call as _governed_tool
 from podium.governance.breaker_gate import BreakerGate
-from podium.governance.guard import governed
+from podium.governance.calls import Call
+from podium.governance.marks import governed
 from podium.governance.records import Recording
 from podium.governance.recovery import (
     RetrySettings,
@@ -35,6 +38,7 @@ from podium.governance.recovery import (
     retry_call,
     retry_settings,
 )
+from podium.governance.replay import with_call_ids
 from podium.governance.scope import Scope, call_scope, scope_from
 from podium.models import PRICES, cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
@@ -81,6 +85,9 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any] = (),
     ) -> AIMessage:
         s = self.services
+        log, step = _replay_log(config, agent, messages)
+        if log is not None and (recorded := log.recorded(step)) is not None:
+            return self._replayed(config, agent, task_id, recorded, messages, step)
         prepared, limits = self._prepare(model, agent, task_id, config)
         if limits:
             s.ratelimiter.acquire(
@@ -106,7 +113,7 @@ class Governor(BreakerGate, Recording):
         except Exception as exc:
             self._model_failed(prepared, exc)
             raise
-        return self._after_model(prepared, reply, messages)
+        return self._after_model(prepared, reply, messages, log, step)
 
     async def acall_model(
         self,
@@ -119,6 +126,11 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any] = (),
     ) -> AIMessage:
         s = self.services
+        log, step = _replay_log(config, agent, messages)
+        if log is not None:
+            recorded = log.recorded(step) if log.loaded else await s.run_sync(log.recorded, step)
+            if recorded is not None:
+                return self._replayed(config, agent, task_id, recorded, messages, step)
         prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
@@ -162,8 +174,8 @@ class Governor(BreakerGate, Recording):
             raise
 
         if prepared.reservation is None or not s.budgets.runs_on_loop:
-            return await s.run_sync(self._after_model, prepared, reply, messages)
-        reply, usage = await s.run_sync(self._finish_model, prepared, reply, messages)
+            return await s.run_sync(self._after_model, prepared, reply, messages, log, step)
+        reply, usage = await s.run_sync(self._finish_model, prepared, reply, messages, log, step)
         await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 
@@ -305,16 +317,22 @@ class Governor(BreakerGate, Recording):
             {"model": prepared.label, "error_type": type(exc).__name__, "error": str(exc)[:500]},
         )
 
-    def _after_model(self, prepared: ModelCall, reply: Any, messages) -> AIMessage:
-        reply, usage = self._finish_model(prepared, reply, messages)
+    def _after_model(
+        self, prepared: ModelCall, reply: Any, messages, log=None, step=None
+    ) -> AIMessage:
+        reply, usage = self._finish_model(prepared, reply, messages, log, step)
         if prepared.reservation is not None:
             # Settled now, not with the step's batch: the next call must see the real spend
             # (a reservation's estimate can be lower than what the call used).
             self.services.budgets.settle(prepared.reservation, _spend(usage))
         return reply
 
-    def _finish_model(self, prepared: ModelCall, reply: Any, messages) -> tuple[AIMessage, Any]:
-        """Check the reply, close the breaker's failure count and record the call."""
+    def _finish_model(
+        self, prepared: ModelCall, reply: Any, messages, log=None, step=None
+    ) -> tuple[AIMessage, Any]:
+        """Check the reply, close the breaker's failure count and record the call; a
+        task's reply is recorded with its bill before it is returned (so before any of
+        its tool calls runs)."""
         if not isinstance(reply, AIMessage):
             raise TypeError(
                 f"the model of agent {prepared.scope.agent!r} returned "
@@ -322,15 +340,58 @@ class Governor(BreakerGate, Recording):
             )
         scope = prepared.scope
         self.breaker_success("model", prepared.label, scope)
-        return reply, self.account(scope, reply, label=prepared.label, messages=messages)
+        if log is None:
+            reply = with_call_ids(reply)
+            return reply, self.account(scope, reply, label=prepared.label, messages=messages)
+        usage, entry = self.bill(scope, reply, label=prepared.label)
+        reply = log.record(step, reply, [entry])
+        self.audit_model_call(
+            scope, reply, usage, label=prepared.label, messages=messages, step=step
+        )
+        return reply, usage
+
+    def _replayed(self, config, agent, task_id, reply: AIMessage, messages, step) -> AIMessage:
+        """A reply recorded by an earlier run of the task: no call, no bill, one audit
+        event saying so."""
+        scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
+        self.audit_model_call(scope, reply, None, messages=messages, step=step)
+        return reply
 
     # -- tool path ----------------------------------------------------------------------
 
     def wrap_tool_call(self, request: ToolCallRequest, execute):
-        return _governed_tool.run(self, request, execute)
+        """The built-in worker's `ToolNode` hook: the call goes through the one decision."""
+        scope, call, run = _tool_node_call(request, execute)
+        return _governed_tool.run(self, scope, call, run)
 
     async def awrap_tool_call(self, request: ToolCallRequest, execute):
-        return await _governed_tool.arun(self, request, execute)
+        scope, call, run = _tool_node_call(request, execute)
+        return await _governed_tool.arun(self, scope, call, run)
+
+
+def _tool_node_call(request: ToolCallRequest, execute):
+    config = request.runtime.config if request.runtime is not None else None
+    scope = scope_from(config) or Scope(workflow="-", agent="-")
+    tc = request.tool_call
+    call = Call(tc["name"], dict(tc.get("args") or {}), tc.get("id") or "", request.tool)
+    if not call.id:
+        from podium.governance.records import digest
+
+        call = replace(call, id=f"node-{tc['name']}-{digest(call.args)[7:19]}")
+
+    def run(c: Call):
+        return execute(request.override(tool_call={**tc, "args": c.args}))
+
+    return scope, call, run
+
+
+def _replay_log(config: Any, agent: str, messages: Sequence[BaseMessage]):
+    """The task's reply log and this call's step, when the call is a task's model call."""
+    scope = scope_from(config)
+    log = scope.replies if scope is not None else None
+    if log is None or log.key.agent != agent:
+        return None, None
+    return log, log.step(messages)
 
 
 def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:

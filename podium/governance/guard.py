@@ -1,35 +1,36 @@
-"""The guard: policy enforcement for calls that do not go through the governed tool.
+"""The guard: the second line, for tool calls that do not go through a governed tool.
 
-A custom worker (`AgentSpec(graph=...)`) brings its own tools and its own loop. The task
-node runs it with this callback handler in its config; LangChain calls `on_tool_start`
-before any tool body runs, for every tool invoked anywhere below, and a handler with
-`raise_error` stops the call. So a denied tool never runs, whatever the graph's code.
-Calls already vetted by the governed tool (built-in workers, nested podium workflows)
-are marked through a context variable and pass straight through.
+Tools podium hands to a worker are governed objects (`podium.governance.governed_tool`): every
+call of them goes through the one tool-call decision. A custom graph may also call tools
+podium never saw (built inside it, or called from an `AgentSpec(graph=compiled)`). The
+task node runs such a worker with this callback handler in its config; LangChain calls
+`on_tool_start` before any tool body runs, and a handler with `raise_error` stops the
+call. The guard asks the same decision (`tool_call.clear`: allow list, arguments,
+approval gate as a real interrupt) and the same rate limits. It cannot replace a
+result, so the effect ledger and output filters apply to governed tools only. Calls
+already governed are marked through a context variable and pass straight through.
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.prebuilt.tool_node import ToolInvocationError
 
 from podium import policies as P
 from podium.errors import PolicyViolation
+from podium.governance.marks import GOVERNED_REPLY, is_governed
 from podium.governance.scope import Scope
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor
-
-_GOVERNED: contextvars.ContextVar[bool] = contextvars.ContextVar("podium_governed", default=False)
 
 
 class _QuietRefusals(logging.Filter):
@@ -37,30 +38,22 @@ class _QuietRefusals(logging.Filter):
     A refusal is podium's intended outcome (recorded in the audit log), not a fault."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "ToolRefused(" not in record.getMessage()
+        text = record.getMessage()
+        return "ToolRefused(" not in text and "GraphInterrupt(" not in text
 
 
 logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals())
 
 
-@contextmanager
-def governed() -> Iterator[None]:
-    """Mark the calls made inside as already governed (the guard lets them through)."""
-    token = _GOVERNED.set(True)
-    try:
-        yield
-    finally:
-        _GOVERNED.reset(token)
-
-
 class ToolRefused(ToolInvocationError, PolicyViolation):
-    """A tool call a policy refuses. LangGraph's `ToolNode` returns its message to the
-    model, as it does for invalid arguments, so the agent can adapt."""
+    """A tool call podium refuses (policy, rejection, abandoned effect). LangGraph's
+    `ToolNode` returns its message to the model, as it does for invalid arguments, so
+    the agent can adapt."""
 
-    def __init__(self, tool: str, decision: P.Decision) -> None:
-        self.message = f"Refused by policy ({decision.rule}): {decision.reason}"
+    def __init__(self, tool: str, message: str, rule: str = "") -> None:
+        self.message = message
         self.tool_name, self.tool_kwargs = tool, {}
-        self.rule, self.reason, self.details = decision.rule, decision.reason, {}
+        self.rule, self.reason, self.details = rule, message, {}
         Exception.__init__(self, self.message)
 
 
@@ -73,6 +66,8 @@ class PolicyGuard(BaseCallbackHandler):
     def __init__(self, governor: Governor, scope: Scope) -> None:
         self.governor = governor
         self.scope = scope
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def on_tool_start(
         self,
@@ -81,27 +76,54 @@ class PolicyGuard(BaseCallbackHandler):
         *,
         run_id: UUID,
         inputs: dict[str, Any] | None = None,
+        tool_call_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if _GOVERNED.get() or self.scope.policies is None:
+        if is_governed() or self.scope.policies is None:
             return
-        from podium.governance.scope import call_scope
+        from podium.governance import tool_call
+        from podium.governance.calls import Call
 
         name = (serialized or {}).get("name") or kwargs.get("name") or "?"
         args = inputs if isinstance(inputs, dict) else _parse(input_str)
-        call = call_scope(self.scope)
-        for what, decision in (
-            ("tool", P.evaluate_tool(self.scope.policies, call, name)),
-            ("arguments", P.evaluate_arguments(self.scope.policies, call, name, args)),
-        ):
-            if not decision.allowed:
-                self.governor.record_decision(self.scope, what, decision)
-                raise ToolRefused(name, decision)
-        self.governor.record(self.scope, "tool_call", {"tool": name, "guarded": True})
+        call = Call(name, args, tool_call_id or self._derived_id(name, args))
+        cleared = tool_call.clear(self.governor, self.scope, call)
+        if isinstance(cleared, ToolMessage):
+            raise ToolRefused(name, cleared.text)
+        if cleared.args != args:
+            # An edit cannot reach a tool the guard did not wrap: refuse rather than run
+            # the unedited call.
+            raise ToolRefused(
+                name,
+                f"The reviewer edited the arguments of {name!r}, which this worker calls "
+                "directly; hand the tool to podium (AgentSpec tools=) to run edited calls. "
+                "The tool was not run.",
+            )
+        self._limit(name)
+
+    def _derived_id(self, name: str, args: dict[str, Any]) -> str:
+        """A call id for a call that came without one: the same for the same call in the
+        same order when the task runs again, different for different calls."""
+        from podium.governance.records import digest
+
+        what = f"{name}:{digest(args)[7:19]}"
+        with self._lock:
+            seen = self._seen[what] = self._seen.get(what, -1) + 1
+        return f"guard-{what}-{seen}"
+
+    def _limit(self, name: str) -> None:
+        if self.scope.policies is None:
+            return
+        from podium.governance.scope import call_scope
+
+        limits = P.rate_limits_for(self.scope.policies, call_scope(self.scope), tool=name)
+        if limits:
+            s = self.governor.services
+            s.ratelimiter.acquire(self.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        if _GOVERNED.get():
-            return
+        if is_governed() or (response.llm_output or {}).get(GOVERNED_REPLY):
+            return  # accounted by the governor already
         for generations in response.generations:
             for generation in generations:
                 message = getattr(generation, "message", None)

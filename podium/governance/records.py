@@ -34,39 +34,62 @@ class Recording:
         messages: Sequence[BaseMessage] = (),
     ) -> Usage:
         """Record one model reply's usage and cost (ledger) and the call (audit)."""
+        usage, entry = self.bill(scope, reply, label=label)
+        self.services.recorder.usage(entry)
+        self.audit_model_call(scope, reply, usage, label=label, messages=messages)
+        return usage
+
+    def bill(
+        self, scope: Scope, reply: AIMessage, *, label: str | None = None
+    ) -> tuple[Usage, UsageEntry]:
+        """What one model reply costs, and its ledger row (not written)."""
         model = model_name_of(reply, label or "unknown")
         usage = priced_usage(reply, model, scope)
-
         meta: dict[str, Any] = dict(reply.usage_metadata or {})
         cached = (meta.get("input_token_details") or {}).get("cache_read", 0) or 0
-        self.services.recorder.usage(
-            UsageEntry(
-                tenant_id=scope.tenant_id,
-                workflow=scope.workflow,
-                thread_id=scope.thread_id or "-",
-                task_id=scope.task_id,
-                agent=scope.agent,
-                model=label or model,
-                input_tokens=usage["input_tokens"],
-                output_tokens=usage["output_tokens"],
-                cached_tokens=int(cached),
-                cost_usd=usage["cost_usd"],
-            )
+        entry = UsageEntry(
+            tenant_id=scope.tenant_id,
+            workflow=scope.workflow,
+            thread_id=scope.thread_id or "-",
+            task_id=scope.task_id,
+            agent=scope.agent,
+            model=label or model,
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+            cached_tokens=int(cached),
+            cost_usd=usage["cost_usd"],
         )
-        self.record(
-            scope,
-            "model_call",
-            {
-                "model": label or model,
-                "input": digest(message_text(messages)),
-                "output": digest(reply.text + json.dumps(reply.tool_calls, default=str)),
-                "tool_calls": [c["name"] for c in reply.tool_calls],
+        return usage, entry
+
+    def audit_model_call(
+        self,
+        scope: Scope,
+        reply: AIMessage,
+        usage: Usage | None,
+        *,
+        label: str | None = None,
+        messages: Sequence[BaseMessage] = (),
+        step: str | None = None,
+    ) -> None:
+        """The audit event of a model call (`usage` None: a recorded reply replayed,
+        which costs nothing)."""
+        payload: dict[str, Any] = {
+            "model": label or model_name_of(reply, "unknown"),
+            "input": digest(message_text(messages)),
+            "output": digest(reply.text + json.dumps(reply.tool_calls, default=str)),
+            "tool_calls": [c["name"] for c in reply.tool_calls],
+        }
+        if usage is not None:
+            payload |= {
                 "input_tokens": usage["input_tokens"],
                 "output_tokens": usage["output_tokens"],
                 "cost_usd": usage["cost_usd"],
-            },
-        )
-        return usage
+            }
+        else:
+            payload["replayed"] = True
+        if step is not None:
+            payload["step"] = step
+        self.record(scope, "model_call", payload)
 
     def record(
         self,

@@ -33,6 +33,8 @@ class Scope:
     round: int = 0
     policies: Any = None
     task_class: str | None = None
+    #: The task run's recorded model replies (`podium.governance.replay.TaskReplies`).
+    replies: Any = None
 
     def for_agent(self, agent: str, task_id: str | None) -> Scope:
         return replace(self, agent=agent, task_id=task_id)

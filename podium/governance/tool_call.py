@@ -1,23 +1,35 @@
-"""The governed tool: what happens around every tool call an agent makes.
+"""The one tool-call decision: what happens around every tool call an agent makes.
 
 allow-list -> argument constraints -> approval gate -> rate limit -> circuit breaker ->
 exactly-once ledger (side-effect tools) -> call with timeout and retries -> output
 filter -> audit. A refusal goes back to the model as a ToolMessage, so it can adapt.
+
+Every way a tool runs under podium reaches this module: the built-in worker's
+`ToolNode` (through `wrap_tool_call`), a governed tool object handed to a custom worker
+(`podium.governance.tools.GovernedTool`), and the callback guard of a custom graph
+(`clear`: the part that can run before a tool it did not wrap).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import ToolMessage
-from langgraph.prebuilt.tool_node import ToolCallRequest
 
 from podium import policies as P
 from podium.context import current_context
 from podium.gates.request import GateRequest
-from podium.governance.guard import governed
+from podium.governance.calls import (
+    Call,
+    in_graph_step,
+    message,
+    record_decision,
+    refusal,
+)
+from podium.governance.marks import governed
 from podium.governance.recovery import (
     NO_RETRY,
     acall_with_timeout,
@@ -25,7 +37,7 @@ from podium.governance.recovery import (
     call_with_timeout,
     retry_call,
 )
-from podium.governance.scope import Scope, scope_from
+from podium.governance.scope import Scope
 from podium.stores.effects.store import EffectKey, InDoubt, Recorded
 
 if TYPE_CHECKING:
@@ -35,14 +47,19 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class Prepared:
     scope: Scope
-    request: ToolCallRequest
+    call: Call
     settings: P.ToolSettings
     limits: list = field(default_factory=list)
     effect: EffectKey | None = None
 
 
-def run(gov: Governor, request: ToolCallRequest, execute) -> Any:
-    outcome = _prepare(gov, request)
+#: Runs the cleared call and returns its ToolMessage (the tool's own result).
+Execute = Callable[[Call], Any]
+
+
+def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> ToolMessage:
+    """Decide and run one tool call (synchronously); returns the ToolMessage for the model."""
+    outcome = _prepare(gov, scope, call)
     if not isinstance(outcome, Prepared):
         return outcome
     s, p = gov.services, outcome
@@ -54,7 +71,7 @@ def run(gov: Governor, request: ToolCallRequest, execute) -> Any:
     def attempt():
         _breaker(gov, p)
         return call_with_timeout(
-            lambda: _run_governed(execute, p.request), p.settings.timeout, f"tool {_name(p)!r}"
+            lambda: _run_governed(execute, p.call), p.settings.timeout, f"tool {p.call.name!r}"
         )
 
     try:
@@ -64,8 +81,9 @@ def run(gov: Governor, request: ToolCallRequest, execute) -> Any:
     return _finish(gov, p, result)
 
 
-async def arun(gov: Governor, request: ToolCallRequest, execute) -> Any:
-    outcome = await gov.services.run_sync(_prepare, gov, request)
+async def arun(gov: Governor, scope: Scope, call: Call, execute: Execute) -> ToolMessage:
+    """`run` for async callers (`execute` returns an awaitable)."""
+    outcome = await gov.services.run_sync(_prepare, gov, scope, call)
     if not isinstance(outcome, Prepared):
         return outcome
     s, p = gov.services, outcome
@@ -75,10 +93,10 @@ async def arun(gov: Governor, request: ToolCallRequest, execute) -> Any:
         return early
 
     async def attempt():
-        if not gov._healthy("tool", _name(p), p.scope):
+        if not gov._healthy("tool", p.call.name, p.scope):
             await s.run_sync(_breaker, gov, p)
         return await acall_with_timeout(
-            lambda: _arun_governed(execute, p.request), p.settings.timeout, f"tool {_name(p)!r}"
+            lambda: _arun_governed(execute, p.call), p.settings.timeout, f"tool {p.call.name!r}"
         )
 
     try:
@@ -88,84 +106,100 @@ async def arun(gov: Governor, request: ToolCallRequest, execute) -> Any:
     return await s.run_sync(_finish, gov, p, result)
 
 
-def _run_governed(execute: Any, request: ToolCallRequest) -> Any:
+def _run_governed(execute: Execute, call: Call) -> Any:
     with governed():
-        return execute(request)
+        return execute(call)
 
 
-async def _arun_governed(execute: Any, request: ToolCallRequest) -> Any:
+async def _arun_governed(execute: Execute, call: Call) -> Any:
     with governed():
-        return await execute(request)
+        return await execute(call)
 
 
-def _name(p: Prepared) -> str:
-    return p.request.tool_call["name"]
+def clear(gov: Governor, scope: Scope, call: Call) -> Call | ToolMessage:
+    """The policy checks and the approval gate of one call, and its audit record.
 
-
-def _prepare(gov: Governor, request: ToolCallRequest) -> Prepared | ToolMessage:
-    """Policy checks and the approval gate; a refusal comes back as a ToolMessage."""
+    Returns the call to run (its arguments edited when a reviewer edited them) or the
+    refusal for the model. Code before the gate re-runs when the run resumes, so the
+    call is audited only once it is cleared.
+    """
     from podium.governance.scope import call_scope
 
-    config = request.runtime.config if request.runtime is not None else None
-    call_id = request.tool_call.get("id") or ""
-    scope = scope_from(config) or Scope(workflow="-", agent="-")
-    name, args = request.tool_call["name"], dict(request.tool_call.get("args") or {})
     if scope.policies is None:
-        _record_call(gov, scope, request)
-        return Prepared(scope, request, P.ToolSettings())
-    policy, call = scope.policies, call_scope(scope)
+        _record_call(gov, scope, call)
+        return call
+    policy, who = scope.policies, call_scope(scope)
     for what, decision in (
-        ("tool", P.evaluate_tool(policy, call, name)),
-        ("arguments", P.evaluate_arguments(policy, call, name, args)),
+        ("tool", P.evaluate_tool(policy, who, call.name)),
+        ("arguments", P.evaluate_arguments(policy, who, call.name, call.args)),
     ):
         if not decision.allowed:
             gov.record_decision(scope, what, decision)
-            return _refusal(request, f"Refused by policy ({decision.rule}): {decision.reason}")
-    approval = P.requires_approval(policy, call, name, args)
+            return refusal(call, f"Refused by policy ({decision.rule}): {decision.reason}")
+    approval = P.requires_approval(policy, who, call.name, call.args)
     if not approval.allowed:
-        decided = _gate(gov, scope, request, approval)
+        decided = _gate(gov, scope, call, approval)
         if isinstance(decided, ToolMessage):
             return decided
-        request = decided
-    _record_call(gov, scope, request)
-    settings = P.tool_settings(policy, call, name)
-    effect = None
-    if settings.side_effects and scope.thread_id:
-        effect = EffectKey(scope.tenant_id, scope.thread_id, scope.task_id or "-", call_id)
-    return Prepared(scope, request, settings, P.rate_limits_for(policy, call, tool=name), effect)
+        call = decided
+    _record_call(gov, scope, call)
+    return call
 
 
-def _record_call(gov: Governor, scope: Scope, request: ToolCallRequest) -> None:
-    """Audit the call once it is cleared to run (code before a gate re-runs on resume)."""
-    gov.record(
-        scope,
-        "tool_call",
-        {
-            "tool": request.tool_call["name"],
-            "call_id": request.tool_call.get("id") or "",
-            "args": _digest(request.tool_call.get("args") or {}),
-        },
+def _prepare(gov: Governor, scope: Scope, call: Call) -> Prepared | ToolMessage:
+    from podium.governance.scope import call_scope
+
+    cleared = clear(gov, scope, call)
+    if isinstance(cleared, ToolMessage):
+        return cleared
+    if scope.policies is None:
+        return Prepared(scope, cleared, P.ToolSettings())
+    who = call_scope(scope)
+    settings = P.tool_settings(scope.policies, who, cleared.name)
+    effect = effect_key(scope, cleared.id) if settings.side_effects and scope.thread_id else None
+    limits = P.rate_limits_for(scope.policies, who, tool=cleared.name)
+    return Prepared(scope, cleared, settings, limits, effect)
+
+
+def effect_key(scope: Scope, call_id: str) -> EffectKey:
+    """The ledger key of a call: its tenant, thread, task, and the round with the call id
+    (a follow-up round that repeats a call id is a new call)."""
+    return EffectKey(
+        scope.tenant_id, scope.thread_id or "-", scope.task_id or "-", f"r{scope.round}:{call_id}"
     )
 
 
-def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Decision):
-    """Raise the approval gate; returns the (possibly edited) request or a refusal."""
+def _record_call(gov: Governor, scope: Scope, call: Call) -> None:
+    gov.record(
+        scope, "tool_call", {"tool": call.name, "call_id": call.id, "args": _digest(call.args)}
+    )
+
+
+def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call | ToolMessage:
+    """Raise the approval gate; returns the (possibly edited) call or a refusal."""
     from podium.gates.interrupt import await_decision, gate_id
     from podium.governance.scope import call_scope
 
-    name, call_id = request.tool_call["name"], request.tool_call.get("id") or ""
+    if not in_graph_step():
+        gov.record(scope, "error", {"tool": call.name, "gate": "outside_graph_step"})
+        return refusal(
+            call,
+            f"{call.name!r} needs approval ({approval.rule}), and it was called outside a "
+            "step of the worker's graph (e.g. from a thread pool), where no gate can be "
+            "raised. It was not run; call it from a node of the worker's graph.",
+        )
     now = gov.services.clock()
     expires = approval.details.get("expires_in")
     gate = GateRequest(
-        gate_id=gate_id(scope.thread_id, scope.task_id, call_id),
+        gate_id=gate_id(scope.thread_id, scope.round, scope.task_id, call.id),
         kind="tool",
         tenant_id=scope.tenant_id,
         workflow=scope.workflow,
         thread_id=scope.thread_id,
         task_id=scope.task_id,
         agent=scope.agent,
-        tool=name,
-        args=dict(request.tool_call.get("args") or {}),
+        tool=call.name,
+        args=dict(call.args),
         rule=approval.rule,
         roles=list(approval.details.get("roles") or ()),
         requested_at=now,
@@ -175,87 +209,76 @@ def _gate(gov: Governor, scope: Scope, request: ToolCallRequest, approval: P.Dec
     def check_edit(decision) -> str | None:
         if decision.decision != "edit":
             return None
-        if request.tool is not None:
+        schema = getattr(call.tool, "args_schema", None)
+        if schema is not None and hasattr(schema, "model_validate"):
             try:
-                request.tool.args_schema.model_validate(decision.args)  # type: ignore[union-attr]
+                schema.model_validate(decision.args)
             except Exception as exc:
-                return f"edited arguments do not fit {name!r}: {exc}"
-        verdict = P.evaluate_arguments(scope.policies, call_scope(scope), name, decision.args)
+                return f"edited arguments do not fit {call.name!r}: {exc}"
+        verdict = P.evaluate_arguments(scope.policies, call_scope(scope), call.name, decision.args)
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
     decision = await_decision(gate, gov.services, check_edit)
     # The caller who resumed the run, never a name the decision's payload gave.
     who = current_context().user_id
-    gov.record(
-        scope,
-        "approval",
-        {
-            "gate_id": gate.gate_id,
-            "kind": "tool",
-            "tool": name,
-            "decision": decision.decision,
-            "comment": decision.comment,
-            "user": who,
-        },
-        actor=f"user:{who}",
-        hook="gate",
-    )
+    record_decision(gov, scope, gate, decision, tool=call.name)
     if decision.decision == "reject":
         text = f"Rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
-        return _refusal(request, text + ". The tool was not run.")
+        return refusal(call, text + ". The tool was not run.")
     if decision.decision == "edit":
-        return request.override(tool_call={**request.tool_call, "args": decision.args or {}})
-    return request
+        return replace(call, args=dict(decision.args or {}))
+    return call
 
 
 def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
-    """Exactly once: a recorded effect returns its result; a crashed one goes to a human."""
+    """Exactly once: a recorded effect returns its result; a crashed one waits for an
+    operator's answer at an effect gate."""
     if p.effect is None:
         return None
-    status = gov.services.effects.begin(p.effect, _name(p), p.request.tool_call.get("args") or {})
-    if isinstance(status, Recorded):
-        gov.record(p.scope, "tool_result", {"tool": _name(p), "replayed": True})
-        return _message(p.request, _text(status.result))
+    ledger = gov.services.effects
+    status = ledger.begin(p.effect, p.call.name, p.call.args)
     if isinstance(status, InDoubt) and not p.settings.idempotent:
         gov.record(
-            p.scope, "error", {"tool": _name(p), "in_doubt": True, "started_at": status.started_at}
+            p.scope,
+            "error",
+            {"tool": p.call.name, "in_doubt": True, "started_at": status.started_at},
         )
-        return _refusal(
-            p.request,
-            (
-                f"A previous call of {_name(p)!r} started but never finished, so it may or may not "
-                "have happened. It was not run again; an operator must resolve it in the effects "
-                "ledger."
-            ),
-        )
+        from podium.governance.in_doubt import resolve_at_gate
+
+        answered = resolve_at_gate(gov, p.scope, p.call, p.effect, status)
+        if isinstance(answered, ToolMessage):
+            return answered
+        status = answered
+    if isinstance(status, Recorded):
+        gov.record(p.scope, "tool_result", {"tool": p.call.name, "replayed": True})
+        return message(p.call, _text(status.result))
     return None
 
 
 def _breaker(gov: Governor, p: Prepared) -> None:
-    gov.breaker_allow("tool", _name(p), p.scope)
+    gov.breaker_allow("tool", p.call.name, p.scope)
 
 
 def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
-    s = gov.services
-    gov.breaker_failure("tool", _name(p), p.scope, exc)
+    gov.breaker_failure("tool", p.call.name, p.scope, exc)
     if p.effect is not None:
-        s.effects.fail(p.effect, f"{type(exc).__name__}: {exc}")
+        gov.services.effects.fail(p.effect, f"{type(exc).__name__}: {exc}")
     gov.record(
         p.scope,
         "error",
-        {"tool": _name(p), "error_type": type(exc).__name__, "error": str(exc)[:500]},
+        {"tool": p.call.name, "error_type": type(exc).__name__, "error": str(exc)[:500]},
     )
     raise exc
 
 
 def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
     s = gov.services
-    gov.breaker_success("tool", _name(p), p.scope)
+    gov.breaker_success("tool", p.call.name, p.scope)
     if isinstance(result, ToolMessage) and p.scope.policies is not None:
         from podium.governance.scope import call_scope
 
         filtered = P.filter_output(
-            p.scope.policies, call_scope(p.scope), result.text, tool=_name(p)
+            p.scope.policies, call_scope(p.scope), result.text, tool=p.call.name
         )
         for decision in filtered.decisions:
             gov.record_decision(p.scope, "output", decision)
@@ -270,7 +293,7 @@ def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
         p.scope,
         "tool_result",
         {
-            "tool": _name(p),
+            "tool": p.call.name,
             "status": getattr(result, "status", "success"),
             "result": _digest(getattr(result, "text", str(result))),
         },
@@ -287,22 +310,7 @@ def _retry(p: Prepared):
 
 
 def _on_retry(gov: Governor, p: Prepared):
-    return gov._on_retry(p.scope, f"tool:{_name(p)}")
-
-
-def _refusal(request: ToolCallRequest, text: str) -> ToolMessage:
-    return ToolMessage(
-        content=text,
-        tool_call_id=request.tool_call.get("id") or "",
-        name=request.tool_call["name"],
-        status="error",
-    )
-
-
-def _message(request: ToolCallRequest, text: str) -> ToolMessage:
-    return ToolMessage(
-        content=text, tool_call_id=request.tool_call.get("id") or "", name=request.tool_call["name"]
-    )
+    return gov._on_retry(p.scope, f"tool:{p.call.name}")
 
 
 def _text(result: Any) -> str:

@@ -23,9 +23,10 @@ from podium.nodes.aggregate import after_aggregate, make_aggregate
 from podium.nodes.gate import make_gate_node
 from podium.nodes.supervisor import Supervisor
 from podium.nodes.task import make_task_node
+from podium.nodes.worker_factory import WorkerFactory
 from podium.plan import Plan, validate_plan
 from podium.policies import PolicySet, load_policies
-from podium.registry import AgentRegistry, AgentSpec, as_registry
+from podium.registry import AgentRegistry, AgentSpec, as_registry, is_factory
 from podium.state import WorkflowInput, WorkflowState
 
 SupervisorMode = Literal["planner", "router"] | Plan
@@ -180,7 +181,7 @@ def _policies(policies: Any, registry: AgentRegistry) -> PolicySet | None:
         return None
     tools: set[str] | None = {t.name for spec in registry for t in spec.tools}
     for spec in registry:
-        if spec.graph is not None:
+        if spec.graph is not None and not is_factory(spec.graph):
             found = graph_tools(spec.graph)
             # A custom graph whose tools cannot be seen: its tool names cannot be checked.
             tools = None if found is None or tools is None else tools | found
@@ -215,6 +216,8 @@ def _worker(spec: AgentSpec, default_model: BaseChatModel) -> Any:
     if spec.graph is None:
         model = resolve_model(spec.model, default_model)
         return build_worker(spec, model).compile(name=spec.name)
+    if is_factory(spec.graph):
+        return WorkerFactory(spec, resolve_model(spec.model, default_model))
     graph = spec.graph
     if isinstance(graph, StateGraph):
         graph = graph.compile()

@@ -9,6 +9,7 @@ the supervisor) and, when the fallback chain is spent, to the dead-letter queue.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -26,12 +27,15 @@ from podium.errors import TaskFailed
 from podium.governance.binding import bound
 from podium.governance.guard import PolicyGuard
 from podium.governance.recovery import acall_with_timeout, call_with_timeout, classify
+from podium.governance.replay import TaskReplies
 from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.nodes._node import Node
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
 from podium.nodes.record import record, record_transitions
+from podium.nodes.worker_factory import WorkerFactory
 from podium.registry import AgentRegistry, AgentSpec
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
+from podium.stores.replies import TaskKey
 
 #: Most agents one task may be handed to: its own plus this many fallbacks.
 MAX_FALLBACKS = 3
@@ -77,9 +81,14 @@ def make_task_node(
                 "task_id": task["id"],
                 "messages": [SystemMessage(system), HumanMessage(text)],
             }
+        if scope.thread_id is not None:
+            # This run of the task replays the model replies an earlier run recorded.
+            key = TaskKey(scope.tenant_id, scope.thread_id, scope.round, task["id"], spec.name)
+            scope = replace(scope, replies=TaskReplies(bound(config).services.replies, key))
         cfg = with_scope(config, scope)
         if custom:
-            # A custom graph brings its own tools: the guard vets every call below it.
+            # Tools podium did not hand over (a compiled graph's own): the guard vets
+            # every call of them below this task.
             guard = PolicyGuard(bound(config).governor, scope)
             cfg = merge_configs(cfg, {"callbacks": [guard]})
         return task, inputs, cfg
@@ -120,12 +129,19 @@ def make_task_node(
 
     # A finished task's events stay buffered until the next supervisor step writes the
     # whole wave at once; a gate or a failure is written at once.
+    def graph_of(cfg: RunnableConfig) -> Any:
+        """The worker of this task (a factory's worker is built with the task's tools)."""
+        if isinstance(worker, WorkerFactory):
+            return worker.build(scope_from(cfg), bound(cfg))
+        return worker
+
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
         try:
+            graph = graph_of(cfg)
             output = call_with_timeout(
-                lambda: worker.invoke(inputs, cfg, durability=durability), timeout(cfg), what
+                lambda: graph.invoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:
@@ -141,8 +157,9 @@ def make_task_node(
         what = f"task {task['id']!r} of agent {spec.name!r}"
         services = bound(config).services
         try:
+            graph = graph_of(cfg)
             output = await acall_with_timeout(
-                lambda: worker.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
+                lambda: graph.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg)
         except GraphBubbleUp:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from podium.errors import ConfigurationError
-from podium.storage.database import Database
+from podium.storage.database import Cursor, Database
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_usage (
@@ -97,10 +97,28 @@ class UsageLedger:
         Raises:
             ConfigurationError: an entry with negative counts or cost, or no tenant.
         """
+        rows = self._rows(entries)
+        if not rows:
+            return
+        if len(rows) <= _BATCH:  # the usual case: one statement, atomic on its own
+            self._db.execute(*_insert(rows))
+            return
+        with self._db.transaction() as cur:
+            for start in range(0, len(rows), _BATCH):
+                cur.execute(*_insert(rows[start : start + _BATCH]))
+
+    def write(self, cur: Cursor, entries: Sequence[UsageEntry]) -> None:
+        """Insert entries inside the caller's transaction (a reply and its bill commit
+        together; see `podium.stores.replies`)."""
+        rows = self._rows(entries)
+        if rows:
+            cur.execute(*_insert(rows))
+
+    def _rows(self, entries: Sequence[UsageEntry]) -> list[tuple[Any, ...]]:
         for entry in entries:
             _validate(entry)
         now = self._clock()
-        rows = [
+        return [
             (
                 uuid.uuid4().hex,
                 e.tenant_id,
@@ -117,14 +135,6 @@ class UsageLedger:
             )
             for e in entries
         ]
-        if not rows:
-            return
-        if len(rows) <= _BATCH:  # the usual case: one statement, atomic on its own
-            self._db.execute(*_insert(rows))
-            return
-        with self._db.transaction() as cur:
-            for start in range(0, len(rows), _BATCH):
-                cur.execute(*_insert(rows[start : start + _BATCH]))
 
     def totals(
         self,

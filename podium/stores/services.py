@@ -28,6 +28,7 @@ from podium.stores.effects import EffectLedger
 from podium.stores.ledger import UsageLedger
 from podium.stores.ratelimit import RateLimiter
 from podium.stores.recorder import Recorder
+from podium.stores.replies import ModelReplies
 from podium.stores.threads import ThreadIndex
 
 #: Threads for database calls made from async runs. asyncio's default pool has only
@@ -68,6 +69,7 @@ class Services:
     audit: AuditLog
     dead_letters: DeadLetters
     recorder: Recorder
+    replies: ModelReplies
 
     @classmethod
     def open(
@@ -109,6 +111,7 @@ class Services:
             audit=audit,
             dead_letters=DeadLetters(db, clock=clock),
             recorder=Recorder(audit, ledger),
+            replies=ModelReplies(db, ledger, clock=clock),
         )
 
     async def run_sync(self, fn: Any, *args: Any) -> Any:

@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, ...]] = {
     "plan": ("approve", "edit", "reject"),
     "answer": ("approve", "edit", "reject"),
     "question": ("respond", "reject"),
+    "effect": ("done", "retry", "abandon"),
 }
 
 
@@ -91,6 +92,10 @@ def gate_card(gate: Any) -> GateCard:
         title = "the final answer is ready for review"
         body = r.answer or ""
         fmt, editable = "markdown", body
+    elif r.kind == "effect":
+        title = f"did {r.tool} of {r.agent or 'an agent'} happen? (the ledger cannot confirm it)"
+        body = f"{r.question or ''}\n\n```json\n{_pretty(r.args or {})}\n```"
+        fmt, editable = "markdown", None
     else:
         title = f"{r.agent or 'an agent'} asks a question"
         body = r.question or ""
@@ -152,6 +157,8 @@ def decision_for(
         return Decision(decision="approve", comment=comment, user=user)
     if verb == "reject":
         return Decision(decision="reject", comment=comment, user=user)
+    if verb in ("done", "retry", "abandon"):
+        return Decision(decision=verb, comment=comment, user=user)  # type: ignore[arg-type]
     if verb == "respond":
         if not text.strip():
             raise EditError("write an answer to the agent's question before sending it")

@@ -106,7 +106,7 @@ def test_killed_run_resumes_in_a_new_process_with_each_effect_once(durable_url, 
     # Each side effect happened exactly once, although the run was killed and resumed.
     assert _lines(crash_dir) == ["left", "right"]
     assert resumed["effects"] == [
-        ["t1", "call-left-record", "completed", 1],
-        ["t2", "call-right-record", "completed", 1],
+        ["t1", "r1:call-left-record", "completed", 1],
+        ["t2", "r1:call-right-record", "completed", 1],
     ]
     assert resumed["effects"] == reference["effects"]

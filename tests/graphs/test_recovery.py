@@ -487,7 +487,7 @@ def test_replaying_a_dead_letter_twice_repeats_no_effect(db_url, scripted, tenan
                 context=context,
             )
         after = rt.services.dead_letters.get(letter.id, tenant)
-        effect = rt.services.effects.get(EffectKey(tenant, thread, "t1", "call-send-1"))
+        effect = rt.services.effects.get(EffectKey(tenant, thread, "t1", "r1:call-send-1"))
         final = app.get_state(_config(thread)).values
     assert sent == ["ops"]  # exactly one effect, through the run, the replay and the refusal
     assert replayed["status"] == "completed" and replayed["answer"] == "report sent"

@@ -154,7 +154,7 @@ class EffectLedger:
         self,
         key: EffectKey,
         *,
-        action: Literal["rerun", "mark_done"],
+        action: Literal["rerun", "mark_done", "abandon"],
         result: Result | None = None,
         by: str,
     ) -> Effect:
@@ -163,14 +163,18 @@ class EffectLedger:
         Args:
             action: "rerun" when the effect did not happen: the next `begin` returns
                 `Started`. "mark_done" when it did: the next `begin` returns `Recorded`.
+                "abandon" when it is not to be run now: the row is marked failed (naming
+                who abandoned it); a later `begin` on the key starts it afresh.
             result: The result to record for "mark_done" (default: a note naming `by`).
             by: Who decided, kept in the row.
 
         Raises:
             EffectNotFound: no such call. EffectStateError: the call is not in doubt.
         """
-        if action not in ("rerun", "mark_done"):
-            raise ValueError(f"unknown in-doubt action {action!r}; use 'rerun' or 'mark_done'")
+        if action not in ("rerun", "mark_done", "abandon"):
+            raise ValueError(
+                f"unknown in-doubt action {action!r}; use 'rerun', 'mark_done' or 'abandon'"
+            )
         if action == "mark_done" and result is None:
             result = f"marked done by {by!r}; the tool's own result was not recorded"
         with self._db.transaction(lock=key.lock()) as cur:
@@ -178,12 +182,14 @@ class EffectLedger:
             if effect.status != "started":
                 raise EffectStateError(key, effect.status)
             now = self._clock()
-            status = "released" if action == "rerun" else "completed"
+            status = {"rerun": "released", "mark_done": "completed", "abandon": "failed"}[action]
             text = None if result is None else _result_json(result)
+            error = f"abandoned by {by!r}" if action == "abandon" else None
             cur.execute(
-                "UPDATE podium_tool_effects SET status = ?, result = ?, finished_at = ?, "
-                f"updated_at = ?, resolved_by = ?, resolution = ? {_WHERE_KEY}",
-                (status, text, now, now, by, action, *_key(key)),
+                "UPDATE podium_tool_effects SET status = ?, result = ?, error = ?, "
+                "finished_at = ?, updated_at = ?, resolved_by = ?, resolution = ? "
+                f"{_WHERE_KEY}",
+                (status, text, error, now, now, by, action, *_key(key)),
             )
             return _get(cur, key)
 

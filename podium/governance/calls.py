@@ -1,0 +1,78 @@
+"""A tool call as podium's decision sees it, and the messages it answers with.
+
+Shared by the tool-call decision (`tool_call`), the in-doubt gate (`in_doubt`), the
+governed tool and the guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import ToolMessage
+
+from podium.context import current_context
+
+if TYPE_CHECKING:
+    from podium.gates.request import GateRequest
+    from podium.governance.governor import Governor
+    from podium.governance.scope import Scope
+
+#: `response_metadata` marker of a ToolMessage that is podium's refusal, not the tool's.
+REFUSED = "podium_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One tool call: the tool's name, its arguments and a call id that is never empty
+    (a missing id is derived before the call reaches here)."""
+
+    name: str
+    args: dict[str, Any]
+    id: str
+    tool: Any = None
+
+
+def refusal(call: Call, text: str) -> ToolMessage:
+    """podium's refusal of a call, as the tool result the model sees."""
+    return ToolMessage(
+        content=text,
+        tool_call_id=call.id,
+        name=call.name,
+        status="error",
+        response_metadata={REFUSED: True},
+    )
+
+
+def message(call: Call, text: str) -> ToolMessage:
+    return ToolMessage(content=text, tool_call_id=call.id, name=call.name)
+
+
+def record_decision(gov: Governor, scope: Scope, gate: GateRequest, decision, **extra) -> None:
+    # The caller who resumed the run (the credential), never the payload's `user`.
+    who = current_context().user_id
+    gov.record(
+        scope,
+        "approval",
+        {
+            "gate_id": gate.gate_id,
+            "kind": gate.kind,
+            **extra,
+            "decision": decision.decision,
+            "comment": decision.comment,
+            "user": who,
+        },
+        actor=f"user:{who}",
+        hook="gate",
+    )
+
+
+def in_graph_step() -> bool:
+    """Whether the caller runs inside a LangGraph step (where `interrupt()` works)."""
+    from langgraph.config import get_config
+
+    try:
+        configurable = get_config().get("configurable") or {}
+    except RuntimeError:
+        return False
+    return "__pregel_scratchpad" in configurable

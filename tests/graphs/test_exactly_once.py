@@ -1,0 +1,195 @@
+"""Exactly-once with a model that makes up new call ids on every call, across a SIGKILL.
+
+The child runs one task whose model asks for `pay` (a side effect) and `wait` in one
+reply, with random call ids. In "block" mode `wait` hangs after `pay` ran; the parent
+kills the child with SIGKILL and resumes the thread in a new process. The task runs
+again from its start (`worker_durability="exit"`), and its recorded reply is replayed:
+the same call ids, so `pay` is not repeated, and the replayed call is not paid again.
+
+In "hang" mode `pay` itself hangs after its effect: the kill leaves it in doubt. The
+resumed run waits at an effect gate; `podium resume` exits 3 and says so, `podium
+approvals` lists it, and `podium effects resolve ... done` finishes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import podium
+
+SCRIPTS = Path(__file__).parent / "recovery_scripts"
+ROOT = Path(podium.__file__).resolve().parent.parent
+WAIT_LIMIT = 20.0
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SCRIPTS), str(ROOT)]),
+        "PODIUM_WORKFLOWS": "random_ids=random_ids_flow:build_from_env",
+        "RANDOM_IDS_WORKDIR": str(workdir),
+    }
+
+
+def _args(url: str, tenant: str, thread: str, workdir: Path, mode: str) -> list[str]:
+    return [
+        sys.executable,
+        str(SCRIPTS / "random_ids_flow.py"),
+        url,
+        tenant,
+        thread,
+        str(workdir),
+        mode,
+    ]
+
+
+def _run(url: str, tenant: str, thread: str, workdir: Path, mode: str) -> dict:
+    done = subprocess.run(
+        _args(url, tenant, thread, workdir, mode),
+        capture_output=True,
+        text=True,
+        env=_env(workdir),
+        cwd=workdir,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _payments(workdir: Path) -> list[str]:
+    path = workdir / "payments.txt"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def _hung(url: str, tenant: str, thread: str, workdir: Path, mode: str) -> bool:
+    """Whether the child hangs where the test wants it: in "block" mode after the payment
+    completed in the ledger (`pay` and `wait` run in parallel), in "hang" mode inside it."""
+    if not (workdir / "blocked").exists():
+        return False
+    if mode == "hang":
+        return True
+    with podium.open_runtime(url) as rt:
+        effects = rt.services.effects.list(tenant, thread_id=thread)
+    return [e.status for e in effects] == ["completed"]
+
+
+def _kill_when_hung(url: str, tenant: str, thread: str, workdir: Path, mode: str) -> None:
+    child = subprocess.Popen(
+        _args(url, tenant, thread, workdir, mode),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(workdir),
+        cwd=workdir,
+    )
+    try:
+        deadline = time.monotonic() + WAIT_LIMIT
+        while not _hung(url, tenant, thread, workdir, mode):
+            assert child.poll() is None, f"the child ended early: {child.communicate()[1]}"
+            assert time.monotonic() < deadline, "the child never reached its hang"
+            time.sleep(0.05)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.communicate(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert _payments(workdir) == ["paid 5"]
+
+
+def _podium(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "podium.cli", *args],
+        capture_output=True,
+        text=True,
+        env=_env(workdir),
+        cwd=workdir,
+        timeout=60,
+    )
+
+
+def test_a_killed_task_replays_its_recorded_reply_so_the_payment_runs_once(
+    durable_url, tenant, tmp_path
+):
+    reference_dir, crash_dir = tmp_path / "reference", tmp_path / "crash"
+    reference_dir.mkdir()
+    crash_dir.mkdir()
+    reference = _run(durable_url, tenant, f"{tenant}-ref", reference_dir, "reference")
+    assert (reference["status"], reference["answer"]) == ("completed", "paid")
+    assert reference["usage_calls"] == 2 and reference["model_calls"] == 2
+
+    thread = f"{tenant}-crash"
+    _kill_when_hung(durable_url, tenant, thread, crash_dir, "block")
+    resumed = _run(durable_url, tenant, thread, crash_dir, "resume")
+
+    assert (resumed["status"], resumed["answer"]) == ("completed", "paid")
+    assert _payments(crash_dir) == ["paid 5"], "the payment ran again after the crash"
+    assert resumed["effects"] == [["t1", "pay", "completed", 1]]
+    # The reply that asked for the payment was replayed, not asked for (or paid) again:
+    # the new process called the model once, for the final answer.
+    assert resumed["model_calls"] == 1
+    assert resumed["usage_calls"] == reference["usage_calls"] == 2
+    assert resumed["budget_spent"] == resumed["usage_tokens"]
+
+
+def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
+    durable_url, tenant, tmp_path
+):
+    thread = f"{tenant}-doubt"
+    _kill_when_hung(durable_url, tenant, thread, tmp_path, "hang")
+    (tmp_path / "blocked").unlink()
+
+    resumed = _podium(tmp_path, "resume", thread, "--db", durable_url, "--tenant", tenant)
+    assert resumed.returncode == 3, resumed.stderr
+    assert "waiting: gate g-" in resumed.stderr and "did pay" in resumed.stderr
+    assert _payments(tmp_path) == ["paid 5"]  # not run again while in doubt
+
+    listed = _podium(tmp_path, "approvals", "--db", durable_url, "--tenant", tenant)
+    assert listed.returncode == 0 and "effect" in listed.stdout and thread in listed.stdout
+    threads = _podium(tmp_path, "threads", "--db", durable_url, "--tenant", tenant)
+    assert "waiting" in threads.stdout
+    shown = _podium(tmp_path, "show", thread, "--db", durable_url, "--tenant", tenant)
+    assert "waiting (effect in doubt)" in shown.stdout
+
+    gate = next(
+        line.split("--gate ", 1)[1].split()[0]
+        for line in resumed.stderr.splitlines()
+        if "podium effects resolve" in line
+    )
+    done = _podium(
+        tmp_path,
+        "effects",
+        "resolve",
+        thread,
+        "done",
+        "--gate",
+        gate,
+        "--user",
+        "oncall",
+        "--db",
+        durable_url,
+        "--tenant",
+        tenant,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _payments(tmp_path) == ["paid 5"]
+
+    with podium.open_runtime(durable_url) as rt:
+        [effect] = rt.services.effects.list(tenant, thread_id=thread)
+        events = rt.services.audit.timeline(thread, tenant)
+        record = rt.services.approvals.get(gate, tenant)
+    assert (effect.status, effect.resolution, effect.resolved_by) == (
+        "completed",
+        "mark_done",
+        "oncall",
+    )
+    assert record is not None and record.status == "decided"
+    decided = [e.payload for e in events if e.kind == "approval"]
+    assert [(d["kind"], d["decision"], d["user"]) for d in decided] == [
+        ("effect", "done", "oncall")
+    ]
+    assert any(e.kind == "error" and e.payload.get("in_doubt") for e in events)
