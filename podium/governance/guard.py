@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from langgraph.prebuilt.tool_node import ToolInvocationError
 from podium import policies as P
 from podium.errors import PolicyViolation
 from podium.governance.scope import Scope
+from podium.state import Usage, add_usage, empty_usage
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor
@@ -73,6 +75,9 @@ class PolicyGuard(BaseCallbackHandler):
     def __init__(self, governor: Governor, scope: Scope) -> None:
         self.governor = governor
         self.scope = scope
+        #: Usage of the model calls accounted here, for the run state's `usage`.
+        self.usage: Usage = empty_usage()
+        self._lock = threading.Lock()
 
     def on_tool_start(
         self,
@@ -106,7 +111,9 @@ class PolicyGuard(BaseCallbackHandler):
             for generation in generations:
                 message = getattr(generation, "message", None)
                 if message is not None and getattr(message, "usage_metadata", None):
-                    self.governor.account(self.scope, message)
+                    usage = self.governor.account(self.scope, message)
+                    with self._lock:  # a graph may run model calls in parallel
+                        self.usage = add_usage(self.usage, usage)
 
 
 def _parse(text: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ START -> agent -> (tools -> agent)* -> END, at most `max_steps` model calls.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage
@@ -15,6 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolInvocationError
+from typing_extensions import TypedDict  # pydantic needs it for JSON schemas before 3.12
 
 from podium.errors import PolicyViolation, TaskFailed
 from podium.governance.binding import bound, tool_node_hooks

@@ -52,7 +52,7 @@ def make_task_node(
 
     def prepare(
         payload: WorkerInput, config: RunnableConfig
-    ) -> tuple[dict[str, Any], dict[str, Any], RunnableConfig]:
+    ) -> tuple[dict[str, Any], dict[str, Any], RunnableConfig, PolicyGuard | None]:
         now = time.time()
         task = lifecycle.transition(dict(payload["task"]), "running", at=now)
         task = {**task, "started_at": now, "attempts": task.get("attempts", 0) + 1}
@@ -77,12 +77,13 @@ def make_task_node(
                 "task_id": task["id"],
                 "messages": [SystemMessage(system), HumanMessage(text)],
             }
-        cfg = with_scope(config, scope)
+        cfg, guard = with_scope(config, scope), None
         if custom:
-            # A custom graph brings its own tools: the guard vets every call below it.
+            # A custom graph brings its own tools and models: the guard vets every tool call
+            # below it and accounts every model call that podium's governor did not make.
             guard = PolicyGuard(bound(config).governor, scope)
             cfg = merge_configs(cfg, {"callbacks": [guard]})
-        return task, inputs, cfg
+        return task, inputs, cfg, guard
 
     def timeout(cfg: RunnableConfig) -> float | None:
         if spec.timeout is not None or policies is None:
@@ -93,10 +94,12 @@ def make_task_node(
         assert scope is not None  # prepare() put it there
         return P.agent_settings(policies, call_scope(scope)).timeout
 
-    def completed(task: dict, output: Any, payload: WorkerInput, cfg) -> dict[str, Any]:
+    def completed(task: dict, output: Any, payload: WorkerInput, cfg, guard) -> dict[str, Any]:
         output = _checked(output, task)
         now = time.time()
         summary, usage = _read_output(output, spec.name)
+        if guard is not None:
+            usage = add_usage(usage, guard.usage)
         done = {
             **lifecycle.transition(task, "completed", at=now),
             "finished_at": now,
@@ -121,13 +124,13 @@ def make_task_node(
     # A finished task's events stay buffered until the next supervisor step writes the
     # whole wave at once; a gate or a failure is written at once.
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
-        task, inputs, cfg = prepare(payload, config)
+        task, inputs, cfg, guard = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
         try:
             output = call_with_timeout(
                 lambda: worker.invoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
-            return completed(task, output, payload, cfg)
+            return completed(task, output, payload, cfg, guard)
         except GraphBubbleUp:
             bound(config).services.flush()
             raise
@@ -137,14 +140,14 @@ def make_task_node(
             return update
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
-        task, inputs, cfg = prepare(payload, config)
+        task, inputs, cfg, guard = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
         services = bound(config).services
         try:
             output = await acall_with_timeout(
                 lambda: worker.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
-            return completed(task, output, payload, cfg)
+            return completed(task, output, payload, cfg, guard)
         except GraphBubbleUp:
             await services.run_sync(services.flush)
             raise
