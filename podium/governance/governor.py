@@ -36,6 +36,7 @@ from podium.governance.recovery import (
     retry_settings,
 )
 from podium.governance.scope import Scope, call_scope, scope_from
+from podium.governance.structured import Structured, bind_structured, unwrap, uses_native
 from podium.models import PRICES, cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
 from podium.stores.breakers.store import BreakerSettings
@@ -79,16 +80,19 @@ class Governor(BreakerGate, Recording):
         task_id: str | None,
         config: RunnableConfig | None = None,
         tools: Sequence[Any] = (),
-    ) -> AIMessage:
+        structured: Structured | None = None,
+    ) -> Any:
+        """One model call, governed. Returns the reply (an `AIMessage`), or with
+        `structured` on a model that supports it natively a `StructuredReply`."""
         s = self.services
         prepared, limits = self._prepare(model, agent, task_id, config)
         if limits:
             s.ratelimiter.acquire(
                 prepared.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep
             )
-        prepared = self._admit(prepared, messages, tools)
+        prepared = self._admit(prepared, messages, tools, structured)
 
-        def attempt() -> AIMessage:
+        def attempt() -> Any:
             self._breaker_check("model", prepared)
             return call_with_timeout(
                 lambda: _governed_invoke(prepared.model, messages, config),
@@ -117,18 +121,20 @@ class Governor(BreakerGate, Recording):
         task_id: str | None,
         config: RunnableConfig | None = None,
         tools: Sequence[Any] = (),
-    ) -> AIMessage:
+        structured: Structured | None = None,
+    ) -> Any:
+        """`call_model` for async runs."""
         s = self.services
         prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
         if s.budgets.runs_on_loop:
             # Budget holds and settlements go to the database from the loop (PostgreSQL).
-            prepared = await self._aadmit(prepared, messages, tools)
+            prepared = await self._aadmit(prepared, messages, tools, structured)
         else:
-            prepared = await s.run_sync(self._admit, prepared, messages, tools)
+            prepared = await s.run_sync(self._admit, prepared, messages, tools, structured)
 
-        async def attempt() -> AIMessage:
+        async def attempt() -> Any:
             if not self._healthy("model", prepared.label, prepared.scope):
                 await s.run_sync(self._breaker_check, "model", prepared)
             return await acall_with_timeout(
@@ -180,7 +186,7 @@ class Governor(BreakerGate, Recording):
         settings = P.agent_settings(policy, call).retry if scope.policies else None
         return ModelCall(scope, model, label, None, retry_settings(settings)), limits
 
-    def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+    def _admit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
         claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
@@ -189,9 +195,10 @@ class Governor(BreakerGate, Recording):
                 reservation = self.services.budgets.reserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
+        model = self._bind(prepared.model, tools, structured)
+        return replace(prepared, model=model, reservation=reservation)
 
-    async def _aadmit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+    async def _aadmit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
         """`_admit` with the budget hold made from the event loop."""
         claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
@@ -200,7 +207,8 @@ class Governor(BreakerGate, Recording):
                 reservation = await self.services.budgets.areserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
+        model = self._bind(prepared.model, tools, structured)
+        return replace(prepared, model=model, reservation=reservation)
 
     @contextmanager
     def _refusals_recorded(self, scope: Scope) -> Iterator[None]:
@@ -212,8 +220,16 @@ class Governor(BreakerGate, Recording):
                 self.record(scope, "budget", {"refused": str(exc)})
             raise
 
-    def _bind(self, model: Any, tools: Sequence[Any]) -> Any:
-        """The model with the agent's tools bound, cached (binding converts every schema)."""
+    def _bind(self, model: Any, tools: Sequence[Any], structured: Structured | None = None) -> Any:
+        """The model with the agent's tools bound, or asked for structured output natively;
+        cached (binding converts every schema)."""
+        if uses_native(model, structured):
+            assert structured is not None
+            key: tuple = (id(model), structured.schema, structured.mode)
+            bound = self._bound.get(key)
+            if bound is None:
+                bound = self._bound[key] = bind_structured(model, structured)
+            return bound
         if not tools:
             return model
         key = (id(model), tuple(id(t) for t in tools))
@@ -305,7 +321,7 @@ class Governor(BreakerGate, Recording):
             {"model": prepared.label, "error_type": type(exc).__name__, "error": str(exc)[:500]},
         )
 
-    def _after_model(self, prepared: ModelCall, reply: Any, messages) -> AIMessage:
+    def _after_model(self, prepared: ModelCall, reply: Any, messages) -> Any:
         reply, usage = self._finish_model(prepared, reply, messages)
         if prepared.reservation is not None:
             # Settled now, not with the step's batch: the next call must see the real spend
@@ -313,8 +329,9 @@ class Governor(BreakerGate, Recording):
             self.services.budgets.settle(prepared.reservation, _spend(usage))
         return reply
 
-    def _finish_model(self, prepared: ModelCall, reply: Any, messages) -> tuple[AIMessage, Any]:
+    def _finish_model(self, prepared: ModelCall, result: Any, messages) -> tuple[Any, Any]:
         """Check the reply, close the breaker's failure count and record the call."""
+        reply, structured = unwrap(result)
         if not isinstance(reply, AIMessage):
             raise TypeError(
                 f"the model of agent {prepared.scope.agent!r} returned "
@@ -322,7 +339,8 @@ class Governor(BreakerGate, Recording):
             )
         scope = prepared.scope
         self.breaker_success("model", prepared.label, scope)
-        return reply, self.account(scope, reply, label=prepared.label, messages=messages)
+        usage = self.account(scope, reply, label=prepared.label, messages=messages)
+        return (structured or reply), usage
 
     # -- tool path ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from langgraph.types import Durability
 
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
+from podium.governance.structured import MODES, StructuredMode
 from podium.graphs import names
 from podium.graphs.worker import build_worker
 from podium.models import DEMO, resolve_model
@@ -68,6 +69,7 @@ def build_workflow(
     approver_roles: Sequence[str] = (),
     approval_expires_in: float | None = None,
     worker_durability: Durability = "exit",
+    structured_output: StructuredMode = "auto",
 ) -> WorkflowGraph:
     """Build a workflow graph (uncompiled; compile it with `rt.compile(graph)`).
 
@@ -97,6 +99,11 @@ def build_workflow(
             or "sync": after every step, so a crash resumes mid-task, at about 2 extra
             checkpoints per model call. The workflow's own steps (supervisor, dispatch,
             results) are checkpointed as the run's `durability` says.
+        structured_output: How the supervisor asks for its plan and router choices.
+            "auto" (the default): the provider's native structured output (JSON schema or
+            tool calling) when the model implements it, else JSON in text with one repair
+            round. "text": always JSON in text. "native", "json_schema" or
+            "function_calling": always native (with that provider method, if named).
 
     Raises:
         ConfigurationError: for anything wrong with the agents, models or static plan.
@@ -107,6 +114,10 @@ def build_workflow(
         raise ConfigurationError(f"max_concurrency must be >= 1 or None, got {max_concurrency!r}")
     if max_turns < 1:
         raise ConfigurationError(f"max_turns must be >= 1, got {max_turns!r}")
+    if structured_output not in MODES:
+        raise ConfigurationError(
+            f"structured_output must be one of {', '.join(MODES)}; got {structured_output!r}"
+        )
     if worker_durability not in ("exit", "async", "sync"):
         raise ConfigurationError(
             f"worker_durability must be 'exit', 'async' or 'sync', got {worker_durability!r}"
@@ -148,6 +159,7 @@ def build_workflow(
         max_turns=max_turns,
         policies=policy,
         approve_plan=approve_plan,
+        structured_output=structured_output,
     )
     builder.policies = policy
     builder.add_node(names.SUPERVISOR, boss.node())
