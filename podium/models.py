@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from langchain_core.language_models import BaseChatModel
@@ -47,6 +48,21 @@ def resolve_model(model: str | BaseChatModel | None, default: str | BaseChatMode
             f"or a chat model object; got {model!r}"
         )
     return _from_string(model.strip())
+
+
+def resolve_models(
+    model: str | BaseChatModel | Sequence[str | BaseChatModel] | None,
+    default: str | BaseChatModel | Sequence[str | BaseChatModel] = DEMO,
+) -> list[BaseChatModel]:
+    """A model list (`[primary, secondary, ...]`) or a single model, as chat models."""
+    if model is None:
+        model = default
+    if isinstance(model, (str, BaseChatModel)):
+        return [resolve_model(model)]
+    models = [resolve_model(m) for m in model]
+    if not models:
+        raise ConfigurationError("an empty model list; name at least one model")
+    return models
 
 
 @lru_cache(maxsize=64)

@@ -44,6 +44,8 @@ class TaskRecord(TypedDict):
     error: NotRequired[str | None]
     started_at: NotRequired[float | None]
     finished_at: NotRequired[float | None]
+    #: Model switches ({"from", "to"}) when a fallback model answered for the agent.
+    model_fallbacks: NotRequired[list[dict[str, str]]]
 
 
 class TaskResult(TypedDict):

@@ -24,6 +24,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from podium import policies as P
 from podium.governance import tool_call as _governed_tool
 from podium.governance.breaker_gate import BreakerGate
+from podium.governance.fallback import ModelChain
 from podium.governance.guard import governed
 from podium.governance.records import Recording
 from podium.governance.recovery import (
@@ -81,11 +82,67 @@ class Governor(BreakerGate, Recording):
         config: RunnableConfig | None = None,
         tools: Sequence[Any] = (),
         structured: Structured | None = None,
+        fallbacks: Sequence[Any] = (),
     ) -> Any:
         """One model call, governed. Returns the reply (an `AIMessage`), or with
-        `structured` on a model that supports it natively a `StructuredReply`."""
+        `structured` on a model that supports it natively a `StructuredReply`.
+
+        When the model is down (its transient failures outlast the retries, or its breaker
+        is open) the next of `fallbacks` (or of the policy's model list) takes the call.
+        """
+        chain = ModelChain(self, model, fallbacks, agent, task_id, config)
+        for candidate in chain:
+            try:
+                reply = self._call_one(
+                    candidate.model, messages, agent=agent, task_id=task_id, config=config,
+                    tools=tools, structured=structured, route=candidate.route,
+                )  # fmt: skip
+            except Exception as exc:
+                chain.failed(candidate, exc)
+                continue
+            return chain.answered(candidate, reply)
+        raise AssertionError("unreachable: the chain re-raises its last failure")
+
+    async def acall_model(
+        self,
+        model: Runnable,
+        messages: Sequence[BaseMessage],
+        *,
+        agent: str,
+        task_id: str | None,
+        config: RunnableConfig | None = None,
+        tools: Sequence[Any] = (),
+        structured: Structured | None = None,
+        fallbacks: Sequence[Any] = (),
+    ) -> Any:
+        """`call_model` for async runs."""
+        chain = ModelChain(self, model, fallbacks, agent, task_id, config)
+        for candidate in chain:
+            try:
+                reply = await self._acall_one(
+                    candidate.model, messages, agent=agent, task_id=task_id, config=config,
+                    tools=tools, structured=structured, route=candidate.route,
+                )  # fmt: skip
+            except Exception as exc:
+                await self.services.run_sync(chain.failed, candidate, exc)
+                continue
+            return chain.answered(candidate, reply)
+        raise AssertionError("unreachable: the chain re-raises its last failure")
+
+    def _call_one(
+        self,
+        model: Runnable,
+        messages: Sequence[BaseMessage],
+        *,
+        agent: str,
+        task_id: str | None,
+        config: RunnableConfig | None,
+        tools: Sequence[Any],
+        structured: Structured | None,
+        route: bool,
+    ) -> Any:
         s = self.services
-        prepared, limits = self._prepare(model, agent, task_id, config)
+        prepared, limits = self._prepare(model, agent, task_id, config, route=route)
         if limits:
             s.ratelimiter.acquire(
                 prepared.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep
@@ -112,20 +169,20 @@ class Governor(BreakerGate, Recording):
             raise
         return self._after_model(prepared, reply, messages)
 
-    async def acall_model(
+    async def _acall_one(
         self,
         model: Runnable,
         messages: Sequence[BaseMessage],
         *,
         agent: str,
         task_id: str | None,
-        config: RunnableConfig | None = None,
-        tools: Sequence[Any] = (),
-        structured: Structured | None = None,
+        config: RunnableConfig | None,
+        tools: Sequence[Any],
+        structured: Structured | None,
+        route: bool,
     ) -> Any:
-        """`call_model` for async runs."""
         s = self.services
-        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
+        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
         if s.budgets.runs_on_loop:
@@ -173,14 +230,16 @@ class Governor(BreakerGate, Recording):
         await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 
-    def _prepare(self, model, agent, task_id, config) -> tuple[ModelCall, list]:
-        """Who calls, which model (after routing), and which rate limits apply."""
+    def _prepare(self, model, agent, task_id, config, route=True) -> tuple[ModelCall, list]:
+        """Who calls, which model (after routing), and which rate limits apply. A fallback
+        model is not routed: it is what the chain chose."""
         scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
         if scope.agent != agent:
             scope = scope.for_agent(agent, task_id)
         policy = scope.policies or EMPTY_POLICY
         call = call_scope(scope)
-        model = self._route(model, scope, policy, call)
+        if route:
+            model = self._route(model, scope, policy, call)
         label = model_label(model) if isinstance(model, BaseChatModel) else type(model).__name__
         limits = P.rate_limits_for(policy, call, model=label) if scope.policies else []
         settings = P.agent_settings(policy, call).retry if scope.policies else None

@@ -18,7 +18,7 @@ from podium.errors import ConfigurationError, PlanError
 from podium.governance.structured import MODES, StructuredMode
 from podium.graphs import names
 from podium.graphs.worker import build_worker
-from podium.models import DEMO, resolve_model
+from podium.models import DEMO, resolve_models
 from podium.nodes._node import untraced
 from podium.nodes.aggregate import after_aggregate, make_aggregate
 from podium.nodes.gate import make_gate_node
@@ -60,7 +60,7 @@ def build_workflow(
     *,
     name: str,
     supervisor: SupervisorMode = "planner",
-    model: str | BaseChatModel | None = None,
+    model: str | BaseChatModel | Sequence[str | BaseChatModel] | None = None,
     max_concurrency: int | None = None,
     max_turns: int = 50,
     policies: str | os.PathLike[str] | PolicySet | None = None,
@@ -79,7 +79,8 @@ def build_workflow(
         supervisor: "planner" (the model plans a task DAG once), "router" (the model
             picks the next agent every turn, or FINISH), or a static `Plan`.
         model: The supervisor's model and the default of agents without one: a model
-            string, a chat model, or None for the offline "demo" model.
+            string, a chat model, a list of those (each next one takes over when the one
+            before it is down), or None for the offline "demo" model.
         max_concurrency: Most tasks dispatched at once; None for no bound.
         max_turns: Most router turns in one round before the run stops as failed.
         policies: A policy file or directory (see `podium.load_policies`), a loaded
@@ -137,7 +138,7 @@ def build_workflow(
         raise ConfigurationError(
             f"supervisor must be 'planner', 'router' or a podium.Plan, got {supervisor!r}"
         )
-    default_model = resolve_model(model, DEMO)
+    default_model = resolve_models(model, DEMO)
     policy = _policies(policies, registry)
 
     builder = WorkflowGraph(
@@ -153,7 +154,8 @@ def build_workflow(
     boss = Supervisor(
         registry,
         supervisor,
-        default_model,
+        default_model[0],
+        fallbacks=default_model[1:],
         workflow=name,
         max_concurrency=max_concurrency,
         max_turns=max_turns,
@@ -222,11 +224,11 @@ def graph_tools(graph: Any) -> set[str] | None:
     return found or None
 
 
-def _worker(spec: AgentSpec, default_model: BaseChatModel) -> Any:
+def _worker(spec: AgentSpec, default_model: list[BaseChatModel]) -> Any:
 
     if spec.graph is None:
-        model = resolve_model(spec.model, default_model)
-        return build_worker(spec, model).compile(name=spec.name)
+        models = resolve_models(spec.model, default_model)
+        return build_worker(spec, models[0], fallbacks=models[1:]).compile(name=spec.name)
     graph = spec.graph
     if isinstance(graph, StateGraph):
         graph = graph.compile()

@@ -7,7 +7,7 @@ answer and receives the replies, so the sync and async nodes share every decisio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -74,7 +74,9 @@ class Supervisor:
         policies: Any = None,
         approve_plan: bool = False,
         structured_output: StructuredMode = "auto",
+        fallbacks: Sequence[BaseChatModel] = (),
     ) -> None:
+        self.fallbacks = list(fallbacks)
         self.structured_output = structured_output
         self.policies = policies
         self.approve_plan = approve_plan
@@ -103,6 +105,7 @@ class Supervisor:
                             task_id=None,
                             config=cfg,
                             structured=structured,
+                            fallbacks=self.fallbacks,
                         )
                     )
             except StopIteration as done:
@@ -126,6 +129,7 @@ class Supervisor:
                         task_id=None,
                         config=cfg,
                         structured=structured,
+                        fallbacks=self.fallbacks,
                     )
                     finished, value = await services.run_sync(_advance, step, reply)
                 return value

@@ -105,6 +105,9 @@ def make_task_node(
             "finished_at": now,
             "error": None,
         }
+        if output.get("model_fallbacks"):
+            # A fallback model answered: the task table says so (graceful degradation).
+            done["model_fallbacks"] = list(output["model_fallbacks"])
         result = TaskResult(
             task_id=task["id"], agent=spec.name, summary=summary, artifacts={}, usage=usage
         )

@@ -62,6 +62,13 @@ def route_model(
     return allow(f"no rule routes; keeping {current!r}", DEFAULT, model=current, routed=False)
 
 
+def model_fallbacks(policy: PolicySet, call: CallScope) -> tuple[str, ...]:
+    """The models that take over, in order, when the scope's model is down: the most
+    specific scope's `model.fallbacks` (`model: [primary, secondary, ...]`); empty if none."""
+    fallbacks, _rule = first(layers(policy, call), "model", "fallbacks")
+    return tuple(fallbacks or ())
+
+
 def price_table(policy: PolicySet) -> dict[str, tuple[float, float]]:
     """USD per 1M input and output tokens: podium's PRICES overridden by `prices`."""
     from podium.models import PRICES  # imported here: it pulls in the chat model stack
