@@ -38,7 +38,7 @@ from podium.governance.recovery import (
 )
 from podium.governance.scope import Scope, call_scope, scope_from
 from podium.governance.structured import Structured, bind_structured, unwrap, uses_native
-from podium.models import PRICES, cost_usd, model_label, resolve_model
+from podium.models import cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
 from podium.stores.breakers.store import BreakerSettings
 from podium.stores.budgets.store import Claim, Reservation
@@ -332,7 +332,7 @@ class Governor(BreakerGate, Recording):
         tokens = approx_tokens(message_text(messages)) + (
             getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
         )
-        prices = {**PRICES, **P.price_table(scope.policies)}
+        prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
         return [
             Claim(

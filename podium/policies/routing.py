@@ -13,6 +13,7 @@ When none answers, the call keeps its current model (rule "default").
 
 from __future__ import annotations
 
+from podium.governance.pricing import PRICES, ModelPrice, as_price
 from podium.policies.decision import DEFAULT, CallScope, Decision, allow, first, layers
 from podium.policies.schema import PolicySet
 
@@ -69,11 +70,9 @@ def model_fallbacks(policy: PolicySet, call: CallScope) -> tuple[str, ...]:
     return tuple(fallbacks or ())
 
 
-def price_table(policy: PolicySet) -> dict[str, tuple[float, float]]:
-    """USD per 1M input and output tokens: podium's PRICES overridden by `prices`."""
-    from podium.models import PRICES  # imported here: it pulls in the chat model stack
-
-    return {**PRICES, **{name: (price[0], price[1]) for name, price in policy.prices.items()}}
+def price_table(policy: PolicySet) -> dict[str, ModelPrice]:
+    """USD per 1M tokens per token kind: podium's PRICES overridden by `prices`."""
+    return {**PRICES, **{name: as_price(price) for name, price in policy.prices.items()}}
 
 
 def _use(model: str, current: str, why: str, rule: str) -> Decision:

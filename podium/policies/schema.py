@@ -306,7 +306,25 @@ class ModelPolicy(Model):
     timeout: PositiveFloat | None = None
 
 
-Price = tuple[NonNegativeFloat, NonNegativeFloat]
+class PriceSpec(Model):
+    """USD per 1M tokens per token kind; unset cache kinds cost as input, reasoning as
+    output."""
+
+    input: NonNegativeFloat
+    output: NonNegativeFloat
+    cached_input: NonNegativeFloat | None = None
+    cache_write: NonNegativeFloat | None = None
+    reasoning: NonNegativeFloat | None = None
+
+
+#: `[input, output]`, optionally with cached input, cache write and reasoning after them,
+#: or a mapping with those names.
+Price = (
+    tuple[NonNegativeFloat, NonNegativeFloat]
+    | tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat]
+    | tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat, NonNegativeFloat]
+    | PriceSpec
+)
 
 
 class PolicySet(Model):

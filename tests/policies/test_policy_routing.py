@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from podium.errors import PolicyError
+from podium.governance.pricing import ModelPrice
 from podium.models import PRICES
 from podium.policies import CallScope, model_fallbacks, price_table, route_model
 
@@ -91,10 +92,10 @@ def test_no_rule_keeps_the_current_model(policy):
 
 def test_price_table_overrides_defaults(policy):
     prices = price_table(policy(POLICY))
-    assert prices["gpt-4o-mini"] == (0.1, 0.4)
-    assert prices["my-local"] == (0.0, 0.0)
+    assert prices["gpt-4o-mini"] == ModelPrice(0.1, 0.4)
+    assert prices["my-local"] == ModelPrice(0.0, 0.0)
     assert prices["gpt-4o"] == PRICES["gpt-4o"]
-    assert PRICES["gpt-4o-mini"] == (0.15, 0.60)  # the shared table is untouched
+    assert PRICES["gpt-4o-mini"][:2] == (0.15, 0.60)  # the shared table is untouched
 
 
 FALLBACKS = """
@@ -124,3 +125,18 @@ def test_a_model_list_is_the_model_then_its_fallbacks(policy):
 def test_an_empty_model_list_is_refused(policy):
     with pytest.raises(PolicyError, match="at least one model"):
         policy("global:\n  model: []\n")
+
+
+def test_prices_are_set_per_token_kind(policy):
+    loaded = policy(
+        """
+        prices:
+          gpt-4o: {input: 2.0, output: 8.0, cached_input: 0.5}
+          local: [0.1, 0.2, 0.05]
+        """
+    )
+    prices = price_table(loaded)
+    assert prices["gpt-4o"] == ModelPrice(2.0, 8.0, 0.5)
+    assert prices["local"] == ModelPrice(0.1, 0.2, 0.05)
+    with pytest.raises(PolicyError, match="prices"):
+        policy("prices:\n  x: {input: 1, output: 2, cache: 3}\n")
