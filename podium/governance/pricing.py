@@ -30,7 +30,7 @@ class ModelPrice(NamedTuple):
 
 
 #: Public list prices per million tokens (input, output, cached input, cache write), as
-#: published by OpenAI, Anthropic and Google and taken on 2025-09-15. Providers change
+#: published by OpenAI, Anthropic and Google, taken in October 2025. Providers change
 #: them: override any entry in a policy's `prices` section.
 PRICES: dict[str, ModelPrice] = {
     "demo": ModelPrice(0.0, 0.0),
@@ -54,6 +54,7 @@ PRICES: dict[str, ModelPrice] = {
     "claude-sonnet-4-5": ModelPrice(3.00, 15.00, 0.30, 3.75),
     "claude-sonnet-4-0": ModelPrice(3.00, 15.00, 0.30, 3.75),
     "claude-sonnet-4": ModelPrice(3.00, 15.00, 0.30, 3.75),
+    "claude-haiku-4-5": ModelPrice(1.00, 5.00, 0.10, 1.25),
     "claude-3-7-sonnet": ModelPrice(3.00, 15.00, 0.30, 3.75),
     "claude-3-5-haiku": ModelPrice(0.80, 4.00, 0.08, 1.00),
     "claude-3-5-haiku-latest": ModelPrice(0.80, 4.00, 0.08, 1.00),
