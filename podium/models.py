@@ -8,13 +8,13 @@ from functools import lru_cache
 from langchain_core.language_models import BaseChatModel
 
 from podium.errors import ConfigurationError
-from podium.governance.pricing import PRICES as _PRICES
-from podium.governance.pricing import price_of
+from podium.pricing import PRICES as _PRICES
+from podium.pricing import price_of
 
 #: The offline, deterministic stand-in model. No network, no key.
 DEMO = "demo"
 
-#: USD per million tokens per token kind, by model (see `podium.governance.pricing`).
+#: USD per million tokens per token kind, by model (see `podium.pricing`).
 PRICES = _PRICES
 
 _PROVIDER_EXTRAS = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama"}
@@ -94,7 +94,7 @@ def cost_usd(
     model: str, input_tokens: int, output_tokens: int, prices: dict | None = None
 ) -> float:
     """Cost of `input_tokens` and `output_tokens` at the model's input and output prices
-    (0.0 for a model without a price); `podium.governance.pricing.cost_details` prices a
+    (0.0 for a model without a price); `podium.pricing.cost_details` prices a
     reply's cached and reasoning tokens too."""
     price = price_of(model, prices)
     if price is None:

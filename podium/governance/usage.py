@@ -7,8 +7,8 @@ from typing import Any
 from langchain_core.messages import AIMessage
 
 from podium import policies as P
-from podium.governance.pricing import cost_details
 from podium.governance.scope import Scope
+from podium.pricing import cost_details
 from podium.state import Usage
 
 

@@ -13,9 +13,9 @@ When none answers, the call keeps its current model (rule "default").
 
 from __future__ import annotations
 
-from podium.governance.pricing import PRICES, ModelPrice, as_price
 from podium.policies.decision import DEFAULT, CallScope, Decision, allow, first, layers
 from podium.policies.schema import PolicySet
+from podium.pricing import PRICES, ModelPrice, as_price
 
 
 def route_model(

@@ -291,7 +291,7 @@ def tracing_config(
 def generation_costs(response: Any, prices: Mapping[str, Any] | None) -> dict[str, float]:
     """`cost_details` of a model call's result (an `LLMResult`): its last message's usage
     priced per token kind; {} when the model has no price or reported no usage."""
-    from podium.governance.pricing import cost_details
+    from podium.pricing import cost_details
 
     try:
         message = response.generations[-1][-1].message

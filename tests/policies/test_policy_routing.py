@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from podium.errors import PolicyError
-from podium.governance.pricing import ModelPrice
 from podium.models import PRICES
 from podium.policies import CallScope, model_fallbacks, price_table, route_model
+from podium.pricing import ModelPrice
 
 POLICY = """
 global:

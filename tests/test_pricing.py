@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from podium.governance.pricing import ModelPrice, as_price, cost_details, price_of
 from podium.models import cost_usd
+from podium.pricing import ModelPrice, as_price, cost_details, price_of
 
 
 @pytest.mark.parametrize(
