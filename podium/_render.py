@@ -36,6 +36,9 @@ def task_rows(values: dict[str, Any]) -> list[list[Any]]:
         note = task.get("error") or ""
         if not note and task["status"] == "cancelled" and task.get("history"):
             note = task["history"][-1].get("reason", "")
+        if not note and task.get("model_fallbacks"):
+            switch = task["model_fallbacks"][-1]
+            note = f"model fallback: {switch['from']} -> {switch['to']}"
         rows.append(
             [
                 task["id"],

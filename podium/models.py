@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from langchain_core.language_models import BaseChatModel
 
 from podium.errors import ConfigurationError
+from podium.pricing import PRICES as _PRICES
+from podium.pricing import price_of
 
 #: The offline, deterministic stand-in model. No network, no key.
 DEMO = "demo"
 
-#: USD per million tokens (input, output). Used for cost accounting; override per call.
-PRICES: dict[str, tuple[float, float]] = {
-    "demo": (0.0, 0.0),
-    "scripted": (0.0, 0.0),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "claude-3-5-haiku-latest": (0.80, 4.00),
-    "claude-sonnet-4-0": (3.00, 15.00),
-}
+#: USD per million tokens per token kind, by model (see `podium.pricing`).
+PRICES = _PRICES
 
 _PROVIDER_EXTRAS = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama"}
 
@@ -47,6 +41,21 @@ def resolve_model(model: str | BaseChatModel | None, default: str | BaseChatMode
             f"or a chat model object; got {model!r}"
         )
     return _from_string(model.strip())
+
+
+def resolve_models(
+    model: str | BaseChatModel | Sequence[str | BaseChatModel] | None,
+    default: str | BaseChatModel | Sequence[str | BaseChatModel] = DEMO,
+) -> list[BaseChatModel]:
+    """A model list (`[primary, secondary, ...]`) or a single model, as chat models."""
+    if model is None:
+        model = default
+    if isinstance(model, (str, BaseChatModel)):
+        return [resolve_model(model)]
+    models = [resolve_model(m) for m in model]
+    if not models:
+        raise ConfigurationError("an empty model list; name at least one model")
+    return models
 
 
 @lru_cache(maxsize=64)
@@ -84,7 +93,10 @@ def model_label(model: BaseChatModel) -> str:
 def cost_usd(
     model: str, input_tokens: int, output_tokens: int, prices: dict | None = None
 ) -> float:
-    """Cost of one call from the price table (0.0 for a model without a price)."""
-    table = PRICES if prices is None else prices
-    price_in, price_out = table.get(model, (0.0, 0.0))
-    return round((input_tokens * price_in + output_tokens * price_out) / 1_000_000, 8)
+    """Cost of `input_tokens` and `output_tokens` at the model's input and output prices
+    (0.0 for a model without a price); `podium.pricing.cost_details` prices a
+    reply's cached and reasoning tokens too."""
+    price = price_of(model, prices)
+    if price is None:
+        return 0.0
+    return round((input_tokens * price.input + output_tokens * price.output) / 1_000_000, 8)

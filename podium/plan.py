@@ -50,6 +50,33 @@ class RouterChoice(BaseModel):
     instruction: str = Field(default="", description="What that agent must do next.")
 
 
+# What a provider's structured output is asked for. Every field is required and has no
+# default, as strict JSON schema modes (OpenAI's) demand; `Plan` and `RouterChoice` then
+# validate the content (agents, dependencies, cycles).
+
+
+class PlanTaskReply(BaseModel):
+    """One task of a plan, as a model writes it."""
+
+    id: str = Field(description="Short unique id, e.g. 't1'.")
+    agent: str = Field(description="Name of the agent that does the task.")
+    instruction: str = Field(description="What the agent must do.")
+    depends_on: list[str] = Field(description="Ids of the tasks this one needs first.")
+
+
+class PlanReply(BaseModel):
+    """A plan of tasks for the goal."""
+
+    tasks: list[PlanTaskReply] = Field(description="The tasks; independent ones run in parallel.")
+
+
+class ChoiceReply(BaseModel):
+    """The next agent to act, or FINISH."""
+
+    next: str = Field(description="Agent name, or FINISH when the goal is met.")
+    instruction: str = Field(description="What that agent must do next ('' for FINISH).")
+
+
 def validate_plan(plan: Plan, agents: Iterable[str]) -> Plan:
     """Check agents and dependencies exist, ids are unique and there is no cycle.
 
@@ -123,7 +150,13 @@ def extract_json(text: str) -> object:
 
 def parse_plan(text: str, agents: Iterable[str]) -> Plan:
     """Parse and validate a plan from a model reply."""
-    data = extract_json(text)
+    return plan_from(extract_json(text), agents)
+
+
+def plan_from(data: object, agents: Iterable[str]) -> Plan:
+    """Validate a plan from parsed model output (a dict, or a `PlanReply`)."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
@@ -133,7 +166,13 @@ def parse_plan(text: str, agents: Iterable[str]) -> Plan:
 
 def parse_choice(text: str, agents: Iterable[str]) -> RouterChoice:
     """Parse and validate a router choice from a model reply."""
-    data = extract_json(text)
+    return choice_from(extract_json(text), agents)
+
+
+def choice_from(data: object, agents: Iterable[str]) -> RouterChoice:
+    """Validate a router choice from parsed model output (a dict, or a `ChoiceReply`)."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
     try:
         choice = RouterChoice.model_validate(data)
     except ValidationError as exc:

@@ -25,7 +25,8 @@ class AgentSpec(BaseModel):
         capabilities: Short tags ("research", "math") that help the supervisor route.
         tools: LangChain tools (or plain functions, turned into tools) the agent may call.
         model: An `init_chat_model` string ("openai:gpt-4o-mini"), "demo", a chat model
-            object, or None for the workflow default.
+            object, a list of those (the first is used; each next one takes over when the
+            one before it is down), or None for the workflow default.
         fallback: Name of the agent that takes over when this one fails for good.
         max_steps: Most model calls the agent may make for one task.
         timeout: Seconds one task may take, or None for no limit.
@@ -44,11 +45,18 @@ class AgentSpec(BaseModel):
     description: str = ""
     capabilities: list[str] = Field(default_factory=list)
     tools: list[Any] = Field(default_factory=list)
-    model: str | BaseChatModel | None = None
+    model: str | BaseChatModel | list[str | BaseChatModel] | None = None
     fallback: str | None = None
     max_steps: int = Field(default=8, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     graph: Any | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _some_model(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty model list; name at least one model, or None")
+        return value
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -6,13 +6,19 @@ of those keys declares a reducer that merges instead of overwriting.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 
+# typing_extensions' TypedDict: pydantic builds the graph's JSON schemas from it, and before
+# Python 3.12 it refuses `typing.TypedDict` (LangGraph's clients then get no schema).
+from typing_extensions import TypedDict
+
 #: Put this key in a `tasks` update to replace the whole task table (a new round).
 RESET = "__reset__"
+#: The `name` of the AI message that carries a round's answer in `messages`.
+ANSWER_NAME = "podium"
 
 
 class Usage(TypedDict):
@@ -38,6 +44,8 @@ class TaskRecord(TypedDict):
     error: NotRequired[str | None]
     started_at: NotRequired[float | None]
     finished_at: NotRequired[float | None]
+    #: Model switches ({"from", "to"}) when a fallback model answered for the agent.
+    model_fallbacks: NotRequired[list[dict[str, str]]]
 
 
 class TaskResult(TypedDict):

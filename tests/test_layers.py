@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "podium.plan",
             "podium.tokens",
             "podium.models",
+            "podium.pricing",
             "podium._demo",
             "podium.state",
             "podium.registry",

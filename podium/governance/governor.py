@@ -27,6 +27,7 @@ from podium import policies as P
 from podium.governance import tool_call as _governed_tool
 from podium.governance.breaker_gate import BreakerGate
 from podium.governance.calls import Call
+from podium.governance.fallback import ModelChain
 from podium.governance.marks import governed
 from podium.governance.records import Recording
 from podium.governance.recovery import (
@@ -40,7 +41,8 @@ from podium.governance.recovery import (
 )
 from podium.governance.replay import with_call_ids
 from podium.governance.scope import Scope, call_scope, scope_from
-from podium.models import PRICES, cost_usd, model_label, resolve_model
+from podium.governance.structured import Structured, bind_structured, unwrap, uses_native
+from podium.models import cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
 from podium.stores.breakers.store import BreakerSettings
 from podium.stores.budgets.store import Claim, Reservation
@@ -83,19 +85,90 @@ class Governor(BreakerGate, Recording):
         task_id: str | None,
         config: RunnableConfig | None = None,
         tools: Sequence[Any] = (),
-    ) -> AIMessage:
-        s = self.services
+        structured: Structured | None = None,
+        fallbacks: Sequence[Any] = (),
+    ) -> Any:
+        """One model call, governed. Returns the reply (an `AIMessage`), or with
+        `structured` on a model that supports it natively a `StructuredReply`.
+
+        When the model is down (its transient failures outlast the retries, or its breaker
+        is open) the next of `fallbacks` (or of the policy's model list) takes the call.
+        """
         log, step = _replay_log(config, agent, messages)
         if log is not None and (recorded := log.recorded(step)) is not None:
+            # A reply an earlier run of this task already paid for: the same tool calls
+            # again, no second bill (whichever model of the chain gave it).
             return self._replayed(config, agent, task_id, recorded, messages, step)
-        prepared, limits = self._prepare(model, agent, task_id, config)
+        chain = ModelChain(self, model, fallbacks, agent, task_id, config)
+        for candidate in chain:
+            try:
+                reply = self._call_one(
+                    candidate.model, messages, agent=agent, task_id=task_id, config=config,
+                    tools=tools, structured=structured, route=candidate.route,
+                    log=log, step=step,
+                )  # fmt: skip
+            except Exception as exc:
+                chain.failed(candidate, exc)
+                continue
+            return chain.answered(candidate, reply)
+        raise AssertionError("unreachable: the chain re-raises its last failure")
+
+    async def acall_model(
+        self,
+        model: Runnable,
+        messages: Sequence[BaseMessage],
+        *,
+        agent: str,
+        task_id: str | None,
+        config: RunnableConfig | None = None,
+        tools: Sequence[Any] = (),
+        structured: Structured | None = None,
+        fallbacks: Sequence[Any] = (),
+    ) -> Any:
+        """`call_model` for async runs."""
+        s = self.services
+        log, step = _replay_log(config, agent, messages)
+        if log is not None:
+            recorded = log.recorded(step) if log.loaded else await s.run_sync(log.recorded, step)
+            if recorded is not None:
+                return self._replayed(config, agent, task_id, recorded, messages, step)
+        chain = ModelChain(self, model, fallbacks, agent, task_id, config)
+        for candidate in chain:
+            try:
+                reply = await self._acall_one(
+                    candidate.model, messages, agent=agent, task_id=task_id, config=config,
+                    tools=tools, structured=structured, route=candidate.route,
+                    log=log, step=step,
+                )  # fmt: skip
+            except Exception as exc:
+                await self.services.run_sync(chain.failed, candidate, exc)
+                continue
+            return chain.answered(candidate, reply)
+        raise AssertionError("unreachable: the chain re-raises its last failure")
+
+    def _call_one(
+        self,
+        model: Runnable,
+        messages: Sequence[BaseMessage],
+        *,
+        agent: str,
+        task_id: str | None,
+        config: RunnableConfig | None,
+        tools: Sequence[Any],
+        structured: Structured | None,
+        route: bool,
+        log: Any = None,
+        step: Any = None,
+    ) -> Any:
+        s = self.services
+        prepared, limits = self._prepare(model, agent, task_id, config, route=route)
         if limits:
             s.ratelimiter.acquire(
                 prepared.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep
             )
-        prepared = self._admit(prepared, messages, tools)
+        prepared = self._admit(prepared, messages, tools, structured)
 
-        def attempt() -> AIMessage:
+        def attempt() -> Any:
             self._breaker_check("model", prepared)
             return call_with_timeout(
                 lambda: _governed_invoke(prepared.model, messages, config),
@@ -115,32 +188,31 @@ class Governor(BreakerGate, Recording):
             raise
         return self._after_model(prepared, reply, messages, log, step)
 
-    async def acall_model(
+    async def _acall_one(
         self,
         model: Runnable,
         messages: Sequence[BaseMessage],
         *,
         agent: str,
         task_id: str | None,
-        config: RunnableConfig | None = None,
-        tools: Sequence[Any] = (),
-    ) -> AIMessage:
+        config: RunnableConfig | None,
+        tools: Sequence[Any],
+        structured: Structured | None,
+        route: bool,
+        log: Any = None,
+        step: Any = None,
+    ) -> Any:
         s = self.services
-        log, step = _replay_log(config, agent, messages)
-        if log is not None:
-            recorded = log.recorded(step) if log.loaded else await s.run_sync(log.recorded, step)
-            if recorded is not None:
-                return self._replayed(config, agent, task_id, recorded, messages, step)
-        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config)
+        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
         if s.budgets.runs_on_loop:
             # Budget holds and settlements go to the database from the loop (PostgreSQL).
-            prepared = await self._aadmit(prepared, messages, tools)
+            prepared = await self._aadmit(prepared, messages, tools, structured)
         else:
-            prepared = await s.run_sync(self._admit, prepared, messages, tools)
+            prepared = await s.run_sync(self._admit, prepared, messages, tools, structured)
 
-        async def attempt() -> AIMessage:
+        async def attempt() -> Any:
             if not self._healthy("model", prepared.label, prepared.scope):
                 await s.run_sync(self._breaker_check, "model", prepared)
             return await acall_with_timeout(
@@ -179,20 +251,22 @@ class Governor(BreakerGate, Recording):
         await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 
-    def _prepare(self, model, agent, task_id, config) -> tuple[ModelCall, list]:
-        """Who calls, which model (after routing), and which rate limits apply."""
+    def _prepare(self, model, agent, task_id, config, route=True) -> tuple[ModelCall, list]:
+        """Who calls, which model (after routing), and which rate limits apply. A fallback
+        model is not routed: it is what the chain chose."""
         scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
         if scope.agent != agent:
             scope = scope.for_agent(agent, task_id)
         policy = scope.policies or EMPTY_POLICY
         call = call_scope(scope)
-        model = self._route(model, scope, policy, call)
+        if route:
+            model = self._route(model, scope, policy, call)
         label = model_label(model) if isinstance(model, BaseChatModel) else type(model).__name__
         limits = P.rate_limits_for(policy, call, model=label) if scope.policies else []
         settings = P.agent_settings(policy, call).retry if scope.policies else None
         return ModelCall(scope, model, label, None, retry_settings(settings)), limits
 
-    def _admit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+    def _admit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
         claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
@@ -201,9 +275,10 @@ class Governor(BreakerGate, Recording):
                 reservation = self.services.budgets.reserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
+        model = self._bind(prepared.model, tools, structured)
+        return replace(prepared, model=model, reservation=reservation)
 
-    async def _aadmit(self, prepared: ModelCall, messages, tools) -> ModelCall:
+    async def _aadmit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
         """`_admit` with the budget hold made from the event loop."""
         claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
@@ -212,7 +287,8 @@ class Governor(BreakerGate, Recording):
                 reservation = await self.services.budgets.areserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
+        model = self._bind(prepared.model, tools, structured)
+        return replace(prepared, model=model, reservation=reservation)
 
     @contextmanager
     def _refusals_recorded(self, scope: Scope) -> Iterator[None]:
@@ -224,8 +300,16 @@ class Governor(BreakerGate, Recording):
                 self.record(scope, "budget", {"refused": str(exc)})
             raise
 
-    def _bind(self, model: Any, tools: Sequence[Any]) -> Any:
-        """The model with the agent's tools bound, cached (binding converts every schema)."""
+    def _bind(self, model: Any, tools: Sequence[Any], structured: Structured | None = None) -> Any:
+        """The model with the agent's tools bound, or asked for structured output natively;
+        cached (binding converts every schema)."""
+        if uses_native(model, structured):
+            assert structured is not None
+            key: tuple = (id(model), structured.schema, structured.mode)
+            bound = self._bound.get(key)
+            if bound is None:
+                bound = self._bound[key] = bind_structured(model, structured)
+            return bound
         if not tools:
             return model
         key = (id(model), tuple(id(t) for t in tools))
@@ -269,7 +353,7 @@ class Governor(BreakerGate, Recording):
         tokens = approx_tokens(message_text(messages)) + (
             getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
         )
-        prices = {**PRICES, **P.price_table(scope.policies)}
+        prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
         return [
             Claim(
@@ -317,9 +401,7 @@ class Governor(BreakerGate, Recording):
             {"model": prepared.label, "error_type": type(exc).__name__, "error": str(exc)[:500]},
         )
 
-    def _after_model(
-        self, prepared: ModelCall, reply: Any, messages, log=None, step=None
-    ) -> AIMessage:
+    def _after_model(self, prepared: ModelCall, reply: Any, messages, log=None, step=None) -> Any:
         reply, usage = self._finish_model(prepared, reply, messages, log, step)
         if prepared.reservation is not None:
             # Settled now, not with the step's batch: the next call must see the real spend
@@ -328,11 +410,12 @@ class Governor(BreakerGate, Recording):
         return reply
 
     def _finish_model(
-        self, prepared: ModelCall, reply: Any, messages, log=None, step=None
-    ) -> tuple[AIMessage, Any]:
+        self, prepared: ModelCall, result: Any, messages, log=None, step=None
+    ) -> tuple[Any, Any]:
         """Check the reply, close the breaker's failure count and record the call; a
         task's reply is recorded with its bill before it is returned (so before any of
         its tool calls runs)."""
+        reply, structured = unwrap(result)
         if not isinstance(reply, AIMessage):
             raise TypeError(
                 f"the model of agent {prepared.scope.agent!r} returned "
@@ -340,9 +423,10 @@ class Governor(BreakerGate, Recording):
             )
         scope = prepared.scope
         self.breaker_success("model", prepared.label, scope)
-        if log is None:
+        if log is None or structured is not None:
             reply = with_call_ids(reply)
-            return reply, self.account(scope, reply, label=prepared.label, messages=messages)
+            usage = self.account(scope, reply, label=prepared.label, messages=messages)
+            return (structured or reply), usage
         usage, entry = self.bill(scope, reply, label=prepared.label)
         reply = log.record(step, reply, [entry])
         self.audit_model_call(

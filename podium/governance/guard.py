@@ -28,6 +28,7 @@ from podium import policies as P
 from podium.errors import PolicyViolation
 from podium.governance.marks import GOVERNED_REPLY, is_governed
 from podium.governance.scope import Scope
+from podium.state import Usage, add_usage, empty_usage
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor
@@ -67,6 +68,8 @@ class PolicyGuard(BaseCallbackHandler):
         self.governor = governor
         self.scope = scope
         self._seen: dict[str, int] = {}
+        #: Usage of the model calls accounted here, for the run state's `usage`.
+        self.usage: Usage = empty_usage()
         self._lock = threading.Lock()
 
     def on_tool_start(
@@ -128,7 +131,9 @@ class PolicyGuard(BaseCallbackHandler):
             for generation in generations:
                 message = getattr(generation, "message", None)
                 if message is not None and getattr(message, "usage_metadata", None):
-                    self.governor.account(self.scope, message)
+                    usage = self.governor.account(self.scope, message)
+                    with self._lock:  # a graph may run model calls in parallel
+                        self.usage = add_usage(self.usage, usage)
 
 
 def _parse(text: str) -> dict[str, Any]:

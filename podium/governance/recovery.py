@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from podium.errors import CallTimeout, PodiumError
+from podium.governance.retry_after import retry_after
 
 T = TypeVar("T")
 ErrorClass = Literal["transient", "permanent", "budget"]
@@ -40,6 +41,10 @@ _TRANSIENT_NAMES = frozenset(
         "RemoteProtocolError",
         "OverloadedError",
         "NodeTimeoutError",
+        # langchain-core's provider-neutral errors, which provider packages now raise
+        "ModelRateLimitError",
+        "ModelConnectionError",
+        "ModelTimeoutError",
     }
 )
 
@@ -86,7 +91,9 @@ def classify(exc: BaseException) -> ErrorClass:
         return "permanent"
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return "transient"
-    if type(exc).__name__ in _TRANSIENT_NAMES:
+    # By name along the class hierarchy: providers wrap SDK errors in their own subclasses
+    # (langchain-openai's OpenAIConnectionError is an openai.APIConnectionError).
+    if any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__):
         return "transient"
     if isinstance(exc, OSError):
         return "transient"
@@ -115,7 +122,7 @@ def retry_call(
         except Exception as exc:
             if attempt == settings.attempts or classify(exc) != "transient":
                 raise
-            wait = settings.delay(attempt)
+            wait = max(settings.delay(attempt), retry_after(exc) or 0.0)
             if on_retry:
                 on_retry(attempt, exc, wait)
             sleep(wait)
@@ -136,7 +143,7 @@ async def aretry_call(
         except Exception as exc:
             if attempt == settings.attempts or classify(exc) != "transient":
                 raise
-            wait = settings.delay(attempt)
+            wait = max(settings.delay(attempt), retry_after(exc) or 0.0)
             if on_retry:
                 on_retry(attempt, exc, wait)
             await sleep(wait)

@@ -5,7 +5,9 @@ START -> agent -> (tools -> agent)* -> END, at most `max_steps` model calls.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+import operator
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage
@@ -15,9 +17,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolInvocationError
+from typing_extensions import TypedDict  # pydantic needs it for JSON schemas before 3.12
 
 from podium.errors import PolicyViolation, TaskFailed
 from podium.governance.binding import bound, tool_node_hooks
+from podium.governance.fallback import FALLBACK_KEY
 from podium.governance.scope import scope_from
 from podium.governance.usage import model_name_of, priced_usage
 from podium.graphs import names
@@ -32,6 +36,8 @@ class WorkerState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     steps: int
     usage: Annotated[dict[str, Usage], sum_usage]
+    #: Model switches of this task ({"from", "to"}), when a fallback model answered.
+    model_fallbacks: Annotated[list[dict[str, str]], operator.add]
 
 
 def recoverable_tool_error(exc: Exception) -> str:
@@ -43,8 +49,12 @@ def recoverable_tool_error(exc: Exception) -> str:
     raise exc
 
 
-def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
-    """The agent loop of `spec` (uncompiled)."""
+def build_worker(
+    spec: AgentSpec, model: BaseChatModel, fallbacks: Sequence[BaseChatModel] = ()
+) -> StateGraph:
+    """The agent loop of `spec` (uncompiled); `fallbacks` take over, in order, when
+    `model` is down."""
+    fallbacks = list(fallbacks)
     label = model_label(model)
     tools = list(spec.tools)
 
@@ -61,7 +71,11 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
 
     def _update(reply: AIMessage, steps: int, config: RunnableConfig) -> dict[str, Any]:
         usage = priced_usage(reply, model_name_of(reply, label), scope_from(config))
-        return {"messages": [reply], "steps": steps + 1, "usage": {spec.name: usage}}
+        update = {"messages": [reply], "steps": steps + 1, "usage": {spec.name: usage}}
+        switch = reply.response_metadata.get(FALLBACK_KEY)
+        if switch:
+            update["model_fallbacks"] = [switch]
+        return update
 
     def agent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
@@ -72,6 +86,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
             task_id=state.get("task_id"),
             config=config,
             tools=tools,
+            fallbacks=fallbacks,
         )
         return _update(reply, steps, config)
 
@@ -84,6 +99,7 @@ def build_worker(spec: AgentSpec, model: BaseChatModel) -> StateGraph:
             task_id=state.get("task_id"),
             config=config,
             tools=tools,
+            fallbacks=fallbacks,
         )
         return _update(reply, steps, config)
 

@@ -15,9 +15,10 @@ from langgraph.types import Durability
 
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
+from podium.governance.structured import MODES, StructuredMode
 from podium.graphs import names
 from podium.graphs.worker import build_worker
-from podium.models import DEMO, resolve_model
+from podium.models import DEMO, resolve_models
 from podium.nodes._node import untraced
 from podium.nodes.aggregate import after_aggregate, make_aggregate
 from podium.nodes.gate import make_gate_node
@@ -60,7 +61,7 @@ def build_workflow(
     *,
     name: str,
     supervisor: SupervisorMode = "planner",
-    model: str | BaseChatModel | None = None,
+    model: str | BaseChatModel | Sequence[str | BaseChatModel] | None = None,
     max_concurrency: int | None = None,
     max_turns: int = 50,
     policies: str | os.PathLike[str] | PolicySet | None = None,
@@ -69,6 +70,7 @@ def build_workflow(
     approver_roles: Sequence[str] = (),
     approval_expires_in: float | None = None,
     worker_durability: Durability = "exit",
+    structured_output: StructuredMode = "auto",
 ) -> WorkflowGraph:
     """Build a workflow graph (uncompiled; compile it with `rt.compile(graph)`).
 
@@ -78,7 +80,8 @@ def build_workflow(
         supervisor: "planner" (the model plans a task DAG once), "router" (the model
             picks the next agent every turn, or FINISH), or a static `Plan`.
         model: The supervisor's model and the default of agents without one: a model
-            string, a chat model, or None for the offline "demo" model.
+            string, a chat model, a list of those (each next one takes over when the one
+            before it is down), or None for the offline "demo" model.
         max_concurrency: Most tasks dispatched at once; None for no bound.
         max_turns: Most router turns in one round before the run stops as failed.
         policies: A policy file or directory (see `podium.load_policies`), a loaded
@@ -98,6 +101,11 @@ def build_workflow(
             or "sync": after every step, so a crash resumes mid-task, at about 2 extra
             checkpoints per model call. The workflow's own steps (supervisor, dispatch,
             results) are checkpointed as the run's `durability` says.
+        structured_output: How the supervisor asks for its plan and router choices.
+            "auto" (the default): the provider's native structured output (JSON schema or
+            tool calling) when the model implements it, else JSON in text with one repair
+            round. "text": always JSON in text. "native", "json_schema" or
+            "function_calling": always native (with that provider method, if named).
 
     Raises:
         ConfigurationError: for anything wrong with the agents, models or static plan.
@@ -108,6 +116,10 @@ def build_workflow(
         raise ConfigurationError(f"max_concurrency must be >= 1 or None, got {max_concurrency!r}")
     if max_turns < 1:
         raise ConfigurationError(f"max_turns must be >= 1, got {max_turns!r}")
+    if structured_output not in MODES:
+        raise ConfigurationError(
+            f"structured_output must be one of {', '.join(MODES)}; got {structured_output!r}"
+        )
     if worker_durability not in ("exit", "async", "sync"):
         raise ConfigurationError(
             f"worker_durability must be 'exit', 'async' or 'sync', got {worker_durability!r}"
@@ -127,7 +139,7 @@ def build_workflow(
         raise ConfigurationError(
             f"supervisor must be 'planner', 'router' or a podium.Plan, got {supervisor!r}"
         )
-    default_model = resolve_model(model, DEMO)
+    default_model = resolve_models(model, DEMO)
     policy = _policies(policies, registry)
 
     builder = WorkflowGraph(
@@ -143,12 +155,14 @@ def build_workflow(
     boss = Supervisor(
         registry,
         supervisor,
-        default_model,
+        default_model[0],
+        fallbacks=default_model[1:],
         workflow=name,
         max_concurrency=max_concurrency,
         max_turns=max_turns,
         policies=policy,
         approve_plan=approve_plan,
+        structured_output=structured_output,
     )
     builder.policies = policy
     builder.add_node(names.SUPERVISOR, boss.node())
@@ -211,13 +225,14 @@ def graph_tools(graph: Any) -> set[str] | None:
     return found or None
 
 
-def _worker(spec: AgentSpec, default_model: BaseChatModel) -> Any:
+def _worker(spec: AgentSpec, default_model: list[BaseChatModel]) -> Any:
 
     if spec.graph is None:
-        model = resolve_model(spec.model, default_model)
-        return build_worker(spec, model).compile(name=spec.name)
+        models = resolve_models(spec.model, default_model)
+        return build_worker(spec, models[0], fallbacks=models[1:]).compile(name=spec.name)
     if is_factory(spec.graph):
-        return WorkerFactory(spec, resolve_model(spec.model, default_model))
+        # The factory gets the governed model of the agent's first choice.
+        return WorkerFactory(spec, resolve_models(spec.model, default_model)[0])
     graph = spec.graph
     if isinstance(graph, StateGraph):
         graph = graph.compile()

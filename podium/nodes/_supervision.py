@@ -6,14 +6,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from podium.context import current_context
 from podium.governance.binding import bound
 from podium.governance.scope import scope_from
 from podium.nodes.record import record
-from podium.state import WorkflowState
+from podium.state import ANSWER_NAME, WorkflowState
 
 BLOCKING = frozenset({"failed", "cancelled", "dead_lettered"})
 
@@ -84,10 +84,18 @@ def _failed(update: dict[str, Any], error: str, **extra: Any) -> dict[str, Any]:
 
 
 def _intake(state: WorkflowState) -> tuple[str | None, list[BaseMessage]]:
-    """The goal of a new round, and the human message to add to the chat history."""
+    """The goal of a new round, and the human message to add to the chat history.
+
+    The goal is the latest human message the workflow has not answered yet, wherever it
+    sits: a parent graph may put its own messages after it (`create_supervisor`'s handoff
+    tool call and tool result). Without one, the `goal` key is the goal.
+    """
     messages = state.get("messages") or []
-    if messages and isinstance(messages[-1], HumanMessage):
-        return messages[-1].text, []
+    for message in reversed(messages):
+        if isinstance(message, AIMessage) and message.name == ANSWER_NAME:
+            break  # everything before podium's last answer was answered already
+        if isinstance(message, HumanMessage) and message.text.strip():
+            return message.text, []
     goal = state.get("goal")
     if goal:
         return goal, [HumanMessage(goal)]

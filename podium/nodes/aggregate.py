@@ -21,7 +21,7 @@ from podium.governance.binding import bound
 from podium.governance.scope import make_scope, with_scope
 from podium.nodes.gate import ANSWER_PENDING
 from podium.nodes.record import record, set_thread_status
-from podium.state import WorkflowState
+from podium.state import ANSWER_NAME, WorkflowState
 
 
 def make_aggregate(workflow: str, policies: Any = None, approve_answer: bool = False):
@@ -61,7 +61,7 @@ def make_aggregate(workflow: str, policies: Any = None, approve_answer: bool = F
                 "answer": answer,
                 "status": status,
                 "error": error,
-                "messages": [AIMessage(answer, name="podium")],
+                "messages": [AIMessage(answer, name=ANSWER_NAME)],
             }
         finally:
             bound(config).services.flush()

@@ -21,6 +21,7 @@ from podium.gates.request import Decision, GateKind, GateRequest
 from podium.governance.binding import bound
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
+from podium.state import ANSWER_NAME
 
 PLAN_PENDING = "awaiting_plan_approval"
 ANSWER_PENDING = "awaiting_answer_approval"
@@ -122,7 +123,7 @@ def _after_answer(state: dict[str, Any], decision: Decision) -> Command:
             update={
                 "status": "failed",
                 "error": reason,
-                "messages": [AIMessage(f"The answer was rejected: {reason}", name="podium")],
+                "messages": [AIMessage(f"The answer was rejected: {reason}", name=ANSWER_NAME)],
             },
             goto="__end__",
         )
@@ -131,7 +132,7 @@ def _after_answer(state: dict[str, Any], decision: Decision) -> Command:
         update={
             "status": state.get("pending_status") or "completed",
             "answer": answer,
-            "messages": [AIMessage(answer, name="podium")],
+            "messages": [AIMessage(answer, name=ANSWER_NAME)],
         },
         goto="__end__",
     )

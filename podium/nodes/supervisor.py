@@ -7,21 +7,29 @@ answer and receives the replies, so the sync and async nodes share every decisio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.runtime import get_runtime
 from langgraph.types import Send
+from pydantic import BaseModel
 
 from podium import lifecycle
 from podium import policies as P
 from podium.errors import PlanError
 from podium.governance.binding import bound
 from podium.governance.scope import make_scope, scope_from, with_scope
+from podium.governance.structured import Structured, StructuredMode, StructuredReply
 from podium.governance.usage import model_name_of, priced_usage
 from podium.models import model_label
 from podium.nodes import prompts
@@ -39,11 +47,13 @@ from podium.nodes._supervision import (
 )
 from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
-from podium.plan import Plan, parse_choice, parse_plan
+from podium.plan import ChoiceReply, Plan, PlanReply, choice_from, extract_json, plan_from
 from podium.registry import AgentRegistry
 from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage
 
-Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
+#: What the step asks a model: the messages, and the schema of the reply it parses.
+Ask = tuple[list[BaseMessage], Structured]
+Step = Generator[Ask, Any, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
 #: Tasks the route sends to workers: fresh ones, and ones reassigned to a fallback agent.
 DISPATCHED = frozenset({"initializing", "retrying"})
@@ -63,7 +73,11 @@ class Supervisor:
         max_turns: int,
         policies: Any = None,
         approve_plan: bool = False,
+        structured_output: StructuredMode = "auto",
+        fallbacks: Sequence[BaseChatModel] = (),
     ) -> None:
+        self.fallbacks = list(fallbacks)
+        self.structured_output = structured_output
         self.policies = policies
         self.approve_plan = approve_plan
         self.registry = registry
@@ -81,11 +95,17 @@ class Supervisor:
             cfg = self._scoped(state, config)
             governor, step = bound(config).governor, self.step(state, cfg)
             try:
-                request = next(step)
+                messages, structured = next(step)
                 while True:
-                    request = step.send(
+                    messages, structured = step.send(
                         governor.call_model(
-                            self.model, request, agent="supervisor", task_id=None, config=cfg
+                            self.model,
+                            messages,
+                            agent="supervisor",
+                            task_id=None,
+                            config=cfg,
+                            structured=structured,
+                            fallbacks=self.fallbacks,
                         )
                     )
             except StopIteration as done:
@@ -101,8 +121,15 @@ class Supervisor:
             try:
                 finished, value = await services.run_sync(_advance, step, None)
                 while not finished:
+                    messages, structured = value
                     reply = await governor.acall_model(
-                        self.model, value, agent="supervisor", task_id=None, config=cfg
+                        self.model,
+                        messages,
+                        agent="supervisor",
+                        task_id=None,
+                        config=cfg,
+                        structured=structured,
+                        fallbacks=self.fallbacks,
                     )
                     finished, value = await services.run_sync(_advance, step, reply)
                 return value
@@ -179,7 +206,7 @@ class Supervisor:
                     ),
                     HumanMessage(prompts.goal_message(goal, state.get("answer") or None)),
                 ]
-                outcome = yield from self._ask_twice(messages, parse_plan, usage, config)
+                outcome = yield from self._ask_twice(messages, PlanReply, plan_from, usage, config)
                 usage = outcome["usage"]
                 if "error" in outcome:
                     update["usage"] = {"supervisor": usage}
@@ -214,7 +241,7 @@ class Supervisor:
                 ),
                 HumanMessage(prompts.progress_message(goal, done)),
             ]
-            outcome = yield from self._ask_twice(messages, parse_choice, usage, config)
+            outcome = yield from self._ask_twice(messages, ChoiceReply, choice_from, usage, config)
             usage = outcome["usage"]
             update["turns"] = turns + 1
             if "error" in outcome:
@@ -268,22 +295,29 @@ class Supervisor:
     def _ask_twice(
         self,
         messages: list[BaseMessage],
-        parse: Callable[..., Any],
+        schema: type[BaseModel],
+        validate: Callable[[object, list[str]], Any],
         usage: Usage,
         config: RunnableConfig,
-    ) -> Generator[list[BaseMessage], AIMessage, dict[str, Any]]:
-        """Ask; on an invalid answer ask once more with the error; then give up."""
+    ) -> Generator[Ask, Any, dict[str, Any]]:
+        """Ask; on an invalid answer ask once more with the error; then give up.
+
+        The reply is structured output when the model supports it natively (a
+        `StructuredReply`), else text holding JSON; both are validated the same way.
+        """
         scope = scope_from(config)
+        request = Structured(schema, self.structured_output)
         error: PlanError | None = None
         for _attempt in range(2):
-            reply = yield messages
-            priced = priced_usage(reply, model_name_of(reply, self.label), scope)
+            reply = yield messages, request
+            raw = reply.raw if isinstance(reply, StructuredReply) else reply
+            priced = priced_usage(raw, model_name_of(raw, self.label), scope)
             usage = add_usage(usage, priced)
             try:
-                return {"value": parse(reply.text, self.registry.names), "usage": usage}
+                return {"value": validate(_reply_data(reply), self.registry.names), "usage": usage}
             except PlanError as exc:
                 error = exc
-                messages = [*messages, reply, HumanMessage(prompts.REPAIR.format(error=exc))]
+                messages = [*messages, *_repair(raw, exc)]
         return {"error": str(error), "usage": usage}
 
     def _dispatch(self, tasks: dict[str, dict]) -> dict[str, dict]:
@@ -314,7 +348,33 @@ class Supervisor:
         return changed
 
 
-def _advance(step: Step, reply: AIMessage | None) -> tuple[bool, Any]:
+def _reply_data(reply: Any) -> object:
+    """The JSON value a reply holds: parsed structured output, a structured tool call's
+    arguments, or the JSON object in its text.
+
+    Raises:
+        PlanError: no JSON value, or a structured reply the provider could not parse.
+    """
+    if isinstance(reply, StructuredReply):
+        if reply.parsed is not None:
+            return reply.parsed
+        if reply.raw.tool_calls:
+            return reply.raw.tool_calls[0]["args"]
+        if reply.error is not None and not reply.raw.text.strip():
+            raise PlanError(f"the structured reply could not be read: {reply.error}")
+        reply = reply.raw
+    return extract_json(reply.text)
+
+
+def _repair(raw: AIMessage, error: PlanError) -> list[BaseMessage]:
+    """The messages that hand an invalid answer back with the error. A tool call must be
+    answered by a tool message before anything else, as providers require."""
+    text = prompts.REPAIR.format(error=error)
+    answers = [ToolMessage(text, tool_call_id=call["id"]) for call in raw.tool_calls if call["id"]]
+    return [raw, *answers, HumanMessage(text)]
+
+
+def _advance(step: Step, reply: Any) -> tuple[bool, Any]:
     """Run the step to its next model request: (False, messages), or (True, update) when
     it is done. Returns instead of raising StopIteration, which cannot cross a thread."""
     try:

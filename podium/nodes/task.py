@@ -56,7 +56,7 @@ def make_task_node(
 
     def prepare(
         payload: WorkerInput, config: RunnableConfig
-    ) -> tuple[dict[str, Any], dict[str, Any], RunnableConfig]:
+    ) -> tuple[dict[str, Any], dict[str, Any], RunnableConfig, PolicyGuard | None]:
         now = time.time()
         task = lifecycle.transition(dict(payload["task"]), "running", at=now)
         task = {**task, "started_at": now, "attempts": task.get("attempts", 0) + 1}
@@ -83,15 +83,20 @@ def make_task_node(
             }
         if scope.thread_id is not None:
             # This run of the task replays the model replies an earlier run recorded.
-            key = TaskKey(scope.tenant_id, scope.thread_id, scope.round, task["id"], spec.name)
+            # A workflow nested in another graph runs each of its invocations under its own
+            # parent namespace (stable when the same step is re-run after a crash), so two
+            # invocations on one thread never share recorded replies.
+            thread = scope.thread_id + _parent_namespace(config)
+            key = TaskKey(scope.tenant_id, thread, scope.round, task["id"], spec.name)
             scope = replace(scope, replies=TaskReplies(bound(config).services.replies, key))
-        cfg = with_scope(config, scope)
+        cfg, guard = with_scope(config, scope), None
         if custom:
-            # Tools podium did not hand over (a compiled graph's own): the guard vets
-            # every call of them below this task.
+            # Tools podium did not hand over (a compiled graph's own): the guard vets every
+            # call of them below this task and accounts every model call that podium's
+            # governor did not make.
             guard = PolicyGuard(bound(config).governor, scope)
             cfg = merge_configs(cfg, {"callbacks": [guard]})
-        return task, inputs, cfg
+        return task, inputs, cfg, guard
 
     def timeout(cfg: RunnableConfig) -> float | None:
         if spec.timeout is not None or policies is None:
@@ -102,15 +107,20 @@ def make_task_node(
         assert scope is not None  # prepare() put it there
         return P.agent_settings(policies, call_scope(scope)).timeout
 
-    def completed(task: dict, output: Any, payload: WorkerInput, cfg) -> dict[str, Any]:
+    def completed(task: dict, output: Any, payload: WorkerInput, cfg, guard) -> dict[str, Any]:
         output = _checked(output, task)
         now = time.time()
         summary, usage = _read_output(output, spec.name)
+        if guard is not None:
+            usage = add_usage(usage, guard.usage)
         done = {
             **lifecycle.transition(task, "completed", at=now),
             "finished_at": now,
             "error": None,
         }
+        if output.get("model_fallbacks"):
+            # A fallback model answered: the task table says so (graceful degradation).
+            done["model_fallbacks"] = list(output["model_fallbacks"])
         result = TaskResult(
             task_id=task["id"], agent=spec.name, summary=summary, artifacts={}, usage=usage
         )
@@ -136,14 +146,14 @@ def make_task_node(
         return worker
 
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
-        task, inputs, cfg = prepare(payload, config)
+        task, inputs, cfg, guard = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
         try:
             graph = graph_of(cfg)
             output = call_with_timeout(
                 lambda: graph.invoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
-            return completed(task, output, payload, cfg)
+            return completed(task, output, payload, cfg, guard)
         except GraphBubbleUp:
             bound(config).services.flush()
             raise
@@ -153,7 +163,7 @@ def make_task_node(
             return update
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
-        task, inputs, cfg = prepare(payload, config)
+        task, inputs, cfg, guard = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
         services = bound(config).services
         try:
@@ -161,7 +171,7 @@ def make_task_node(
             output = await acall_with_timeout(
                 lambda: graph.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
-            return completed(task, output, payload, cfg)
+            return completed(task, output, payload, cfg, guard)
         except GraphBubbleUp:
             await services.run_sync(services.flush)
             raise
@@ -295,3 +305,14 @@ def _emit(event: str, task: dict[str, Any], **extra: Any) -> None:
             **extra,
         }
     )
+
+
+def _parent_namespace(config: RunnableConfig) -> str:
+    """`|<namespace>` of the graph that invoked this workflow, or "" at the top level.
+
+    The task node's own namespace (`agent:<task id>`) is its last segment; what comes
+    before it names the invocation of this workflow by an enclosing graph.
+    """
+    namespace = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
+    parent, _, _ = namespace.rpartition("|")
+    return f"|{parent}" if parent else ""

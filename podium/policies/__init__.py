@@ -15,7 +15,7 @@ from podium.policies.explain import explain
 from podium.policies.loader import load_policies
 from podium.policies.output import FilterResult, OutputFilters, filter_output, output_filters
 from podium.policies.ratelimit import BucketStep, RateLimit, rate_limits_for, take
-from podium.policies.routing import price_table, route_model
+from podium.policies.routing import model_fallbacks, price_table, route_model
 from podium.policies.schema import PolicySet, RetrySettings
 from podium.policies.settings import AgentSettings, ToolSettings, agent_settings, tool_settings
 
@@ -44,6 +44,7 @@ __all__ = [
     "explain",
     "filter_output",
     "load_policies",
+    "model_fallbacks",
     "output_filters",
     "price_table",
     "rate_limits_for",

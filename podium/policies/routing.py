@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from podium.policies.decision import DEFAULT, CallScope, Decision, allow, first, layers
 from podium.policies.schema import PolicySet
+from podium.pricing import PRICES, ModelPrice, as_price
 
 
 def route_model(
@@ -62,11 +63,16 @@ def route_model(
     return allow(f"no rule routes; keeping {current!r}", DEFAULT, model=current, routed=False)
 
 
-def price_table(policy: PolicySet) -> dict[str, tuple[float, float]]:
-    """USD per 1M input and output tokens: podium's PRICES overridden by `prices`."""
-    from podium.models import PRICES  # imported here: it pulls in the chat model stack
+def model_fallbacks(policy: PolicySet, call: CallScope) -> tuple[str, ...]:
+    """The models that take over, in order, when the scope's model is down: the most
+    specific scope's `model.fallbacks` (`model: [primary, secondary, ...]`); empty if none."""
+    fallbacks, _rule = first(layers(policy, call), "model", "fallbacks")
+    return tuple(fallbacks or ())
 
-    return {**PRICES, **{name: (price[0], price[1]) for name, price in policy.prices.items()}}
+
+def price_table(policy: PolicySet) -> dict[str, ModelPrice]:
+    """USD per 1M tokens per token kind: podium's PRICES overridden by `prices`."""
+    return {**PRICES, **{name: as_price(price) for name, price in policy.prices.items()}}
 
 
 def _use(model: str, current: str, why: str, rule: str) -> Decision:

@@ -186,12 +186,29 @@ class Route(Model):
     task_class: FrozenMap[str] = {}
 
 
+def _model_list(value: Any) -> Any:
+    """`model: <name>` is `{use: <name>}`; `model: [a, b, ...]` is `{use: a, fallbacks: [b,
+    ...]}`: the models in order, each taking over when the one before it is down."""
+    if isinstance(value, str):
+        return {"use": value}
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("a model list needs at least one model")
+        return {"use": value[0], "fallbacks": list(value[1:])}
+    return value
+
+
 class ModelChoice(Model):
-    """Which model a scope uses (`use`), per task class (`route`) and when money is short."""
+    """Which model a scope uses (`use`), the models that take over when it is down
+    (`fallbacks`, in order), per task class (`route`) and when money is short."""
 
     use: str | None = Field(None, min_length=1)
+    fallbacks: tuple[Annotated[str, Field(min_length=1)], ...] | None = None
     route: Route | None = None
     downgrade: Downgrade | None = None
+
+
+ModelSetting = Annotated[ModelChoice, BeforeValidator(_model_list)]
 
 
 class RetrySettings(Model):
@@ -229,7 +246,7 @@ class Block(Model):
     tools: ToolAccess | None = None
     output: OutputPolicy | None = None
     rate_limits: tuple[ScopeRateLimit, ...] | None = None
-    model: ModelChoice | None = None
+    model: ModelSetting | None = None
     data_scopes: Names | None = None
     timeout: PositiveFloat | None = None
     retry: RetrySettings | None = None
@@ -289,7 +306,25 @@ class ModelPolicy(Model):
     timeout: PositiveFloat | None = None
 
 
-Price = tuple[NonNegativeFloat, NonNegativeFloat]
+class PriceSpec(Model):
+    """USD per 1M tokens per token kind; unset cache kinds cost as input, reasoning as
+    output."""
+
+    input: NonNegativeFloat
+    output: NonNegativeFloat
+    cached_input: NonNegativeFloat | None = None
+    cache_write: NonNegativeFloat | None = None
+    reasoning: NonNegativeFloat | None = None
+
+
+#: `[input, output]`, optionally with cached input, cache write and reasoning after them,
+#: or a mapping with those names.
+Price = (
+    tuple[NonNegativeFloat, NonNegativeFloat]
+    | tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat]
+    | tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat, NonNegativeFloat]
+    | PriceSpec
+)
 
 
 class PolicySet(Model):

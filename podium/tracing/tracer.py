@@ -120,6 +120,8 @@ class Tracer:
         redact_pii: Replace e-mail addresses, phone numbers and card numbers in every
             exported span attribute before it leaves the process.
         flush_interval: Seconds between background exports (None: the SDK's default).
+        prices: The price table generations are priced with (`cost_details`), e.g. a
+            policy's `price_table`; None for podium's own.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class Tracer:
         *,
         redact_pii: bool = True,
         flush_interval: float | None = None,
+        prices: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             from langfuse import Langfuse
@@ -139,6 +142,7 @@ class Tracer:
             ) from exc
 
         self.settings = settings
+        self.prices = prices
         # An own provider: podium's spans never mix with the application's global one,
         # and shutdown() can stop its export thread.
         self._provider = TracerProvider()
@@ -284,6 +288,23 @@ def tracing_config(
     }
 
 
+def generation_costs(response: Any, prices: Mapping[str, Any] | None) -> dict[str, float]:
+    """`cost_details` of a model call's result (an `LLMResult`): its last message's usage
+    priced per token kind; {} when the model has no price or reported no usage."""
+    from podium.pricing import cost_details
+
+    try:
+        message = response.generations[-1][-1].message
+    except (AttributeError, IndexError):
+        return {}
+    usage = getattr(message, "usage_metadata", None)
+    meta = getattr(message, "response_metadata", None) or {}
+    model = meta.get("model_name") or meta.get("model")
+    if not usage or not model:
+        return {}
+    return cost_details(str(model), usage, prices)
+
+
 def _remember(table: OrderedDict, key: str, value: Any) -> None:
     table[key] = value
     table.move_to_end(key)
@@ -375,6 +396,16 @@ def _handler_class() -> type:
             super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
             if parent_run_id is None:
                 self._ended()
+
+        def on_llm_end(self, response, *, run_id, parent_run_id=None, **kwargs):
+            # Langfuse reads usage itself; the cost per token kind comes from podium's
+            # prices, so Langfuse's cost views show what podium charged (cached and
+            # reasoning tokens at their own rates).
+            generation = getattr(self, "_runs", {}).get(run_id)
+            costs = generation_costs(response, self._tracer.prices)
+            if generation is not None and costs:
+                generation.update(cost_details=costs)
+            super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
 
         def on_chain_error(self, error, *, run_id, parent_run_id=None, **kwargs):
             if isinstance(error, GraphInterrupt):

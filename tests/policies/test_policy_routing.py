@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from podium.errors import PolicyError
 from podium.models import PRICES
-from podium.policies import CallScope, price_table, route_model
+from podium.policies import CallScope, model_fallbacks, price_table, route_model
+from podium.pricing import ModelPrice
 
 POLICY = """
 global:
@@ -90,7 +92,51 @@ def test_no_rule_keeps_the_current_model(policy):
 
 def test_price_table_overrides_defaults(policy):
     prices = price_table(policy(POLICY))
-    assert prices["gpt-4o-mini"] == (0.1, 0.4)
-    assert prices["my-local"] == (0.0, 0.0)
+    assert prices["gpt-4o-mini"] == ModelPrice(0.1, 0.4)
+    assert prices["my-local"] == ModelPrice(0.0, 0.0)
     assert prices["gpt-4o"] == PRICES["gpt-4o"]
-    assert PRICES["gpt-4o-mini"] == (0.15, 0.60)  # the shared table is untouched
+    assert PRICES["gpt-4o-mini"][:2] == (0.15, 0.60)  # the shared table is untouched
+
+
+FALLBACKS = """
+global:
+  model: ["openai:gpt-4o", "anthropic:claude-sonnet-4-5"]
+tenants:
+  acme:
+    model: "openai:gpt-4.1"
+agents:
+  writer:
+    model: {use: "openai:gpt-4.1-mini", fallbacks: ["ollama:llama3.1"]}
+"""
+
+
+def test_a_model_list_is_the_model_then_its_fallbacks(policy):
+    loaded = policy(FALLBACKS)
+    assert route_model(loaded, CallScope(), current="demo").details["model"] == "openai:gpt-4o"
+    assert model_fallbacks(loaded, CallScope()) == ("anthropic:claude-sonnet-4-5",)
+    assert model_fallbacks(loaded, CallScope(agent="writer")) == ("ollama:llama3.1",)
+    # A plain string names the model; the fallbacks of a more general scope still apply.
+    assert route_model(loaded, CallScope("acme"), current="demo").details["model"] == (
+        "openai:gpt-4.1"
+    )
+    assert model_fallbacks(loaded, CallScope("acme")) == ("anthropic:claude-sonnet-4-5",)
+
+
+def test_an_empty_model_list_is_refused(policy):
+    with pytest.raises(PolicyError, match="at least one model"):
+        policy("global:\n  model: []\n")
+
+
+def test_prices_are_set_per_token_kind(policy):
+    loaded = policy(
+        """
+        prices:
+          gpt-4o: {input: 2.0, output: 8.0, cached_input: 0.5}
+          local: [0.1, 0.2, 0.05]
+        """
+    )
+    prices = price_table(loaded)
+    assert prices["gpt-4o"] == ModelPrice(2.0, 8.0, 0.5)
+    assert prices["local"] == ModelPrice(0.1, 0.2, 0.05)
+    with pytest.raises(PolicyError, match="prices"):
+        policy("prices:\n  x: {input: 1, output: 2, cache: 3}\n")

@@ -77,9 +77,23 @@ def _langgraph_cli() -> Path | None:
     return exe if exe.exists() else None
 
 
+#: A served workflow without policies (so without gates), for clients that cannot resume
+#: a gate themselves, e.g. a `RemoteGraph` node of a parent graph.
+OPEN_GRAPH = """
+from podium.graphs.research_brief import build_research_brief
+from podium.server._runtime import server_runtime
+
+open_brief = server_runtime().compile(
+    build_research_brief(policies=None), checkpointer=None, name="open_brief"
+)
+"""
+
+
 def _config(workdir: Path) -> Path:
     config = json.loads((REPO / "langgraph.json").read_text())
     config.pop("env", None)
+    (workdir / "open_graph.py").write_text(OPEN_GRAPH)
+    config["graphs"]["open_brief"] = {"path": "./open_graph.py:open_brief"}
     config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
     path = workdir / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))

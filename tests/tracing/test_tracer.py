@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import SpanProcessor
@@ -569,3 +570,45 @@ def test_the_cli_traces_a_demo_run_when_langfuse_is_configured(collector, tmp_pa
     assert any(name.startswith("task t4 (writer)") for name in names)
     assert len({span.trace_id for span in spans}) == 1  # the resume joined the run's trace
     assert any(score.get("name") == "podium_cost_usd" for score in collector.scores())
+
+
+def test_generations_carry_cost_details_priced_per_token_kind(collector, tracer, scripted):
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 300,
+        "total_tokens": 1300,
+        "input_token_details": {"cache_read": 400},
+        "output_token_details": {"reasoning": 100},
+    }
+    model = scripted(AIMessage("priced", usage_metadata=usage), name="clerk")
+    model.model_name = "gpt-4o-mini-2024-07-18"  # a dated name, priced as gpt-4o-mini
+    graph = podium.build_workflow(
+        [podium.AgentSpec(name="clerk", model=model)],
+        name="costs",
+        supervisor=podium.Plan.chain(("clerk", "answer")),
+    )
+    ids = _ids("cost-1", agents=["clerk"], workflow="costs")
+    with podium.open_runtime("memory://") as rt:
+        config = {"configurable": {"thread_id": "cost-1"}, **tracing_config(tracer, **ids)}
+        out = rt.compile(graph).invoke({"goal": "g"}, config)
+    tracer.flush()
+    [generation] = [s for s in collector.spans() if s.type == "generation"]
+    costs = json.loads(generation.attrs["langfuse.observation.cost_details"])
+    # gpt-4o-mini: 0.15 input, 0.075 cached input, 0.60 output (reasoning as output) per 1M
+    assert costs == pytest.approx(
+        {
+            "input": 600 * 0.15e-6,
+            "input_cache_read": 400 * 0.075e-6,
+            "output": 200 * 0.60e-6,
+            "output_reasoning": 100 * 0.60e-6,
+            "total": 600 * 0.15e-6 + 400 * 0.075e-6 + 300 * 0.60e-6,
+        }
+    )
+    assert out["usage"]["clerk"]["cost_usd"] == pytest.approx(costs["total"])
+    # The same token kinds as the usage Langfuse reads from the reply, so each is priced.
+    details = json.loads(generation.attrs["langfuse.observation.usage_details"])
+    assert {k: details[k] for k in ("input", "input_cache_read", "output_reasoning")} == {
+        "input": 600,
+        "input_cache_read": 400,
+        "output_reasoning": 100,
+    }

@@ -1,0 +1,206 @@
+"""podium on `langchain-openai` against a scripted OpenAI-compatible server (tests/fake_openai).
+
+The real client and the real wire protocol: structured plans and choices (JSON schema, tool
+calling, text), rate limits with Retry-After, an outage that hands the call to the fallback
+model, a request error that is not retried, and a stream cut mid-answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from langchain_openai import ChatOpenAI
+
+import podium
+from podium import AgentSpec, Plan
+from podium._render import task_table
+from tests.fake_openai import Cut, Fail, FakeOpenAI, Reply, Structured
+
+PLAN = {
+    "tasks": [
+        {"id": "t1", "agent": "researcher", "instruction": "Find facts.", "depends_on": []},
+        {"id": "t2", "agent": "writer", "instruction": "Write it up.", "depends_on": ["t1"]},
+    ]
+}
+AGENTS = (("researcher", "finds facts"), ("writer", "writes briefs"))
+
+
+@pytest.fixture
+def openai_server() -> Iterator:
+    """Start a fake server with the given scripts; each must be used up by teardown."""
+    made: list[FakeOpenAI] = []
+
+    def start(scripts, **kwargs) -> FakeOpenAI:
+        fake = FakeOpenAI(scripts, **kwargs).__enter__()
+        made.append(fake)
+        return fake
+
+    yield start
+    for fake in made:
+        fake.__exit__(None, None, None)
+    for fake in made:
+        fake.assert_consumed()
+
+
+def chat(fake: FakeOpenAI, model: str = "gpt-4o-mini", **kwargs) -> ChatOpenAI:
+    # The SDK's own retries are off: podium's governor retries, as the tests check.
+    return ChatOpenAI(model=model, base_url=fake.url, api_key="sk-test", max_retries=0, **kwargs)
+
+
+def _run(graph, thread: str = "t", **services) -> tuple[dict, list[float], list]:
+    waits: list[float] = []
+    with podium.open_runtime("memory://", sleep=waits.append, **services) as rt:
+        app = rt.compile(graph)
+        out = app.invoke({"goal": "heat pumps"}, {"configurable": {"thread_id": thread}})
+        events = rt.services.audit.events("default", thread_id=thread)
+    return out, waits, events
+
+
+@pytest.mark.parametrize(
+    ("mode", "expect"),
+    [("auto", "json_schema"), ("function_calling", "tool"), ("text", "text")],
+)
+def test_planner_workflow_completes(openai_server, mode, expect):
+    fake = openai_server(
+        {
+            "gpt-4o-mini": [
+                Structured(PLAN, expect),
+                Reply("Heat pumps doubled.", usage={"prompt": 50, "completion": 5}),
+                Reply("# Brief\nHeat pumps doubled.", usage={"prompt": 70, "completion": 9}),
+            ]
+        }
+    )
+    model = chat(fake)
+    agents = [AgentSpec(name=n, description=d) for n, d in AGENTS]
+    graph = podium.build_workflow(agents, name="briefs", model=model, structured_output=mode)
+    out, _, _ = _run(graph)
+    assert out["status"] == "completed", out.get("error")
+    assert out["answer"] == "# Brief\nHeat pumps doubled."
+    assert [t["agent"] for t in out["plan"]] == ["researcher", "writer"]
+    assert out["usage"]["writer"]["input_tokens"] == 70
+    [plan_request] = fake.requests["gpt-4o-mini"][:1]
+    assert ("response_format" in plan_request) == (expect == "json_schema")
+
+
+def test_router_workflow_completes_with_native_choices(openai_server):
+    fake = openai_server(
+        {
+            "gpt-4o": [
+                Structured({"next": "researcher", "instruction": "Find facts."}, "json_schema"),
+                Structured({"next": "FINISH", "instruction": ""}, "json_schema"),
+            ],
+            "gpt-4o-mini": [Reply("Heat pumps doubled.")],
+        }
+    )
+    agents = [AgentSpec(name="researcher", model=chat(fake))]
+    graph = podium.build_workflow(
+        agents, name="routed", supervisor="router", model=chat(fake, "gpt-4o")
+    )
+    out, _, _ = _run(graph)
+    assert out["status"] == "completed" and out["answer"] == "Heat pumps doubled."
+    assert out["usage"]["supervisor"]["calls"] == 2
+
+
+def test_an_invalid_native_plan_gets_one_repair_round_with_the_error(openai_server):
+    bad = {"tasks": [{"id": "t1", "agent": "nobody", "instruction": "x", "depends_on": []}]}
+    good = {"tasks": [{"id": "t1", "agent": "writer", "instruction": "x", "depends_on": []}]}
+    fake = openai_server(
+        {
+            "gpt-4o-mini": [
+                Structured(bad, "json_schema"),
+                Structured(good, "json_schema"),
+                Reply("done"),
+            ]
+        }
+    )
+    graph = podium.build_workflow([AgentSpec(name="writer")], name="fix", model=chat(fake))
+    out, _, _ = _run(graph)
+    assert out["status"] == "completed"
+    repair = fake.requests["gpt-4o-mini"][1]["messages"][-1]["content"]
+    assert "unknown agent 'nobody'" in repair
+
+
+def test_a_429_is_retried_after_the_providers_retry_after(openai_server):
+    fake = openai_server(
+        {"gpt-4o-mini": [Fail(429, "slow down", {"retry-after": "7"}), Reply("fine")]}
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=chat(fake))],
+        name="limited",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    out, waits, events = _run(graph)
+    assert out["status"] == "completed" and out["answer"] == "fine"
+    assert waits == [7.0]
+    [retry] = [e for e in events if e.kind == "error" and "retrying" in e.payload]
+    assert retry.payload["error_type"].endswith("RateLimitError")
+
+
+def test_an_outage_hands_the_agent_to_its_fallback_model(openai_server):
+    down = [Fail(503, "overloaded")] * 3  # the first try and the policy's two retries
+    fake = openai_server({"gpt-4o-mini": down, "gpt-4o": [Reply("from the backup model")]})
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=[chat(fake), chat(fake, "gpt-4o")])],
+        name="degraded",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    out, waits, events = _run(graph)
+    assert out["status"] == "completed" and out["answer"] == "from the backup model"
+    assert len(waits) == 2
+    [switch] = [e for e in events if e.kind == "escalation"]
+    assert (switch.payload["from"], switch.payload["to"]) == ("gpt-4o-mini", "gpt-4o")
+    assert "overloaded" in switch.payload["error"]
+    assert out["tasks"]["t1"]["model_fallbacks"] == [{"from": "gpt-4o-mini", "to": "gpt-4o"}]
+    assert "model fallback: gpt-4o-mini -> gpt-4o" in task_table(out)
+
+
+def test_a_policy_model_list_names_the_fallback(openai_server, tmp_path, monkeypatch):
+    fake = openai_server(
+        {"gpt-4o-mini": [Fail(503)], "gpt-4o": [Reply("backup")]},
+    )
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "agents:\n  writer:\n    model: [gpt-4o-mini, 'openai:gpt-4o']\n    retry: {attempts: 1}\n"
+    )
+    # The policy names models by string: they are made from the environment.
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=chat(fake))],
+        name="policied",
+        supervisor=Plan.chain(("writer", "Write.")),
+        policies=policy,
+    )
+    out, _, events = _run(graph)
+    assert out["answer"] == "backup"
+    assert [e.payload["to"] for e in events if e.kind == "escalation"] == ["gpt-4o"]
+
+
+def test_a_400_is_not_retried(openai_server):
+    fake = openai_server({"gpt-4o-mini": [Fail(400, "messages: invalid role")]})
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=[chat(fake), chat(fake, "gpt-4o")])],
+        name="rejected",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    out, waits, events = _run(graph)
+    assert out["status"] == "failed" and waits == []
+    assert "Error code: 400" in out["tasks"]["t1"]["error"]
+    assert "invalid role" in out["tasks"]["t1"]["error"]
+    assert not [e for e in events if e.kind == "escalation"]
+
+
+def test_a_stream_cut_mid_answer_is_retried_whole(openai_server):
+    fake = openai_server(
+        {"gpt-4o-mini": [Cut("The answer is"), Reply("The answer is 42 .")]},
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=chat(fake, streaming=True))],
+        name="cut",
+        supervisor=Plan.chain(("writer", "Answer.")),
+    )
+    out, waits, _ = _run(graph)
+    assert out["status"] == "completed" and out["answer"] == "The answer is 42 ."
+    assert len(waits) == 1
+    assert all(r["stream"] for r in fake.requests["gpt-4o-mini"])
