@@ -6,6 +6,7 @@ answer and receives the replies, so the sync and async nodes share every decisio
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -19,7 +20,7 @@ from langgraph.types import Send
 
 from podium import lifecycle
 from podium import policies as P
-from podium.errors import PlanError
+from podium.errors import PlanError, RunError
 from podium.governance.binding import bound
 from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.governance.usage import model_name_of, priced_usage
@@ -39,7 +40,7 @@ from podium.nodes._supervision import (
 )
 from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
-from podium.plan import Plan, parse_choice, parse_plan
+from podium.plan import DEFAULT_MAX_TASKS, Plan, parse_choice, parse_plan
 from podium.registry import AgentRegistry
 from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage
 
@@ -47,6 +48,10 @@ Step = Generator[list[BaseMessage], AIMessage, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
 #: Tasks the route sends to workers: fresh ones, and ones reassigned to a fallback agent.
 DISPATCHED = frozenset({"initializing", "retrying"})
+#: Longest goal a workflow takes unless told otherwise (characters).
+DEFAULT_MAX_GOAL_CHARS = 100_000
+#: Characters of a refused goal kept in the state (the input checkpoint has it whole).
+GOAL_SHOWN = 1_000
 
 
 class Supervisor:
@@ -63,7 +68,11 @@ class Supervisor:
         max_turns: int,
         policies: Any = None,
         approve_plan: bool = False,
+        max_goal_chars: int = DEFAULT_MAX_GOAL_CHARS,
+        max_tasks: int = DEFAULT_MAX_TASKS,
     ) -> None:
+        self.max_goal_chars = max_goal_chars
+        self.max_tasks = max_tasks
         self.policies = policies
         self.approve_plan = approve_plan
         self.registry = registry
@@ -83,11 +92,14 @@ class Supervisor:
             try:
                 request = next(step)
                 while True:
-                    request = step.send(
-                        governor.call_model(
+                    try:
+                        reply: Any = governor.call_model(
                             self.model, request, agent="supervisor", task_id=None, config=cfg
                         )
-                    )
+                    except RunError as refused:  # a budget or policy refusal fails the run
+                        request = step.throw(refused)
+                        continue
+                    request = step.send(reply)
             except StopIteration as done:
                 return done.value
             finally:
@@ -101,9 +113,12 @@ class Supervisor:
             try:
                 finished, value = await services.run_sync(_advance, step, None)
                 while not finished:
-                    reply = await governor.acall_model(
-                        self.model, value, agent="supervisor", task_id=None, config=cfg
-                    )
+                    try:
+                        reply: Any = await governor.acall_model(
+                            self.model, value, agent="supervisor", task_id=None, config=cfg
+                        )
+                    except RunError as refused:
+                        reply = refused
                     finished, value = await services.run_sync(_advance, step, reply)
                 return value
             finally:
@@ -156,6 +171,20 @@ class Supervisor:
             goal, intake = _intake(state)
             if goal is None:
                 return _failed(update, "no goal: invoke with {'goal': '...'} or a human message")
+            problem = state.get("input_problem") or self._goal_problem(goal)
+            if problem:
+                # Refused before any model call: nothing of the goal reaches a model.
+                _index_thread(config, self.workflow, goal, "running")
+                update.update(
+                    goal=goal[:GOAL_SHOWN],
+                    round=state.get("round", 0) + 1,
+                    input_problem=None,
+                    answer="",
+                    tasks={RESET: True},
+                    results={RESET: True},
+                    plan=[],
+                )
+                return _failed(update, f"the input was refused: {problem}")
             update.update(
                 goal=goal,
                 round=state.get("round", 0) + 1,
@@ -179,7 +208,8 @@ class Supervisor:
                     ),
                     HumanMessage(prompts.goal_message(goal, state.get("answer") or None)),
                 ]
-                outcome = yield from self._ask_twice(messages, parse_plan, usage, config)
+                parse = functools.partial(parse_plan, max_tasks=self.max_tasks)
+                outcome = yield from self._ask_twice(messages, parse, usage, config)
                 usage = outcome["usage"]
                 if "error" in outcome:
                     update["usage"] = {"supervisor": usage}
@@ -255,6 +285,15 @@ class Supervisor:
         update["tasks"] = {RESET: True, **tasks, **changed} if new_round else changed
         return update
 
+    def _goal_problem(self, goal: str) -> str | None:
+        if len(goal) <= self.max_goal_chars:
+            return None
+        return (
+            f"the goal is {len(goal):,} characters long; workflow {self.workflow!r} takes at "
+            f"most {self.max_goal_chars:,} (raise it with build_workflow(max_goal_chars=...) "
+            f"or the policy's workflows.{self.workflow}.max_goal_chars)"
+        )
+
     def _needs_plan_approval(self, config: RunnableConfig) -> bool:
         if self.approve_plan:
             return True
@@ -276,7 +315,10 @@ class Supervisor:
         scope = scope_from(config)
         error: PlanError | None = None
         for _attempt in range(2):
-            reply = yield messages
+            try:
+                reply = yield messages
+            except RunError as refused:
+                return {"error": f"its model call was refused: {refused}", "usage": usage}
             priced = priced_usage(reply, model_name_of(reply, self.label), scope)
             usage = add_usage(usage, priced)
             try:
@@ -314,10 +356,13 @@ class Supervisor:
         return changed
 
 
-def _advance(step: Step, reply: AIMessage | None) -> tuple[bool, Any]:
+def _advance(step: Step, reply: AIMessage | RunError | None) -> tuple[bool, Any]:
     """Run the step to its next model request: (False, messages), or (True, update) when
-    it is done. Returns instead of raising StopIteration, which cannot cross a thread."""
+    it is done. Returns instead of raising StopIteration, which cannot cross a thread.
+    A refusal (`RunError`) is thrown into the step, which fails the run with it."""
     try:
+        if isinstance(reply, RunError):
+            return False, step.throw(reply)
         return False, (next(step) if reply is None else step.send(reply))
     except StopIteration as done:
         return True, done.value

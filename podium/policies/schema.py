@@ -242,11 +242,14 @@ class AgentBlock(Block):
 
 
 class WorkflowBlock(Block):
-    """Settings of one workflow, including its plan and answer gates."""
+    """Settings of one workflow, including its plan and answer gates and its input limits
+    (`max_goal_chars`, `max_tasks`: read when the workflow is built)."""
 
     budgets: WorkflowBudgets | None = None
     approve_plan: ApprovalSetting | None = None
     approve_answer: ApprovalSetting | None = None
+    max_goal_chars: PositiveInt | None = Field(None, le=10_000_000)
+    max_tasks: PositiveInt | None = Field(None, le=10_000)
 
 
 class ScopeBlock(WorkflowBlock):
