@@ -32,6 +32,7 @@ from podium.nodes.prompts import WORKER_SYSTEM, task_message
 from podium.nodes.record import record, record_transitions
 from podium.registry import AgentRegistry, AgentSpec
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
+from podium.storage.faults import is_database_fault
 
 #: Most agents one task may be handed to: its own plus this many fallbacks.
 MAX_FALLBACKS = 3
@@ -132,6 +133,10 @@ def make_task_node(
             bound(config).services.flush()
             raise
         except Exception as exc:
+            if is_database_fault(exc):
+                # The database failed, not the task: stop the run (its effects are
+                # recorded; a resume re-runs the task) instead of dead-lettering it.
+                raise
             update = failed(task, exc, payload, cfg)
             bound(config).services.flush()
             return update
@@ -149,6 +154,8 @@ def make_task_node(
             await services.run_sync(services.flush)
             raise
         except Exception as exc:
+            if is_database_fault(exc):
+                raise  # as in `run`
             update = await services.run_sync(failed, task, exc, payload, cfg)
             await services.run_sync(services.flush)
             return update
