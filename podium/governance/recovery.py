@@ -1,8 +1,10 @@
 """Error classes, retry with exponential backoff and jitter, and timeouts.
 
 Classification (documented in the README):
-- transient: timeouts, connection errors, HTTP 429 and 5xx from providers, rate limits,
-  open circuit breakers. Retried with backoff, then the agent's fallback.
+- transient: timeouts, connection errors, HTTP 408, 409, 429 and 5xx from providers,
+  rate limits, open circuit breakers. Retried with backoff, then the agent's fallback. A
+  provider's `retry-after-ms` or `Retry-After` header (seconds or an HTTP date) sets the
+  least wait before the next try, up to the retry's `max_delay`.
 - budget: a budget is exhausted. Never retried; the task stops with a checkpoint.
 - permanent: everything else (validation, policy refusals, HTTP 4xx, bugs). Not retried;
   the fallback agent gets the task.
@@ -16,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import email.utils
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -81,7 +85,7 @@ def classify(exc: BaseException) -> ErrorClass:
         return "budget"
     status = _status_code(exc)
     if status is not None:
-        return "transient" if status == 429 or status >= 500 else "permanent"
+        return "transient" if status in _RETRIED_4XX or status >= 500 else "permanent"
     if isinstance(exc, PodiumError):
         return "permanent"
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
@@ -101,6 +105,40 @@ def _status_code(exc: BaseException) -> int | None:
     return None
 
 
+#: Client errors worth another try: request timeout, conflict, too many requests.
+_RETRIED_4XX = frozenset({408, 409, 429})
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked to wait (`retry-after-ms`, else `Retry-After` in seconds
+    or as an HTTP date), from the response an SDK error carries; None when it says nothing."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return None
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None:
+            return max(0.0, float(millis) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None  # a malformed header: back off as usual
+
+
+def _wait(settings: RetrySettings, attempt: int, exc: BaseException) -> float:
+    wait = settings.delay(attempt)
+    asked = retry_after(exc)
+    if asked is not None:
+        wait = max(wait, min(asked, settings.max_delay))
+    return wait
+
+
 def retry_call(
     fn: Callable[[], T],
     settings: RetrySettings,
@@ -115,7 +153,7 @@ def retry_call(
         except Exception as exc:
             if attempt == settings.attempts or classify(exc) != "transient":
                 raise
-            wait = settings.delay(attempt)
+            wait = _wait(settings, attempt, exc)
             if on_retry:
                 on_retry(attempt, exc, wait)
             sleep(wait)
@@ -136,7 +174,7 @@ async def aretry_call(
         except Exception as exc:
             if attempt == settings.attempts or classify(exc) != "transient":
                 raise
-            wait = settings.delay(attempt)
+            wait = _wait(settings, attempt, exc)
             if on_retry:
                 on_retry(attempt, exc, wait)
             await sleep(wait)
