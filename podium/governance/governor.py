@@ -189,7 +189,7 @@ class Governor(BreakerGate, Recording):
                 reservation = self.services.budgets.reserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
+        return self._admitted(prepared, tools, reservation)
 
     async def _aadmit(self, prepared: ModelCall, messages, tools) -> ModelCall:
         """`_admit` with the budget hold made from the event loop."""
@@ -200,7 +200,17 @@ class Governor(BreakerGate, Recording):
                 reservation = await self.services.budgets.areserve(
                     scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
                 )
-        return replace(prepared, model=self._bind(prepared.model, tools), reservation=reservation)
+        return self._admitted(prepared, tools, reservation)
+
+    def _admitted(
+        self, prepared: ModelCall, tools: Sequence[Any], reservation: Reservation | None
+    ) -> ModelCall:
+        """The call with the agent's tools bound and, under a budget, its output bounded by
+        what the hold covers: the call cannot spend more than it holds."""
+        model = self._bind(prepared.model, tools)
+        if reservation is not None:
+            model = model.bind(max_tokens=output_cap(prepared.model))
+        return replace(prepared, model=model, reservation=reservation)
 
     @contextmanager
     def _refusals_recorded(self, scope: Scope) -> Iterator[None]:
@@ -254,9 +264,9 @@ class Governor(BreakerGate, Recording):
         limits = P.budget_limits(scope.policies, call_scope(scope))
         if not len(limits):
             return []
-        tokens = approx_tokens(message_text(messages)) + (
-            getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
-        )
+        # The hold covers the prompt and the most the reply may write (`_admitted` binds
+        # max_tokens to that), so settling never exceeds what was held.
+        tokens = approx_tokens(message_text(messages)) + output_cap(model)
         prices = {**PRICES, **P.price_table(scope.policies)}
         usd = cost_usd(label, tokens, tokens, prices)
         return [
@@ -331,6 +341,12 @@ class Governor(BreakerGate, Recording):
 
     async def awrap_tool_call(self, request: ToolCallRequest, execute):
         return await _governed_tool.arun(self, request, execute)
+
+
+def output_cap(model: Any) -> int:
+    """Most output tokens a budgeted call may write: the model's own `max_tokens`, else
+    `DEFAULT_OUTPUT_RESERVE`."""
+    return int(getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE)
 
 
 def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from podium.stores.budgets.sql import Claim, Reservation, refusal_of
-from podium.stores.budgets.store import DEFAULT_TTL, BudgetExceeded, Budgets
+from podium.stores.budgets.store import DEFAULT_HOLD_WAIT, DEFAULT_TTL, BudgetExceeded, Budgets
 
 Level = tuple[str, str, str]  # (tenant_id, scope_key, unit)
 
@@ -32,9 +32,13 @@ class MemoryBudgets(Budgets):
     """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.time, reservation_ttl: float = DEFAULT_TTL
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        reservation_ttl: float = DEFAULT_TTL,
+        hold_wait: float = DEFAULT_HOLD_WAIT,
     ) -> None:
-        self._clock, self._ttl = clock, reservation_ttl
+        self._clock, self._ttl, self.hold_wait = clock, reservation_ttl, hold_wait
         self._purged: dict[str, float] = {}
         self._lock = threading.Lock()
         self._holds: dict[str, Reservation] = {}  # live holds by reservation id
