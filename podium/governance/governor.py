@@ -187,7 +187,10 @@ class Governor(BreakerGate, Recording):
         if claims:
             with self._refusals_recorded(scope):
                 reservation = self.services.budgets.reserve(
-                    scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+                    scope.tenant_id,
+                    claims,
+                    ref=f"{scope.run_key}:{scope.agent}",
+                    wait=self.services.budget_wait,
                 )
         return self._admitted(prepared, tools, reservation)
 
@@ -198,7 +201,10 @@ class Governor(BreakerGate, Recording):
         if claims:
             with self._refusals_recorded(scope):
                 reservation = await self.services.budgets.areserve(
-                    scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+                    scope.tenant_id,
+                    claims,
+                    ref=f"{scope.run_key}:{scope.agent}",
+                    wait=self.services.budget_wait,
                 )
         return self._admitted(prepared, tools, reservation)
 

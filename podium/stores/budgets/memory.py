@@ -151,8 +151,10 @@ class MemoryBudgets(Budgets):
 
     # An async runtime on memory calls the sync methods from a worker thread
     # (`runs_on_loop` is False); these serve direct callers the same way.
-    async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
-        return await asyncio.to_thread(self.reserve, tenant_id, claims, ref=ref)
+    async def areserve(
+        self, tenant_id: str, claims: Sequence[Claim], *, ref: str, wait: float | None = None
+    ) -> Reservation:
+        return await asyncio.to_thread(self.reserve, tenant_id, claims, ref=ref, wait=wait)
 
     async def asettle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
         self.settle(reservation, actual)

@@ -53,9 +53,10 @@ __all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation"]
 UNITS = ("tokens", "usd")
 #: Reservations older than this many seconds are treated as abandoned.
 DEFAULT_TTL = 900.0
-#: Seconds a refused reservation waits for other calls' holds to be settled or released
-#: (only when their release would make room) before it is refused for good.
-DEFAULT_HOLD_WAIT = 30.0
+#: Seconds a refused reservation waits, by default, for other calls' holds to be settled
+#: or released (only when their release would make room) before it is refused for good.
+#: Governed model calls pass their own wait (`Services.budget_wait`, 30 s by default).
+DEFAULT_HOLD_WAIT = 0.1
 #: Seconds between clean-ups of a tenant's expired reservations (per process).
 PURGE_EVERY = 60.0
 
@@ -87,8 +88,13 @@ class Budgets:
         self._batches: LoopBatches | None = None
         db.ensure_schema("budgets", SCHEMA)
 
-    def reserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+    def reserve(
+        self, tenant_id: str, claims: Sequence[Claim], *, ref: str, wait: float | None = None
+    ) -> Reservation:
         """Hold every claim, or none: each needs `spent + reserved + amount <= limit`.
+
+        Refused only because of other calls' holds, whose release would make room, it looks
+        again for up to `wait` seconds (None: the store's `hold_wait`).
 
         Raises:
             BudgetExceeded: (`podium.errors.BudgetExceeded`, re-exported here) for the
@@ -99,7 +105,7 @@ class Budgets:
         _validate(claims)
         if not claims:
             return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
-        deadline = time.monotonic() + self.hold_wait
+        deadline = time.monotonic() + (self.hold_wait if wait is None else wait)
         for attempt in itertools.count(1):
             reservation, refusal = self._try_hold(tenant_id, claims, ref)
             if refusal is None:
@@ -150,7 +156,9 @@ class Budgets:
         loop (PostgreSQL with an async pool); otherwise call the sync methods off the loop."""
         return getattr(self._db, "async_pool", None) is not None
 
-    async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+    async def areserve(
+        self, tenant_id: str, claims: Sequence[Claim], *, ref: str, wait: float | None = None
+    ) -> Reservation:
         """`reserve` without a worker thread (see `runs_on_loop`).
 
         Holds made at the same moment go to the database together
@@ -159,7 +167,7 @@ class Budgets:
         _validate(claims)
         if not claims:
             return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
-        deadline = time.monotonic() + self.hold_wait
+        deadline = time.monotonic() + (self.hold_wait if wait is None else wait)
         for attempt in itertools.count(1):
             reservation = Reservation(
                 uuid.uuid4().hex, tenant_id, ref, tuple(claims), self._clock()
