@@ -19,9 +19,9 @@ from langgraph.graph import StateGraph
 from podium.governance.binding import BINDING_KEY, Binding
 from podium.governance.governor import Governor
 from podium.storage.database import Database, PostgresDatabase, open_database
+from podium.storage.faults import DEFAULT_RETRY_FOR
 from podium.storage.urls import DEFAULT_URL, DatabaseURL, parse_url
 from podium.stores.services import Services
-from podium.storage.faults import DEFAULT_RETRY_FOR
 
 
 class PodiumRuntime:

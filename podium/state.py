@@ -116,7 +116,7 @@ class WorkflowState(TypedDict, total=False):
     answer: str
     pending_status: str
     error: str | None
-    #: Set at the entry when the input held text no database can store (`podium.intake`).
+    #: Set at the entry when the input held text no database can store (`podium.graphs.intake`).
     input_problem: str | None
 
 

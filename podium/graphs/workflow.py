@@ -16,8 +16,8 @@ from langgraph.types import Durability
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
 from podium.graphs import names
+from podium.graphs.intake import Workflow
 from podium.graphs.worker import build_worker
-from podium.intake import Workflow
 from podium.models import DEMO, resolve_model
 from podium.nodes._node import untraced
 from podium.nodes.aggregate import after_aggregate, make_aggregate

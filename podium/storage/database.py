@@ -16,8 +16,8 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol, TypeVar
 
 from podium.errors import DatabaseError
-from podium.storage.urls import DatabaseURL
 from podium.storage.faults import DEFAULT_RETRY_FOR, DatabaseUnavailable, aretry, retry
+from podium.storage.urls import DatabaseURL
 
 T = TypeVar("T")
 #: Seconds one request for a pooled connection waits (retried up to `retry_for`).

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
+from podium.governance.recovery import RetrySettings, classify, retry_after, retry_call
 from podium.models import init_options
-from podium.runtime.recovery import RetrySettings, classify, retry_after, retry_call
 
 
 class APIStatusError(Exception):

@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage
 
 import podium
 from podium.errors import ConfigurationError
-from podium.intake import check_input
+from podium.graphs.intake import check_input
 from podium.runtime import open_runtime
 
 

@@ -2,8 +2,9 @@
 
 `open_async_runtime` gives `InMemorySaver` (memory://), `InlineAsyncSqliteSaver` (SQLite:
 its async methods run `SqliteSaver`'s synchronous ones inline, so this also covers the
-saver `open_runtime` gives for SQLite) and `AsyncPostgresSaver` (PostgreSQL). Every
-capability suite gets a fresh saver on a fresh database, as the suite expects.
+saver `open_runtime` gives for SQLite) and `RetryingAsyncPostgresSaver` (PostgreSQL:
+LangGraph's `AsyncPostgresSaver`, retried through lost connections). Every capability
+suite gets a fresh saver on a fresh database, as the suite expects.
 """
 
 from __future__ import annotations
@@ -59,4 +60,8 @@ async def test_every_saver_passes_langgraph_conformance(saver_url):
     report = await validate(podium_saver)
     failures = {cap: result.failures for cap, result in report.results.items() if result.failures}
     assert report.passed_all_base(), failures
-    assert names and set(names) <= {"InMemorySaver", "InlineAsyncSqliteSaver", "AsyncPostgresSaver"}
+    assert names and set(names) <= {
+        "InMemorySaver",
+        "InlineAsyncSqliteSaver",
+        "RetryingAsyncPostgresSaver",
+    }

@@ -91,9 +91,10 @@ def test_small_calls_all_complete_by_waiting_for_holds(durable_url, tmp_path):
 
 def test_a_hopeless_call_is_refused_at_once_with_spent_and_held(tmp_path):
     from podium.errors import BudgetExceeded
-    from podium.runtime.budgets import Claim, open_budgets
-    from podium.runtime.db import open_database
-    from podium.runtime.urls import parse_url
+    from podium.storage.database import open_database
+    from podium.storage.urls import parse_url
+    from podium.stores.budgets.backends import open_budgets
+    from podium.stores.budgets.sql import Claim
 
     db = open_database(parse_url(f"sqlite:///{tmp_path / 'b.db'}"))
     budgets = open_budgets(db, hold_wait=60)
