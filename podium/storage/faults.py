@@ -28,6 +28,7 @@ T = TypeVar("T")
 #: Seconds a database operation keeps retrying a lost connection before it gives up.
 DEFAULT_RETRY_FOR = 30.0
 _FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
+_SHUTDOWN = frozenset({"57P01", "57P02", "57P03"})
 
 
 class DatabaseUnavailable(DatabaseError):
@@ -58,7 +59,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeout):
         return True
     if isinstance(exc, psycopg.OperationalError):
-        return True
+        # A lost connection fails on the client (no SQLSTATE) or says so: class 08
+        # (connection exception), 57P01-57P03 (administrator or crash shutdown, cannot
+        # connect now). Other operational errors (a cancelled statement, a lock timeout)
+        # are answers, not faults, and retrying them would repeat what was stopped.
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith("08") or state in _SHUTDOWN
     # A statement on a connection the server closed raises InterfaceError in some paths.
     return isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc)
 
