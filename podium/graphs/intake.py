@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.messages import BaseMessage
-from langchain_core.runnables import RunnableBinding
+from langgraph.graph.state import CompiledStateGraph
 
 #: Key of the input that carries what the entry check found (read by the supervisor).
 REJECTED_KEY = "input_problem"
@@ -73,19 +73,19 @@ def check_input(value: Any) -> Any:
     return {**cleaned, REJECTED_KEY: "; ".join(problems)}
 
 
-class Workflow(RunnableBinding):
-    """A compiled workflow (a LangGraph graph with podium's config bound) whose runs check
-    their input at the entry (see the module docstring). Everything else is the graph's."""
-
-    def invoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        return super().invoke(check_input(input), config, **kwargs)
-
-    async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        return await super().ainvoke(check_input(input), config, **kwargs)
+class Workflow(CompiledStateGraph):
+    """A compiled podium workflow: LangGraph's compiled graph whose runs check their input
+    at the entry (see the module docstring). `invoke` and `ainvoke` run through `stream`
+    and `astream`, so those two are the entry; copies (`with_config`) keep the class."""
 
     def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
-        yield from super().stream(check_input(input), config, **kwargs)
+        return super().stream(check_input(input), config, **kwargs)
 
-    async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
-        async for chunk in super().astream(check_input(input), config, **kwargs):
-            yield chunk
+    def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
+        return super().astream(check_input(input), config, **kwargs)
+
+    @classmethod
+    def of(cls, compiled: CompiledStateGraph) -> Workflow:
+        """`compiled` as a `Workflow` (same attributes, as `Pregel.copy` makes copies)."""
+        attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
+        return cls(**attrs)

@@ -51,12 +51,8 @@ class WorkflowGraph(StateGraph):
         # Without max_concurrency LangGraph's sync thread pool runs min(32, cores + 4)
         # tasks at once; podium's own dispatch bound (max_concurrency) is what limits.
         # `Workflow` checks each run's input before LangGraph checkpoints it.
-        return Workflow(
-            bound=compiled,
-            config={
-                "recursion_limit": self.recursion_limit,
-                "max_concurrency": self.executor_concurrency,
-            },
+        return Workflow.of(compiled).with_config(
+            recursion_limit=self.recursion_limit, max_concurrency=self.executor_concurrency
         )
 
 
