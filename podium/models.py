@@ -58,6 +58,15 @@ def resolve_models(
     return models
 
 
+#: Providers whose chat model retries on its own (`max_retries`), turned off by podium.
+_SDK_RETRIES = frozenset({"openai", "azure_openai", "anthropic", "mistralai", "groq"})
+
+
+def init_options(provider: str) -> dict[str, object]:
+    """Keyword arguments podium gives `init_chat_model` for a provider."""
+    return {"max_retries": 0} if provider in _SDK_RETRIES else {}
+
+
 @lru_cache(maxsize=64)
 def _from_string(name: str) -> BaseChatModel:
     if name == DEMO:
@@ -67,8 +76,11 @@ def _from_string(name: str) -> BaseChatModel:
     from langchain.chat_models import init_chat_model
 
     provider = name.split(":", 1)[0] if ":" in name else ""
+    # podium's governor retries model calls (policy `retry`, honouring Retry-After): the
+    # provider SDK must not retry each of those attempts again, or one call becomes up to
+    # attempts x (max_retries + 1) requests.
     try:
-        return init_chat_model(name)
+        return init_chat_model(name, **init_options(provider))
     except ImportError as exc:
         extra = _PROVIDER_EXTRAS.get(provider)
         hint = f"pip install 'podium[{extra}]'" if extra else "install the provider's package"

@@ -50,6 +50,10 @@ class RouterChoice(BaseModel):
     instruction: str = Field(default="", description="What that agent must do next.")
 
 
+#: Most tasks a plan may have unless a workflow or its policy says otherwise.
+DEFAULT_MAX_TASKS = 50
+
+
 # What a provider's structured output is asked for. Every field is required and has no
 # default, as strict JSON schema modes (OpenAI's) demand; `Plan` and `RouterChoice` then
 # validate the content (agents, dependencies, cycles).
@@ -77,12 +81,18 @@ class ChoiceReply(BaseModel):
     instruction: str = Field(description="What that agent must do next ('' for FINISH).")
 
 
-def validate_plan(plan: Plan, agents: Iterable[str]) -> Plan:
-    """Check agents and dependencies exist, ids are unique and there is no cycle.
+def validate_plan(plan: Plan, agents: Iterable[str], *, max_tasks: int | None = None) -> Plan:
+    """Check agents and dependencies exist, ids are unique, there is no cycle and (when
+    `max_tasks` is given) the plan has at most that many tasks.
 
     Raises:
         PlanError: naming the task and the fix.
     """
+    if max_tasks is not None and len(plan.tasks) > max_tasks:
+        raise PlanError(
+            f"the plan has {len(plan.tasks)} tasks; at most {max_tasks} are allowed: "
+            "merge small steps into fewer tasks"
+        )
     known = set(agents)
     ids = [t.id for t in plan.tasks]
     seen: set[str] = set()
@@ -148,12 +158,12 @@ def extract_json(text: str) -> object:
         raise PlanError(f"the reply is not valid JSON ({exc.msg} at char {exc.pos})") from exc
 
 
-def parse_plan(text: str, agents: Iterable[str]) -> Plan:
-    """Parse and validate a plan from a model reply."""
-    return plan_from(extract_json(text), agents)
+def parse_plan(text: str, agents: Iterable[str], *, max_tasks: int | None = None) -> Plan:
+    """Parse and validate a plan from a model reply (see `validate_plan`)."""
+    return plan_from(extract_json(text), agents, max_tasks=max_tasks)
 
 
-def plan_from(data: object, agents: Iterable[str]) -> Plan:
+def plan_from(data: object, agents: Iterable[str], *, max_tasks: int | None = None) -> Plan:
     """Validate a plan from parsed model output (a dict, or a `PlanReply`)."""
     if isinstance(data, BaseModel):
         data = data.model_dump()
@@ -161,7 +171,7 @@ def plan_from(data: object, agents: Iterable[str]) -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise PlanError(f"the plan does not match the schema: {_brief(exc)}") from exc
-    return validate_plan(plan, agents)
+    return validate_plan(plan, agents, max_tasks=max_tasks)
 
 
 def parse_choice(text: str, agents: Iterable[str]) -> RouterChoice:

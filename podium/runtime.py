@@ -19,6 +19,7 @@ from langgraph.graph import StateGraph
 from podium.governance.binding import BINDING_KEY, Binding
 from podium.governance.governor import Governor
 from podium.storage.database import Database, PostgresDatabase, open_database
+from podium.storage.faults import DEFAULT_RETRY_FOR
 from podium.storage.urls import DEFAULT_URL, DatabaseURL, parse_url
 from podium.stores.services import Services
 
@@ -70,15 +71,18 @@ def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRunt
         url: `memory://`, `sqlite:///path` or `postgresql://...`; None means the
             embedded default `sqlite:///.podium/podium.db`.
         **services: Overrides for `podium.stores.services.Services`: `clock`, `sleep`,
-            `asleep` (tests inject these so retries never really wait), `audit_key`.
+            `asleep` (tests inject these so retries never really wait), `audit_key`; and
+            `db_retry_for`, the seconds a PostgreSQL operation keeps retrying a lost
+            connection before the run stops with `DatabaseUnavailable` (default 30).
 
     Raises:
         DatabaseError: for a malformed URL or an unreachable database, naming the
             masked URL and what to check.
     """
     parsed = parse_url(url or DEFAULT_URL)
+    retry_for = services.pop("db_retry_for", DEFAULT_RETRY_FOR)
     with ExitStack() as stack:
-        db = open_database(parsed)
+        db = open_database(parsed, retry_for=retry_for)
         stack.callback(db.close)
         saver = _sync_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
@@ -92,8 +96,9 @@ async def open_async_runtime(
 ) -> AsyncIterator[PodiumRuntime]:
     """Open a runtime for asynchronous use (`ainvoke`, `astream`). See `open_runtime`."""
     parsed = parse_url(url or DEFAULT_URL)
+    retry_for = services.pop("db_retry_for", DEFAULT_RETRY_FOR)
     async with AsyncExitStack() as stack:
-        db = open_database(parsed)
+        db = open_database(parsed, retry_for=retry_for)
         stack.callback(db.close)
         saver = await _async_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
@@ -112,10 +117,10 @@ def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpo
         sqlite_saver = SqliteSaver(conn)
         sqlite_saver.setup()
         return sqlite_saver
-    from langgraph.checkpoint.postgres import PostgresSaver
+    from podium.storage.postgres_savers import RetryingPostgresSaver
 
     assert isinstance(db, PostgresDatabase)
-    saver = PostgresSaver(db.pool)
+    saver = RetryingPostgresSaver(db.pool, url=url.masked, retry_for=db.retry_for)
     # LangGraph's migrations are not safe against two processes running them at once.
     with db.session_lock("schema:checkpoints"):
         saver.setup()
@@ -135,23 +140,36 @@ async def _async_saver(
         inline_saver = InlineAsyncSqliteSaver(conn)
         inline_saver.setup()
         return inline_saver
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
+
+    from podium.storage.database import POOL_WAIT
+    from podium.storage.postgres_savers import RetryingAsyncPostgresSaver
 
     assert isinstance(db, PostgresDatabase)
     pool = AsyncConnectionPool(
         url.conninfo,
         min_size=1,
         max_size=16,
-        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "prepare_threshold": 0,
+            "connect_timeout": 5,
+        },
         open=False,
         name="podium-checkpoints",
+        check=AsyncConnectionPool.check_connection,  # replace connections that died idle
+        timeout=min(POOL_WAIT, max(0.5, db.retry_for)),
     )
     await pool.open()
     stack.push_async_callback(pool.close)
     db.use_async_pool(pool)  # budget holds and settlements run on the loop, not a thread
-    saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (dict_row)
+    saver = RetryingAsyncPostgresSaver(
+        pool,  # type: ignore[arg-type]  # rows are dicts (dict_row)
+        url=url.masked,
+        retry_for=db.retry_for,
+    )
     with db.session_lock("schema:checkpoints"):
         await saver.setup()
     return saver

@@ -124,11 +124,14 @@ class WorkflowState(TypedDict, total=False):
     answer: str
     pending_status: str
     error: str | None
+    #: Set at the entry when the input held text no database can store (`podium.graphs.intake`).
+    input_problem: str | None
 
 
 class WorkflowInput(TypedDict, total=False):
     goal: str
     messages: Annotated[list[AnyMessage], add_messages]
+    input_problem: str | None
 
 
 class WorkerInput(TypedDict):

@@ -60,6 +60,9 @@ class ScriptedChatModel(BaseChatModel):
     name: str = "scripted"
     latency: float = 0.0
     model_name: str = "scripted"
+    #: The most output tokens a reply may have (as a provider's `max_tokens`); replies are
+    #: cut to this or to a call's `max_tokens`, whichever is lower.
+    max_tokens: int | None = None
     _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -116,9 +119,32 @@ class ScriptedChatModel(BaseChatModel):
     def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         if self.latency:
             time.sleep(self.latency)
-        return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
+        message = _capped(self._next(messages), kwargs.get("max_tokens") or self.max_tokens)
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         if self.latency:
             await asyncio.sleep(self.latency)
-        return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
+        message = _capped(self._next(messages), kwargs.get("max_tokens") or self.max_tokens)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _capped(message: AIMessage, max_tokens: int | None) -> AIMessage:
+    """The reply as a provider gives it under `max_tokens`: output cut at the limit
+    (its usage says so, and `finish_reason` is "length")."""
+    usage = dict(message.usage_metadata or {})
+    out = usage.get("output_tokens", 0)
+    if max_tokens is None or out <= max_tokens:
+        return message
+    usage["output_tokens"] = max_tokens
+    usage["total_tokens"] = usage.get("input_tokens", 0) + max_tokens
+    content = (
+        message.content[: max_tokens * 4] if isinstance(message.content, str) else message.content
+    )
+    return message.model_copy(
+        update={
+            "content": content,
+            "usage_metadata": usage,
+            "response_metadata": {**message.response_metadata, "finish_reason": "length"},
+        }
+    )

@@ -273,10 +273,12 @@ class Governor(BreakerGate, Recording):
         if claims:
             with self._refusals_recorded(scope):
                 reservation = self.services.budgets.reserve(
-                    scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+                    scope.tenant_id,
+                    claims,
+                    ref=f"{scope.run_key}:{scope.agent}",
+                    wait=self.services.budget_wait,
                 )
-        model = self._bind(prepared.model, tools, structured)
-        return replace(prepared, model=model, reservation=reservation)
+        return self._admitted(prepared, tools, reservation, structured)
 
     async def _aadmit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
         """`_admit` with the budget hold made from the event loop."""
@@ -285,9 +287,32 @@ class Governor(BreakerGate, Recording):
         if claims:
             with self._refusals_recorded(scope):
                 reservation = await self.services.budgets.areserve(
-                    scope.tenant_id, claims, ref=f"{scope.run_key}:{scope.agent}"
+                    scope.tenant_id,
+                    claims,
+                    ref=f"{scope.run_key}:{scope.agent}",
+                    wait=self.services.budget_wait,
                 )
-        model = self._bind(prepared.model, tools, structured)
+        return self._admitted(prepared, tools, reservation, structured)
+
+    def _admitted(
+        self,
+        prepared: ModelCall,
+        tools: Sequence[Any],
+        reservation: Reservation | None,
+        structured: Structured | None = None,
+    ) -> ModelCall:
+        """The call with the agent's tools bound (or structured output asked for) and, under
+        a budget, its output bounded by what the hold covers: it cannot spend more than it
+        holds."""
+        if reservation is None:
+            model = self._bind(prepared.model, tools, structured)
+        elif uses_native(prepared.model, structured):
+            # Structured output wraps the model in a chain: the cap goes on the model itself.
+            capped = _with_max_tokens(prepared.model, output_cap(prepared.model))
+            model = bind_structured(capped, structured) if structured else capped
+        else:
+            model = self._bind(prepared.model, tools, structured)
+            model = model.bind(max_tokens=output_cap(prepared.model))
         return replace(prepared, model=model, reservation=reservation)
 
     @contextmanager
@@ -350,9 +375,9 @@ class Governor(BreakerGate, Recording):
         limits = P.budget_limits(scope.policies, call_scope(scope))
         if not len(limits):
             return []
-        tokens = approx_tokens(message_text(messages)) + (
-            getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE
-        )
+        # The hold covers the prompt and the most the reply may write (`_admitted` binds
+        # max_tokens to that), so settling never exceeds what was held.
+        tokens = approx_tokens(message_text(messages)) + output_cap(model)
         prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
         return [
@@ -476,6 +501,23 @@ def _replay_log(config: Any, agent: str, messages: Sequence[BaseMessage]):
     if log is None or log.key.agent != agent:
         return None, None
     return log, log.step(messages)
+
+
+def _with_max_tokens(model: Any, cap: int) -> Any:
+    """A copy of a chat model whose replies stop at `cap` tokens (as `bind(max_tokens=)`
+    does for a plain call)."""
+    fields = getattr(type(model), "model_fields", {})
+    if "max_tokens" in fields:
+        return model.model_copy(update={"max_tokens": cap})
+    if "max_output_tokens" in fields:
+        return model.model_copy(update={"max_output_tokens": cap})
+    return model
+
+
+def output_cap(model: Any) -> int:
+    """Most output tokens a budgeted call may write: the model's own `max_tokens`, else
+    `DEFAULT_OUTPUT_RESERVE`."""
+    return int(getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE)
 
 
 def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:

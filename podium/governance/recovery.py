@@ -1,8 +1,10 @@
 """Error classes, retry with exponential backoff and jitter, and timeouts.
 
 Classification (documented in the README):
-- transient: timeouts, connection errors, HTTP 429 and 5xx from providers, rate limits,
-  open circuit breakers. Retried with backoff, then the agent's fallback.
+- transient: timeouts, connection errors, HTTP 408, 409, 429 and 5xx from providers,
+  rate limits, open circuit breakers. Retried with backoff, then the agent's fallback. A
+  provider's `retry-after-ms` or `Retry-After` header (seconds or an HTTP date) sets the
+  least wait before the next try, up to the retry's `max_delay`.
 - budget: a budget is exhausted. Never retried; the task stops with a checkpoint.
 - permanent: everything else (validation, policy refusals, HTTP 4xx, bugs). Not retried;
   the fallback agent gets the task.
@@ -86,7 +88,7 @@ def classify(exc: BaseException) -> ErrorClass:
         return "budget"
     status = _status_code(exc)
     if status is not None:
-        return "transient" if status == 429 or status >= 500 else "permanent"
+        return "transient" if status in _RETRIED_4XX or status >= 500 else "permanent"
     if isinstance(exc, PodiumError):
         return "permanent"
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
@@ -108,6 +110,18 @@ def _status_code(exc: BaseException) -> int | None:
     return None
 
 
+#: Client errors worth another try: request timeout, conflict, too many requests.
+_RETRIED_4XX = frozenset({408, 409, 429})
+
+
+def _wait(settings: RetrySettings, attempt: int, exc: BaseException) -> float:
+    wait = settings.delay(attempt)
+    asked = retry_after(exc)
+    if asked is not None:
+        wait = max(wait, min(asked, settings.max_delay))
+    return wait
+
+
 def retry_call(
     fn: Callable[[], T],
     settings: RetrySettings,
@@ -122,7 +136,7 @@ def retry_call(
         except Exception as exc:
             if attempt == settings.attempts or classify(exc) != "transient":
                 raise
-            wait = max(settings.delay(attempt), retry_after(exc) or 0.0)
+            wait = _wait(settings, attempt, exc)
             if on_retry:
                 on_retry(attempt, exc, wait)
             sleep(wait)
@@ -143,7 +157,7 @@ async def aretry_call(
         except Exception as exc:
             if attempt == settings.attempts or classify(exc) != "transient":
                 raise
-            wait = max(settings.delay(attempt), retry_after(exc) or 0.0)
+            wait = _wait(settings, attempt, exc)
             if on_retry:
                 on_retry(attempt, exc, wait)
             await sleep(wait)

@@ -17,15 +17,16 @@ from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
 from podium.governance.structured import MODES, StructuredMode
 from podium.graphs import names
+from podium.graphs.intake import Workflow
 from podium.graphs.worker import build_worker
 from podium.models import DEMO, resolve_models
 from podium.nodes._node import untraced
 from podium.nodes.aggregate import after_aggregate, make_aggregate
 from podium.nodes.gate import make_gate_node
-from podium.nodes.supervisor import Supervisor
+from podium.nodes.supervisor import DEFAULT_MAX_GOAL_CHARS, Supervisor
 from podium.nodes.task import make_task_node
 from podium.nodes.worker_factory import WorkerFactory
-from podium.plan import Plan, validate_plan
+from podium.plan import DEFAULT_MAX_TASKS, Plan, validate_plan
 from podium.policies import PolicySet, load_policies
 from podium.registry import AgentRegistry, AgentSpec, as_registry, is_factory
 from podium.state import WorkflowInput, WorkflowState
@@ -51,7 +52,8 @@ class WorkflowGraph(StateGraph):
         compiled = super().compile(*args, **kwargs)
         # Without max_concurrency LangGraph's sync thread pool runs min(32, cores + 4)
         # tasks at once; podium's own dispatch bound (max_concurrency) is what limits.
-        return compiled.with_config(
+        # `Workflow` checks each run's input before LangGraph checkpoints it.
+        return Workflow.of(compiled).with_config(
             recursion_limit=self.recursion_limit, max_concurrency=self.executor_concurrency
         )
 
@@ -71,6 +73,8 @@ def build_workflow(
     approval_expires_in: float | None = None,
     worker_durability: Durability = "exit",
     structured_output: StructuredMode = "auto",
+    max_goal_chars: int | None = None,
+    max_tasks: int | None = None,
 ) -> WorkflowGraph:
     """Build a workflow graph (uncompiled; compile it with `rt.compile(graph)`).
 
@@ -106,6 +110,14 @@ def build_workflow(
             tool calling) when the model implements it, else JSON in text with one repair
             round. "text": always JSON in text. "native", "json_schema" or
             "function_calling": always native (with that provider method, if named).
+        max_goal_chars: Longest goal a run takes (default 100,000 characters); a longer
+            one ends the run `failed` before any model call. The policy's
+            `workflows.<name>.max_goal_chars` (or `global.max_goal_chars`) wins when set.
+        max_tasks: Most tasks a plan may have (default 50): the planner is asked again
+            for a smaller plan, a static plan over it is refused now. The policy's
+            `workflows.<name>.max_tasks` (or `global.max_tasks`) wins when set. The
+            graph's recursion limit is derived from it, so a plan within it never hits
+            LangGraph's limit.
 
     Raises:
         ConfigurationError: for anything wrong with the agents, models or static plan.
@@ -130,17 +142,21 @@ def build_workflow(
             f"agent name {taken[0]!r} is reserved for a node of the workflow graph "
             f"(reserved: {', '.join(sorted(names.RESERVED))}); rename the agent"
         )
+    policy = _policies(policies, registry)
+    goal_cap = _limit(policy, name, "max_goal_chars", max_goal_chars, DEFAULT_MAX_GOAL_CHARS)
+    task_cap = _limit(policy, name, "max_tasks", max_tasks, DEFAULT_MAX_TASKS)
     if isinstance(supervisor, Plan):
         try:
-            validate_plan(supervisor, registry.names)
+            validate_plan(supervisor, registry.names, max_tasks=task_cap)
         except PlanError as exc:
-            raise ConfigurationError(f"static plan of workflow {name!r}: {exc}") from exc
+            raise ConfigurationError(
+                f"static plan of workflow {name!r}: {exc} (or raise max_tasks)"
+            ) from exc
     elif supervisor not in ("planner", "router"):
         raise ConfigurationError(
             f"supervisor must be 'planner', 'router' or a podium.Plan, got {supervisor!r}"
         )
     default_model = resolve_models(model, DEMO)
-    policy = _policies(policies, registry)
 
     builder = WorkflowGraph(
         WorkflowState,
@@ -149,7 +165,9 @@ def build_workflow(
     )
     builder.workflow_name = name
     builder.registry = registry
-    builder.recursion_limit = 2 * max_turns + 2 * len(registry) + 20
+    # Two steps per task or turn (worker, supervisor), doubled for a retry of each, plus
+    # the fixed steps: the limit never stops a run that podium's own bounds allow.
+    builder.recursion_limit = 4 * max(max_turns, task_cap) + 2 * len(registry) + 20
     builder.executor_concurrency = max(max_concurrency or 64, 8)
 
     boss = Supervisor(
@@ -163,6 +181,8 @@ def build_workflow(
         policies=policy,
         approve_plan=approve_plan,
         structured_output=structured_output,
+        max_goal_chars=goal_cap,
+        max_tasks=task_cap,
     )
     builder.policies = policy
     builder.add_node(names.SUPERVISOR, boss.node())
@@ -187,6 +207,21 @@ def build_workflow(
         names.AGGREGATE, untraced(after_aggregate, "after_aggregate"), [names.GATE, END]
     )
     return builder
+
+
+def _limit(policy: PolicySet | None, name: str, key: str, given: int | None, default: int) -> int:
+    """A workflow's size limit: the policy's (workflow block, then global) when set, else
+    the argument, else the default."""
+    if policy is not None:
+        for block in (policy.workflows.get(name), policy.global_):
+            value = getattr(block, key, None) if block is not None else None
+            if value is not None:
+                return int(value)
+    if given is None:
+        return default
+    if not isinstance(given, int) or isinstance(given, bool) or given < 1:
+        raise ConfigurationError(f"{key} must be a whole number >= 1, got {given!r}")
+    return given
 
 
 def _policies(policies: Any, registry: AgentRegistry) -> PolicySet | None:

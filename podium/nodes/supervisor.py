@@ -6,6 +6,7 @@ answer and receives the replies, so the sync and async nodes share every decisio
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 
 from podium import lifecycle
 from podium import policies as P
-from podium.errors import PlanError
+from podium.errors import PlanError, RunError
 from podium.governance.binding import bound
 from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.governance.structured import Structured, StructuredMode, StructuredReply
@@ -47,7 +48,15 @@ from podium.nodes._supervision import (
 )
 from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions
-from podium.plan import ChoiceReply, Plan, PlanReply, choice_from, extract_json, plan_from
+from podium.plan import (
+    DEFAULT_MAX_TASKS,
+    ChoiceReply,
+    Plan,
+    PlanReply,
+    choice_from,
+    extract_json,
+    plan_from,
+)
 from podium.registry import AgentRegistry
 from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage
 
@@ -57,6 +66,10 @@ Step = Generator[Ask, Any, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
 #: Tasks the route sends to workers: fresh ones, and ones reassigned to a fallback agent.
 DISPATCHED = frozenset({"initializing", "retrying"})
+#: Longest goal a workflow takes unless told otherwise (characters).
+DEFAULT_MAX_GOAL_CHARS = 100_000
+#: Characters of a refused goal kept in the state (the input checkpoint has it whole).
+GOAL_SHOWN = 1_000
 
 
 class Supervisor:
@@ -75,9 +88,13 @@ class Supervisor:
         approve_plan: bool = False,
         structured_output: StructuredMode = "auto",
         fallbacks: Sequence[BaseChatModel] = (),
+        max_goal_chars: int = DEFAULT_MAX_GOAL_CHARS,
+        max_tasks: int = DEFAULT_MAX_TASKS,
     ) -> None:
         self.fallbacks = list(fallbacks)
         self.structured_output = structured_output
+        self.max_goal_chars = max_goal_chars
+        self.max_tasks = max_tasks
         self.policies = policies
         self.approve_plan = approve_plan
         self.registry = registry
@@ -95,10 +112,11 @@ class Supervisor:
             cfg = self._scoped(state, config)
             governor, step = bound(config).governor, self.step(state, cfg)
             try:
-                messages, structured = next(step)
+                request = next(step)
                 while True:
-                    messages, structured = step.send(
-                        governor.call_model(
+                    messages, structured = request
+                    try:
+                        reply: Any = governor.call_model(
                             self.model,
                             messages,
                             agent="supervisor",
@@ -107,7 +125,10 @@ class Supervisor:
                             structured=structured,
                             fallbacks=self.fallbacks,
                         )
-                    )
+                    except RunError as refused:  # a budget or policy refusal fails the run
+                        request = step.throw(refused)
+                        continue
+                    request = step.send(reply)
             except StopIteration as done:
                 return done.value
             finally:
@@ -122,15 +143,18 @@ class Supervisor:
                 finished, value = await services.run_sync(_advance, step, None)
                 while not finished:
                     messages, structured = value
-                    reply = await governor.acall_model(
-                        self.model,
-                        messages,
-                        agent="supervisor",
-                        task_id=None,
-                        config=cfg,
-                        structured=structured,
-                        fallbacks=self.fallbacks,
-                    )
+                    try:
+                        reply: Any = await governor.acall_model(
+                            self.model,
+                            messages,
+                            agent="supervisor",
+                            task_id=None,
+                            config=cfg,
+                            structured=structured,
+                            fallbacks=self.fallbacks,
+                        )
+                    except RunError as refused:
+                        reply = refused
                     finished, value = await services.run_sync(_advance, step, reply)
                 return value
             finally:
@@ -183,6 +207,20 @@ class Supervisor:
             goal, intake = _intake(state)
             if goal is None:
                 return _failed(update, "no goal: invoke with {'goal': '...'} or a human message")
+            problem = state.get("input_problem") or self._goal_problem(goal)
+            if problem:
+                # Refused before any model call: nothing of the goal reaches a model.
+                _index_thread(config, self.workflow, goal, "running")
+                update.update(
+                    goal=goal[:GOAL_SHOWN],
+                    round=state.get("round", 0) + 1,
+                    input_problem=None,
+                    answer="",
+                    tasks={RESET: True},
+                    results={RESET: True},
+                    plan=[],
+                )
+                return _failed(update, f"the input was refused: {problem}")
             update.update(
                 goal=goal,
                 round=state.get("round", 0) + 1,
@@ -206,7 +244,8 @@ class Supervisor:
                     ),
                     HumanMessage(prompts.goal_message(goal, state.get("answer") or None)),
                 ]
-                outcome = yield from self._ask_twice(messages, PlanReply, plan_from, usage, config)
+                validate = functools.partial(plan_from, max_tasks=self.max_tasks)
+                outcome = yield from self._ask_twice(messages, PlanReply, validate, usage, config)
                 usage = outcome["usage"]
                 if "error" in outcome:
                     update["usage"] = {"supervisor": usage}
@@ -282,6 +321,15 @@ class Supervisor:
         update["tasks"] = {RESET: True, **tasks, **changed} if new_round else changed
         return update
 
+    def _goal_problem(self, goal: str) -> str | None:
+        if len(goal) <= self.max_goal_chars:
+            return None
+        return (
+            f"the goal is {len(goal):,} characters long; workflow {self.workflow!r} takes at "
+            f"most {self.max_goal_chars:,} (raise it with build_workflow(max_goal_chars=...) "
+            f"or the policy's workflows.{self.workflow}.max_goal_chars)"
+        )
+
     def _needs_plan_approval(self, config: RunnableConfig) -> bool:
         if self.approve_plan:
             return True
@@ -309,7 +357,10 @@ class Supervisor:
         request = Structured(schema, self.structured_output)
         error: PlanError | None = None
         for _attempt in range(2):
-            reply = yield messages, request
+            try:
+                reply = yield messages, request
+            except RunError as refused:
+                return {"error": f"its model call was refused: {refused}", "usage": usage}
             raw = reply.raw if isinstance(reply, StructuredReply) else reply
             priced = priced_usage(raw, model_name_of(raw, self.label), scope)
             usage = add_usage(usage, priced)
@@ -376,8 +427,11 @@ def _repair(raw: AIMessage, error: PlanError) -> list[BaseMessage]:
 
 def _advance(step: Step, reply: Any) -> tuple[bool, Any]:
     """Run the step to its next model request: (False, messages), or (True, update) when
-    it is done. Returns instead of raising StopIteration, which cannot cross a thread."""
+    it is done. Returns instead of raising StopIteration, which cannot cross a thread.
+    A refusal (`RunError`) is thrown into the step, which fails the run with it."""
     try:
+        if isinstance(reply, RunError):
+            return False, step.throw(reply)
         return False, (next(step) if reply is None else step.send(reply))
     except StopIteration as done:
         return True, done.value

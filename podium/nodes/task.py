@@ -35,6 +35,7 @@ from podium.nodes.record import record, record_transitions
 from podium.nodes.worker_factory import WorkerFactory
 from podium.registry import AgentRegistry, AgentSpec
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
+from podium.storage.faults import is_database_fault
 from podium.stores.replies import TaskKey
 
 #: Most agents one task may be handed to: its own plus this many fallbacks.
@@ -158,6 +159,10 @@ def make_task_node(
             bound(config).services.flush()
             raise
         except Exception as exc:
+            if is_database_fault(exc):
+                # The database failed, not the task: stop the run (its effects are
+                # recorded; a resume re-runs the task) instead of dead-lettering it.
+                raise
             update = failed(task, exc, payload, cfg)
             bound(config).services.flush()
             return update
@@ -176,6 +181,8 @@ def make_task_node(
             await services.run_sync(services.flush)
             raise
         except Exception as exc:
+            if is_database_fault(exc):
+                raise  # as in `run`
             update = await services.run_sync(failed, task, exc, payload, cfg)
             await services.run_sync(services.flush)
             return update

@@ -12,12 +12,12 @@ list is a tuple and every mapping read-only, so a loaded `PolicySet` cannot chan
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
 
+import re2
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,18 +35,52 @@ from pydantic import (
 )
 
 
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # the error reaches the policy's author in PolicyError
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
 @lru_cache(maxsize=512)
-def compiled(pattern: str) -> re.Pattern[str]:
-    """`re.compile(pattern)`, cached: policies reuse a few patterns on every call."""
-    return re.compile(pattern)
+def compiled(pattern: str) -> Any:
+    """`pattern` compiled by RE2, cached: policies reuse a few patterns on every call.
+
+    Policy patterns are applied to text a model wrote (tool arguments, answers), so they
+    run on RE2, whose time is linear in the text: no pattern can backtrack for minutes.
+    The object has `re.Pattern`'s `fullmatch`, `search`, `sub` and `subn`.
+    """
+    return re2.compile(pattern, _RE2_OPTIONS)
 
 
 def _regex(value: str) -> str:
     try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        compiled(value)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"invalid regular expression {value!r}: {reason}. Policy patterns run on RE2 "
+            "(linear time): backreferences (\\1) and lookaround ((?=...), (?!...), (?<=...)) "
+            "are not available; rewrite the pattern without them"
+        ) from None
     return value
+
+
+# Upper bounds of numeric settings: far above any sane value, low enough that a typo
+# (an extra zero or six) is an error at load time instead of a run that never ends.
+MAX_ATTEMPTS = 20
+MAX_DELAY = 3_600.0  # one retry delay, seconds
+MAX_TIMEOUT = 86_400.0  # a day
+MAX_PERIOD = 31 * 86_400.0  # rate limit refill, breaker window and cooldown
+MAX_EXPIRY = 366 * 86_400.0  # approval validity
+MAX_CALLS = 1_000_000
+MAX_FAILURES = 10_000
+MAX_TOKENS = 10**12
+MAX_USD = 10**9
+MAX_PRICE = 100_000.0
+MAX_TEXT = 10_000_000
 
 
 def _scalar(value: Any) -> Any:
@@ -95,7 +129,7 @@ class ArgConstraint(Model):
     hosts: Names | None = None
     pattern: Regex | None = None
     one_of: tuple[Scalar, ...] | None = None
-    max_length: NonNegativeInt | None = None
+    max_length: NonNegativeInt | None = Field(None, le=MAX_TEXT)
 
     @model_validator(mode="after")
     def _bounds(self) -> ArgConstraint:
@@ -131,15 +165,15 @@ class OutputPolicy(Model):
 
     redact: tuple[Redaction, ...] = ()
     pii: PiiFilter = PiiFilter()
-    max_length: PositiveInt | None = None
+    max_length: PositiveInt | None = Field(None, le=MAX_TEXT)
     marker: str | None = None
 
 
 class Amounts(Model):
     """A budget in tokens and/or US dollars."""
 
-    tokens: NonNegativeInt | None = None
-    usd: NonNegativeFloat | None = None
+    tokens: NonNegativeInt | None = Field(None, le=MAX_TOKENS)
+    usd: NonNegativeFloat | None = Field(None, le=MAX_USD)
 
 
 class AgentBudgets(Model):
@@ -163,8 +197,8 @@ class Budgets(WorkflowBudgets):
 class RateLimitSpec(Model):
     """A token bucket: at most `calls` calls, refilled over `per` seconds."""
 
-    calls: PositiveInt
-    per: PositiveFloat
+    calls: PositiveInt = Field(le=MAX_CALLS)
+    per: PositiveFloat = Field(le=MAX_PERIOD)
 
 
 class ScopeRateLimit(RateLimitSpec):
@@ -214,10 +248,10 @@ ModelSetting = Annotated[ModelChoice, BeforeValidator(_model_list)]
 class RetrySettings(Model):
     """Retries with exponential backoff: delay = min(initial_delay * backoff**n, max_delay)."""
 
-    attempts: PositiveInt = 3
-    initial_delay: NonNegativeFloat = 0.5
-    backoff: float = Field(2.0, ge=1)
-    max_delay: NonNegativeFloat = 30.0
+    attempts: PositiveInt = Field(3, le=MAX_ATTEMPTS)
+    initial_delay: NonNegativeFloat = Field(0.5, le=MAX_DELAY)
+    backoff: float = Field(2.0, ge=1, le=10)
+    max_delay: NonNegativeFloat = Field(30.0, le=MAX_DELAY)
     jitter: bool = True
 
 
@@ -226,7 +260,7 @@ class Approval(Model):
 
     required: bool = True
     roles: Names = ()
-    expires_in: PositiveFloat | None = None
+    expires_in: PositiveFloat | None = Field(None, le=MAX_EXPIRY)
 
 
 ApprovalSetting = Annotated[Approval, BeforeValidator(_bool_to_approval)]
@@ -248,7 +282,7 @@ class Block(Model):
     rate_limits: tuple[ScopeRateLimit, ...] | None = None
     model: ModelSetting | None = None
     data_scopes: Names | None = None
-    timeout: PositiveFloat | None = None
+    timeout: PositiveFloat | None = Field(None, le=MAX_TIMEOUT)
     retry: RetrySettings | None = None
 
 
@@ -259,11 +293,14 @@ class AgentBlock(Block):
 
 
 class WorkflowBlock(Block):
-    """Settings of one workflow, including its plan and answer gates."""
+    """Settings of one workflow, including its plan and answer gates and its input limits
+    (`max_goal_chars`, `max_tasks`: read when the workflow is built)."""
 
     budgets: WorkflowBudgets | None = None
     approve_plan: ApprovalSetting | None = None
     approve_answer: ApprovalSetting | None = None
+    max_goal_chars: PositiveInt | None = Field(None, le=10_000_000)
+    max_tasks: PositiveInt | None = Field(None, le=10_000)
 
 
 class ScopeBlock(WorkflowBlock):
@@ -277,9 +314,9 @@ class BreakerPolicy(Model):
     `window` seconds, lets one probe through after `cooldown`; `per_tenant` gives every
     tenant its own breaker instead of one shared by all."""
 
-    failures: PositiveInt = 5
-    window: PositiveFloat = 60.0
-    cooldown: PositiveFloat = 30.0
+    failures: PositiveInt = Field(5, le=MAX_FAILURES)
+    window: PositiveFloat = Field(60.0, le=MAX_PERIOD)
+    cooldown: PositiveFloat = Field(30.0, le=MAX_PERIOD)
     per_tenant: bool = False
 
 
@@ -292,7 +329,7 @@ class ToolPolicy(Model):
     requires_approval: ToolApproval | None = None
     side_effects: bool = False
     idempotent: bool | None = None
-    timeout: PositiveFloat | None = None
+    timeout: PositiveFloat | None = Field(None, le=MAX_TIMEOUT)
     retry: RetrySettings | None = None
     rate_limit: RateLimitSpec | None = None
     output: OutputPolicy | None = None
@@ -303,26 +340,30 @@ class ModelPolicy(Model):
 
     rate_limit: RateLimitSpec | None = None
     breaker: BreakerPolicy | None = None
-    timeout: PositiveFloat | None = None
+    timeout: PositiveFloat | None = Field(None, le=MAX_TIMEOUT)
+
+
+#: USD per 1M tokens of one kind (bounded, so a typo cannot make a call cost millions).
+PricePerMillion = Annotated[NonNegativeFloat, Field(le=MAX_PRICE)]
 
 
 class PriceSpec(Model):
     """USD per 1M tokens per token kind; unset cache kinds cost as input, reasoning as
     output."""
 
-    input: NonNegativeFloat
-    output: NonNegativeFloat
-    cached_input: NonNegativeFloat | None = None
-    cache_write: NonNegativeFloat | None = None
-    reasoning: NonNegativeFloat | None = None
+    input: PricePerMillion
+    output: PricePerMillion
+    cached_input: PricePerMillion | None = None
+    cache_write: PricePerMillion | None = None
+    reasoning: PricePerMillion | None = None
 
 
 #: `[input, output]`, optionally with cached input, cache write and reasoning after them,
 #: or a mapping with those names.
 Price = (
-    tuple[NonNegativeFloat, NonNegativeFloat]
-    | tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat]
-    | tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat, NonNegativeFloat]
+    tuple[PricePerMillion, PricePerMillion]
+    | tuple[PricePerMillion, PricePerMillion, PricePerMillion]
+    | tuple[PricePerMillion, PricePerMillion, PricePerMillion, PricePerMillion]
     | PriceSpec
 )
 

@@ -7,15 +7,21 @@ DOUBLE PRECISION); PostgreSQL gets `%s`. Every table name starts with `podium_`.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, Protocol, TypeVar
 
 from podium.errors import DatabaseError
+from podium.storage.faults import DEFAULT_RETRY_FOR, DatabaseUnavailable, aretry, retry
 from podium.storage.urls import DatabaseURL
+
+T = TypeVar("T")
+#: Seconds one request for a pooled connection waits (retried up to `retry_for`).
+POOL_WAIT = 5.0
 
 
 class Cursor(Protocol):
@@ -131,22 +137,61 @@ def _pg(sql: str) -> str:
 class PostgresDatabase(Database):
     dialect = "postgres"
 
-    def __init__(self, url: DatabaseURL, *, max_size: int = 16) -> None:
+    def __init__(
+        self, url: DatabaseURL, *, max_size: int = 16, retry_for: float = DEFAULT_RETRY_FOR
+    ) -> None:
         import psycopg
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
         check_postgres(url)
+        self.url, self.retry_for = url, retry_for
+        self._down = False
         self._pool = ConnectionPool(
             url.conninfo,
             min_size=1,
             max_size=max_size,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
             open=True,
             name="podium",
+            # A connection that died while idle (server restart, terminated backend) is
+            # replaced before it is handed out, instead of failing the next statement.
+            check=ConnectionPool.check_connection,
+            timeout=min(POOL_WAIT, max(0.5, retry_for)),
         )
         self._psycopg = psycopg
         self.async_pool: Any = None  # set by an async runtime (`use_async_pool`)
+
+    def retrying(self, fn: Callable[[], T]) -> T:
+        """`fn()`, retried through lost connections for `retry_for` seconds
+        (`podium.storage.faults`); `fn` must be safe to run twice.
+
+        Once the database was found unavailable, later calls try once until one succeeds:
+        the clean-up after a stopped run (flushing buffers, closing) must not wait the
+        whole window again for every statement.
+        """
+        try:
+            result = retry(fn, url=self.url.masked, retry_for=0 if self._down else self.retry_for)
+        except DatabaseUnavailable:
+            self._down = True
+            raise
+        self._down = False
+        return result
+
+    def _wait(self) -> float:
+        """Seconds to wait for a pooled connection: short once the database is known down."""
+        return 0.5 if self._down else min(POOL_WAIT, max(0.5, self.retry_for))
+
+    async def aretrying(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """`retrying` for coroutines."""
+        window = 0 if self._down else self.retry_for
+        try:
+            result = await aretry(fn, url=self.url.masked, retry_for=window)
+        except DatabaseUnavailable:
+            self._down = True
+            raise
+        self._down = False
+        return result
 
     def use_async_pool(self, pool: Any) -> None:
         """Let async code run single statements on `pool` (a psycopg AsyncConnectionPool
@@ -155,31 +200,59 @@ class PostgresDatabase(Database):
 
     async def aexecute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """`execute` on the event loop (needs `use_async_pool`)."""
-        async with self.async_pool.connection() as conn:
-            await conn.execute(_pg(sql), tuple(params))
+
+        async def once() -> None:
+            async with self.async_pool.connection(timeout=self._wait()) as conn:
+                await conn.execute(_pg(sql), tuple(params))
+
+        await self.aretrying(once)
 
     async def aquery(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """`query` on the event loop (needs `use_async_pool`)."""
-        async with self.async_pool.connection() as conn:
-            cur = await conn.execute(_pg(sql), tuple(params))
-            return list(await cur.fetchall())
+
+        async def once() -> list[dict[str, Any]]:
+            async with self.async_pool.connection(timeout=self._wait()) as conn:
+                cur = await conn.execute(_pg(sql), tuple(params))
+                return list(await cur.fetchall())
+
+        return await self.aretrying(once)
 
     # A single statement runs in autocommit: atomic on its own, and one round trip
-    # instead of three (BEGIN, the statement, COMMIT).
+    # instead of three (BEGIN, the statement, COMMIT). A lost connection aborts it
+    # uncommitted, so it is retried (`retrying`).
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self._pool.connection() as conn:
-            conn.execute(_pg(sql), tuple(params))
+        def once() -> None:
+            with self._pool.connection(timeout=self._wait()) as conn:
+                conn.execute(_pg(sql), tuple(params))
+
+        self.retrying(once)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._pool.connection() as conn:
-            return list(conn.execute(_pg(sql), tuple(params)).fetchall())  # type: ignore[arg-type]
+        def once() -> list[dict[str, Any]]:
+            with self._pool.connection(timeout=self._wait()) as conn:
+                return list(conn.execute(_pg(sql), tuple(params)).fetchall())  # type: ignore[arg-type]
+
+        return self.retrying(once)
 
     @contextmanager
     def transaction(self, *, lock: str | None = None) -> Iterator[Cursor]:
+        # Getting a connection, BEGIN and the lock are retried through lost connections;
+        # the body cannot be run again from here, so a fault inside it propagates (the
+        # transaction did not commit).
+        def begin() -> tuple[Any, ExitStack]:
+            stack = ExitStack()
+            try:
+                conn = stack.enter_context(self._pool.connection(timeout=self._wait()))
+                stack.enter_context(conn.transaction())
+                if lock is not None:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+            except BaseException:
+                stack.__exit__(*sys.exc_info())
+                raise
+            return conn, stack
 
-        with self._pool.connection() as conn, conn.transaction():
-            if lock is not None:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+        conn, stack = self.retrying(begin)
+        with stack:
             yield _PgCursor(conn)
 
     @contextmanager
@@ -223,8 +296,13 @@ def check_postgres(url: DatabaseURL) -> None:
         ) from None
 
 
-def open_database(url: DatabaseURL) -> Database:
-    """Open podium's tables for a parsed URL (memory:// uses an in-memory SQLite)."""
+def open_database(url: DatabaseURL, *, retry_for: float = DEFAULT_RETRY_FOR) -> Database:
+    """Open podium's tables for a parsed URL (memory:// uses an in-memory SQLite).
+
+    Args:
+        url: The parsed URL.
+        retry_for: Seconds a PostgreSQL operation retries a lost connection.
+    """
     if url.kind == "memory":
         return SqliteDatabase(":memory:")
     if url.kind == "sqlite":
@@ -236,4 +314,4 @@ def open_database(url: DatabaseURL) -> Database:
                 f"cannot create the directory for {url.raw!r}: {exc}; pick a writable path"
             ) from exc
         return SqliteDatabase(str(url.path))
-    return PostgresDatabase(url)
+    return PostgresDatabase(url, retry_for=retry_for)

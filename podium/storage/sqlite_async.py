@@ -5,7 +5,8 @@ commit). podium's own tables live in the same file on a second connection, writt
 synchronously; when such a write blocks the event loop inside that window, each
 connection waits for the other until the busy timeout. Running the synchronous saver
 inline (each call is a short local transaction) removes the window: every transaction
-in the process completes before the loop moves on.
+in the process completes before the loop moves on. For the same reason `alist` reads
+every row before it yields the first.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ class InlineAsyncSqliteSaver(SqliteSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for item in self.list(config, filter=filter, before=before, limit=limit):
+        # `SqliteSaver.list` holds the saver's lock while it yields. Iterated lazily here,
+        # the lock would stay held across the caller's awaits, and any other saver call on
+        # the loop would then block the loop for good. Read every row first, then yield.
+        items = list(self.list(config, filter=filter, before=before, limit=limit))
+        for item in items:
             yield item
 
     async def aput(

@@ -48,6 +48,8 @@ class Services:
         audit_key: HMAC key of the audit chain, or None for plain SHA-256.
         model_timeout: Seconds a model call may take when no policy says otherwise.
         rate_wait: Most seconds a call waits for a rate limit before it is refused.
+        budget_wait: Most seconds a model call waits for other calls' budget holds to be
+            settled or released (when that would make room) before it is refused.
         offload: Whether async code moves database calls off the event loop.
     """
 
@@ -58,6 +60,7 @@ class Services:
     audit_key: bytes | None
     model_timeout: float | None
     rate_wait: float
+    budget_wait: float
     offload: bool
     threads: ThreadIndex
     approvals: Approvals
@@ -82,6 +85,7 @@ class Services:
         audit_key: bytes | None = None,
         model_timeout: float | None = None,
         rate_wait: float = 30.0,
+        budget_wait: float = 30.0,
         offload: bool | None = None,
     ) -> Services:
         """Create every store on `db` now.
@@ -100,6 +104,7 @@ class Services:
             audit_key=audit_key,
             model_timeout=model_timeout,
             rate_wait=rate_wait,
+            budget_wait=budget_wait,
             offload=offload if offload is not None else db.dialect == "postgres",
             threads=ThreadIndex(db),
             approvals=Approvals(db, clock=clock),

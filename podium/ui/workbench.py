@@ -262,7 +262,11 @@ class Workbench:
         if error and reopen and any(g.request.gate_id == reopen for g in gates):
             # The decision never reached the gate: open it again for another decision.
             self.rt.services.approvals.unclaim(reopen)
-        status = app.get_state(config_of(thread_id)).values.get("status")
+        values = app.get_state(config_of(thread_id)).values
+        status = values.get("status")
+        if error is None and status == "failed" and values.get("error"):
+            # A run that ended failed says why (a refused input, a budget, a bad plan).
+            error = f"the run failed: {values['error']}"
         self._score(thread_id, app)
         return RunOutcome(error=error, status=status, waiting=bool(gates))
 

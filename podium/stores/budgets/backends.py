@@ -15,7 +15,7 @@ def open_budgets(db: Database, **options: Any) -> Budgets:
 
     Args:
         db: podium's database.
-        **options: `clock`, `reservation_ttl` (see `Budgets`).
+        **options: `clock`, `reservation_ttl`, `hold_wait` (see `Budgets`).
     """
     if db.in_memory:
         return MemoryBudgets(**options)

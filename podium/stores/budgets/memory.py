@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from podium.stores.budgets.sql import Claim, Reservation, refusal_of
-from podium.stores.budgets.store import DEFAULT_TTL, BudgetExceeded, Budgets
+from podium.stores.budgets.store import DEFAULT_HOLD_WAIT, DEFAULT_TTL, BudgetExceeded, Budgets
 
 Level = tuple[str, str, str]  # (tenant_id, scope_key, unit)
 
@@ -32,9 +32,13 @@ class MemoryBudgets(Budgets):
     """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.time, reservation_ttl: float = DEFAULT_TTL
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        reservation_ttl: float = DEFAULT_TTL,
+        hold_wait: float = DEFAULT_HOLD_WAIT,
     ) -> None:
-        self._clock, self._ttl = clock, reservation_ttl
+        self._clock, self._ttl, self.hold_wait = clock, reservation_ttl, hold_wait
         self._purged: dict[str, float] = {}
         self._lock = threading.Lock()
         self._holds: dict[str, Reservation] = {}  # live holds by reservation id
@@ -147,8 +151,10 @@ class MemoryBudgets(Budgets):
 
     # An async runtime on memory calls the sync methods from a worker thread
     # (`runs_on_loop` is False); these serve direct callers the same way.
-    async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
-        return await asyncio.to_thread(self.reserve, tenant_id, claims, ref=ref)
+    async def areserve(
+        self, tenant_id: str, claims: Sequence[Claim], *, ref: str, wait: float | None = None
+    ) -> Reservation:
+        return await asyncio.to_thread(self.reserve, tenant_id, claims, ref=ref, wait=wait)
 
     async def asettle(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
         self.settle(reservation, actual)

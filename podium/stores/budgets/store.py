@@ -21,6 +21,7 @@ budgets in process memory (`podium.stores.budgets.memory`, chosen by `open_budge
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 import uuid
@@ -52,8 +53,10 @@ __all__ = ["SCHEMA", "BudgetExceeded", "Budgets", "Claim", "Reservation"]
 UNITS = ("tokens", "usd")
 #: Reservations older than this many seconds are treated as abandoned.
 DEFAULT_TTL = 900.0
-#: Looks a refused reservation gets when other calls' holds were in the way.
-HOLD_ATTEMPTS = 8
+#: Seconds a refused reservation waits, by default, for other calls' holds to be settled
+#: or released (only when their release would make room) before it is refused for good.
+#: Governed model calls pass their own wait (`Services.budget_wait`, 30 s by default).
+DEFAULT_HOLD_WAIT = 0.1
 #: Seconds between clean-ups of a tenant's expired reservations (per process).
 PURGE_EVERY = 60.0
 
@@ -65,7 +68,11 @@ class Budgets:
         db: podium's database; the table is created if missing.
         clock: Seconds since the epoch; injected by tests.
         reservation_ttl: Seconds after which an unsettled reservation is abandoned.
+        hold_wait: Seconds a call refused only because of other calls' holds waits for
+            them to settle or be released before it is refused.
     """
+
+    hold_wait: float = DEFAULT_HOLD_WAIT
 
     def __init__(
         self,
@@ -73,14 +80,21 @@ class Budgets:
         *,
         clock: Callable[[], float] = time.time,
         reservation_ttl: float = DEFAULT_TTL,
+        hold_wait: float = DEFAULT_HOLD_WAIT,
     ) -> None:
         self._db, self._clock, self._ttl = db, clock, reservation_ttl
+        self.hold_wait = hold_wait
         self._purged: dict[str, float] = {}
         self._batches: LoopBatches | None = None
         db.ensure_schema("budgets", SCHEMA)
 
-    def reserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+    def reserve(
+        self, tenant_id: str, claims: Sequence[Claim], *, ref: str, wait: float | None = None
+    ) -> Reservation:
         """Hold every claim, or none: each needs `spent + reserved + amount <= limit`.
+
+        Refused only because of other calls' holds, whose release would make room, it looks
+        again for up to `wait` seconds (None: the store's `hold_wait`).
 
         Raises:
             BudgetExceeded: (`podium.errors.BudgetExceeded`, re-exported here) for the
@@ -91,16 +105,23 @@ class Budgets:
         _validate(claims)
         if not claims:
             return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
-        for attempt in range(1, HOLD_ATTEMPTS + 1):
+        deadline = time.monotonic() + (self.hold_wait if wait is None else wait)
+        for attempt in itertools.count(1):
             reservation, refusal = self._try_hold(tenant_id, claims, ref)
             if refusal is None:
                 return reservation
-            # Refused only because of other calls' holds, which settle or step back in
-            # moments: look again before refusing for good.
-            if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
-                raise refusal
-            time.sleep(random.uniform(0.001, 0.004) * attempt)
+            self._wait_or_raise(refusal, deadline)
+            time.sleep(_pause(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _wait_or_raise(refusal: BudgetExceeded, deadline: float) -> None:
+        """Raise `refusal` unless other calls' holds are in the way and their release would
+        make room (they settle or step back in moments): then the caller looks again, until
+        `deadline`."""
+        hopeless = refusal.spent + refusal.requested > refusal.limit + EPSILON
+        if refusal.reserved <= EPSILON or hopeless or time.monotonic() >= deadline:
+            raise refusal
 
     def _try_hold(
         self, tenant_id: str, claims: Sequence[Claim], ref: str
@@ -135,7 +156,9 @@ class Budgets:
         loop (PostgreSQL with an async pool); otherwise call the sync methods off the loop."""
         return getattr(self._db, "async_pool", None) is not None
 
-    async def areserve(self, tenant_id: str, claims: Sequence[Claim], *, ref: str) -> Reservation:
+    async def areserve(
+        self, tenant_id: str, claims: Sequence[Claim], *, ref: str, wait: float | None = None
+    ) -> Reservation:
         """`reserve` without a worker thread (see `runs_on_loop`).
 
         Holds made at the same moment go to the database together
@@ -144,7 +167,8 @@ class Budgets:
         _validate(claims)
         if not claims:
             return Reservation(uuid.uuid4().hex, tenant_id, ref, (), self._clock())
-        for attempt in range(1, HOLD_ATTEMPTS + 1):
+        deadline = time.monotonic() + (self.hold_wait if wait is None else wait)
+        for attempt in itertools.count(1):
             reservation = Reservation(
                 uuid.uuid4().hex, tenant_id, ref, tuple(claims), self._clock()
             )
@@ -152,10 +176,9 @@ class Budgets:
             try:
                 await batches.holds.submit(reservation)
             except BudgetExceeded as refusal:
-                # As in `reserve`: refused only because of other calls' holds, look again.
-                if refusal.reserved <= EPSILON or attempt == HOLD_ATTEMPTS:
-                    raise
-                await asyncio.sleep(random.uniform(0.001, 0.004) * attempt)
+                # As in `reserve`: refused only because of other calls' holds, wait.
+                self._wait_or_raise(refusal, deadline)
+                await asyncio.sleep(_pause(attempt))
                 continue
             batches.opened(reservation)
             return reservation
@@ -338,6 +361,11 @@ class Budgets:
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
         cur.execute(*delete_sql(reservation, extra))
+
+
+def _pause(attempt: int) -> float:
+    """Seconds before looking again for room: a few ms at first, up to a quarter second."""
+    return min(0.25, 0.002 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
 
 
 def _validate(claims: Sequence[Claim]) -> None:

@@ -1,0 +1,134 @@
+"""Transient database faults: which errors they are, and retrying through them in bounded time.
+
+A PostgreSQL connection can drop under a running workflow: a restart, a failover, an
+administrator's `pg_terminate_backend`, a network blip. The pools check a connection
+before handing it out (`check=`), so a connection that died while idle is replaced
+unnoticed. What fails in flight is retried here with backoff until `retry_for` seconds
+have passed; only then does the caller get `DatabaseUnavailable`, which says which
+database (masked) and how to continue.
+
+Only statements that are safe to run twice go through `retry`/`aretry`: single
+autocommit statements and LangGraph's checkpoint writes (upserts). A statement whose
+connection died before the server answered did not commit (PostgreSQL aborts the
+transaction of a terminated backend), so running it again records it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from podium.errors import DatabaseError
+
+T = TypeVar("T")
+
+#: Seconds a database operation keeps retrying a lost connection before it gives up.
+DEFAULT_RETRY_FOR = 30.0
+_FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
+_SHUTDOWN = frozenset({"57P01", "57P02", "57P03"})
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database stayed unreachable for longer than the retry window.
+
+    Attributes:
+        url: The masked URL of the database.
+        seconds: How long podium kept trying.
+    """
+
+    def __init__(self, url: str, seconds: float, reason: str) -> None:
+        self.url, self.seconds, self.reason = url, seconds, reason
+        super().__init__(
+            f"the database {url} was unreachable for {seconds:.0f}s ({reason}); the run "
+            "stopped at its last checkpoint. Check that the server is running and reachable, "
+            "then continue the thread with `podium resume THREAD` (or invoke it again with "
+            "input None)"
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is a lost or refused connection (worth retrying), not a bad statement."""
+    try:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        # A lost connection fails on the client (no SQLSTATE) or says so: class 08
+        # (connection exception), 57P01-57P03 (administrator or crash shutdown, cannot
+        # connect now). Other operational errors (a cancelled statement, a lock timeout)
+        # are answers, not faults, and retrying them would repeat what was stopped.
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith("08") or state in _SHUTDOWN
+    # A statement on a connection the server closed raises InterfaceError in some paths.
+    return isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc)
+
+
+def is_database_fault(exc: BaseException) -> bool:
+    """Whether `exc` means the database, not the task, failed (the run must stop, not
+    dead-letter the task)."""
+    return isinstance(exc, DatabaseUnavailable) or is_transient(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _delay(attempt: int) -> float:
+    return min(_MAX_DELAY, _FIRST_DELAY * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    url: str,
+    retry_for: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `fn`, retrying transient faults with backoff for up to `retry_for` seconds.
+
+    Raises:
+        DatabaseUnavailable: when the faults last longer than `retry_for`.
+    """
+    deadline = clock() + retry_for
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            wait = _delay(attempt)
+            if clock() + wait > deadline:
+                raise DatabaseUnavailable(url, retry_for, _reason(exc)) from exc
+            attempt += 1
+            sleep(wait)
+
+
+async def aretry(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    url: str,
+    retry_for: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """`retry` for coroutines."""
+    deadline = clock() + retry_for
+    attempt = 0
+    while True:
+        try:
+            return await fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            wait = _delay(attempt)
+            if clock() + wait > deadline:
+                raise DatabaseUnavailable(url, retry_for, _reason(exc)) from exc
+            attempt += 1
+            await asyncio.sleep(wait)

@@ -1,0 +1,125 @@
+"""LangGraph's PostgreSQL savers, with every call retried through lost connections.
+
+Checkpoint writes are upserts keyed by thread, namespace, checkpoint and task, and reads
+have no effect, so each call can run again after its connection dropped
+(`podium.storage.faults`); after the retry window the run stops with
+`DatabaseUnavailable`, resumable from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from podium.storage.faults import DEFAULT_RETRY_FOR, aretry, retry
+
+
+class RetryingPostgresSaver(PostgresSaver):
+    """`PostgresSaver` whose calls survive a dropped connection (see the module)."""
+
+    def __init__(self, conn: Any, *, url: str, retry_for: float = DEFAULT_RETRY_FOR) -> None:
+        super().__init__(conn)
+        self._url, self._retry_for = url, retry_for
+
+    def _again(self, fn: Any) -> Any:
+        return retry(fn, url=self._url, retry_for=self._retry_for)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._again(lambda: super(RetryingPostgresSaver, self).get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        parent = super()
+        yield from self._again(
+            lambda: [*parent.list(config, filter=filter, before=before, limit=limit)]
+        )
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        parent = super()
+        return self._again(lambda: parent.put(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        parent = super()
+        self._again(lambda: parent.put_writes(config, writes, task_id, task_path))
+
+
+class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
+    """`AsyncPostgresSaver` whose calls survive a dropped connection (see the module)."""
+
+    def __init__(self, conn: Any, *, url: str, retry_for: float = DEFAULT_RETRY_FOR) -> None:
+        super().__init__(conn)
+        self._url, self._retry_for = url, retry_for
+
+    async def _again(self, fn: Any) -> Any:
+        return await aretry(fn, url=self._url, retry_for=self._retry_for)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        parent = super()
+        return await self._again(lambda: parent.aget_tuple(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        parent = super()
+
+        async def read() -> list[CheckpointTuple]:
+            return [
+                item
+                async for item in parent.alist(config, filter=filter, before=before, limit=limit)
+            ]
+
+        for item in await self._again(read):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        parent = super()
+        return await self._again(lambda: parent.aput(config, checkpoint, metadata, new_versions))
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        parent = super()
+        await self._again(lambda: parent.aput_writes(config, writes, task_id, task_path))
