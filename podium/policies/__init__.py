@@ -14,7 +14,7 @@ from podium.policies.decision import DEFAULT, DEFAULT_DENY, CallScope, Decision
 from podium.policies.explain import explain
 from podium.policies.loader import load_policies
 from podium.policies.output import FilterResult, OutputFilters, filter_output, output_filters
-from podium.policies.ratelimit import BucketStep, RateLimit, rate_limits_for, take
+from podium.policies.ratelimit import BucketStep, RateLimit, book, rate_limits_for, take
 from podium.policies.routing import price_table, route_model
 from podium.policies.schema import PolicySet, RetrySettings
 from podium.policies.settings import AgentSettings, ToolSettings, agent_settings, tool_settings
@@ -37,6 +37,7 @@ __all__ = [
     "ToolSettings",
     "agent_settings",
     "approval_for",
+    "book",
     "budget_limits",
     "evaluate_arguments",
     "evaluate_data_scope",

@@ -68,6 +68,9 @@ def _as_dict(value: Mapping[str, Any], handler: Any) -> Any:
     return handler(dict(value))
 
 
+#: Longest wait (seconds) a policy may allow a call to queue for a rate limit: one day.
+MAX_RATE_WAIT = 86_400.0
+
 V = TypeVar("V")
 #: A mapping validated from YAML, stored read-only, dumped back as a dict.
 FrozenMap = Annotated[dict[str, V], AfterValidator(_frozen), WrapSerializer(_as_dict)]
@@ -161,10 +164,15 @@ class Budgets(WorkflowBudgets):
 
 
 class RateLimitSpec(Model):
-    """A token bucket: at most `calls` calls, refilled over `per` seconds."""
+    """A token bucket: at most `calls` calls, refilled over `per` seconds.
+
+    A call that finds the bucket empty waits for its turn, at most `max_wait` seconds
+    (default: `per`, the time the bucket takes to refill); past that it is refused.
+    """
 
     calls: PositiveInt
     per: PositiveFloat
+    max_wait: float | None = Field(None, ge=0, le=MAX_RATE_WAIT)
 
 
 class ScopeRateLimit(RateLimitSpec):

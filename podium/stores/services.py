@@ -47,7 +47,8 @@ class Services:
         asleep: Sleep used by retries in asynchronous runs.
         audit_key: HMAC key of the audit chain, or None for plain SHA-256.
         model_timeout: Seconds a model call may take when no policy says otherwise.
-        rate_wait: Most seconds a call waits for a rate limit before it is refused.
+        rate_wait: Caps every rate limit's own wait bound (its `max_wait`, else its refill
+            period `per`); None leaves the policy's bounds as they are.
         offload: Whether async code moves database calls off the event loop.
     """
 
@@ -57,7 +58,7 @@ class Services:
     asleep: Callable[[float], Awaitable[None]]
     audit_key: bytes | None
     model_timeout: float | None
-    rate_wait: float
+    rate_wait: float | None
     offload: bool
     threads: ThreadIndex
     approvals: Approvals
@@ -81,7 +82,7 @@ class Services:
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         audit_key: bytes | None = None,
         model_timeout: float | None = None,
-        rate_wait: float = 30.0,
+        rate_wait: float | None = None,
         offload: bool | None = None,
     ) -> Services:
         """Create every store on `db` now.
@@ -127,15 +128,15 @@ class Services:
         self.recorder.flush()
 
     async def aacquire(self, tenant_id: str, limits: Any) -> None:
-        """Wait (without blocking the event loop) until every rate limit has room."""
-        waited = 0.0
-        while True:
-            decision = await self.run_sync(lambda: self.ratelimiter.try_acquire(tenant_id, limits))
-            if decision.allowed:
-                return
-            if waited + decision.retry_after > self.rate_wait:
-                raise RateLimited(
-                    tenant_id, decision.key or "?", decision.retry_after, self.rate_wait, waited
-                )
-            await self.asleep(decision.retry_after)
-            waited += decision.retry_after
+        """Book a turn in every rate limit, then wait for it without blocking the event loop.
+
+        Raises:
+            RateLimited: when a bucket's queue is longer than its wait bound.
+        """
+        decision = await self.run_sync(
+            lambda: self.ratelimiter.reserve(tenant_id, limits, cap=self.rate_wait)
+        )
+        if not decision.allowed:
+            raise RateLimited(tenant_id, decision.key or "?", decision.retry_after, decision.bound)
+        if decision.wait > 0:
+            await self.asleep(decision.wait)

@@ -111,6 +111,27 @@ MALFORMED = [
         ["greater than 0", "-1"],
     ),
     (
+        "negative-max-wait",
+        """
+        tools:
+          search_corpus:
+            rate_limit: {calls: 5, per: 60, max_wait: -1}
+        """,
+        3,
+        "tools.search_corpus.rate_limit.max_wait",
+        ["greater than or equal to 0", "-1"],
+    ),
+    (
+        "max-wait-over-a-day",
+        """
+        global:
+          rate_limits: [{calls: 5, per: 60, max_wait: 100000}]
+        """,
+        2,
+        "global.rate_limits[0].max_wait",
+        ["less than or equal to 86400", "100000"],
+    ),
+    (
         "missing-required",
         """
         tools:
