@@ -220,6 +220,29 @@ class RateLimited(RunError):
         )
 
 
+class TooManyRuns(PodiumError):
+    """A run was not started: its tenant already has as many runs in flight and queued as
+    its policy's `max_runs` allows, and no slot came free within `run_wait` seconds.
+
+    Attributes:
+        tenant_id: Whose runs.
+        limit: The tenant's `max_runs`.
+        busy: Runs in flight or queued at the last look.
+        waited: Seconds waited for a slot.
+    """
+
+    def __init__(self, tenant_id: str, limit: int, busy: int, waited: float, rule: str) -> None:
+        self.tenant_id = tenant_id
+        self.limit = limit
+        self.busy = busy
+        self.waited = waited
+        super().__init__(
+            f"tenant {tenant_id!r} has {busy} runs in flight or queued and its limit "
+            f"({rule}) is {limit}; no slot came free in {waited:.2f}s: retry later, or "
+            "raise max_runs (or run_wait) in the policy"
+        )
+
+
 class CircuitOpen(RunError):
     """A call refused because its circuit breaker is open (or its one probe is in flight)."""
 

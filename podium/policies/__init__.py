@@ -16,6 +16,7 @@ from podium.policies.loader import load_policies
 from podium.policies.output import FilterResult, OutputFilters, filter_output, output_filters
 from podium.policies.ratelimit import BucketStep, RateLimit, book, rate_limits_for, take
 from podium.policies.routing import price_table, route_model
+from podium.policies.runs import RunAdmission, RunLimit, admit, run_limit
 from podium.policies.schema import PolicySet, RetrySettings
 from podium.policies.settings import AgentSettings, ToolSettings, agent_settings, tool_settings
 
@@ -34,7 +35,10 @@ __all__ = [
     "PolicySet",
     "RateLimit",
     "RetrySettings",
+    "RunAdmission",
+    "RunLimit",
     "ToolSettings",
+    "admit",
     "agent_settings",
     "approval_for",
     "book",
@@ -52,6 +56,7 @@ __all__ = [
     "remaining_fraction",
     "requires_approval",
     "route_model",
+    "run_limit",
     "take",
     "tool_settings",
 ]

@@ -70,6 +70,10 @@ def _as_dict(value: Mapping[str, Any], handler: Any) -> Any:
 
 #: Longest wait (seconds) a policy may allow a call to queue for a rate limit: one day.
 MAX_RATE_WAIT = 86_400.0
+#: Most runs in flight and queued a policy may allow one tenant.
+MAX_RUNS = 100_000
+#: Longest wait (seconds) a policy may allow an embedded run to wait for a slot: one hour.
+MAX_RUN_WAIT = 3_600.0
 
 V = TypeVar("V")
 #: A mapping validated from YAML, stored read-only, dumped back as a dict.
@@ -258,9 +262,15 @@ class WorkflowBlock(Block):
 
 
 class ScopeBlock(WorkflowBlock):
-    """The global block and each tenant's block."""
+    """The global block and each tenant's block.
+
+    `max_runs` caps a tenant's runs in flight and queued (a LangGraph server answers 429
+    past it; the embedded runtime waits up to `run_wait` seconds for a slot, then refuses).
+    """
 
     budgets: Budgets | None = None
+    max_runs: int | None = Field(default=None, ge=1, le=MAX_RUNS)
+    run_wait: float | None = Field(default=None, ge=0, le=MAX_RUN_WAIT)
 
 
 class BreakerPolicy(Model):

@@ -29,6 +29,7 @@ from podium.stores.ledger import UsageLedger
 from podium.stores.ratelimit import RateLimiter
 from podium.stores.recorder import Recorder
 from podium.stores.replies import ModelReplies
+from podium.stores.run_slots import RunSlots
 from podium.stores.threads import ThreadIndex
 
 #: Threads for database calls made from async runs. asyncio's default pool has only
@@ -63,6 +64,7 @@ class Services:
     threads: ThreadIndex
     approvals: Approvals
     ratelimiter: RateLimiter
+    run_slots: RunSlots
     budgets: Budgets
     ledger: UsageLedger
     breakers: CircuitBreakers
@@ -105,6 +107,7 @@ class Services:
             threads=ThreadIndex(db),
             approvals=Approvals(db, clock=clock),
             ratelimiter=RateLimiter(db, clock=clock),
+            run_slots=RunSlots(db, clock=clock),
             budgets=open_budgets(db, clock=clock),
             ledger=ledger,
             breakers=CircuitBreakers(db, clock=clock),

@@ -132,6 +132,28 @@ MALFORMED = [
         ["less than or equal to 86400", "100000"],
     ),
     (
+        "max-runs-zero",
+        """
+        tenants:
+          acme:
+            max_runs: 0
+        """,
+        3,
+        "tenants.acme.max_runs",
+        ["greater than or equal to 1", "0"],
+    ),
+    (
+        "run-wait-over-an-hour",
+        """
+        global:
+          max_runs: 10
+          run_wait: 7200
+        """,
+        3,
+        "global.run_wait",
+        ["less than or equal to 3600", "7200"],
+    ),
+    (
         "missing-required",
         """
         tools:
