@@ -61,7 +61,7 @@ class PodiumRuntime:
         kwargs.setdefault("checkpointer", self.checkpointer)
         compiled = graph.compile(**kwargs).with_config(configurable={BINDING_KEY: self.binding})
         policy = getattr(graph, "policies", None)
-        if admit_runs and needs_admission(policy):
+        if admit_runs and policy is not None and needs_admission(policy):
             # The policy caps a tenant's runs in flight: each run takes a slot first.
             return Admitted(compiled, policy, self.services)
         return compiled

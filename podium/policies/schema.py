@@ -176,7 +176,7 @@ class RateLimitSpec(Model):
 
     calls: PositiveInt
     per: PositiveFloat
-    max_wait: float | None = Field(None, ge=0, le=MAX_RATE_WAIT)
+    max_wait: float | None = Field(default=None, ge=0, le=MAX_RATE_WAIT)
 
 
 class ScopeRateLimit(RateLimitSpec):
