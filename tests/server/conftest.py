@@ -38,6 +38,8 @@ API_KEYS = {
     "acme-editor-key": ("acme", "ana", ("editor",)),
     "acme-viewer-key": ("acme", "bob", ()),
     "globex-editor-key": ("globex", "gus", ("editor",)),
+    # Only the run-limit tests use initech, so no other test's runs count against it.
+    "initech-editor-key": ("initech", "ivy", ("editor",)),
 }
 TOKEN_SECRET = "test-token-secret"
 WEBHOOK_SECRETS = {"acme": "acme-webhook-secret", "globex": "globex-webhook-secret"}
@@ -81,6 +83,10 @@ def _config(workdir: Path) -> Path:
     config = json.loads((REPO / "langgraph.json").read_text())
     config.pop("env", None)
     config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
+    # A slow workflow whose policy caps each tenant at two runs in flight (capped.py).
+    config["graphs"]["capped_brief"] = (
+        f"{Path(__file__).resolve().parent / 'capped.py'}:capped_brief"
+    )
     path = workdir / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))
     return path
