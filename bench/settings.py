@@ -24,6 +24,12 @@ class Settings:
         throughput_reps: Repetitions there (more: its runs share the disk's fsync latency,
             which varies from second to second on a shared machine).
         storage_k: Delegations in the storage case.
+        fairness_flood, fairness_b: Runs tenant A floods and tenant B submits (fairness).
+        fairness_k, fairness_latency: Delegations per run and model latency there.
+        fairness_max_runs: Each tenant's `max_runs` there.
+        fairness_reps: Repetitions there.
+        scaleout_runs, scaleout_latency: Runs of research_brief to the gate, and the model
+            latency, in the scale-out throughput case (skipped in quick mode).
         postgres_url: The benchmark's own database, or None when PostgreSQL is unreachable.
         postgres_skip: Why PostgreSQL cases are skipped (None when they run).
         workdir: A scratch directory for SQLite files.
@@ -40,6 +46,15 @@ class Settings:
     throughput_latency: float = 0.1
     throughput_reps: int = 9
     storage_k: int = 50
+    fairness_flood: int = 100
+    fairness_b: int = 5
+    fairness_k: int = 3
+    fairness_latency: float = 0.1
+    fairness_max_runs: int = 10
+    fairness_reps: int = 3
+    scaleout_runs: int = 40
+    scaleout_latency: float = 0.5
+    scaleout_reps: int = 2
     postgres_url: str | None = None
     postgres_skip: str | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="podium-bench-")))
@@ -60,6 +75,12 @@ class Settings:
             throughput_latency=0.02,
             throughput_reps=reps or 2,
             storage_k=5,
+            fairness_flood=10,
+            fairness_b=3,
+            fairness_k=2,
+            fairness_latency=0.02,
+            fairness_max_runs=3,
+            fairness_reps=1,
         )
 
     def sqlite_url(self, name: str) -> str:
@@ -83,4 +104,13 @@ class Settings:
             "throughput_latency_s": self.throughput_latency,
             "throughput_reps": self.throughput_reps,
             "storage_k": self.storage_k,
+            "fairness_flood": self.fairness_flood,
+            "fairness_b": self.fairness_b,
+            "fairness_k": self.fairness_k,
+            "fairness_latency_s": self.fairness_latency,
+            "fairness_max_runs": self.fairness_max_runs,
+            "fairness_reps": self.fairness_reps,
+            "scaleout_runs": self.scaleout_runs,
+            "scaleout_latency_s": self.scaleout_latency,
+            "scaleout_reps": self.scaleout_reps,
         }

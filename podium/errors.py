@@ -192,7 +192,15 @@ class CallTimeout(TransientError, TimeoutError):
 
 
 class RateLimited(RunError):
-    """A rate limit stayed exhausted for longer than the caller was willing to wait."""
+    """A rate limit's queue was longer than a call may wait; the call was not made.
+
+    Attributes:
+        tenant_id: Whose bucket.
+        key: The bucket, e.g. "tool:acme:search_corpus".
+        retry_after: Seconds the call would have had to wait for its turn.
+        timeout: The most it was allowed to wait (the limit's `max_wait`, else its `per`).
+        waited: Seconds already waited before the refusal.
+    """
 
     error_class = "transient"  # fail fast now, retry or fall back later
 
@@ -205,10 +213,33 @@ class RateLimited(RunError):
         self.timeout = timeout
         self.waited = waited
         super().__init__(
-            f"rate limit {key!r} of tenant {tenant_id!r} is exhausted: after waiting "
-            f"{waited:.2f}s of the {timeout:.2f}s allowed, the next tokens are free in "
-            f"{retry_after:.2f}s more; retry later, or raise the limit's capacity (or the "
-            "wait) in the policy"
+            f"rate limit {key!r} of tenant {tenant_id!r} is exhausted: this call's turn "
+            f"comes in {retry_after:.2f}s, more than the {timeout:.2f}s a call may wait "
+            f"(waited {waited:.2f}s); lower the tenant's concurrent runs (max_runs), raise "
+            "the limit's calls, or its max_wait, in the policy"
+        )
+
+
+class TooManyRuns(PodiumError):
+    """A run was not started: its tenant already has as many runs in flight and queued as
+    its policy's `max_runs` allows, and no slot came free within `run_wait` seconds.
+
+    Attributes:
+        tenant_id: Whose runs.
+        limit: The tenant's `max_runs`.
+        busy: Runs in flight or queued at the last look.
+        waited: Seconds waited for a slot.
+    """
+
+    def __init__(self, tenant_id: str, limit: int, busy: int, waited: float, rule: str) -> None:
+        self.tenant_id = tenant_id
+        self.limit = limit
+        self.busy = busy
+        self.waited = waited
+        super().__init__(
+            f"tenant {tenant_id!r} has {busy} runs in flight or queued and its limit "
+            f"({rule}) is {limit}; no slot came free in {waited:.2f}s: retry later, or "
+            "raise max_runs (or run_wait) in the policy"
         )
 
 

@@ -16,6 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
 
+from podium.governance.admission import Admitted, needs_admission
 from podium.governance.binding import BINDING_KEY, Binding
 from podium.governance.governor import Governor
 from podium.storage.database import Database, PostgresDatabase, open_database
@@ -50,14 +51,21 @@ class PodiumRuntime:
         self.threads = self.services.threads
         self.governor: Governor = self.binding.governor
 
-    def compile(self, graph: StateGraph, **kwargs: Any):
+    def compile(self, graph: StateGraph, *, admit_runs: bool = True, **kwargs: Any):
         """Compile `graph` with this runtime's checkpointer and stores bound.
 
         Keyword arguments go to `StateGraph.compile` (e.g. `interrupt_before`, `name`).
+        When the graph's policy sets `max_runs` (and `admit_runs`, false on a LangGraph
+        server, which admits runs itself), the result is `Admitted`: each run first takes
+        one of its tenant's run slots (see `podium.governance.admission`).
         """
         kwargs.setdefault("checkpointer", self.checkpointer)
-        compiled = graph.compile(**kwargs)
-        return compiled.with_config(configurable={BINDING_KEY: self.binding})
+        compiled = graph.compile(**kwargs).with_config(configurable={BINDING_KEY: self.binding})
+        policy = getattr(graph, "policies", None)
+        if admit_runs and policy is not None and needs_admission(policy):
+            # The policy caps a tenant's runs in flight: each run takes a slot first.
+            return Admitted(compiled, policy, self.services)
+        return compiled
 
     def __repr__(self) -> str:
         return f"PodiumRuntime({self.url.masked!r})"

@@ -1,6 +1,6 @@
 """The benchmark cases, in the order they run. Each is `run(settings) -> list[Figure]`."""
 
-from bench.cases import context, fanout, overhead, storage, throughput, tracing
+from bench.cases import context, fairness, fanout, overhead, scaleout, storage, throughput, tracing
 
 CASES = {
     "overhead": overhead.run,
@@ -9,6 +9,8 @@ CASES = {
     "throughput": throughput.run,
     "storage": storage.run,
     "tracing": tracing.run,
+    "fairness": fairness.run,
+    "scaleout": scaleout.run,
 }
 
 __all__ = ["CASES"]

@@ -14,8 +14,9 @@ from podium.policies.decision import DEFAULT, DEFAULT_DENY, CallScope, Decision
 from podium.policies.explain import explain
 from podium.policies.loader import load_policies
 from podium.policies.output import FilterResult, OutputFilters, filter_output, output_filters
-from podium.policies.ratelimit import BucketStep, RateLimit, rate_limits_for, take
+from podium.policies.ratelimit import BucketStep, RateLimit, book, rate_limits_for, take
 from podium.policies.routing import model_fallbacks, price_table, route_model
+from podium.policies.runs import RunAdmission, RunLimit, admit, run_limit
 from podium.policies.schema import PolicySet, RetrySettings
 from podium.policies.settings import AgentSettings, ToolSettings, agent_settings, tool_settings
 
@@ -34,9 +35,13 @@ __all__ = [
     "PolicySet",
     "RateLimit",
     "RetrySettings",
+    "RunAdmission",
+    "RunLimit",
     "ToolSettings",
+    "admit",
     "agent_settings",
     "approval_for",
+    "book",
     "budget_limits",
     "evaluate_arguments",
     "evaluate_data_scope",
@@ -52,6 +57,7 @@ __all__ = [
     "remaining_fraction",
     "requires_approval",
     "route_model",
+    "run_limit",
     "take",
     "tool_settings",
 ]

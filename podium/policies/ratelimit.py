@@ -13,7 +13,14 @@ applies to it. Bucket keys are tenant-qualified, so tenants never share a bucket
 A scope's `rate_limits` is a list, so one scope can cap bursts and sustained rates
 (the second and later entries get keys ending "#1", "#2"...). Each entry's `kind`
 says what it counts: "model" calls, "tool" calls, or "any" (both, the default).
-Storing buckets is the rate-limit store's job; `take` is the pure step it applies.
+Storing buckets is the rate-limit store's job; `take` and `book` are the pure steps
+it applies.
+
+A call that finds no token does not fail: `book` reserves the next free token (the level
+may go below zero, a queue of calls already booked) and says how long to wait for it,
+so waiting calls are served first come, first served, across processes. Each bucket
+bounds that wait with its `max_wait` (by default its refill period `per`: at most one
+full bucket of calls queued ahead); past the bound the call is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class RateLimit:
     capacity: int
     per: float
     rule: str
+    max_wait: float | None = None
 
     @property
     def rate(self) -> float:
@@ -66,14 +74,20 @@ def rate_limits_for(
         spec = policy.tools[tool].rate_limit
         if spec is not None:
             rule = key("tools", tool, "rate_limit")
-            found.append(RateLimit(f"tool:{call.tenant}:{tool}", spec.calls, spec.per, rule))
+            found.append(
+                RateLimit(f"tool:{call.tenant}:{tool}", spec.calls, spec.per, rule, spec.max_wait)
+            )
     entry = model_entry(policy, model) if model is not None else None
     if entry is not None:
         name, settings = entry
         limit = settings.rate_limit
         if limit is not None:
             rule = key("models", name, "rate_limit")
-            found.append(RateLimit(f"model:{call.tenant}:{name}", limit.calls, limit.per, rule))
+            found.append(
+                RateLimit(
+                    f"model:{call.tenant}:{name}", limit.calls, limit.per, rule, limit.max_wait
+                )
+            )
     return found
 
 
@@ -94,7 +108,7 @@ def _scope_limits(
             continue
         suffix = f"#{index}" if index else ""
         rule = f"{prefix}.rate_limits[{index}]"
-        found.append(RateLimit(bucket + suffix, spec.calls, spec.per, rule))
+        found.append(RateLimit(bucket + suffix, spec.calls, spec.per, rule, spec.max_wait))
     return found
 
 
@@ -125,4 +139,31 @@ def take(
     if cost <= level:
         return BucketStep(level - cost, stamp, True, 0.0)
     wait = math.inf if cost > capacity else (cost - level) / rate
+    return BucketStep(level, stamp, False, wait)
+
+
+def book(
+    tokens: float,
+    updated_at: float,
+    now: float,
+    *,
+    capacity: float,
+    per: float,
+    cost: float,
+    max_wait: float,
+) -> BucketStep:
+    """Refill a bucket up to `now`, then book `cost` tokens if they are free within `max_wait`.
+
+    Unlike `take`, a call may book tokens that are not there yet: the level goes below zero
+    by what is booked ahead, and `retry_after` is how long until the booked tokens have
+    refilled (0 when they are there now). A booking that would wait longer than `max_wait`
+    is refused and leaves the level unchanged; `retry_after` then says the wait it needed
+    (infinite when the cost exceeds the capacity).
+    """
+    rate = capacity / per
+    level = min(float(capacity), tokens + max(0.0, now - updated_at) * rate)
+    stamp = max(now, updated_at)
+    wait = math.inf if cost > capacity else max(0.0, (cost - level) / rate)
+    if wait <= max_wait:
+        return BucketStep(level - cost, stamp, True, wait)
     return BucketStep(level, stamp, False, wait)

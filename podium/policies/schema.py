@@ -102,6 +102,13 @@ def _as_dict(value: Mapping[str, Any], handler: Any) -> Any:
     return handler(dict(value))
 
 
+#: Longest wait (seconds) a policy may allow a call to queue for a rate limit: one day.
+MAX_RATE_WAIT = 86_400.0
+#: Most runs in flight and queued a policy may allow one tenant.
+MAX_RUNS = 100_000
+#: Longest wait (seconds) a policy may allow an embedded run to wait for a slot: one hour.
+MAX_RUN_WAIT = 3_600.0
+
 V = TypeVar("V")
 #: A mapping validated from YAML, stored read-only, dumped back as a dict.
 FrozenMap = Annotated[dict[str, V], AfterValidator(_frozen), WrapSerializer(_as_dict)]
@@ -195,10 +202,15 @@ class Budgets(WorkflowBudgets):
 
 
 class RateLimitSpec(Model):
-    """A token bucket: at most `calls` calls, refilled over `per` seconds."""
+    """A token bucket: at most `calls` calls, refilled over `per` seconds.
+
+    A call that finds the bucket empty waits for its turn, at most `max_wait` seconds
+    (default: `per`, the time the bucket takes to refill); past that it is refused.
+    """
 
     calls: PositiveInt = Field(le=MAX_CALLS)
     per: PositiveFloat = Field(le=MAX_PERIOD)
+    max_wait: float | None = Field(default=None, ge=0, le=MAX_RATE_WAIT)
 
 
 class ScopeRateLimit(RateLimitSpec):
@@ -304,9 +316,15 @@ class WorkflowBlock(Block):
 
 
 class ScopeBlock(WorkflowBlock):
-    """The global block and each tenant's block."""
+    """The global block and each tenant's block.
+
+    `max_runs` caps a tenant's runs in flight and queued (a LangGraph server answers 429
+    past it; the embedded runtime waits up to `run_wait` seconds for a slot, then refuses).
+    """
 
     budgets: Budgets | None = None
+    max_runs: int | None = Field(default=None, ge=1, le=MAX_RUNS)
+    run_wait: float | None = Field(default=None, ge=0, le=MAX_RUN_WAIT)
 
 
 class BreakerPolicy(Model):

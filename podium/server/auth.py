@@ -24,7 +24,8 @@ Authorization, default deny:
       in podium's approvals table before the run is queued, so of two concurrent
       decisions on one gate the second is a 409 naming the first (who, what, when), as
       is a decision on a gate no longer pending;
-    - store namespaces are prefixed with the tenant.
+    - store namespaces are prefixed with the tenant;
+    - a run create past the tenant's `max_runs` is a 429 (`podium.server.admission`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from podium.server._credentials import CredentialError, Principal
 from podium.server._jwt import KeysUnavailable
 from podium.server._runtime import server_runtime
 from podium.server._signin import ENVIRONMENT, SignIn, sign_in_from_env
+from podium.server.admission import admit_run
 from podium.server.keys import ApiKeys
 from podium.stores.approvals import AlreadyDecided, GateError
 
@@ -128,6 +130,8 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     if action in ("create", "create_run") or (action == "update" and "metadata" in value):
         _stamp(value, tenant)
     if action == "create_run":
+        # Admission first: a 429 must not leave a gate claimed by the guard below.
+        await admit_run(value, tenant, TENANT_KEY)
         await _guard_run(ctx.user, value, tenant)
     elif state_write:
         # A state write could step past a gate; it needs the gate's roles like a resume.

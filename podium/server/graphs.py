@@ -29,6 +29,7 @@ from podium.context import DEFAULT_TENANT, RunContext, resolve_context
 from podium.graphs import names
 from podium.graphs.catalog import get_workflow
 from podium.server._runtime import server_runtime
+from podium.server.admission import register_policy
 
 _NOT_AGENTS = (START, *sorted(names.WORKFLOW_NODES))
 
@@ -47,7 +48,9 @@ def compile_workflow(name: str, *, model: Any = None) -> Any:
     factory = get_workflow(name, os.environ.get("PODIUM_WORKFLOWS"))
     graph = factory(model=model or os.environ.get("PODIUM_MODEL") or None)
     # checkpointer=None on purpose: the server injects its own into every run.
-    return server_runtime().compile(graph, checkpointer=None, name=name)
+    # The server admits runs itself (429 past a tenant's max_runs: podium.server.admission).
+    register_policy(name, getattr(graph, "policies", None))
+    return server_runtime().compile(graph, checkpointer=None, name=name, admit_runs=False)
 
 
 def serve(name: str, *, model: Any = None) -> Callable[[RunnableConfig], Any]:

@@ -29,6 +29,7 @@ from podium.stores.ledger import UsageLedger
 from podium.stores.ratelimit import RateLimiter
 from podium.stores.recorder import Recorder
 from podium.stores.replies import ModelReplies
+from podium.stores.run_slots import RunSlots
 from podium.stores.threads import ThreadIndex
 
 #: Threads for database calls made from async runs. asyncio's default pool has only
@@ -47,7 +48,8 @@ class Services:
         asleep: Sleep used by retries in asynchronous runs.
         audit_key: HMAC key of the audit chain, or None for plain SHA-256.
         model_timeout: Seconds a model call may take when no policy says otherwise.
-        rate_wait: Most seconds a call waits for a rate limit before it is refused.
+        rate_wait: Caps every rate limit's own wait bound (its `max_wait`, else its refill
+            period `per`); None leaves the policy's bounds as they are.
         budget_wait: Most seconds a model call waits for other calls' budget holds to be
             settled or released (when that would make room) before it is refused.
         offload: Whether async code moves database calls off the event loop.
@@ -59,12 +61,13 @@ class Services:
     asleep: Callable[[float], Awaitable[None]]
     audit_key: bytes | None
     model_timeout: float | None
-    rate_wait: float
+    rate_wait: float | None
     budget_wait: float
     offload: bool
     threads: ThreadIndex
     approvals: Approvals
     ratelimiter: RateLimiter
+    run_slots: RunSlots
     budgets: Budgets
     ledger: UsageLedger
     breakers: CircuitBreakers
@@ -84,7 +87,7 @@ class Services:
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         audit_key: bytes | None = None,
         model_timeout: float | None = None,
-        rate_wait: float = 30.0,
+        rate_wait: float | None = None,
         budget_wait: float = 30.0,
         offload: bool | None = None,
     ) -> Services:
@@ -109,6 +112,7 @@ class Services:
             threads=ThreadIndex(db),
             approvals=Approvals(db, clock=clock),
             ratelimiter=RateLimiter(db, clock=clock),
+            run_slots=RunSlots(db, clock=clock),
             budgets=open_budgets(db, clock=clock),
             ledger=ledger,
             breakers=CircuitBreakers(db, clock=clock),
@@ -132,15 +136,15 @@ class Services:
         self.recorder.flush()
 
     async def aacquire(self, tenant_id: str, limits: Any) -> None:
-        """Wait (without blocking the event loop) until every rate limit has room."""
-        waited = 0.0
-        while True:
-            decision = await self.run_sync(lambda: self.ratelimiter.try_acquire(tenant_id, limits))
-            if decision.allowed:
-                return
-            if waited + decision.retry_after > self.rate_wait:
-                raise RateLimited(
-                    tenant_id, decision.key or "?", decision.retry_after, self.rate_wait, waited
-                )
-            await self.asleep(decision.retry_after)
-            waited += decision.retry_after
+        """Book a turn in every rate limit, then wait for it without blocking the event loop.
+
+        Raises:
+            RateLimited: when a bucket's queue is longer than its wait bound.
+        """
+        decision = await self.run_sync(
+            lambda: self.ratelimiter.reserve(tenant_id, limits, cap=self.rate_wait)
+        )
+        if not decision.allowed:
+            raise RateLimited(tenant_id, decision.key or "?", decision.retry_after, decision.bound)
+        if decision.wait > 0:
+            await self.asleep(decision.wait)

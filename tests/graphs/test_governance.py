@@ -413,10 +413,11 @@ async def test_rate_limited_tool_call_waits_in_async_runs(scripted, tmp_path, te
 
 
 def test_rate_limited_tool_call_is_refused_after_the_wait_budget(tmp_path, tenant):
-    # Time stands still, so the bucket never refills: one 30 s wait fits rate_wait=40,
-    # a second does not, and the call is refused instead of run.
+    # Time stands still: two calls empty the bucket, the third books the next token
+    # (30 s away, within rate_wait=40), the fourth's turn would come 60 s away, and it is
+    # refused instead of run.
     tools, fake = Tools(), FakeTime(advance=False)
-    replies = [tool_call("ping", {"n": n}) for n in (1, 2, 3)] + ["pinged"]
+    replies = [tool_call("ping", {"n": n}) for n in (1, 2, 3, 4)] + ["pinged"]
     model = ScriptedChatModel(responses=replies, name="worker")
     agent = AgentSpec(name="worker", tools=[tools.ping()], model=model)
     graph = podium.build_workflow(
@@ -426,10 +427,10 @@ def test_rate_limited_tool_call_is_refused_after_the_wait_budget(tmp_path, tenan
         "memory://", clock=fake.clock, sleep=fake.sleep, asleep=fake.asleep, rate_wait=40
     ) as rt:
         out = _run(rt, graph, "rate-refused", tenant)
-    assert _ran(tools, "ping") == [1, 2]
+    assert _ran(tools, "ping") == [1, 2, 3]
     assert fake.sleeps == [pytest.approx(30.0)]
     bucket = f"tool:{tenant}:ping"
-    seen = [m.content for call in model.calls[3:] for m in call[-1:] if isinstance(m, ToolMessage)]
+    seen = [m.content for call in model.calls[4:] for m in call[-1:] if isinstance(m, ToolMessage)]
     told_model = any(bucket in text and "rate limit" in text for text in seen)
     task = out["tasks"]["t1"]
     failed_task = task["status"] != "completed" and bucket in (task.get("error") or "")

@@ -111,6 +111,49 @@ MALFORMED = [
         ["greater than 0", "-1"],
     ),
     (
+        "negative-max-wait",
+        """
+        tools:
+          search_corpus:
+            rate_limit: {calls: 5, per: 60, max_wait: -1}
+        """,
+        3,
+        "tools.search_corpus.rate_limit.max_wait",
+        ["greater than or equal to 0", "-1"],
+    ),
+    (
+        "max-wait-over-a-day",
+        """
+        global:
+          rate_limits: [{calls: 5, per: 60, max_wait: 100000}]
+        """,
+        2,
+        "global.rate_limits[0].max_wait",
+        ["less than or equal to 86400", "100000"],
+    ),
+    (
+        "max-runs-zero",
+        """
+        tenants:
+          acme:
+            max_runs: 0
+        """,
+        3,
+        "tenants.acme.max_runs",
+        ["greater than or equal to 1", "0"],
+    ),
+    (
+        "run-wait-over-an-hour",
+        """
+        global:
+          max_runs: 10
+          run_wait: 7200
+        """,
+        3,
+        "global.run_wait",
+        ["less than or equal to 3600", "7200"],
+    ),
+    (
         "missing-required",
         """
         tools:

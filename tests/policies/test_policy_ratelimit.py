@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from podium.policies import CallScope, RateLimit, rate_limits_for, take
+from podium.policies import CallScope, RateLimit, book, rate_limits_for, take
 
 POLICY = """
 global:
@@ -147,3 +147,58 @@ def test_waiting_retry_after_is_enough():
     after = _take((0.25, 0.0), 0.0)
     assert not after.allowed
     assert _take((after.tokens, after.updated_at), after.retry_after).allowed
+
+
+BOOK_CASES = [
+    # (bucket before, now, cost, max_wait, allowed, tokens after, wait)
+    (FULL, 100.0, 1, 10.0, True, 4.0, 0.0),  # a token is there: no wait
+    ((0.0, 100.0), 100.0, 1, 10.0, True, -1.0, 2.0),  # booked ahead: 1 token in 2 s
+    ((-4.0, 100.0), 100.0, 1, 10.0, True, -5.0, 10.0),  # fifth in the queue: 10 s
+    ((-5.0, 100.0), 100.0, 1, 10.0, False, -5.0, 12.0),  # sixth would wait past the bound
+    ((-5.0, 100.0), 104.0, 1, 10.0, True, -4.0, 8.0),  # 4 s later the queue has moved on
+    ((0.0, 100.0), 100.0, 1, 0.0, False, 0.0, 2.0),  # max_wait 0: no queueing at all
+    ((5.0, 100.0), 100.0, 6, 1e9, False, 5.0, math.inf),  # never fits
+]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "now", "cost", "bound", "allowed", "tokens", "wait"), BOOK_CASES
+)
+def test_book(bucket, now, cost, bound, allowed, tokens, wait):
+    level, updated = bucket if bucket is not None else (float(LIMIT.capacity), now)
+    after = book(
+        level, updated, now, capacity=LIMIT.capacity, per=LIMIT.per, cost=cost, max_wait=bound
+    )
+    assert (after.allowed, after.tokens, after.retry_after) == pytest.approx(
+        (allowed, tokens, wait)
+    )
+
+
+def test_booked_calls_never_exceed_the_rate():
+    # 50 calls booked at once on 5 per 10 s: the full bucket at once, then one every 2 s
+    # in booking order.
+    bucket, times = (5.0, 0.0), []
+    for _ in range(50):
+        after = book(*bucket, 0.0, capacity=5, per=10.0, cost=1, max_wait=1e9)
+        bucket = (after.tokens, after.updated_at)
+        times.append(after.retry_after)
+    assert times == sorted(times)  # first come, first served
+    assert times[:5] == [0.0] * 5 and times[5:] == pytest.approx([2.0 * k for k in range(1, 46)])
+
+
+def test_max_wait_comes_from_the_policy(policy):
+    ps = policy(
+        """
+        agents:
+          researcher:
+            rate_limits: [{calls: 30, per: 60, max_wait: 90}]
+        tools:
+          search_corpus:
+            rate_limit: {calls: 5, per: 10}
+        """
+    )
+    limits = rate_limits_for(ps, CallScope("acme", None, "researcher"), tool="search_corpus")
+    assert [(lim.key, lim.max_wait) for lim in limits] == [
+        ("agent:acme:researcher", 90.0),
+        ("tool:acme:search_corpus", None),  # None: the store waits up to `per`
+    ]

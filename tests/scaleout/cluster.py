@@ -164,12 +164,14 @@ class Cluster:
         workdir: Working directory of every process (its `reports/`, `effects.log`).
         env: The processes' environment (`engine_env`).
         instances: The processes, in start order.
+        graphs: More graphs to serve (`name -> path:attribute`), beside langgraph.json's.
     """
 
     venv: Path
     workdir: Path
     env: dict[str, str]
     instances: list[Instance] = field(default_factory=list)
+    graphs: dict[str, str] = field(default_factory=dict)
 
     @property
     def podium_url(self) -> str:
@@ -181,6 +183,7 @@ class Cluster:
         config.pop("env", None)
         config["dependencies"] = [str(REPO)]
         config["graphs"]["slow_brief"] = f"{ENGINE / 'workflows.py'}:slow_brief"
+        config["graphs"].update(self.graphs)
         path = self.workdir / "langgraph.json"
         path.write_text(json.dumps(config, indent=2))
         return path

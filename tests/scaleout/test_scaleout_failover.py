@@ -20,6 +20,10 @@ pytestmark = pytest.mark.scaleout
 RUNS = 20
 #: Every run reaches its gate (then its end) within this many seconds of the kill.
 DEADLINE = 60.0
+#: Runs that must be under way on A (then on B) when it is killed, and how long to wait for
+#: that before the kill.
+MIN_IN_FLIGHT_A, MIN_IN_FLIGHT_B = 3, 2
+KILL_WAIT = 30.0
 EDITORS = ("acme-editor-key", "globex-editor-key", "initech-editor-key")
 
 
@@ -51,6 +55,16 @@ def in_flight(instance) -> set[str]:
     started = set(re.findall(r"Starting background run .*?run_id=(\S+)", text))
     ended = set(re.findall(r"Background run \w+ .*?run_id=(\S+)", text))
     return started - ended
+
+
+def wait_until(condition, timeout: float) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def published(cluster) -> int:
@@ -90,12 +104,15 @@ def test_runs_survive_the_loss_of_a_process_with_effects_once(cluster) -> None:
     threads = [r["thread"] for r in runs]
 
     try:
-        # Phase 1: kill A while its runs are on their way to the gate.
-        time.sleep(1.0)
+        # Phase 1: kill A while its runs are on their way to the gate. A loaded machine
+        # starts runs late, so wait (bounded) for A to have several under way first.
+        wait_until(lambda: len(in_flight(a)) >= MIN_IN_FLIGHT_A, timeout=KILL_WAIT)
         cluster.kill(a)
         killed_at = time.monotonic()
         lost = in_flight(a)
-        assert len(lost) >= 3, f"too few runs in flight on A when it was killed: {lost}"
+        assert len(lost) >= MIN_IN_FLIGHT_A, (
+            f"too few runs in flight on A when it was killed ({KILL_WAIT:.0f} s wait): {lost}"
+        )
         wait_all(cluster, runs, "interrupted", killed_at)
         gates = approvals(cluster, threads)
         assert sorted(t for t, _ in gates) == sorted(threads)  # one gate per run, none lost
@@ -111,12 +128,15 @@ def test_runs_survive_the_loss_of_a_process_with_effects_once(cluster) -> None:
         for api, thread, resume in decisions:
             api.runs.create(thread, "slow_brief", command={"resume": resume})
         # Kill B once reports are being published and B still has runs in flight.
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (published(cluster) and len(in_flight(b)) >= 2):
-            time.sleep(0.05)
+        wait_until(
+            lambda: published(cluster) > 0 and len(in_flight(b)) >= MIN_IN_FLIGHT_B,
+            timeout=KILL_WAIT,
+        )
         cluster.kill(b)
         killed_at = time.monotonic()
-        assert in_flight(b), "no approved run was in flight on B when it was killed"
+        assert in_flight(b), (
+            f"no approved run was in flight on B when it was killed ({KILL_WAIT:.0f} s wait)"
+        )
         wait_all(cluster, runs, "idle", killed_at)
     finally:
         for instance in (a, b):

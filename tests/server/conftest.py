@@ -38,6 +38,8 @@ API_KEYS = {
     "acme-editor-key": ("acme", "ana", ("editor",)),
     "acme-viewer-key": ("acme", "bob", ()),
     "globex-editor-key": ("globex", "gus", ("editor",)),
+    # Only the run-limit tests use initech, so no other test's runs count against it.
+    "initech-editor-key": ("initech", "ivy", ("editor",)),
 }
 TOKEN_SECRET = "test-token-secret"
 WEBHOOK_SECRETS = {"acme": "acme-webhook-secret", "globex": "globex-webhook-secret"}
@@ -95,6 +97,10 @@ def _config(workdir: Path) -> Path:
     (workdir / "open_graph.py").write_text(OPEN_GRAPH)
     config["graphs"]["open_brief"] = {"path": "./open_graph.py:open_brief"}
     config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
+    # A slow workflow whose policy caps each tenant at two runs in flight (capped.py).
+    config["graphs"]["capped_brief"] = (
+        f"{Path(__file__).resolve().parent / 'capped.py'}:capped_brief"
+    )
     path = workdir / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))
     return path

@@ -129,6 +129,55 @@ def test_acquire_gives_up_when_the_wait_exceeds_the_timeout(db, tenant):
     assert slept == []  # no point sleeping when the wait is already too long
 
 
+def test_reserve_queues_calls_in_turn_up_to_the_refill_period(db, tenant):
+    clock = Clock()
+    limiter = RateLimiter(db, clock=clock)
+    limit = [Limit("tool:ping", 2, 10.0)]  # one token every 5 s; waits up to 10 s
+    waits = [limiter.reserve(tenant, limit) for _ in range(4)]
+    assert [(d.allowed, d.wait) for d in waits] == [
+        (True, 0.0),
+        (True, 0.0),
+        (True, 5.0),
+        (True, 10.0),
+    ]
+    refused = limiter.reserve(tenant, limit)
+    assert (refused.allowed, refused.key, refused.retry_after, refused.bound) == (
+        False,
+        "tool:ping",
+        15.0,
+        10.0,
+    )
+    clock.now += 5.0  # the first booked call has had its turn: room for one more
+    assert limiter.reserve(tenant, limit).wait == pytest.approx(10.0)
+
+
+def test_reserve_books_every_bucket_or_none(db, tenant):
+    clock = Clock()
+    limiter = RateLimiter(db, clock=clock)
+    roomy, tight = Limit("roomy", 100, 10.0), Limit("tight", 1, 10.0, max_wait=0.0)
+    assert limiter.reserve(tenant, [roomy, tight]).allowed
+    refused = limiter.reserve(tenant, [roomy, tight])
+    assert (refused.allowed, refused.key) == (False, "tight")
+    # The refused call booked nothing in the roomy bucket either.
+    assert [limiter.try_acquire(tenant, [roomy]).allowed for _ in range(100)] == [True] * 99 + [
+        False
+    ]
+
+
+def test_max_wait_and_the_runtime_cap_bound_the_wait(db, tenant):
+    clock = Clock()
+    limiter = RateLimiter(db, clock=clock)
+    patient = [Limit("patient", 1, 10.0, max_wait=60.0)]
+    for expected in (0.0, 10.0, 20.0):
+        assert limiter.reserve(tenant, patient).wait == pytest.approx(expected)
+    capped = limiter.reserve(tenant, patient, cap=25.0)
+    assert (capped.allowed, capped.retry_after, capped.bound) == (False, 30.0, 25.0)
+    with pytest.raises(RateLimited) as info:
+        limiter.acquire(tenant, patient, timeout=25.0, sleep=clock.sleep)
+    assert "30.00s, more than the 25.00s a call may wait" in str(info.value)
+    assert "max_wait" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("limits", "cost", "message"),
     [
@@ -137,6 +186,7 @@ def test_acquire_gives_up_when_the_wait_exceeds_the_timeout(db, tenant):
         ([Limit("a", 2, 1.0)], 3, "can never fit"),
         ([Limit("a", 2, 1.0), Limit("a", 5, 1.0)], 1, "given twice"),
         ([Limit("a", 2, 1.0)], -1, "negative"),
+        ([Limit("a", 2, 1.0, max_wait=-1.0)], 1, "max_wait -1.0"),
     ],
 )
 def test_malformed_limits_are_configuration_errors(limits, cost, message, tenant):
