@@ -18,8 +18,9 @@ Authorization, default deny:
       tenant's thread id, or copying another tenant's thread, is a 404 too (not a 409,
       which would tell that the id exists);
     - on a thread waiting at a podium gate, every request that changes it (a resume, a
-      run with `input`, `command.update` or `command.goto`, a state write, a delete) is a
-      403 naming the roles when the user has none of the roles of the gates it reaches;
+      run with `input`, `command.update` or `command.goto`, a state write, a delete of the
+      thread or of one of its runs, which deletes the run's checkpoints) is a 403 naming
+      the roles when the user has none of the roles of the gates it reaches;
     - a decision is the caller's: one naming another `user` is a 403. The gate is claimed
       in podium's approvals table before the run is queued, so of two concurrent
       decisions on one gate the second is a 409 naming the first (who, what, when), as
@@ -132,8 +133,11 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     elif state_write:
         # A state write could step past a gate; it needs the gate's roles like a resume.
         await _guard_change(ctx.user, value.get("thread_id"), tenant, "update the state of")
-    elif action == "delete" and value.get("run_id") is None:
-        await _guard_change(ctx.user, value.get("thread_id"), tenant, "delete")
+    elif action == "delete":
+        # Deleting a run deletes the checkpoints it wrote: on a gated thread, its state
+        # and the gate itself.
+        verb = "delete" if value.get("run_id") is None else "delete a run of"
+        await _guard_change(ctx.user, value.get("thread_id"), tenant, verb)
     return {TENANT_KEY: tenant}
 
 
