@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -321,17 +322,29 @@ def _what(kwargs: dict[str, Any], command: dict[str, Any]) -> str:
 
 def _require_roles(user: Any, gates: list[GateRequest], verb: str) -> None:
     """403 naming the roles when the user may not decide one of `gates`."""
-    roles = frozenset(str(r) for r in (_field(user, "roles") or ()))
+    problem = roles_refusal(str(user.identity), _field(user, "roles") or (), gates, verb)
+    if problem:
+        raise Auth.exceptions.HTTPException(status_code=403, detail=problem)
+
+
+def roles_refusal(
+    identity: str, roles: Iterable[Any], gates: list[GateRequest], verb: str
+) -> str | None:
+    """Why `identity` with `roles` may not `verb` a thread waiting at `gates` (None: may)."""
+    held = frozenset(str(r) for r in roles)
     for gate in gates:
-        if not may_decide(gate, roles):
+        if not may_decide(gate, held):
             where = "decide gate" if verb == "decide" else f"{verb} a thread waiting at gate"
-            raise Auth.exceptions.HTTPException(
-                status_code=403,
-                detail=(
-                    f"user {user.identity!r} (roles: {', '.join(sorted(roles)) or 'none'}) may "
-                    f"not {where} {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
-                ),
+            return (
+                f"user {identity!r} (roles: {', '.join(sorted(held)) or 'none'}) may "
+                f"not {where} {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
             )
+    return None
+
+
+def thread_gates(thread: dict[str, Any]) -> list[GateRequest]:
+    """The podium gates a thread (as the server's API returns it) waits at."""
+    return list(_gates(_interrupts(thread)).values())
 
 
 def _targeted(resume: Any, interrupts: dict[str, Any]) -> dict[str, Any]:
