@@ -204,6 +204,16 @@ def test_webhooks_refuse_unsigned_forged_stale_and_replayed_requests(server) -> 
     assert "replayed" in replay.json()["detail"]
 
 
+def test_a_signature_header_that_is_not_ascii_is_a_401_not_a_crash(server) -> None:
+    body = json.dumps({"goal": GOAL}).encode()
+    for value in ("sha256=\u00e9", "\u00e9" * 71):
+        headers: dict[str, Any] = signed("acme", body)
+        headers["x-podium-signature"] = value.encode("latin-1")
+        response = post(server, "research_brief", body, headers)
+        assert response.status_code == 401, (value, response.status_code, response.text[:200])
+        assert "bad signature" in response.json()["detail"]
+
+
 def test_webhooks_answer_404_for_unknown_workflows_and_422_for_malformed_bodies(server) -> None:
     body = json.dumps({"goal": GOAL}).encode()
     response = post(server, "no_such_workflow", body, signed("acme", body))
