@@ -279,7 +279,9 @@ def verify_webhook(
     secret = secrets.get(tenant)
     # One answer for an unknown tenant and a wrong signature: no oracle for tenant names.
     expected = sign_webhook(secret or b"", timestamp, body)
-    if secret is None or not hmac.compare_digest(signature, expected):
+    # Bytes, not str: compare_digest refuses a str that is not ASCII (a header may be any
+    # latin-1), and a refusal must not become a crash.
+    if secret is None or not hmac.compare_digest(signature.encode(), expected.encode()):
         raise WebhookRefused("bad signature (or no webhook secret for this tenant)")
     return tenant
 

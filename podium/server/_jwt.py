@@ -15,7 +15,8 @@ A token is accepted when
 Keys are cached for `jwks_cache` seconds. A token whose `kid` is not in the cached set
 triggers one refetch (key rotation), at most once per `jwks_cooldown` seconds, so a
 stream of tokens with made-up key ids cannot turn the server into a load generator
-against the identity provider.
+against the identity provider. Fetches happen one at a time, and a failed one is
+remembered for `jwks_cooldown` seconds (503 meanwhile), so an outage does not either.
 
 Nothing here reads the environment: `jwt_settings_from_env` takes the mapping the
 server's entry code (`podium.server.auth`) hands it.
@@ -333,6 +334,8 @@ class IssuerKeys:
         self._lock = threading.Lock()
         self._client: PyJWKClient | None = None
         self._failed: tuple[float, str] | None = None
+        self._fetching = threading.Lock()
+        self._keys_failed: tuple[float, str] | None = None
         self._refreshed: float | None = None
 
     @property
@@ -348,6 +351,29 @@ class IssuerKeys:
             CredentialError: the key id is not in the issuer's key set.
         """
         client = self._jwks_client()
+        # One fetch at a time, and a failed fetch is remembered for the cooldown: during
+        # an outage (or while the key set hangs) tokens, made-up ones included, do not
+        # each cost a request to the issuer and a worker thread waiting on it.
+        with self._fetching:
+            failed = self._keys_failed
+            if failed is not None and self._clock() - failed[0] < self._settings.jwks_cooldown:
+                raise KeysUnavailable(failed[1])
+            try:
+                found = self._find(client, kid)
+            except KeysUnavailable as exc:
+                self._keys_failed = (self._clock(), str(exc))
+                raise
+            self._keys_failed = None
+        if found is None:
+            raise CredentialError(
+                f"unknown token key id {_quote(kid)}: not in the issuer's key set at "
+                f"{client.uri} (refetched for an unknown key id at most every "
+                f"{self._settings.jwks_cooldown:g} s)"
+            )
+        return found
+
+    def _find(self, client: PyJWKClient, kid: Any) -> PyJWK | None:
+        """The key `kid` names in the (cached or fetched) key set; None when absent."""
         try:
             keys = client.get_signing_keys()
             if kid is None:
@@ -361,7 +387,12 @@ class IssuerKeys:
             if found is None and self._may_refresh():
                 # Unknown kid: the issuer may have rotated its keys. One refetch per
                 # cooldown, so made-up key ids cannot make the server hammer the issuer.
-                found = client.match_kid(client.get_signing_keys(refresh=True), kid)
+                try:
+                    found = client.match_kid(client.get_signing_keys(refresh=True), kid)
+                except (jwt.PyJWKClientError, jwt.PyJWKSetError):
+                    # The cached keys stay in use: a made-up key id during an outage must
+                    # not stop the tokens they verify.
+                    found = None
         except jwt.PyJWKClientConnectionError as exc:
             raise KeysUnavailable(
                 f"cannot fetch the issuer's signing keys from {client.uri}: {exc}"
@@ -370,12 +401,6 @@ class IssuerKeys:
             raise KeysUnavailable(
                 f"the issuer's key set at {client.uri} is unusable: {exc}"
             ) from None
-        if found is None:
-            raise CredentialError(
-                f"unknown token key id {_quote(kid)}: not in the issuer's key set at "
-                f"{client.uri} (refetched for an unknown key id at most every "
-                f"{self._settings.jwks_cooldown:g} s)"
-            )
         return found
 
     def _may_refresh(self) -> bool:

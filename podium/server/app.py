@@ -9,14 +9,18 @@
 The server mounts this Starlette app beside its own routes. Its authentication
 middleware does not cover custom routes (`enable_custom_route_auth` is off), so each route
 here checks its own credential: the webhook signature, or the API key / bearer token.
+The app's middleware wraps the whole server: it closes the dev server's debug, wipe and
+deploy routes (see `podium.server._closed_routes`).
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from podium.server import insight, metrics
+from podium.server._closed_routes import CloseDevServerRoutes
 from podium.server.webhooks import trigger
 
 app = Starlette(
@@ -24,5 +28,6 @@ app = Starlette(
         Route("/triggers/{workflow}", trigger, methods=["POST"]),
         *insight.routes,
         *metrics.routes,
-    ]
+    ],
+    middleware=[Middleware(CloseDevServerRoutes)],
 )

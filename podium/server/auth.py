@@ -18,8 +18,9 @@ Authorization, default deny:
       tenant's thread id, or copying another tenant's thread, is a 404 too (not a 409,
       which would tell that the id exists);
     - on a thread waiting at a podium gate, every request that changes it (a resume, a
-      run with `input`, `command.update` or `command.goto`, a state write, a delete) is a
-      403 naming the roles when the user has none of the roles of the gates it reaches;
+      run with `input`, `command.update` or `command.goto`, a state write, a delete of the
+      thread or of one of its runs, which deletes the run's checkpoints) is a 403 naming
+      the roles when the user has none of the roles of the gates it reaches;
     - a decision is the caller's: one naming another `user` is a 403. The gate is claimed
       in podium's approvals table before the run is queued, so of two concurrent
       decisions on one gate the second is a 409 naming the first (who, what, when), as
@@ -37,6 +38,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -136,8 +138,11 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     elif state_write:
         # A state write could step past a gate; it needs the gate's roles like a resume.
         await _guard_change(ctx.user, value.get("thread_id"), tenant, "update the state of")
-    elif action == "delete" and value.get("run_id") is None:
-        await _guard_change(ctx.user, value.get("thread_id"), tenant, "delete")
+    elif action == "delete":
+        # Deleting a run deletes the checkpoints it wrote: on a gated thread, its state
+        # and the gate itself.
+        verb = "delete" if value.get("run_id") is None else "delete a run of"
+        await _guard_change(ctx.user, value.get("thread_id"), tenant, verb)
     return {TENANT_KEY: tenant}
 
 
@@ -321,17 +326,29 @@ def _what(kwargs: dict[str, Any], command: dict[str, Any]) -> str:
 
 def _require_roles(user: Any, gates: list[GateRequest], verb: str) -> None:
     """403 naming the roles when the user may not decide one of `gates`."""
-    roles = frozenset(str(r) for r in (_field(user, "roles") or ()))
+    problem = roles_refusal(str(user.identity), _field(user, "roles") or (), gates, verb)
+    if problem:
+        raise Auth.exceptions.HTTPException(status_code=403, detail=problem)
+
+
+def roles_refusal(
+    identity: str, roles: Iterable[Any], gates: list[GateRequest], verb: str
+) -> str | None:
+    """Why `identity` with `roles` may not `verb` a thread waiting at `gates` (None: may)."""
+    held = frozenset(str(r) for r in roles)
     for gate in gates:
-        if not may_decide(gate, roles):
+        if not may_decide(gate, held):
             where = "decide gate" if verb == "decide" else f"{verb} a thread waiting at gate"
-            raise Auth.exceptions.HTTPException(
-                status_code=403,
-                detail=(
-                    f"user {user.identity!r} (roles: {', '.join(sorted(roles)) or 'none'}) may "
-                    f"not {where} {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
-                ),
+            return (
+                f"user {identity!r} (roles: {', '.join(sorted(held)) or 'none'}) may "
+                f"not {where} {gate.gate_id!r}; it needs one of: {', '.join(gate.roles)}"
             )
+    return None
+
+
+def thread_gates(thread: dict[str, Any]) -> list[GateRequest]:
+    """The podium gates a thread (as the server's API returns it) waits at."""
+    return list(_gates(_interrupts(thread)).values())
 
 
 def _targeted(resume: Any, interrupts: dict[str, Any]) -> dict[str, Any]:

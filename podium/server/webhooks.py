@@ -10,7 +10,8 @@ A sender signs `timestamp + "." + body` with HMAC-SHA256 under its tenant's secr
 
 The request is refused with 401 for a missing, unknown or wrong signature, a timestamp
 outside the window (300 s either way) or a signature seen before (replay); 404 for an
-unknown workflow or another tenant's thread; 422 for a malformed body. Otherwise the run
+unknown workflow or another tenant's thread; 403 for new input on a thread waiting at a
+gate that needs roles (a webhook has none); 422 for a malformed body. Otherwise the run
 is started on the server (in-process client, tenant stamped) and the answer is 202 with
 the thread and run ids. `webhook` is the server's completion callback of the run.
 """
@@ -163,6 +164,7 @@ async def _workflow_exists(workflow: str) -> bool:
 async def _start(workflow: str, tenant: str, payload: TriggerPayload) -> JSONResponse:
     client = _client()
     stamp = {"tenant_id": tenant, "trigger": "webhook"}
+    user_id = f"webhook:{tenant}"
     if payload.thread_id is not None:
         thread_id = str(payload.thread_id)
         try:
@@ -171,6 +173,13 @@ async def _start(workflow: str, tenant: str, payload: TriggerPayload) -> JSONRes
             thread = None
         if thread is None or (thread.get("metadata") or {}).get("tenant_id") != tenant:
             return error(404, f"thread {thread_id!r} not found")
+        # New input on a thread waiting at a gate would step past the gate; a webhook has
+        # no roles, like any caller without the gate's roles (see `podium.server.auth`).
+        from podium.server.auth import roles_refusal, thread_gates
+
+        problem = roles_refusal(user_id, (), thread_gates(thread), "run new input on")
+        if problem:
+            return error(403, problem)
         created = False
     else:
         thread_id = str((await client.threads.create(metadata=stamp))["thread_id"])
@@ -182,7 +191,7 @@ async def _start(workflow: str, tenant: str, payload: TriggerPayload) -> JSONRes
             input={"goal": payload.goal},
             metadata=stamp,
             # No authenticated user on this path: the context names the tenant.
-            context={"tenant_id": tenant, "user_id": f"webhook:{tenant}", "roles": []},
+            context={"tenant_id": tenant, "user_id": user_id, "roles": []},
             webhook=str(payload.webhook) if payload.webhook else None,
         )
     except APIStatusError:

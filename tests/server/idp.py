@@ -2,7 +2,8 @@
 
 Keys are generated here with `cryptography`; tokens are signed with PyJWT (or by hand for
 the forgeries PyJWT will not make). `publish()` changes the key set the JWKS endpoint
-serves (key rotation); `jwks_fetches` counts how often it was asked.
+serves (key rotation); `failing` makes it answer 503; `jwks_fetches` counts how often it
+was asked.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class IdentityProvider:
         self._keys = list(keys)
         self.jwks_fetches = 0
         self.discovery_fetches = 0
+        #: While True the JWKS endpoint answers 503 (an outage).
+        self.failing = False
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,7 +75,11 @@ class IdentityProvider:
                 elif self.path == "/jwks.json":
                     with idp._lock:
                         idp.jwks_fetches += 1
+                        failing = idp.failing
                         body = {"keys": [k.jwk() for k in idp._keys]}
+                    if failing:
+                        self.send_error(503)
+                        return
                 else:
                     self.send_error(404)
                     return

@@ -154,6 +154,20 @@ def test_webhook_signatures() -> None:
         parse_webhook_secrets("acme")
 
 
+def test_a_webhook_signature_that_is_not_ascii_is_refused() -> None:
+    secrets = parse_webhook_secrets("acme=sa")
+    body = b'{"goal": "x"}'
+    ts = str(int(NOW))
+    for signature in ("sha256=\u00e9", "sha256=" + "\u00ff" * 64):
+        headers = {
+            "x-podium-tenant": "acme",
+            "x-podium-timestamp": ts,
+            "x-podium-signature": signature,
+        }
+        with pytest.raises(WebhookRefused, match="bad signature"):
+            verify_webhook(secrets, headers, body, now=NOW)
+
+
 def test_replay_guard_accepts_a_signature_once_per_window() -> None:
     clock = [NOW]
     db = SqliteDatabase(":memory:")

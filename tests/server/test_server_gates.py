@@ -287,3 +287,24 @@ def test_a_viewer_still_reads_a_gated_thread(server) -> None:
     assert bob.threads.get(thread_id)["status"] == "interrupted"
     assert thread_id in {t["thread_id"] for t in bob.threads.search(limit=1000)}
     assert bob.runs.list(thread_id)
+
+
+def test_deleting_a_run_of_a_gated_thread_needs_the_gate_role(server) -> None:
+    """Deleting a run deletes the checkpoints it wrote: on a gated thread that is the
+    thread's state and its gate, so it is a change like any other."""
+    ana, bob = client(server, ACME_EDITOR), client(server, ACME_VIEWER)
+    thread_id, interrupt = run_to_gate(ana)
+    gate_id = interrupt["value"]["gate_id"]
+    [run] = ana.runs.list(thread_id)
+    before = ana.threads.get_state(thread_id)["values"]
+    answer = refused(lambda: bob.runs.delete(thread_id, run["run_id"]), "run delete")
+    assert answer.status_code == 403, answer.text
+    assert f"may not delete a run of a thread waiting at gate '{gate_id}'" in answer.text
+    assert "it needs one of: editor" in answer.text
+    state = ana.threads.get_state(thread_id)
+    assert [i["id"] for i in state["interrupts"]] == [interrupt["id"]]
+    assert state["values"] == before
+    assert len(ana.threads.get_history(thread_id)) > 1
+    # An editor may delete it, as before.
+    ana.runs.delete(thread_id, run["run_id"])
+    assert ana.runs.list(thread_id) == []

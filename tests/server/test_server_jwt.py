@@ -263,6 +263,37 @@ def test_an_unknown_kid_refetches_the_keys_at_most_once_per_cooldown(
     assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"  # the old key still works
 
 
+def test_an_issuer_whose_keys_cannot_be_fetched_is_asked_at_most_once_per_cooldown(
+    idp: IdentityProvider,
+) -> None:
+    """During an outage of the key set, tokens (any token, even made up) must not turn
+    into one fetch each: a failure is remembered for the cooldown, like discovery's."""
+    clock = Clock()
+    verifier = JwtVerifier(settings(idp, jwks_url=idp.jwks_url, jwks_cooldown=30))
+    verifier._keys = IssuerKeys(verifier.settings, clock=clock)
+    idp.failing = True
+    for n in range(20):
+        with pytest.raises(KeysUnavailable, match="cannot fetch the issuer's signing keys"):
+            verifier.verify(idp.token(RSA, jti=str(n)))
+    assert idp.jwks_fetches == 1
+    idp.failing = False
+    clock.now += 29
+    with pytest.raises(KeysUnavailable, match="cannot fetch"):
+        verifier.verify(idp.token(RSA))
+    assert idp.jwks_fetches == 1
+    clock.now += 1
+    assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+    assert idp.jwks_fetches == 2
+    # A made-up key id during an outage refetches once and fails, but the cached keys
+    # keep verifying the tokens they signed.
+    idp.failing = True
+    clock.now += 30
+    with pytest.raises(CredentialError, match="unknown token key id 'made-up'"):
+        verifier.verify(idp.token(SigningKey.rsa("made-up")))
+    assert idp.jwks_fetches == 3
+    assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+
+
 def test_a_token_without_kid_needs_an_issuer_with_one_key(idp: IdentityProvider) -> None:
     import jwt
 

@@ -138,6 +138,33 @@ def test_another_tenant_sees_nothing_of_a_thread(server) -> None:
     assert ana.threads.get(thread_id)["metadata"]["tenant_id"] == "acme"
 
 
+def test_the_dev_servers_debug_truncate_and_deploy_routes_are_closed(server) -> None:
+    """`langgraph dev` (the in-memory runtime) adds routes of its own outside the
+    authentication middleware: a raw read of any thread, a wipe of all data, a deploy.
+    On podium's server they answer 404 to anyone, with or without a credential."""
+    ana = client(server, ACME_EDITOR)
+    thread = ana.threads.create(metadata={"topic": "kept"})
+    thread_id = thread["thread_id"]
+    anonymous, globex = {}, {"x-api-key": GLOBEX_EDITOR}
+    for headers in (anonymous, globex):
+        for path in (
+            f"/internal/debug/thread/{thread_id}",
+            f"//internal/debug/thread/{thread_id}/",
+            "/internal%2Fdebug/thread/" + thread_id,
+            "/deploy",
+        ):
+            answer = httpx.get(server.url + path, headers=headers, timeout=30)
+            assert answer.status_code == 404, (path, headers, answer.text[:300])
+            assert "kept" not in answer.text and "tenant_id" not in answer.text
+    for headers in (anonymous, globex):
+        for path in ("/internal/truncate", "/deploy", "/deploy/x/stream"):
+            answer = httpx.post(server.url + path, headers=headers, json={}, timeout=30)
+            assert answer.status_code in (404, 405), (path, answer.text[:300])
+    # Nothing was wiped: the thread and the shared assistant are still there.
+    assert ana.threads.get(thread_id)["metadata"]["topic"] == "kept"
+    assert ana.assistants.search(graph_id="research_brief")
+
+
 def test_credentials_missing_unknown_forged_or_expired_are_401(server) -> None:
     valid = sign_token(TOKEN_SECRET, tenant_id="globex", identity="gina", roles=["editor"])
     assert client(server, token=valid).threads.search() is not None

@@ -156,12 +156,28 @@ def test_a_signed_webhook_starts_a_run_for_its_tenant(server, callbacks) -> None
     assert done["thread_id"] == thread_id
     assert done["metadata"]["tenant_id"] == "acme"
 
-    # The same tenant may continue its thread; another tenant may not.
+    # Another tenant may not continue the thread.
     again = json.dumps({"goal": "Shorter, please", "thread_id": thread_id}).encode()
-    assert post(server, "research_brief", again, signed("acme", again)).status_code == 202
     response = post(server, "research_brief", again, signed("globex", again))
     assert response.status_code == 404
     assert "not found" in response.json()["detail"]
+    # While it waits at the editor gate, new input would replace the gate: a webhook has
+    # no roles, so that is a 403 naming them, and the gate stays.
+    response = post(server, "research_brief", again, signed("acme", again))
+    assert response.status_code == 403, response.text
+    gate_id = interrupt["value"]["gate_id"]
+    assert (
+        f"user 'webhook:acme' (roles: none) may not run new input on a thread waiting at "
+        f"gate '{gate_id}'; it needs one of: editor"
+    ) in response.json()["detail"]
+    state = ana.threads.get_state(thread_id)
+    assert [i["id"] for i in state["interrupts"]] == [interrupt["id"]]
+    assert state["values"]["goal"] == GOAL
+    # Once the gate is decided, the same tenant may continue its thread.
+    ana.runs.wait(
+        thread_id, "research_brief", command={"resume": {interrupt["id"]: {"decision": "approve"}}}
+    )
+    assert post(server, "research_brief", again, signed("acme", again)).status_code == 202
 
 
 def test_webhooks_refuse_unsigned_forged_stale_and_replayed_requests(server) -> None:
@@ -186,6 +202,16 @@ def test_webhooks_refuse_unsigned_forged_stale_and_replayed_requests(server) -> 
     replay = post(server, "research_brief", body, good)
     assert replay.status_code == 401
     assert "replayed" in replay.json()["detail"]
+
+
+def test_a_signature_header_that_is_not_ascii_is_a_401_not_a_crash(server) -> None:
+    body = json.dumps({"goal": GOAL}).encode()
+    for value in ("sha256=\u00e9", "\u00e9" * 71):
+        headers: dict[str, Any] = signed("acme", body)
+        headers["x-podium-signature"] = value.encode("latin-1")
+        response = post(server, "research_brief", body, headers)
+        assert response.status_code == 401, (value, response.status_code, response.text[:200])
+        assert "bad signature" in response.json()["detail"]
 
 
 def test_webhooks_answer_404_for_unknown_workflows_and_422_for_malformed_bodies(server) -> None:
