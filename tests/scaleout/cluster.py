@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,18 @@ def _key() -> str:
     return digest.hexdigest()[:16]
 
 
+#: podium requirements the engine's own pins replace (or that only serve `langgraph dev`).
+ENGINE_PROVIDES = ("langgraph-checkpoint-postgres", "langgraph-cli", "langgraph-sdk")
+
+
+def podium_requirements() -> list[str]:
+    """podium's runtime dependencies and its server extra, from pyproject.toml, less what
+    the engine pins itself: one list of dependencies to keep, not two."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["server"]]
+    return [r for r in wanted if not r.startswith(ENGINE_PROVIDES)]
+
+
 def engine_venv(log: Path | None = None) -> Path:
     """The engine's virtual environment, built on first use (a few minutes), then reused.
 
@@ -78,7 +91,16 @@ def engine_venv(log: Path | None = None) -> Path:
         python = venv / "bin" / "python"
         steps = [
             [sys.executable, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", "-q", "-r", str(ENGINE / "requirements.txt")],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-r",
+                str(ENGINE / "requirements.txt"),
+                *podium_requirements(),
+            ],
             # On purpose over the engine's OpenTelemetry pin: see overrides.txt.
             [str(python), "-m", "pip", "install", "-q", "-r", str(ENGINE / "overrides.txt")],
             [str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)],
