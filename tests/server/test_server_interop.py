@@ -17,7 +17,7 @@ def test_assistant_schemas_describe_input_and_output(server) -> None:
     api = get_sync_client(url=server.url, api_key=ACME_EDITOR)
     (assistant,) = api.assistants.search(graph_id="research_brief")
     schemas = api.assistants.get_schemas(assistant["assistant_id"])
-    assert set(schemas["input_schema"]["properties"]) == {"goal", "messages"}
+    assert set(schemas["input_schema"]["properties"]) == {"goal", "messages", "input_problem"}
     assert {"answer", "status", "usage"} <= set(schemas["output_schema"]["properties"])
     assert "tenant_id" in schemas["context_schema"]["properties"]
 

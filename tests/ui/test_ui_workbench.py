@@ -180,7 +180,9 @@ def test_budget_exceeded_comes_back_as_a_message(bench):
 
 def test_unknown_workflow_and_model_are_messages(bench):
     out = bench.send("nope", "t1", DEMO_GOAL, NOBODY)
-    assert out.error.startswith("unknown workflow 'nope'; known workflows: research_brief")
+    # Other tests of the session may register workflows of their own: the list names them too.
+    assert out.error.startswith("unknown workflow 'nope'; known workflows: ")
+    assert "research_brief" in out.error
     with pytest.raises(UnknownWorkflowError):
         bench.view("nope", "t1")
     out = bench.send(WF, "t2", DEMO_GOAL, NOBODY, model="nosuch:model")
