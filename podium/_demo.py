@@ -18,6 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from podium.nodes.prompts import CHOICE_MARKER, PLAN_MARKER
+from podium.streaming import reply_chunks
 from podium.tokens import approx_tokens, message_text
 
 _AGENT_LINE = re.compile(r"^- ([A-Za-z][\w\-]*): (.*)$", re.MULTILINE)
@@ -59,6 +60,15 @@ class DemoChatModel(BaseChatModel):
         }
         reply.response_metadata = {"model_name": "demo"}
         return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    def _stream(self, messages, stop=None, run_manager=None, tools=None, **kwargs):
+        # Streamed when a caller listens for tokens (`stream_mode="messages"`): the same
+        # reply, a word at a time.
+        result = self._generate(messages, stop, tools=tools, **kwargs)
+        for chunk in reply_chunks(result.generations[0].message):
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
     def _reply(self, messages: list[BaseMessage], tools: list[dict]) -> AIMessage:
         system = next((m.text for m in messages if isinstance(m, SystemMessage)), "")

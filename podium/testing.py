@@ -20,6 +20,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
+from podium.streaming import reply_chunks
 from podium.tokens import approx_tokens, message_text  # re-exported for tests
 
 Reply = AIMessage | str | Exception | Callable[[list[BaseMessage]], "AIMessage | str"]
@@ -148,3 +149,69 @@ def _capped(message: AIMessage, max_tokens: int | None) -> AIMessage:
             "response_metadata": {**message.response_metadata, "finish_reason": "length"},
         }
     )
+
+
+class StreamingChatModel(ScriptedChatModel):
+    """A `ScriptedChatModel` that streams its replies token by token.
+
+    It streams whenever LangChain asks it to (a `stream()` call, or `invoke()` while a
+    streaming callback such as LangGraph's `stream_mode="messages"` handler listens) and
+    answers whole otherwise; either way it waits `first_token_delay` before the first
+    token and `token_delay` between tokens, so a whole reply takes as long as a streamed
+    one. It fails as loudly as its parent when over- or under-used.
+
+    Attributes:
+        first_token_delay: Seconds before the first token (the provider's time to first
+            token).
+        token_delay: Seconds between two tokens.
+        streamed: How many calls were streamed (the rest were answered whole).
+    """
+
+    first_token_delay: float = 0.0
+    token_delay: float = 0.0
+    _streamed: int = PrivateAttr(default=0)
+
+    @property
+    def _llm_type(self) -> str:
+        return "podium-scripted-streaming"
+
+    @property
+    def streamed(self) -> int:
+        return self._streamed
+
+    def _reply(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AIMessage:
+        return _capped(self._next(messages), kwargs.get("max_tokens") or self.max_tokens)
+
+    def _whole_delay(self, message: AIMessage) -> float:
+        """A whole reply takes as long as its stream would."""
+        return self.first_token_delay + self.token_delay * (len(reply_chunks(message)) - 1)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        message = self._reply(messages, kwargs)
+        time.sleep(self._whole_delay(message))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        message = self._reply(messages, kwargs)
+        await asyncio.sleep(self._whole_delay(message))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        message = self._reply(messages, kwargs)
+        with self._lock:
+            self._streamed += 1
+        for index, chunk in enumerate(reply_chunks(message)):
+            time.sleep(self.first_token_delay if index == 0 else self.token_delay)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):
+        message = self._reply(messages, kwargs)
+        with self._lock:
+            self._streamed += 1
+        for index, chunk in enumerate(reply_chunks(message)):
+            await asyncio.sleep(self.first_token_delay if index == 0 else self.token_delay)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk

@@ -16,12 +16,14 @@ from typing import Any, TextIO
 
 from podium import _render
 from podium.commands._common import CLI_ROLES_ENV, cli_roles_enabled
+from podium.commands._stream import AnswerPrinter, drain, stream_run
 from podium.context import RunContext
 from podium.errors import PodiumError
 from podium.gates.decision import PendingGate, decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import get_workflow
 from podium.runtime import PodiumRuntime
+from podium.streaming import STREAM_MODES, parts
 
 #: Exit codes: done (or stopped at an approval gate, as asked); failed; waiting for an
 #: operator to say whether a side effect happened (an effect gate).
@@ -60,17 +62,17 @@ def execute(
     quiet: bool = False,
     gates: GateMode = GateMode("stop"),
     at_gates: bool = False,
+    stream: bool | None = None,
 ) -> int:
     """Stream a run (or a resume), meet its gates, and print the outcome.
 
-    With `at_gates` the thread is already waiting at gates: decide those first.
+    With `at_gates` the thread is already waiting at gates: decide those first. The
+    answer is printed as it streams when `stream` (default: when stdout is a terminal).
     """
     print(f"thread: {thread_id}", file=sys.stderr)
     config = {**config_of(thread_id), **traced(app, thread_id, context)}
-    events: Any = (
-        () if at_gates else app.stream(inputs, config, context=context, stream_mode="custom")
-    )
-    return follow(rt, app, thread_id, context, events, quiet=quiet, gates=gates)
+    events: Any = () if at_gates else stream_run(app, inputs, config, context)
+    return follow(rt, app, thread_id, context, events, quiet=quiet, gates=gates, stream=stream)
 
 
 _tracer: Any = None
@@ -113,15 +115,17 @@ def follow(
     *,
     quiet: bool = False,
     gates: GateMode = GateMode("stop"),
+    stream: bool | None = None,
 ) -> int:
     """Print a run's events until it ends or waits at a gate that this CLI cannot decide."""
     progress = _render.Progress(sys.stderr)
+    printer = AnswerPrinter(sys.stdout, live=sys.stdout.isatty() if stream is None else stream)
     while True:
-        if not _drain(rt, events, thread_id, progress, quiet):
+        if not _drain(rt, events, thread_id, progress, quiet, printer):
             return EXIT_RUN_FAILED
         pending = pending_gates(app, thread_id)
         if not pending:
-            return report(app, thread_id)
+            return report(app, thread_id, printer)
         in_doubt = [g for g in pending if g.request.kind == "effect"]
         if in_doubt:
             # Never decided unattended: only an operator knows whether the effect happened.
@@ -135,15 +139,22 @@ def follow(
             thread_id,
             decisions,
             context=decider,
-            stream_mode="custom",
+            stream_mode=STREAM_MODES,
+            subgraphs=True,
         )
 
 
-def _drain(rt: PodiumRuntime, events: Any, thread_id: str, progress: Any, quiet: bool) -> bool:
+def _drain(
+    rt: PodiumRuntime,
+    events: Any,
+    thread_id: str,
+    progress: Any,
+    quiet: bool,
+    printer: AnswerPrinter | None = None,
+) -> bool:
+    printer = printer or AnswerPrinter(sys.stdout, live=False)
     try:
-        for event in events:
-            if not quiet and isinstance(event, dict):
-                progress(event)
+        drain(parts(events), None if quiet else progress, printer)
     except PodiumError:
         raise
     except Exception as exc:
@@ -259,7 +270,7 @@ def describe(gate: PendingGate, *, full: bool = False) -> str:
     return text
 
 
-def report(app: Any, thread_id: str) -> int:
+def report(app: Any, thread_id: str, printer: AnswerPrinter | None = None) -> int:
     values = app.get_state(config_of(thread_id)).values
     if tracer() is not None:
         usage = values.get("usage") or {}
@@ -269,7 +280,8 @@ def report(app: Any, thread_id: str) -> int:
             cost_usd=sum(u.get("cost_usd", 0.0) for u in usage.values()),
         )
 
-    print(values.get("answer", ""))
+    if printer is None or not printer.finish(values.get("answer", "")):
+        print(values.get("answer", ""))
     print()
     print(_render.task_table(values))
     print()

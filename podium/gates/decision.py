@@ -64,12 +64,14 @@ def decide(
     *,
     context: RunContext,
     gate: str | None = None,
-    stream_mode: str | None = None,
+    stream_mode: str | list[str] | None = None,
+    subgraphs: bool = False,
 ) -> Any:
     """Apply one decision (`gate` names it when several are pending) or a map of
     gate id -> decision, then resume the run. Returns what `invoke` returns (or the
-    stream iterator when `stream_mode` is given). `context` is the caller: the decision
-    is recorded as theirs, and checked against their roles.
+    stream iterator when `stream_mode` is given, of subgraphs too with `subgraphs`).
+    `context` is the caller: the decision is recorded as theirs, and checked against
+    their roles.
 
     Raises:
         GateError: (or `GateForbidden`, `AlreadyDecided`) naming what is wrong; nothing
@@ -82,7 +84,11 @@ def decide(
     try:
         if stream_mode:
             events = app.stream(
-                Command(resume=resume), config, context=context, stream_mode=stream_mode
+                Command(resume=resume),
+                config,
+                context=context,
+                stream_mode=stream_mode,
+                subgraphs=subgraphs,
             )
             return _reopening(events, services, claimed)
         return app.invoke(Command(resume=resume), config, context=context)

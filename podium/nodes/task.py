@@ -37,6 +37,7 @@ from podium.registry import AgentRegistry, AgentSpec
 from podium.state import TaskResult, Usage, WorkerInput, add_usage, empty_usage
 from podium.storage.faults import is_database_fault
 from podium.stores.replies import TaskKey
+from podium.streaming import for_task
 
 #: Most agents one task may be handed to: its own plus this many fallbacks.
 MAX_FALLBACKS = 3
@@ -90,7 +91,7 @@ def make_task_node(
             thread = scope.thread_id + _parent_namespace(config)
             key = TaskKey(scope.tenant_id, thread, scope.round, task["id"], spec.name)
             scope = replace(scope, replies=TaskReplies(bound(config).services.replies, key))
-        cfg, guard = with_scope(config, scope), None
+        cfg, guard = for_task(with_scope(config, scope), task["id"], spec.name), None
         if custom:
             # Tools podium did not hand over (a compiled graph's own): the guard vets every
             # call of them below this task and accounts every model call that podium's
