@@ -155,8 +155,26 @@ def run_action(
                     st.dataframe(board.records(), hide_index=True)
 
     draw()
-    ui.perform(bench, session, action, settings, workflow, on_event=draw)
+    writing = st.empty()
+    ui.perform(bench, session, action, settings, workflow, on_event=streamed(draw, writing))
     live.empty()
+    writing.empty()  # the thread is drawn from its checkpoint next: the stored answer
+
+
+def streamed(draw_progress: Any, slot: Any) -> Any:
+    """An event hook that shows the answer growing in `slot` (under the live board) as
+    tokens arrive, and hands progress events to `draw_progress`."""
+    answer = ui.LiveAnswer()
+
+    def on_event(event: Any) -> None:
+        changed = answer.apply(event)
+        if not ui.is_token(event):
+            draw_progress(event)
+        elif changed and answer.writing.markdown:
+            with slot.container(), st.chat_message("assistant"):
+                st.markdown(answer.writing.markdown)
+
+    return on_event
 
 
 def draw_card(card: ui.GateCard, session: ui.ChatSession, settings: ui.UserSettings) -> None:

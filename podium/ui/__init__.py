@@ -17,6 +17,7 @@ from podium.ui.insight import (
     timeline_rows,
     trace_link,
 )
+from podium.ui.live import LiveAnswer, Writing, is_token
 from podium.ui.session import (
     Action,
     ChatSession,
@@ -71,6 +72,7 @@ __all__ = [
     "Decide",
     "EditError",
     "GateCard",
+    "LiveAnswer",
     "LiveBoard",
     "Notice",
     "RunOutcome",
@@ -79,6 +81,7 @@ __all__ = [
     "ThreadView",
     "UserSettings",
     "Workbench",
+    "Writing",
     "apply_link",
     "board_rows",
     "chain_status",
@@ -90,6 +93,7 @@ __all__ = [
     "decision_for",
     "describe_error",
     "gate_card",
+    "is_token",
     "mermaid_block",
     "new_thread_id",
     "open_workbench",

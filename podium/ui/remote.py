@@ -4,8 +4,9 @@
 
     threads        threads.create (a UUID, the workflow and title in metadata),
                    threads.search (the server filters by the credential's tenant)
-    runs           runs.stream(stream_mode="custom", stream_subgraphs=True): podium's
-                   progress events, gates raised inside worker subgraphs included
+    runs           runs.stream(stream_mode=["custom", "messages-tuple"],
+                   stream_subgraphs=True): podium's progress events, gates raised inside
+                   worker subgraphs included, and the tokens of the tasks' model calls
     gates          threads.get_state -> interrupts; a decision resumes the run with
                    command={"resume": {interrupt_id: decision}}
     costs, audit   podium's routes on the server (`podium.server.insight`)
@@ -40,6 +41,7 @@ from podium.storage.urls import mask
 from podium.stores.audit.events import VerifyReport
 from podium.stores.ledger import CostRow
 from podium.stores.threads import ThreadInfo
+from podium.streaming import SERVER_STREAM_MODES, server_part
 from podium.ui._server_json import (
     AuditEntry,
     detail_of,
@@ -354,13 +356,17 @@ class RemoteWorkbench:
         error = None
         try:
             parts = self.client.runs.stream(
-                thread_id, workflow, stream_mode="custom", stream_subgraphs=True, **kwargs
+                thread_id,
+                workflow,
+                stream_mode=SERVER_STREAM_MODES,
+                stream_subgraphs=True,
+                **kwargs,
             )
             for part in parts:
                 if part.event == "error":
                     error = run_error(part.data)
-                elif _is_progress(part) and on_event is not None:
-                    on_event(part.data)
+                elif on_event is not None:
+                    _deliver(part, on_event)
 
         except (LangGraphError, httpx.HTTPError) as exc:
             try:
@@ -423,6 +429,10 @@ def _gates(state: Mapping[str, Any]) -> list[PendingGate]:
     return gates_of((i["id"], i.get("value")) for i in state.get("interrupts") or ())
 
 
-def _is_progress(part: Any) -> bool:
-    """A podium progress event (custom stream mode, from the graph or a subgraph)."""
-    return part.event.startswith("custom") and isinstance(part.data, Mapping)
+def _deliver(part: Any, on_event: EventHook) -> None:
+    """Hand a podium progress event (custom stream mode, from the graph or a subgraph) or
+    a task's token (messages-tuple mode) to `on_event`; other parts are ignored."""
+    item = server_part(part.event, part.data)
+    if item is not None:
+        kind, data = item
+        on_event(data if kind == "event" else data.event())

@@ -2,10 +2,10 @@
 
 A `Workbench` holds a runtime open for the life of the process (the app caches one per
 configuration), compiles each workflow once per model, and runs, resumes and decides
-threads while handing every custom stream event to a callback, so the page can redraw
-its board. Failures come back as a `RunOutcome` with a readable message, never as a
-traceback: podium's own errors by their message, anything else as "run stopped" with
-the last checkpoint kept.
+threads while handing every custom stream event and every model token to a callback, so
+the page can redraw its board and show the answer as it is written. Failures come back
+as a `RunOutcome` with a readable message, never as a traceback: podium's own errors by
+their message, anything else as "run stopped" with the last checkpoint kept.
 """
 
 from __future__ import annotations
@@ -23,12 +23,20 @@ from podium.gates.decision import decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import catalog, get_workflow
 from podium.runtime import open_runtime
+from podium.streaming import STREAM_MODES, parts
 from podium.tracing.tracer import Tracer, settings_from_env, tracing_config
 from podium.ui.session import new_thread_id
 from podium.ui.settings import DEFAULT_MODEL, AppConfig
 from podium.ui.view import ThreadView, thread_view
 
+#: Called with every progress event of a run, and with every token of its tasks' model
+#: calls as a `{"event": "token", ...}` mapping (`podium.streaming.Token.event`).
 EventHook = Callable[[Mapping[str, Any]], None]
+
+
+def stream_run(app: Any, inputs: Any, config: Any, context: RunContext) -> Iterable[Any]:
+    """A run's progress events and its tasks' tokens (`podium.streaming.STREAM_MODES`)."""
+    return app.stream(inputs, config, context=context, stream_mode=STREAM_MODES, subgraphs=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +196,7 @@ class Workbench:
                     waiting=True,
                 )
             inputs = {"messages": [("user", text)]} if snapshot.values else {"goal": text}
-            events = app.stream(inputs, config_of(thread_id), context=context, stream_mode="custom")
+            events = stream_run(app, inputs, config_of(thread_id), context)
         except Exception as exc:  # shown on the page, never as a traceback
             return RunOutcome(error=describe_error(exc))
         return self._follow(app, thread_id, events, on_event)
@@ -205,7 +213,7 @@ class Workbench:
         """Continue a run that stopped between steps, from its last checkpoint."""
         try:
             app = self._traced(self.app(workflow, model), workflow, thread_id, context)
-            events = app.stream(None, config_of(thread_id), context=context, stream_mode="custom")
+            events = stream_run(app, None, config_of(thread_id), context)
         except Exception as exc:
             return RunOutcome(error=describe_error(exc))
         return self._follow(app, thread_id, events, on_event)
@@ -229,7 +237,13 @@ class Workbench:
         try:
             app = self._traced(self.app(workflow, model), workflow, thread_id, context)
             events = decide(
-                app, thread_id, decision, context=context, gate=gate_id, stream_mode="custom"
+                app,
+                thread_id,
+                decision,
+                context=context,
+                gate=gate_id,
+                stream_mode=STREAM_MODES,
+                subgraphs=True,
             )
         except Exception as exc:
             return RunOutcome(error=describe_error(exc))
@@ -246,9 +260,9 @@ class Workbench:
     ) -> RunOutcome:
         error = None
         try:
-            for event in events:
-                if on_event is not None and isinstance(event, Mapping):
-                    on_event(event)
+            for kind, data in parts(events):
+                if on_event is not None:
+                    on_event(data if kind == "event" else data.event())
         except PodiumError as exc:
             error = str(exc)
         except Exception as exc:  # a model or tool crash: keep the checkpoint
