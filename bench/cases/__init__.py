@@ -1,6 +1,16 @@
 """The benchmark cases, in the order they run. Each is `run(settings) -> list[Figure]`."""
 
-from bench.cases import context, fairness, fanout, overhead, scaleout, storage, throughput, tracing
+from bench.cases import (
+    context,
+    fairness,
+    fanout,
+    overhead,
+    scaleout,
+    storage,
+    streaming,
+    throughput,
+    tracing,
+)
 
 CASES = {
     "overhead": overhead.run,
@@ -9,6 +19,7 @@ CASES = {
     "throughput": throughput.run,
     "storage": storage.run,
     "tracing": tracing.run,
+    "streaming": streaming.run,
     "fairness": fairness.run,
     "scaleout": scaleout.run,
 }
