@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "podium._demo",
             "podium.state",
             "podium.registry",
+            "podium.streaming",
             # Pure values with no podium imports of their own, used by stores and models.
             "podium.gates.request",
             "podium.nodes.prompts",
