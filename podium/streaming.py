@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
@@ -34,9 +34,9 @@ from langchain_core.outputs import ChatGenerationChunk
 TASK_KEY = "podium_task_id"
 AGENT_KEY = "podium_agent"
 #: Stream modes of a run that streams tokens (with `subgraphs=True`: workers are subgraphs).
-STREAM_MODES = ["custom", "messages"]
+STREAM_MODES: list[Literal["custom", "messages"]] = ["custom", "messages"]
 #: The same on a LangGraph server (`runs.stream(..., stream_subgraphs=True)`).
-SERVER_STREAM_MODES = ["custom", "messages-tuple"]
+SERVER_STREAM_MODES: list[Literal["custom", "messages-tuple"]] = ["custom", "messages-tuple"]
 #: The event kind of a token handed to an `on_event` hook next to progress events.
 TOKEN_EVENT = "token"
 

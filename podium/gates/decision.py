@@ -10,7 +10,7 @@ own task.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ def decide(
     *,
     context: RunContext,
     gate: str | None = None,
-    stream_mode: str | list[str] | None = None,
+    stream_mode: str | Sequence[str] | None = None,
     subgraphs: bool = False,
 ) -> Any:
     """Apply one decision (`gate` names it when several are pending) or a map of
