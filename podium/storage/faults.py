@@ -80,7 +80,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _delay(attempt: int) -> float:
-    return min(_MAX_DELAY, _FIRST_DELAY * 2**attempt) * (0.5 + random.random() / 2)
+    return min(_MAX_DELAY, _FIRST_DELAY * 2.0**attempt) * (0.5 + random.random() / 2)
 
 
 def retry(

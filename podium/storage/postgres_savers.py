@@ -8,8 +8,8 @@ have no effect, so each call can run again after its connection dropped
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -23,6 +23,8 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from podium.storage.faults import DEFAULT_RETRY_FOR, aretry, retry
 
+T = TypeVar("T")
+
 
 class RetryingPostgresSaver(PostgresSaver):
     """`PostgresSaver` whose calls survive a dropped connection (see the module)."""
@@ -31,11 +33,12 @@ class RetryingPostgresSaver(PostgresSaver):
         super().__init__(conn)
         self._url, self._retry_for = url, retry_for
 
-    def _again(self, fn: Any) -> Any:
+    def _again(self, fn: Callable[[], T]) -> T:
         return retry(fn, url=self._url, retry_for=self._retry_for)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._again(lambda: super(RetryingPostgresSaver, self).get_tuple(config))
+        parent = super().get_tuple
+        return self._again(lambda: parent(config))
 
     def list(
         self,
@@ -45,10 +48,8 @@ class RetryingPostgresSaver(PostgresSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        parent = super()
-        yield from self._again(
-            lambda: [*parent.list(config, filter=filter, before=before, limit=limit)]
-        )
+        parent = super().list
+        yield from self._again(lambda: [*parent(config, filter=filter, before=before, limit=limit)])
 
     def put(
         self,
@@ -57,8 +58,8 @@ class RetryingPostgresSaver(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        parent = super()
-        return self._again(lambda: parent.put(config, checkpoint, metadata, new_versions))
+        parent = super().put
+        return self._again(lambda: parent(config, checkpoint, metadata, new_versions))
 
     def put_writes(
         self,
@@ -67,8 +68,8 @@ class RetryingPostgresSaver(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        parent = super()
-        self._again(lambda: parent.put_writes(config, writes, task_id, task_path))
+        parent = super().put_writes
+        self._again(lambda: parent(config, writes, task_id, task_path))
 
 
 class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
@@ -78,12 +79,12 @@ class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
         super().__init__(conn)
         self._url, self._retry_for = url, retry_for
 
-    async def _again(self, fn: Any) -> Any:
+    async def _again(self, fn: Callable[[], Awaitable[T]]) -> T:
         return await aretry(fn, url=self._url, retry_for=self._retry_for)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        parent = super()
-        return await self._again(lambda: parent.aget_tuple(config))
+        parent = super().aget_tuple
+        return await self._again(lambda: parent(config))
 
     async def alist(
         self,
@@ -93,12 +94,11 @@ class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        parent = super()
+        parent = super().alist
 
         async def read() -> list[CheckpointTuple]:
             return [
-                item
-                async for item in parent.alist(config, filter=filter, before=before, limit=limit)
+                item async for item in parent(config, filter=filter, before=before, limit=limit)
             ]
 
         for item in await self._again(read):
@@ -111,8 +111,8 @@ class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        parent = super()
-        return await self._again(lambda: parent.aput(config, checkpoint, metadata, new_versions))
+        parent = super().aput
+        return await self._again(lambda: parent(config, checkpoint, metadata, new_versions))
 
     async def aput_writes(
         self,
@@ -121,5 +121,5 @@ class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        parent = super()
-        await self._again(lambda: parent.aput_writes(config, writes, task_id, task_path))
+        parent = super().aput_writes
+        await self._again(lambda: parent(config, writes, task_id, task_path))
