@@ -10,11 +10,14 @@ use, so policies, budgets and recovery still apply; this is the only process-wid
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command
 
 from podium import policies as P
 from podium.governance.governor import Governor
@@ -74,10 +77,15 @@ def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:
 def tool_node_hooks() -> dict[str, Any]:
     """`wrap_tool_call`/`awrap_tool_call` for a `ToolNode`, resolving the governor per call."""
 
-    def wrap(request: ToolCallRequest, execute):
+    def wrap(
+        request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolMessage | Command[Any]]
+    ) -> ToolMessage | Command[Any]:
         return bound(request.runtime.config).governor.wrap_tool_call(request, execute)
 
-    async def awrap(request: ToolCallRequest, execute):
+    async def awrap(
+        request: ToolCallRequest,
+        execute: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
         return await bound(request.runtime.config).governor.awrap_tool_call(request, execute)
 
     return {"wrap_tool_call": wrap, "awrap_tool_call": awrap}

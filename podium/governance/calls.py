@@ -14,7 +14,7 @@ from langchain_core.messages import ToolMessage
 from podium.context import current_context
 
 if TYPE_CHECKING:
-    from podium.gates.request import GateRequest
+    from podium.gates.request import Decision, GateRequest
     from podium.governance.governor import Governor
     from podium.governance.scope import Scope
 
@@ -48,7 +48,9 @@ def message(call: Call, text: str) -> ToolMessage:
     return ToolMessage(content=text, tool_call_id=call.id, name=call.name)
 
 
-def record_decision(gov: Governor, scope: Scope, gate: GateRequest, decision, **extra) -> None:
+def record_decision(
+    gov: Governor, scope: Scope, gate: GateRequest, decision: Decision, **extra: Any
+) -> None:
     # The caller who resumed the run (the credential), never the payload's `user`.
     who = current_context().user_id
     gov.record(

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from podium.governance.marks import GOVERNED_REPLY
@@ -39,7 +41,7 @@ class GovernedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "podium-governed"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> GovernedChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> GovernedChatModel:
         """This model with `tools` bound (the governor binds them to the chosen model)."""
         from podium.governance.governed_tool import GovernedTool
 
@@ -56,7 +58,13 @@ class GovernedChatModel(BaseChatModel):
             "configurable": {SCOPE_KEY: self.scope, BINDING_KEY: self.binding},
         }
 
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         reply = self.binding.governor.call_model(
             self.inner,
             messages,
@@ -67,7 +75,13 @@ class GovernedChatModel(BaseChatModel):
         )
         return _result(reply)
 
-    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         reply = await self.binding.governor.acall_model(
             self.inner,
             messages,

@@ -77,7 +77,7 @@ class GovernedTool(BaseTool):
             ids=ids,
         )
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         tool_input: str | dict[str, Any],
         verbose: bool | None = None,
@@ -98,7 +98,7 @@ class GovernedTool(BaseTool):
         )
         return self._end(result, tool_call_id)
 
-    async def arun(  # type: ignore[override]
+    async def arun(
         self,
         tool_input: str | dict[str, Any],
         verbose: bool | None = None,

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command
 
 from podium import policies as P
 from podium.governance import tool_call as _governed_tool
@@ -39,11 +40,12 @@ from podium.governance.recovery import (
     retry_call,
     retry_settings,
 )
-from podium.governance.replay import with_call_ids
+from podium.governance.replay import TaskReplies, with_call_ids
 from podium.governance.scope import Scope, call_scope, scope_from
 from podium.governance.structured import Structured, bind_structured, unwrap, uses_native
 from podium.models import cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
+from podium.state import Usage
 from podium.stores.breakers.store import BreakerSettings
 from podium.stores.budgets.store import Claim, Reservation
 from podium.stores.services import Services
@@ -53,13 +55,15 @@ from podium.tokens import approx_tokens, message_text
 DEFAULT_OUTPUT_RESERVE = 1024
 EMPTY_POLICY = P.PolicySet()
 
+R = TypeVar("R")
+
 
 @dataclass(frozen=True, slots=True)
 class ModelCall:
     """What was decided before a model call: which model, and what was reserved."""
 
     scope: Scope
-    model: Runnable
+    model: Runnable[Any, Any]
     label: str
     reservation: Reservation | None
     retry: RetrySettings
@@ -72,13 +76,13 @@ class Governor(BreakerGate, Recording):
         self.services = services
         self.breaker = BreakerSettings()
         self._closed: dict[str, float] = {}
-        self._bound: dict[tuple, Any] = {}
+        self._bound: dict[tuple[Any, ...], Any] = {}
 
     # -- model path ---------------------------------------------------------------------
 
     def call_model(
         self,
-        model: Runnable,
+        model: Runnable[Any, Any],
         messages: Sequence[BaseMessage],
         *,
         agent: str,
@@ -95,7 +99,7 @@ class Governor(BreakerGate, Recording):
         is open) the next of `fallbacks` (or of the policy's model list) takes the call.
         """
         log, step = _replay_log(config, agent, messages)
-        if log is not None and (recorded := log.recorded(step)) is not None:
+        if log is not None and step is not None and (recorded := log.recorded(step)) is not None:
             # A reply an earlier run of this task already paid for: the same tool calls
             # again, no second bill (whichever model of the chain gave it).
             return self._replayed(config, agent, task_id, recorded, messages, step)
@@ -115,7 +119,7 @@ class Governor(BreakerGate, Recording):
 
     async def acall_model(
         self,
-        model: Runnable,
+        model: Runnable[Any, Any],
         messages: Sequence[BaseMessage],
         *,
         agent: str,
@@ -128,7 +132,7 @@ class Governor(BreakerGate, Recording):
         """`call_model` for async runs."""
         s = self.services
         log, step = _replay_log(config, agent, messages)
-        if log is not None:
+        if log is not None and step is not None:
             recorded = log.recorded(step) if log.loaded else await s.run_sync(log.recorded, step)
             if recorded is not None:
                 return self._replayed(config, agent, task_id, recorded, messages, step)
@@ -148,7 +152,7 @@ class Governor(BreakerGate, Recording):
 
     def _call_one(
         self,
-        model: Runnable,
+        model: Runnable[Any, Any],
         messages: Sequence[BaseMessage],
         *,
         agent: str,
@@ -157,8 +161,8 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any],
         structured: Structured | None,
         route: bool,
-        log: Any = None,
-        step: Any = None,
+        log: TaskReplies | None = None,
+        step: str | None = None,
     ) -> Any:
         s = self.services
         prepared, limits = self._prepare(model, agent, task_id, config, route=route)
@@ -190,7 +194,7 @@ class Governor(BreakerGate, Recording):
 
     async def _acall_one(
         self,
-        model: Runnable,
+        model: Runnable[Any, Any],
         messages: Sequence[BaseMessage],
         *,
         agent: str,
@@ -199,8 +203,8 @@ class Governor(BreakerGate, Recording):
         tools: Sequence[Any],
         structured: Structured | None,
         route: bool,
-        log: Any = None,
-        step: Any = None,
+        log: TaskReplies | None = None,
+        step: str | None = None,
     ) -> Any:
         s = self.services
         prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
@@ -251,7 +255,14 @@ class Governor(BreakerGate, Recording):
         await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 
-    def _prepare(self, model, agent, task_id, config, route=True) -> tuple[ModelCall, list]:
+    def _prepare(
+        self,
+        model: Runnable[Any, Any],
+        agent: str,
+        task_id: str | None,
+        config: RunnableConfig | None,
+        route: bool = True,
+    ) -> tuple[ModelCall, list[P.RateLimit]]:
         """Who calls, which model (after routing), and which rate limits apply. A fallback
         model is not routed: it is what the chain chose."""
         scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
@@ -266,7 +277,13 @@ class Governor(BreakerGate, Recording):
         settings = P.agent_settings(policy, call).retry if scope.policies else None
         return ModelCall(scope, model, label, None, retry_settings(settings)), limits
 
-    def _admit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
+    def _admit(
+        self,
+        prepared: ModelCall,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[Any],
+        structured: Structured | None = None,
+    ) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
         claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
@@ -280,7 +297,13 @@ class Governor(BreakerGate, Recording):
                 )
         return self._admitted(prepared, tools, reservation, structured)
 
-    async def _aadmit(self, prepared: ModelCall, messages, tools, structured=None) -> ModelCall:
+    async def _aadmit(
+        self,
+        prepared: ModelCall,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[Any],
+        structured: Structured | None = None,
+    ) -> ModelCall:
         """`_admit` with the budget hold made from the event loop."""
         claims, scope = self._claims(prepared, messages), prepared.scope
         reservation = None
@@ -330,7 +353,7 @@ class Governor(BreakerGate, Recording):
         cached (binding converts every schema)."""
         if uses_native(model, structured):
             assert structured is not None
-            key: tuple = (id(model), structured.schema, structured.mode)
+            key: tuple[Any, ...] = (id(model), structured.schema, structured.mode)
             bound = self._bound.get(key)
             if bound is None:
                 bound = self._bound[key] = bind_structured(model, structured)
@@ -343,7 +366,7 @@ class Governor(BreakerGate, Recording):
             bound = self._bound[key] = model.bind_tools(list(tools))
         return bound
 
-    def _route(self, model, scope: Scope, policy, call) -> Any:
+    def _route(self, model: Any, scope: Scope, policy: P.PolicySet, call: P.CallScope) -> Any:
         if not scope.policies or not isinstance(model, BaseChatModel):
             return model
         current = model_label(model)
@@ -367,7 +390,7 @@ class Governor(BreakerGate, Recording):
         self.record_decision(scope, "model_route", decision)
         return resolve_model(decision.details["model"])
 
-    def _claims(self, prepared: ModelCall, messages) -> list[Claim]:
+    def _claims(self, prepared: ModelCall, messages: Sequence[BaseMessage]) -> list[Claim]:
         """What a model call must hold on each budget level (none without budgets)."""
         scope, model, label = prepared.scope, prepared.model, prepared.label
         if not scope.policies:
@@ -390,8 +413,8 @@ class Governor(BreakerGate, Recording):
             for limit in limits
         ]
 
-    def _spent(self, scope: Scope, policy, call) -> dict[str, float]:
-        spent = {}
+    def _spent(self, scope: Scope, policy: P.PolicySet, call: P.CallScope) -> dict[str, float]:
+        spent: dict[str, float] = {}
         for limit in P.budget_limits(policy, call):
             spent[limit.key] = self.services.budgets.spent(
                 scope.tenant_id, self._budget_key(scope, limit.scope), limit.unit
@@ -426,7 +449,14 @@ class Governor(BreakerGate, Recording):
             {"model": prepared.label, "error_type": type(exc).__name__, "error": str(exc)[:500]},
         )
 
-    def _after_model(self, prepared: ModelCall, reply: Any, messages, log=None, step=None) -> Any:
+    def _after_model(
+        self,
+        prepared: ModelCall,
+        reply: Any,
+        messages: Sequence[BaseMessage],
+        log: TaskReplies | None = None,
+        step: str | None = None,
+    ) -> Any:
         reply, usage = self._finish_model(prepared, reply, messages, log, step)
         if prepared.reservation is not None:
             # Settled now, not with the step's batch: the next call must see the real spend
@@ -435,8 +465,13 @@ class Governor(BreakerGate, Recording):
         return reply
 
     def _finish_model(
-        self, prepared: ModelCall, result: Any, messages, log=None, step=None
-    ) -> tuple[Any, Any]:
+        self,
+        prepared: ModelCall,
+        result: Any,
+        messages: Sequence[BaseMessage],
+        log: TaskReplies | None = None,
+        step: str | None = None,
+    ) -> tuple[Any, Usage]:
         """Check the reply, close the breaker's failure count and record the call; a
         task's reply is recorded with its bill before it is returned (so before any of
         its tool calls runs)."""
@@ -448,7 +483,7 @@ class Governor(BreakerGate, Recording):
             )
         scope = prepared.scope
         self.breaker_success("model", prepared.label, scope)
-        if log is None or structured is not None:
+        if log is None or step is None or structured is not None:
             reply = with_call_ids(reply)
             usage = self.account(scope, reply, label=prepared.label, messages=messages)
             return (structured or reply), usage
@@ -459,7 +494,15 @@ class Governor(BreakerGate, Recording):
         )
         return reply, usage
 
-    def _replayed(self, config, agent, task_id, reply: AIMessage, messages, step) -> AIMessage:
+    def _replayed(
+        self,
+        config: RunnableConfig | None,
+        agent: str,
+        task_id: str | None,
+        reply: AIMessage,
+        messages: Sequence[BaseMessage],
+        step: str | None,
+    ) -> AIMessage:
         """A reply recorded by an earlier run of the task: no call, no bill, one audit
         event saying so."""
         scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
@@ -468,17 +511,28 @@ class Governor(BreakerGate, Recording):
 
     # -- tool path ----------------------------------------------------------------------
 
-    def wrap_tool_call(self, request: ToolCallRequest, execute):
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        execute: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
         """The built-in worker's `ToolNode` hook: the call goes through the one decision."""
         scope, call, run = _tool_node_call(request, execute)
         return _governed_tool.run(self, scope, call, run)
 
-    async def awrap_tool_call(self, request: ToolCallRequest, execute):
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        execute: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        """`wrap_tool_call` for async runs."""
         scope, call, run = _tool_node_call(request, execute)
         return await _governed_tool.arun(self, scope, call, run)
 
 
-def _tool_node_call(request: ToolCallRequest, execute):
+def _tool_node_call(
+    request: ToolCallRequest, execute: Callable[[ToolCallRequest], R]
+) -> tuple[Scope, Call, Callable[[Call], R]]:
     config = request.runtime.config if request.runtime is not None else None
     scope = scope_from(config) or Scope(workflow="-", agent="-")
     tc = request.tool_call
@@ -488,13 +542,15 @@ def _tool_node_call(request: ToolCallRequest, execute):
 
         call = replace(call, id=f"node-{tc['name']}-{digest(call.args)[7:19]}")
 
-    def run(c: Call):
+    def run(c: Call) -> R:
         return execute(request.override(tool_call={**tc, "args": c.args}))
 
     return scope, call, run
 
 
-def _replay_log(config: Any, agent: str, messages: Sequence[BaseMessage]):
+def _replay_log(
+    config: RunnableConfig | None, agent: str, messages: Sequence[BaseMessage]
+) -> tuple[TaskReplies | None, str | None]:
     """The task's reply log and this call's step, when the call is a task's model call."""
     scope = scope_from(config)
     log = scope.replies if scope is not None else None
@@ -530,6 +586,6 @@ async def _agoverned_invoke(model: Any, messages: Sequence[BaseMessage], config:
         return await model.ainvoke(list(messages), config)
 
 
-def _spend(usage: Any) -> dict[str, float]:
+def _spend(usage: Usage) -> dict[str, float]:
     """What a call spent, per budget unit."""
     return {"tokens": usage["total_tokens"], "usd": usage["cost_usd"]}

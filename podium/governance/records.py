@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -117,7 +117,7 @@ class Recording:
             },
         )
 
-    def _on_retry(self, scope: Scope, what: str):
+    def _on_retry(self, scope: Scope, what: str) -> Callable[[int, BaseException, float], None]:
         def note(attempt: int, exc: BaseException, wait: float) -> None:
             self.record(
                 scope,

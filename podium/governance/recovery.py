@@ -21,7 +21,7 @@ import contextvars
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from podium.errors import CallTimeout, PodiumError
 from podium.governance.retry_after import retry_after
@@ -83,7 +83,7 @@ def classify(exc: BaseException) -> ErrorClass:
     """Which class of failure `exc` is (see the module docstring)."""
     declared = getattr(exc, "error_class", None)  # podium errors say which class they are
     if declared in ("transient", "permanent", "budget"):
-        return declared
+        return cast(ErrorClass, declared)
     if type(exc).__name__ == "BudgetExceeded":
         return "budget"
     status = _status_code(exc)

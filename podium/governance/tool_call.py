@@ -13,15 +13,16 @@ Every way a tool runs under podium reaches this module: the built-in worker's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from langchain_core.messages import ToolMessage
+from langgraph.types import Command
 
 from podium import policies as P
 from podium.context import current_context
-from podium.gates.request import GateRequest
+from podium.gates.request import Decision, GateRequest
 from podium.governance.calls import (
     Call,
     in_graph_step,
@@ -32,6 +33,7 @@ from podium.governance.calls import (
 from podium.governance.marks import governed
 from podium.governance.recovery import (
     NO_RETRY,
+    RetrySettings,
     acall_with_timeout,
     aretry_call,
     call_with_timeout,
@@ -49,15 +51,22 @@ class Prepared:
     scope: Scope
     call: Call
     settings: P.ToolSettings
-    limits: list = field(default_factory=list)
+    limits: list[P.RateLimit] = field(default_factory=list)
     effect: EffectKey | None = None
 
 
+#: What a tool call answers with: a ToolMessage (the tool's result or podium's refusal),
+#: or the `Command` a tool may return to update the graph's state.
+Outcome = ToolMessage | Command[Any]
+
 #: Runs the cleared call and returns its ToolMessage (the tool's own result).
-Execute = Callable[[Call], Any]
+Execute = Callable[[Call], Outcome]
+
+#: `Execute` for async callers.
+AsyncExecute = Callable[[Call], Awaitable[Outcome]]
 
 
-def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> ToolMessage:
+def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> Outcome:
     """Decide and run one tool call (synchronously); returns the ToolMessage for the model."""
     outcome = _prepare(gov, scope, call)
     if not isinstance(outcome, Prepared):
@@ -68,7 +77,7 @@ def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> ToolMessag
     if (early := _claim_effect(gov, p)) is not None:
         return early
 
-    def attempt():
+    def attempt() -> Outcome:
         _breaker(gov, p)
         return call_with_timeout(
             lambda: _run_governed(execute, p.call), p.settings.timeout, f"tool {p.call.name!r}"
@@ -81,7 +90,7 @@ def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> ToolMessag
     return _finish(gov, p, result)
 
 
-async def arun(gov: Governor, scope: Scope, call: Call, execute: Execute) -> ToolMessage:
+async def arun(gov: Governor, scope: Scope, call: Call, execute: AsyncExecute) -> Outcome:
     """`run` for async callers (`execute` returns an awaitable)."""
     outcome = await gov.services.run_sync(_prepare, gov, scope, call)
     if not isinstance(outcome, Prepared):
@@ -92,7 +101,7 @@ async def arun(gov: Governor, scope: Scope, call: Call, execute: Execute) -> Too
     if (early := await s.run_sync(_claim_effect, gov, p)) is not None:
         return early
 
-    async def attempt():
+    async def attempt() -> Outcome:
         if not gov._healthy("tool", p.call.name, p.scope):
             await s.run_sync(_breaker, gov, p)
         return await acall_with_timeout(
@@ -106,12 +115,12 @@ async def arun(gov: Governor, scope: Scope, call: Call, execute: Execute) -> Too
     return await s.run_sync(_finish, gov, p, result)
 
 
-def _run_governed(execute: Execute, call: Call) -> Any:
+def _run_governed(execute: Execute, call: Call) -> Outcome:
     with governed():
         return execute(call)
 
 
-async def _arun_governed(execute: Execute, call: Call) -> Any:
+async def _arun_governed(execute: AsyncExecute, call: Call) -> Outcome:
     with governed():
         return await execute(call)
 
@@ -206,7 +215,7 @@ def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call
         expires_at=now + float(expires) if expires else None,
     )
 
-    def check_edit(decision) -> str | None:
+    def check_edit(decision: Decision) -> str | None:
         if decision.decision != "edit":
             return None
         schema = getattr(call.tool, "args_schema", None)
@@ -215,6 +224,8 @@ def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call
                 schema.model_validate(decision.args)
             except Exception as exc:
                 return f"edited arguments do not fit {call.name!r}: {exc}"
+        # `fits` refused an edit without arguments before this check runs.
+        assert decision.args is not None
         verdict = P.evaluate_arguments(scope.policies, call_scope(scope), call.name, decision.args)
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
@@ -259,7 +270,7 @@ def _breaker(gov: Governor, p: Prepared) -> None:
     gov.breaker_allow("tool", p.call.name, p.scope)
 
 
-def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
+def _failed(gov: Governor, p: Prepared, exc: Exception) -> NoReturn:
     gov.breaker_failure("tool", p.call.name, p.scope, exc)
     if p.effect is not None:
         gov.services.effects.fail(p.effect, f"{type(exc).__name__}: {exc}")
@@ -271,7 +282,7 @@ def _failed(gov: Governor, p: Prepared, exc: Exception) -> Any:
     raise exc
 
 
-def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
+def _finish(gov: Governor, p: Prepared, result: Outcome) -> Outcome:
     s = gov.services
     gov.breaker_success("tool", p.call.name, p.scope)
     if isinstance(result, ToolMessage) and p.scope.policies is not None:
@@ -301,7 +312,7 @@ def _finish(gov: Governor, p: Prepared, result: Any) -> Any:
     return result
 
 
-def _retry(p: Prepared):
+def _retry(p: Prepared) -> RetrySettings:
     from podium.governance.recovery import retry_settings as to_settings
 
     if p.settings.side_effects and not p.settings.idempotent:
@@ -309,7 +320,7 @@ def _retry(p: Prepared):
     return to_settings(p.settings.retry)
 
 
-def _on_retry(gov: Governor, p: Prepared):
+def _on_retry(gov: Governor, p: Prepared) -> Callable[[int, BaseException, float], None]:
     return gov._on_retry(p.scope, f"tool:{p.call.name}")
 
 

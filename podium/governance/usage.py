@@ -20,7 +20,7 @@ def priced_usage(message: AIMessage, model: str, scope: Scope | None) -> Usage:
     return usage_of(message, model, prices)
 
 
-def usage_of(message: AIMessage, model: str, prices: dict | None = None) -> Usage:
+def usage_of(message: AIMessage, model: str, prices: dict[str, Any] | None = None) -> Usage:
     """Usage and cost of one model reply (zeros when the provider reports nothing)."""
     meta: dict[str, Any] = dict(message.usage_metadata or {})
     tokens_in, tokens_out = meta.get("input_tokens", 0), meta.get("output_tokens", 0)

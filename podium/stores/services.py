@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 from podium.errors import RateLimited
 from podium.storage.database import Database
@@ -35,6 +35,9 @@ from podium.stores.threads import ThreadIndex
 #: Threads for database calls made from async runs. asyncio's default pool has only
 #: cores + 4 threads, which many concurrent runs would queue on.
 _OFFLOAD = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="podium-db")
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,7 +126,7 @@ class Services:
             replies=ModelReplies(db, ledger, clock=clock),
         )
 
-    async def run_sync(self, fn: Any, *args: Any) -> Any:
+    async def run_sync(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Call `fn(*args)` from async code, in a worker thread when `offload` says so."""
         if self.offload:
             context = contextvars.copy_context()
