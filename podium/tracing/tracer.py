@@ -22,11 +22,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from podium.errors import ConfigurationError
 from podium.tracing.masking import redact_spans
 from podium.tracing.runs import Link as _Link
+
+if TYPE_CHECKING:
+    from langchain_core.outputs import LLMResult
 
 log = logging.getLogger("podium.tracing")
 
@@ -305,7 +309,7 @@ def generation_costs(response: Any, prices: Mapping[str, Any] | None) -> dict[st
     return cost_details(str(model), usage, prices)
 
 
-def _remember(table: OrderedDict, key: str, value: Any) -> None:
+def _remember(table: OrderedDict[str, Any], key: str, value: Any) -> None:
     table[key] = value
     table.move_to_end(key)
     while len(table) > _REMEMBERED:
@@ -358,7 +362,15 @@ def _handler_class() -> type:
             self._waiting = False
             self._init_folding()
 
-        def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kwargs):
+        def on_chain_start(
+            self,
+            serialized: dict[str, Any] | None,
+            inputs: Any,
+            *,
+            run_id: UUID,
+            parent_run_id: UUID | None = None,
+            **kwargs: Any,
+        ) -> Any:
             metadata = kwargs.pop("metadata", None)
             if self._folds(parent_run_id, metadata):
                 self._folded[run_id] = parent_run_id
@@ -388,7 +400,14 @@ def _handler_class() -> type:
                     self._root = _Link(self.last_trace_id, span_id)
                 self._tracer._run_started(self.podium_ids.thread_id, self.last_trace_id)
 
-        def on_chain_end(self, outputs, *, run_id, parent_run_id=None, **kwargs):
+        def on_chain_end(
+            self,
+            outputs: dict[str, Any],
+            *,
+            run_id: UUID,
+            parent_run_id: UUID | None = None,
+            **kwargs: Any,
+        ) -> Any:
             if self._folded.pop(run_id, False) is not False:
                 return
             self._tasks.discard(run_id)
@@ -397,7 +416,14 @@ def _handler_class() -> type:
             if parent_run_id is None:
                 self._ended()
 
-        def on_llm_end(self, response, *, run_id, parent_run_id=None, **kwargs):
+        def on_llm_end(
+            self,
+            response: LLMResult,
+            *,
+            run_id: UUID,
+            parent_run_id: UUID | None = None,
+            **kwargs: Any,
+        ) -> Any:
             # Langfuse reads usage itself; the cost per token kind comes from podium's
             # prices, so Langfuse's cost views show what podium charged (cached and
             # reasoning tokens at their own rates).
@@ -407,7 +433,14 @@ def _handler_class() -> type:
                 generation.update(cost_details=costs)
             super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
 
-        def on_chain_error(self, error, *, run_id, parent_run_id=None, **kwargs):
+        def on_chain_error(
+            self,
+            error: BaseException,
+            *,
+            run_id: UUID,
+            parent_run_id: UUID | None = None,
+            **kwargs: Any,
+        ) -> None:
             if isinstance(error, GraphInterrupt):
                 self._waiting = True
             if self._folded.pop(run_id, False) is not False:
