@@ -10,17 +10,16 @@ own task.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.types import Command
 
 from podium.context import RunContext
-from podium.errors import GateForbidden
+from podium.errors import AlreadyDecided, GateError, GateForbidden
 from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
 from podium.governance.binding import bound
-from podium.stores.approvals import AlreadyDecided, GateError
 from podium.stores.services import Services
 
 
@@ -120,7 +119,7 @@ async def adecide(
         raise
 
 
-def _reopening(events: Any, services: Services, claimed: list[str]) -> Any:
+def _reopening(events: Iterable[Any], services: Services, claimed: list[str]) -> Iterator[Any]:
     """Yield a resumed run's events; if reading them fails, reopen the claimed gates."""
     try:
         yield from events
@@ -130,7 +129,14 @@ def _reopening(events: Any, services: Services, claimed: list[str]) -> Any:
         raise
 
 
-def _claim(services, pending, decisions, gate, context, thread_id):
+def _claim(
+    services: Services,
+    pending: Mapping[str, PendingGate],
+    decisions: Decision | Mapping[str, Decision] | str,
+    gate: str | None,
+    context: RunContext,
+    thread_id: str,
+) -> tuple[dict[str, Any], list[str]]:
     """Check every decision, then claim the gates; returns the resume map and the claims."""
     chosen = _choose(decisions, gate, pending, services, context, thread_id)
     for gate_id, decision in chosen.items():
@@ -150,7 +156,14 @@ def _claim(services, pending, decisions, gate, context, thread_id):
     return resume, claimed
 
 
-def _choose(decisions, gate, pending, services: Services, context, thread_id):
+def _choose(
+    decisions: Decision | Mapping[str, Decision] | str,
+    gate: str | None,
+    pending: Mapping[str, PendingGate],
+    services: Services,
+    context: RunContext,
+    thread_id: str,
+) -> dict[str, Decision]:
     if isinstance(decisions, str):
         decisions = Decision.model_validate({"decision": decisions})
     if isinstance(decisions, Decision):
