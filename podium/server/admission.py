@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from langgraph_sdk import Auth, get_client
+from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import LangGraphError
 
 from podium.policies.runs import admit, run_limit
@@ -81,6 +82,6 @@ async def _graph_of(assistant_id: str) -> str | None:
 
 
 @functools.cache
-def _loopback() -> Any:
+def _loopback() -> LangGraphClient:
     """The server's in-process client (no network; created once, on first use)."""
     return get_client(api_key=None)

@@ -38,14 +38,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 from langgraph_sdk import Auth, get_client
+from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import LangGraphError
+from langgraph_sdk.schema import Thread
 from pydantic import ValidationError
 
+from podium.errors import AlreadyDecided, GateError
 from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
 from podium.server._credentials import CredentialError, Principal
 from podium.server._jwt import KeysUnavailable
@@ -53,7 +56,7 @@ from podium.server._runtime import server_runtime
 from podium.server._signin import ENVIRONMENT, SignIn, sign_in_from_env
 from podium.server.admission import admit_run
 from podium.server.keys import ApiKeys
-from podium.stores.approvals import AlreadyDecided, GateError
+from podium.stores.approvals import Approvals
 
 log = logging.getLogger("podium.server")
 
@@ -346,7 +349,7 @@ def roles_refusal(
     return None
 
 
-def thread_gates(thread: dict[str, Any]) -> list[GateRequest]:
+def thread_gates(thread: Mapping[str, Any]) -> list[GateRequest]:
     """The podium gates a thread (as the server's API returns it) waits at."""
     return list(_gates(_interrupts(thread)).values())
 
@@ -382,7 +385,7 @@ async def _stale(thread_id: str, tenant: str, resume: Any) -> Auth.exceptions.HT
 
 async def _claim(
     user: Any,
-    thread: dict[str, Any],
+    thread: Mapping[str, Any],
     tenant: str,
     decisions: dict[str, Any],
     gates: dict[str, GateRequest],
@@ -419,7 +422,14 @@ async def _claim(
         raise
 
 
-async def _claim_one(approvals, thread, tenant, gate, decision, identity) -> None:
+async def _claim_one(
+    approvals: Approvals,
+    thread: Mapping[str, Any],
+    tenant: str,
+    gate: GateRequest,
+    decision: Decision,
+    identity: str,
+) -> None:
     try:
         await asyncio.to_thread(approvals.claim, gate.gate_id, tenant, decision, identity)
     except AlreadyDecided as exc:
@@ -440,7 +450,7 @@ async def _claim_one(approvals, thread, tenant, gate, decision, identity) -> Non
         return
 
 
-async def _thread(thread_id: str) -> dict[str, Any] | None:
+async def _thread(thread_id: str) -> Thread | None:
     """The thread as the server holds it, whoever owns it (None when there is none).
 
     The in-process client runs the request in the caller's task, where the server's
@@ -455,11 +465,11 @@ async def _thread(thread_id: str) -> dict[str, Any] | None:
         return None
 
 
-def _owner(thread: dict[str, Any]) -> Any:
+def _owner(thread: Mapping[str, Any]) -> Any:
     return (thread.get("metadata") or {}).get(TENANT_KEY)
 
 
-def _interrupts(thread: dict[str, Any]) -> dict[str, Any]:
+def _interrupts(thread: Mapping[str, Any]) -> dict[str, Any]:
     """Interrupt id -> value of the thread's pending interrupts."""
     pending: dict[str, Any] = {}
     for items in (thread.get("interrupts") or {}).values():
@@ -483,6 +493,6 @@ def _gates(interrupts: dict[str, Any]) -> dict[str, GateRequest]:
 
 
 @functools.cache
-def _loopback() -> Any:
+def _loopback() -> LangGraphClient:
     """The server's in-process client (no network; created once, on first use)."""
     return get_client(api_key=None)
