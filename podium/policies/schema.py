@@ -130,13 +130,13 @@ class ArgConstraint(Model):
     """Constraints on one tool argument; all that are set must hold."""
 
     required: bool = False
-    under: str | None = Field(None, min_length=1)
+    under: str | None = Field(default=None, min_length=1)
     min: float | None = None
     max: float | None = None
     hosts: Names | None = None
     pattern: Regex | None = None
     one_of: tuple[Scalar, ...] | None = None
-    max_length: NonNegativeInt | None = Field(None, le=MAX_TEXT)
+    max_length: NonNegativeInt | None = Field(default=None, le=MAX_TEXT)
 
     @model_validator(mode="after")
     def _bounds(self) -> ArgConstraint:
@@ -172,15 +172,15 @@ class OutputPolicy(Model):
 
     redact: tuple[Redaction, ...] = ()
     pii: PiiFilter = PiiFilter()
-    max_length: PositiveInt | None = Field(None, le=MAX_TEXT)
+    max_length: PositiveInt | None = Field(default=None, le=MAX_TEXT)
     marker: str | None = None
 
 
 class Amounts(Model):
     """A budget in tokens and/or US dollars."""
 
-    tokens: NonNegativeInt | None = Field(None, le=MAX_TOKENS)
-    usd: NonNegativeFloat | None = Field(None, le=MAX_USD)
+    tokens: NonNegativeInt | None = Field(default=None, le=MAX_TOKENS)
+    usd: NonNegativeFloat | None = Field(default=None, le=MAX_USD)
 
 
 class AgentBudgets(Model):
@@ -248,7 +248,7 @@ class ModelChoice(Model):
     """Which model a scope uses (`use`), the models that take over when it is down
     (`fallbacks`, in order), per task class (`route`) and when money is short."""
 
-    use: str | None = Field(None, min_length=1)
+    use: str | None = Field(default=None, min_length=1)
     fallbacks: tuple[Annotated[str, Field(min_length=1)], ...] | None = None
     route: Route | None = None
     downgrade: Downgrade | None = None
@@ -260,10 +260,10 @@ ModelSetting = Annotated[ModelChoice, BeforeValidator(_model_list)]
 class RetrySettings(Model):
     """Retries with exponential backoff: delay = min(initial_delay * backoff**n, max_delay)."""
 
-    attempts: PositiveInt = Field(3, le=MAX_ATTEMPTS)
-    initial_delay: NonNegativeFloat = Field(0.5, le=MAX_DELAY)
-    backoff: float = Field(2.0, ge=1, le=10)
-    max_delay: NonNegativeFloat = Field(30.0, le=MAX_DELAY)
+    attempts: PositiveInt = Field(default=3, le=MAX_ATTEMPTS)
+    initial_delay: NonNegativeFloat = Field(default=0.5, le=MAX_DELAY)
+    backoff: float = Field(default=2.0, ge=1, le=10)
+    max_delay: NonNegativeFloat = Field(default=30.0, le=MAX_DELAY)
     jitter: bool = True
 
 
@@ -272,7 +272,7 @@ class Approval(Model):
 
     required: bool = True
     roles: Names = ()
-    expires_in: PositiveFloat | None = Field(None, le=MAX_EXPIRY)
+    expires_in: PositiveFloat | None = Field(default=None, le=MAX_EXPIRY)
 
 
 ApprovalSetting = Annotated[Approval, BeforeValidator(_bool_to_approval)]
@@ -294,7 +294,7 @@ class Block(Model):
     rate_limits: tuple[ScopeRateLimit, ...] | None = None
     model: ModelSetting | None = None
     data_scopes: Names | None = None
-    timeout: PositiveFloat | None = Field(None, le=MAX_TIMEOUT)
+    timeout: PositiveFloat | None = Field(default=None, le=MAX_TIMEOUT)
     retry: RetrySettings | None = None
 
 
@@ -311,8 +311,8 @@ class WorkflowBlock(Block):
     budgets: WorkflowBudgets | None = None
     approve_plan: ApprovalSetting | None = None
     approve_answer: ApprovalSetting | None = None
-    max_goal_chars: PositiveInt | None = Field(None, le=10_000_000)
-    max_tasks: PositiveInt | None = Field(None, le=10_000)
+    max_goal_chars: PositiveInt | None = Field(default=None, le=10_000_000)
+    max_tasks: PositiveInt | None = Field(default=None, le=10_000)
 
 
 class ScopeBlock(WorkflowBlock):
@@ -332,9 +332,9 @@ class BreakerPolicy(Model):
     `window` seconds, lets one probe through after `cooldown`; `per_tenant` gives every
     tenant its own breaker instead of one shared by all."""
 
-    failures: PositiveInt = Field(5, le=MAX_FAILURES)
-    window: PositiveFloat = Field(60.0, le=MAX_PERIOD)
-    cooldown: PositiveFloat = Field(30.0, le=MAX_PERIOD)
+    failures: PositiveInt = Field(default=5, le=MAX_FAILURES)
+    window: PositiveFloat = Field(default=60.0, le=MAX_PERIOD)
+    cooldown: PositiveFloat = Field(default=30.0, le=MAX_PERIOD)
     per_tenant: bool = False
 
 
@@ -347,7 +347,7 @@ class ToolPolicy(Model):
     requires_approval: ToolApproval | None = None
     side_effects: bool = False
     idempotent: bool | None = None
-    timeout: PositiveFloat | None = Field(None, le=MAX_TIMEOUT)
+    timeout: PositiveFloat | None = Field(default=None, le=MAX_TIMEOUT)
     retry: RetrySettings | None = None
     rate_limit: RateLimitSpec | None = None
     output: OutputPolicy | None = None
@@ -358,7 +358,7 @@ class ModelPolicy(Model):
 
     rate_limit: RateLimitSpec | None = None
     breaker: BreakerPolicy | None = None
-    timeout: PositiveFloat | None = Field(None, le=MAX_TIMEOUT)
+    timeout: PositiveFloat | None = Field(default=None, le=MAX_TIMEOUT)
 
 
 #: USD per 1M tokens of one kind (bounded, so a typo cannot make a call cost millions).
