@@ -66,7 +66,7 @@ def _dead_letter_turn(
     return letter.id
 
 
-def _queued(task_id: str, agent: str, instruction: str, depends_on: list[str]) -> dict:
+def _queued(task_id: str, agent: str, instruction: str, depends_on: list[str]) -> dict[str, Any]:
 
     return {
         "id": task_id,

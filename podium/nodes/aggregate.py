@@ -8,7 +8,7 @@ front-ends show it like any assistant turn.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
@@ -24,7 +24,15 @@ from podium.nodes.record import record, set_thread_status
 from podium.state import ANSWER_NAME, WorkflowState
 
 
-def make_aggregate(workflow: str, policies: Any = None, approve_answer: bool = False):
+class AggregateNode(Protocol):
+    """The aggregate node's signature, as LangGraph's `add_node` reads it (by name)."""
+
+    def __call__(self, state: WorkflowState, config: RunnableConfig) -> dict[str, Any]: ...
+
+
+def make_aggregate(
+    workflow: str, policies: Any = None, approve_answer: bool = False
+) -> AggregateNode:
     """The aggregate node of `workflow`."""
 
     def aggregate(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:

@@ -36,7 +36,9 @@ def record(
 
 
 def record_transitions(
-    config: RunnableConfig, before: Mapping[str, Mapping], after: Mapping[str, Mapping]
+    config: RunnableConfig,
+    before: Mapping[str, Mapping[str, Any]],
+    after: Mapping[str, Mapping[str, Any]],
 ) -> None:
     """One `transition` event (and hook call) per history entry added between two tables."""
     for task_id, task in after.items():

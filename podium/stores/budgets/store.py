@@ -365,7 +365,7 @@ class Budgets:
 
 def _pause(attempt: int) -> float:
     """Seconds before looking again for room: a few ms at first, up to a quarter second."""
-    return min(0.25, 0.002 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
+    return min(0.25, 0.002 * 2.0 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
 
 
 def _validate(claims: Sequence[Claim]) -> None:
