@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from podium.nodes.prompts import CHOICE_MARKER, PLAN_MARKER
@@ -44,10 +46,17 @@ class DemoChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "podium-demo"
 
-    def bind_tools(self, tools, **kwargs: Any):
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, Any]:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
-    def _generate(self, messages, stop=None, run_manager=None, tools=None, **kwargs):
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        tools: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         reply = self._reply(list(messages), tools or [])
         prompt, answer = (
             approx_tokens(message_text(messages)),
@@ -61,16 +70,25 @@ class DemoChatModel(BaseChatModel):
         reply.response_metadata = {"model_name": "demo"}
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
-    def _stream(self, messages, stop=None, run_manager=None, tools=None, **kwargs):
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        tools: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         # Streamed when a caller listens for tokens (`stream_mode="messages"`): the same
         # reply, a word at a time.
         result = self._generate(messages, stop, tools=tools, **kwargs)
-        for chunk in reply_chunks(result.generations[0].message):
+        reply = result.generations[0].message
+        assert isinstance(reply, AIMessage)  # _reply makes one
+        for chunk in reply_chunks(reply):
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
-    def _reply(self, messages: list[BaseMessage], tools: list[dict]) -> AIMessage:
+    def _reply(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> AIMessage:
         system = next((m.text for m in messages if isinstance(m, SystemMessage)), "")
         human = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
         if PLAN_MARKER in system:
@@ -113,11 +131,11 @@ def _instruction(name: str, description: str, goal: str) -> str:
     return f"Work on: {goal}"
 
 
-def _plan(system: str, human: str) -> dict:
+def _plan(system: str, human: str) -> dict[str, Any]:
     goal, agents = _goal(human), _agents(system)
     # The first agent gathers, one task per subject of the goal, in parallel; every later
     # agent builds on everything before it.
-    tasks: list[dict] = []
+    tasks: list[dict[str, Any]] = []
     for index, (name, description) in enumerate(agents):
         before = [t["id"] for t in tasks]
         if index == 0:
@@ -142,7 +160,7 @@ def _plan(system: str, human: str) -> dict:
     return {"tasks": tasks}
 
 
-def _choose(system: str, human: str) -> dict:
+def _choose(system: str, human: str) -> dict[str, Any]:
     goal = _goal(human)
     progress = human.split("Done so far", 1)[-1]
     done = {agent for _, agent in _DONE_LINE.findall(progress)}
@@ -173,7 +191,7 @@ def _changes(text: str) -> list[tuple[str, str, str]]:
     return found[:3]
 
 
-def _tool_calls(human: str, tools: list[dict]) -> list[dict]:
+def _tool_calls(human: str, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     calls = []
     for spec in tools:
         fn = spec.get("function", spec)
@@ -191,7 +209,7 @@ def _tool_calls(human: str, tools: list[dict]) -> list[dict]:
     return calls
 
 
-def _call(name: str, args: dict) -> dict:
+def _call(name: str, args: dict[str, Any]) -> dict[str, Any]:
     # Ids derive from the call itself so the same input gives the same output.
     digest = hashlib.sha256(json.dumps([name, args], sort_keys=True).encode()).hexdigest()
     return {"name": name, "args": args, "id": f"call_{digest[:12]}", "type": "tool_call"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -20,7 +21,9 @@ PRICES = _PRICES
 _PROVIDER_EXTRAS = {"openai": "openai", "anthropic": "anthropic", "ollama": "ollama"}
 
 
-def resolve_model(model: str | BaseChatModel | None, default: str | BaseChatModel = DEMO):
+def resolve_model(
+    model: str | BaseChatModel | None, default: str | BaseChatModel = DEMO
+) -> BaseChatModel:
     """Turn a model string (or object, or None for `default`) into a chat model.
 
     Args:
@@ -80,7 +83,8 @@ def _from_string(name: str) -> BaseChatModel:
     # provider SDK must not retry each of those attempts again, or one call becomes up to
     # attempts x (max_retries + 1) requests.
     try:
-        return init_chat_model(name, **init_options(provider))
+        chat: BaseChatModel = init_chat_model(name, **init_options(provider))  # type: ignore[call-overload]  # options by provider
+        return chat
     except ImportError as exc:
         extra = _PROVIDER_EXTRAS.get(provider)
         hint = f"pip install 'podium[{extra}]'" if extra else "install the provider's package"
@@ -103,7 +107,7 @@ def model_label(model: BaseChatModel) -> str:
 
 
 def cost_usd(
-    model: str, input_tokens: int, output_tokens: int, prices: dict | None = None
+    model: str, input_tokens: int, output_tokens: int, prices: dict[str, Any] | None = None
 ) -> float:
     """Cost of `input_tokens` and `output_tokens` at the model's input and output prices
     (0.0 for a model without a price); `podium.pricing.cost_details` prices a

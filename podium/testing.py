@@ -11,12 +11,13 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr
 
@@ -35,7 +36,9 @@ def tool_call(name: str, args: dict[str, Any] | None = None, *, id: str | None =
     return tool_calls((name, args or {}, id))
 
 
-def tool_calls(*calls: tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str | None]):
+def tool_calls(
+    *calls: tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str | None],
+) -> AIMessage:
     """An AI message that calls several tools at once (the model asks for them in parallel)."""
     made = []
     for call in calls:
@@ -88,7 +91,7 @@ class ScriptedChatModel(BaseChatModel):
                 f"{len(self.responses)} responses were scripted ({self.remaining} unused)"
             )
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any):
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, Any]:
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _next(self, messages: list[BaseMessage]) -> AIMessage:
@@ -117,13 +120,25 @@ class ScriptedChatModel(BaseChatModel):
         message.response_metadata = {**message.response_metadata, "model_name": self.model_name}
         return message
 
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if self.latency:
             time.sleep(self.latency)
         message = _capped(self._next(messages), kwargs.get("max_tokens") or self.max_tokens)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if self.latency:
             await asyncio.sleep(self.latency)
         message = _capped(self._next(messages), kwargs.get("max_tokens") or self.max_tokens)
@@ -133,12 +148,14 @@ class ScriptedChatModel(BaseChatModel):
 def _capped(message: AIMessage, max_tokens: int | None) -> AIMessage:
     """The reply as a provider gives it under `max_tokens`: output cut at the limit
     (its usage says so, and `finish_reason` is "length")."""
-    usage = dict(message.usage_metadata or {})
-    out = usage.get("output_tokens", 0)
-    if max_tokens is None or out <= max_tokens:
+    reported = message.usage_metadata
+    if max_tokens is None or reported is None or reported["output_tokens"] <= max_tokens:
         return message
-    usage["output_tokens"] = max_tokens
-    usage["total_tokens"] = usage.get("input_tokens", 0) + max_tokens
+    usage = {
+        **reported,
+        "output_tokens": max_tokens,
+        "total_tokens": reported["input_tokens"] + max_tokens,
+    }
     content = (
         message.content[: max_tokens * 4] if isinstance(message.content, str) else message.content
     )
@@ -186,17 +203,35 @@ class StreamingChatModel(ScriptedChatModel):
         """A whole reply takes as long as its stream would."""
         return self.first_token_delay + self.token_delay * (len(reply_chunks(message)) - 1)
 
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         message = self._reply(messages, kwargs)
         time.sleep(self._whole_delay(message))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         message = self._reply(messages, kwargs)
         await asyncio.sleep(self._whole_delay(message))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         message = self._reply(messages, kwargs)
         with self._lock:
             self._streamed += 1
@@ -206,7 +241,13 @@ class StreamingChatModel(ScriptedChatModel):
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
-    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         message = self._reply(messages, kwargs)
         with self._lock:
             self._streamed += 1

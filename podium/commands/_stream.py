@@ -18,7 +18,10 @@ from podium.streaming import STREAM_MODES, AnswerText, Token
 
 def stream_run(app: Any, inputs: Any, config: Any, context: Any) -> Iterator[Any]:
     """The run's stream: progress events and the tokens of every task's model calls."""
-    return app.stream(inputs, config, context=context, stream_mode=STREAM_MODES, subgraphs=True)
+    stream: Iterator[Any] = app.stream(
+        inputs, config, context=context, stream_mode=STREAM_MODES, subgraphs=True
+    )
+    return stream
 
 
 class AnswerPrinter:

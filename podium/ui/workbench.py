@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +36,10 @@ EventHook = Callable[[Mapping[str, Any]], None]
 
 def stream_run(app: Any, inputs: Any, config: Any, context: RunContext) -> Iterable[Any]:
     """A run's progress events and its tasks' tokens (`podium.streaming.STREAM_MODES`)."""
-    return app.stream(inputs, config, context=context, stream_mode=STREAM_MODES, subgraphs=True)
+    stream: Iterator[Any] = app.stream(
+        inputs, config, context=context, stream_mode=STREAM_MODES, subgraphs=True
+    )
+    return stream
 
 
 @dataclass(frozen=True, slots=True)
