@@ -20,14 +20,15 @@ $(VENV)/.podium-dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.podium-installed  ## install podium and run the offline demo
 	$(BIN)/podium demo
 
-test: $(VENV)/.podium-dev-installed  ## install podium[dev] and run the test suite
+test: $(VENV)/.podium-dev-installed  ## install podium[dev], lint, type-check, run the test suite
 	$(BIN)/ruff check podium tests bench notebooks app.py
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(VENV)/.podium-dev-installed  ## ruff and mypy
 	$(BIN)/ruff check podium tests bench notebooks app.py
 	$(BIN)/ruff format --check podium tests bench notebooks app.py
-	$(BIN)/mypy podium app.py --ignore-missing-imports
+	$(BIN)/mypy
 
 app: $(VENV)/.podium-dev-installed  ## the Streamlit chat app on the embedded database
 	$(BIN)/streamlit run app.py

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from podium.ui.remote import RemoteWorkbench
 from podium.ui.settings import AppConfig
 from podium.ui.workbench import Workbench
 
 
-def open_workbench(config: AppConfig, *, environ: Mapping[str, str] | None = None) -> Any:
+def open_workbench(
+    config: AppConfig, *, environ: Mapping[str, str] | None = None
+) -> Workbench | RemoteWorkbench:
     """The workbench `config` asks for: a LangGraph server's when `server_url` is set
     (`podium.ui.remote.RemoteWorkbench`), else the embedded runtime's.
 
