@@ -13,7 +13,7 @@ import podium
 from podium import AgentSpec, Plan, PlannedTask
 from podium.nodes.prompts import REPAIR
 from podium.testing import tool_call
-from tests.helpers import run_demo
+from tests.helpers import allowing, run_demo
 
 DIAMOND = Plan(
     tasks=[
@@ -58,6 +58,9 @@ def _diamond_agents(scripted, clock: Clock) -> list[AgentSpec]:
     ]
 
 
+DIAMOND_POLICY = allowing(**{agent: ["sleepy"] for agent in ("alpha", "beta", "gamma", "delta")})
+
+
 def _config(thread: str) -> dict:
     return {"configurable": {"thread_id": thread}}
 
@@ -65,7 +68,10 @@ def _config(thread: str) -> dict:
 def test_diamond_runs_independent_tasks_concurrently(scripted):
     clock = Clock()
     graph = podium.build_workflow(
-        _diamond_agents(scripted, clock), name="diamond", supervisor=DIAMOND
+        _diamond_agents(scripted, clock),
+        name="diamond",
+        supervisor=DIAMOND,
+        policies=DIAMOND_POLICY,
     )
     with podium.open_runtime("memory://") as rt:
         app = rt.compile(graph)
@@ -85,7 +91,10 @@ def test_diamond_runs_independent_tasks_concurrently(scripted):
 async def test_diamond_concurrent_in_async_runs(scripted):
     clock = Clock()
     graph = podium.build_workflow(
-        _diamond_agents(scripted, clock), name="diamond", supervisor=DIAMOND
+        _diamond_agents(scripted, clock),
+        name="diamond",
+        supervisor=DIAMOND,
+        policies=DIAMOND_POLICY,
     )
     async with podium.open_async_runtime("memory://") as rt:
         out = await rt.compile(graph).ainvoke({"goal": "g"}, _config("diamond-async"))
@@ -246,7 +255,13 @@ def test_max_concurrency_bounds_each_wave(scripted):
         for n in ("one", "two")
     ]
     plan = Plan(tasks=[PlannedTask(id=n, agent=n, instruction="x") for n in ("one", "two")])
-    graph = podium.build_workflow(agents, name="bounded", supervisor=plan, max_concurrency=1)
+    graph = podium.build_workflow(
+        agents,
+        name="bounded",
+        supervisor=plan,
+        max_concurrency=1,
+        policies=allowing(one=["sleepy"], two=["sleepy"]),
+    )
     with podium.open_runtime("memory://") as rt:
         rt.compile(graph).invoke({"goal": "g"}, _config("bounded"))
     (a0, a1), (b0, b1) = clock.spans["one"], clock.spans["two"]
