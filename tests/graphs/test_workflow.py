@@ -152,6 +152,52 @@ def test_invalid_plan_is_repaired_once(scripted):
     assert "unknown agent 'reseacher'" in repair_prompt
 
 
+def test_fallback_agents_are_not_offered_to_the_planner(scripted):
+    # The model first gives the fallback agent a task of its own: refused like an unknown
+    # agent, and the repaired plan runs without it.
+    boss = scripted(
+        _plan_json(("t1", "librarian", []), ("t2", "writer", ["t1"])),
+        _plan_json(("t1", "researcher", []), ("t2", "writer", ["t1"])),
+        name="boss",
+    )
+    agents = [
+        AgentSpec(
+            name="researcher",
+            description="Finds facts.",
+            model=scripted("facts", name="researcher"),
+            fallback="librarian",
+        ),
+        AgentSpec(name="librarian", description="Slower, thorough search.", model="demo"),
+        AgentSpec(name="writer", description="Writes.", model=scripted("brief", name="writer")),
+    ]
+    with podium.open_runtime("memory://") as rt:
+        out = rt.compile(podium.build_workflow(agents, name="fallbacks", model=boss)).invoke(
+            {"goal": "g"}, _config("fallbacks")
+        )
+    planner_prompt = boss.calls[0][0].content
+    assert "- researcher: Finds facts." in planner_prompt
+    assert "- writer: Writes." in planner_prompt
+    assert "librarian" not in planner_prompt
+    assert "unknown agent 'librarian'" in boss.calls[1][-1].content
+    assert out["status"] == "completed"
+    assert [t["agent"] for t in out["tasks"].values()] == ["researcher", "writer"]
+
+
+def test_the_demo_planner_gives_fallback_agents_no_task():
+    agents = [
+        AgentSpec(name="researcher", description="Finds facts.", fallback="librarian"),
+        AgentSpec(name="librarian", description="Slower, thorough search."),
+        AgentSpec(name="writer", description="Writes the brief."),
+    ]
+    with podium.open_runtime("memory://") as rt:
+        out = rt.compile(podium.build_workflow(agents, name="demo_fallbacks")).invoke(
+            {"goal": "Write a brief on heat pumps"}, _config("demo-fallbacks")
+        )
+    assert out["status"] == "completed"
+    agents_given_tasks = {t["agent"] for t in out["tasks"].values()}
+    assert "librarian" not in agents_given_tasks and "researcher" in agents_given_tasks
+
+
 def test_invalid_plan_twice_fails_cleanly(scripted):
     boss = scripted("no plan here", _plan_json(("t1", "ghost", [])), name="boss")
     agents = [AgentSpec(name="researcher", model=scripted(name="researcher"))]
