@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from podium._render import age
+from podium.render import age
 from podium.ui.board import BoardRow, board_rows
 from podium.ui.cards import GateCard, gate_card
 
