@@ -144,6 +144,12 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
         "stop at the gate and print the command that decides it).",
     )
     parser.add_argument(
+        "--no-input",
+        action="store_true",
+        help="Never ask at a terminal: stop at a gate and print the command that decides "
+        "it, as without a terminal (the run waits in its checkpoint).",
+    )
+    parser.add_argument(
         "--role",
         action="append",
         default=[],
@@ -184,7 +190,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(f"resuming {args.thread} ({info.workflow}) from its last checkpoint", file=sys.stderr)
         context = caller(args)
-        gates = GateMode.choose(args.approve_all)
+        gates = GateMode.choose(args.approve_all, args.no_input)
         waiting = bool(pending_gates(app, args.thread))
         return execute(rt, app, None, args.thread, context, gates=gates, at_gates=waiting)
 
@@ -289,7 +295,7 @@ def _run_workflow(name: str, goal: str, args: argparse.Namespace) -> int:
             thread_id,
             context,
             quiet=args.quiet,
-            gates=GateMode.choose(args.approve_all),
+            gates=GateMode.choose(args.approve_all, args.no_input),
         )
 
 

@@ -244,9 +244,9 @@ def test_hints_start_podium_the_way_it_was_started(tmp_path, activated):
     assert len(list((tmp_path / "reports").glob("*.md"))) == 1
 
 
-def _demo_at_a_terminal(tmp_path: Path, answer: bytes) -> tuple[str, int]:
-    """Run `podium demo` on a pseudo-terminal, type `answer` at the gate's prompt; returns
-    everything the terminal showed and the exit code."""
+def _demo_at_a_terminal(tmp_path: Path, answer: bytes | None, *options: str) -> tuple[str, int]:
+    """Run `podium demo` on a pseudo-terminal, type `answer` at the gate's prompt (None:
+    expect no prompt); returns everything the terminal showed and the exit code."""
     import pty
     import select
     import time
@@ -254,7 +254,7 @@ def _demo_at_a_terminal(tmp_path: Path, answer: bytes) -> tuple[str, int]:
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "podium.cli", "demo"],
+        [sys.executable, "-m", "podium.cli", "demo", *options],
         cwd=tmp_path,
         stdin=slave,
         stdout=slave,
@@ -272,6 +272,7 @@ def _demo_at_a_terminal(tmp_path: Path, answer: bytes) -> tuple[str, int]:
                 except OSError:
                     break
             if not answered and b"[a]pprove, [r]eject or [e]dit?" in seen:
+                assert answer is not None, "asked at the gate although told not to"
                 os.write(master, answer)
                 answered = True
         proc.wait(timeout=30)
@@ -286,7 +287,7 @@ def _demo_at_a_terminal(tmp_path: Path, answer: bytes) -> tuple[str, int]:
     finally:
         os.close(master)
     text = seen.decode(errors="replace").replace("\r\n", "\n")
-    assert answered, text[-2000:]
+    assert answered == (answer is not None), text[-2000:]
     return text, proc.returncode
 
 
@@ -320,6 +321,13 @@ def test_a_follow_up_round_that_repeats_a_call_gets_a_new_gate(tmp_path):
     assert first_gates.isdisjoint(line.split()[2] for line in gates)
     shown = podium("show", "r2", cwd=tmp_path)
     assert "status completed  round 2" in shown.stdout, shown.stdout
+
+
+def test_no_input_stops_at_the_gate_even_at_a_terminal(tmp_path):
+    text, code = _demo_at_a_terminal(tmp_path, None, "--no-input")
+    assert code == 0, text[-2000:]
+    assert "waiting for approval: gate g-" in text and "decide with: " in text
+    assert not (tmp_path / "reports").exists()
 
 
 def test_end_of_input_at_the_gate_prompt_leaves_the_gate_open_and_exits_1(tmp_path):

@@ -42,10 +42,12 @@ class GateMode:
     mode: str
 
     @classmethod
-    def choose(cls, approve_all: bool, stdin: TextIO = sys.stdin) -> GateMode:
+    def choose(
+        cls, approve_all: bool, no_input: bool = False, stdin: TextIO = sys.stdin
+    ) -> GateMode:
         if approve_all:
             return cls("approve")
-        return cls("ask" if stdin.isatty() else "stop")
+        return cls("ask" if stdin.isatty() and not no_input else "stop")
 
 
 def open_gates(rt: PodiumRuntime, tenant: str) -> list[GateRecord]:
