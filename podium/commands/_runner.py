@@ -314,9 +314,9 @@ def describe(gate: PendingGate, *, full: bool = False) -> str:
     r = gate.request
     if r.kind == "tool":
         if full:
-            text = f"{r.agent} wants to call {r.tool} with:\n{_args_block(r.args)}"
+            text = f"{r.agent} wants to call {r.tool} with:\n{_args_block(r.args or {})}"
         else:
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in r.args.items())
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in (r.args or {}).items())
             text = f"{r.agent} wants to call {r.tool}({shown})"
     elif r.kind == "plan":
         tasks = r.plan or []

@@ -233,11 +233,11 @@ def _policies(policies: Any, registry: AgentRegistry, workflow: str) -> PolicySe
     an agent's tools unusable, so the author hears it before the first refused call.
     """
     if policies is None:
-        tools = sorted({f"{t.name} ({spec.name})" for spec in registry for t in spec.tools})
-        if tools:
+        denied = sorted({f"{t.name} ({spec.name})" for spec in registry for t in spec.tools})
+        if denied:
             warnings.warn(
                 f"workflow {workflow!r} has no policy, so every tool is denied: "
-                f"{', '.join(tools)}; pass build_workflow(policies=...) with a policy that "
+                f"{', '.join(denied)}; pass build_workflow(policies=...) with a policy that "
                 "allows them (e.g. `agents.<agent>.tools.allow: [<tool>]`)",
                 UserWarning,
                 stacklevel=3,
