@@ -34,7 +34,7 @@ from podium.errors import PodiumError
 from podium.gates.decision import pending_gates
 from podium.graphs.catalog import catalog
 from podium.graphs.catalog import describe as describe_workflow
-from podium.graphs.research_brief import DEMO_GOAL
+from podium.graphs.research_brief import DEMO_GOAL, default_policy_path
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
@@ -164,10 +164,21 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     print(
-        f"podium demo: research_brief on {_masked(args.db)} with the {_model(args)!r} model",
+        f"podium demo: research_brief on {_masked(args.db)} with the {_model(args)!r} model\n"
+        f"policy: {_shown(default_policy_path())}; tools are default deny (each agent calls "
+        "only what the policy allows it), and publish_report waits for an editor",
         file=sys.stderr,
     )
     return _run_workflow("research_brief", args.goal, args)
+
+
+def _shown(path: os.PathLike[str]) -> str:
+    """A path relative to the working directory when below it (shorter to read)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def cmd_run(args: argparse.Namespace) -> int:

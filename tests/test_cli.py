@@ -33,6 +33,7 @@ def test_demo_runs_end_to_end_on_the_embedded_default(tmp_path):
     assert "## By the numbers" in done.stdout
     assert (tmp_path / ".podium" / "podium.db").exists()
     # Progress lines as tasks start and finish, then the task table and token totals.
+    assert "tools are default deny" in done.stderr and "default.yaml" in done.stderr
     assert "plan: 4 tasks" in done.stderr
     assert "started   t1 researcher" in done.stderr
     assert "completed t4 writer" in done.stderr
@@ -144,6 +145,27 @@ def _decide_with(stderr: str) -> str:
     """The command the CLI printed for deciding a gate, without its trailing remark."""
     line = next(line for line in stderr.splitlines() if "decide with: " in line)
     return line.split("decide with: ", 1)[1].split("   (or ", 1)[0]
+
+
+def test_workflows_of_the_environment_are_found_in_the_working_directory(tmp_path):
+    # As README's my_flow.py: a module next to the user, no PYTHONPATH, no package.
+    (tmp_path / "my_flow.py").write_text(
+        "import podium\n"
+        "def build(model=None):\n"
+        '    """One writer."""\n'
+        "    return podium.build_workflow([podium.AgentSpec(name='writer')], name='mine',\n"
+        "        model=model)\n"
+    )
+    env = {"PODIUM_WORKFLOWS": "mine=my_flow:build"}
+    ran = podium(
+        "run", "mine", "Write a brief on heat pumps", "--thread", "m1", cwd=tmp_path, env=env
+    )
+    assert ran.returncode == 0, ran.stderr
+    shown = podium("show", "m1", cwd=tmp_path, env=env)
+    assert shown.returncode == 0 and "workflow mine" in shown.stdout, shown.stderr
+    unknown = podium("show", "m1", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "PODIUM_WORKFLOWS='mine=your_module:factory'" in unknown.stderr
 
 
 def test_demo_without_a_terminal_stops_at_the_gate_and_says_how_to_decide(tmp_path):
