@@ -49,7 +49,7 @@ def task_rows(
 
     Args:
         values: The thread's state values (`app.get_state(config).values`).
-        gates: Its pending gates (`podium.decisions.pending_gates`): a task with an open
+        gates: Its pending gates (`podium.pending_gates`): a task with an open
             gate shows as `waiting`, with what the gate asks in its note (the checkpoint
             still says where the task was before the gate).
         tokens: Tokens spent per task id, e.g. from the usage ledger, which counts every
