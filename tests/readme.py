@@ -76,19 +76,22 @@ class Block:
 
 
 def blocks(path: Path = README) -> list[Block]:
-    """Every fenced block of the file, in order."""
+    """Every fenced block of the file, in order (also fences indented in a list item,
+    their indentation removed)."""
     found: list[Block] = []
-    section, fence, start, body = "", None, 0, []
+    section, fence, start, body, indent = "", None, 0, [], ""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = line.lstrip(" ")
         if fence is None and line.startswith("## "):
             section = line[3:].strip()
-        elif fence is None and line.startswith("```"):
-            fence, start, body = line[3:].strip(), number, []
-        elif fence is not None and line.startswith("```"):
+        elif fence is None and stripped.startswith("```"):
+            fence, start, body = stripped[3:].strip(), number, []
+            indent = line[: len(line) - len(stripped)]
+        elif fence is not None and stripped.startswith("```") and line.startswith(indent):
             found.append(Block(fence, "\n".join(body) + "\n", start, section))
             fence = None
         elif fence is not None:
-            body.append(line)
+            body.append(line.removeprefix(indent))
     assert fence is None, f"README.md:{start}: a code fence is never closed"
     return found
 

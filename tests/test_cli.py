@@ -87,6 +87,7 @@ def test_run_on_a_named_thread_and_tenant(tmp_path):
             "cannot connect to postgresql://u:***@127.0.0.1:1/x",
         ),
         (["run", "research_brief", "g", "--model", "nosuchprovider:model"], "cannot create model"),
+        (["threads", "--db", "postgresql://..."], "cannot connect to postgresql://...: the host"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):

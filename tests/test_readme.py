@@ -22,8 +22,9 @@ from tests.readme import Block, Shell, blocks, run_python, runnable
 
 ROOT = readme.ROOT
 #: Blocks README marks as not run, each with its reason: `make test` (the suite itself),
-#: `langgraph dev`, the app twice (servers that run until stopped) and JupyterLab.
-MARKED = 5
+#: `langgraph dev`, the scale-out servers, the app twice (servers that run until stopped)
+#: and JupyterLab.
+MARKED = 6
 
 
 def test_every_command_block_is_run_or_says_why_not():
@@ -33,7 +34,7 @@ def test_every_command_block_is_run_or_says_why_not():
         f"README uses fences {sorted(fences & set(readme.FORBIDDEN))}: write `bash` or "
         "`python`, so the tests run them"
     )
-    assert fences <= {*readme.RUN, "json", "yaml", ""}, fences
+    assert fences <= {*readme.RUN, "json", "yaml", "js", ""}, fences
     marked = [b for b in found if b.language in readme.RUN and b.skip_reason is not None]
     for block in marked:
         assert len(block.skip_reason or "") > 20, f"{block.where}: say why it is not run"
@@ -125,10 +126,10 @@ def test_readme_helpers_find_blocks_and_reasons(tmp_path):
     sample.write_text(
         "## One\n\n```bash\necho hi\n```\n\n## Deploy\n\n```python\n"
         "# not run by the tests: it needs a\n# server\nprint(1)\n```\n\n"
-        "```python\n# flow.py\nx = 1\n```\n",
+        "```python\n# flow.py\nx = 1\n```\n\n1. A step:\n   ```bash\n   echo in a list\n   ```\n",
         encoding="utf-8",
     )
-    first, second, third = blocks(sample)
+    first, second, third, fourth = blocks(sample)
     assert (first.section, first.language, first.code, first.line) == (
         "One",
         "bash",
@@ -137,4 +138,5 @@ def test_readme_helpers_find_blocks_and_reasons(tmp_path):
     )
     assert first.skip_reason is None and not first.needs_server
     assert second.skip_reason == "it needs a server" and second.needs_server
-    assert third.file_name == "flow.py" and runnable(sample) == [first, third]
+    assert third.file_name == "flow.py" and runnable(sample) == [first, third, fourth]
+    assert (fourth.code, fourth.line) == ("echo in a list\n", 21)
