@@ -120,6 +120,7 @@ def test_workflows_nest_as_workers_two_levels_deep(durable_url, scripted, tenant
         [leaf],
         name="inner",
         supervisor=Plan(tasks=[PlannedTask(id="i1", agent="leaf", instruction="look up k")]),
+        policies=allowing(leaf=["lookup"]),
     ).compile()
     middle = podium.build_workflow(
         [
