@@ -22,9 +22,9 @@ from tests.readme import Block, Shell, blocks, run_python, runnable
 
 ROOT = readme.ROOT
 #: Blocks README marks as not run, each with its reason: `make test` (the suite itself),
-#: `langgraph dev`, the scale-out servers, the app twice (servers that run until stopped)
-#: and JupyterLab.
-MARKED = 6
+#: a real model (a key and the network), `langgraph dev`, the scale-out servers, the app
+#: twice (servers that run until stopped) and JupyterLab.
+MARKED = 7
 
 
 def test_every_command_block_is_run_or_says_why_not():
