@@ -1,4 +1,5 @@
-# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# Two entry points: `make demo` and `make test`. Both create .venv on first use; after
+# them, `. .venv/bin/activate` puts podium, pytest and streamlit on PATH.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,6 +16,10 @@ $(VENV)/.podium-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.podium-dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(VENV)/.podium-installed $(VENV)/.podium-ui-installed $@
+
+$(VENV)/.podium-ui-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[ui]"
 	touch $(VENV)/.podium-installed $@
 
 demo: $(VENV)/.podium-installed  ## install podium and run the offline demo
@@ -30,7 +35,7 @@ lint: $(VENV)/.podium-dev-installed  ## ruff and mypy
 	$(BIN)/ruff format --check podium tests bench notebooks app.py
 	$(BIN)/mypy
 
-app: $(VENV)/.podium-dev-installed  ## the Streamlit chat app on the embedded database
+app: $(VENV)/.podium-ui-installed  ## the Streamlit chat app on the embedded database
 	$(BIN)/streamlit run app.py
 
 

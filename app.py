@@ -192,15 +192,26 @@ def draw_card(card: ui.GateCard, session: ui.ChatSession, settings: ui.UserSetti
             st.code(card.body, language="json", wrap_lines=True)
         elif not card.fields:
             st.markdown(card.body)
-        if not card.allows(settings.roles):
-            st.info(f"Your roles ({', '.join(settings.roles) or 'none'}) cannot decide this gate.")
+        # Buttons for a decision the user may not take are shown, but disabled.
+        locked = not card.allows(settings.roles)
+        if locked:
+            st.info(
+                f"Your roles ({', '.join(settings.roles) or 'none'}) cannot decide this gate; "
+                f"it needs one of: {roles}."
+            )
         if card.kind == "question":
             st.text_input("Your answer", key=f"edit-text-{gid}")
         st.text_input("Comment (a rejection's comment goes back to the agent)", key=f"note-{gid}")
         columns = st.columns(len(card.verbs) + 2)
         for column, verb in zip(columns, card.verbs, strict=False):
             if verb == "edit":
-                column.button("Edit", key=f"edit-{gid}", on_click=session.toggle_edit, args=(gid,))
+                column.button(
+                    "Edit",
+                    key=f"edit-{gid}",
+                    on_click=session.toggle_edit,
+                    args=(gid,),
+                    disabled=locked,
+                )
             else:
                 column.button(
                     VERB_LABELS[verb],
@@ -208,6 +219,7 @@ def draw_card(card: ui.GateCard, session: ui.ChatSession, settings: ui.UserSetti
                     type="primary" if verb in ("approve", "respond") else "secondary",
                     on_click=decide,
                     args=(session, card, verb),
+                    disabled=locked,
                 )
         if gid in session.editing and card.editable is not None:
             st.text_area(card.edit_label, value=card.editable, key=f"edit-text-{gid}", height=240)
@@ -219,6 +231,7 @@ def draw_card(card: ui.GateCard, session: ui.ChatSession, settings: ui.UserSetti
                 type="primary",
                 on_click=decide,
                 args=(session, card, "edit"),
+                disabled=locked,
             )
 
 

@@ -14,16 +14,27 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
-from podium import _render
-from podium.commands._common import caller, command, db_and_tenant, runtime
-from podium.commands._runner import GateMode, compile_workflow, config_of, execute
-from podium.commands._runner import describe as describe_gate
+from podium import render
+from podium.commands._common import caller, command, db_and_tenant, hint, runtime
+from podium.commands._runner import (
+    GateMode,
+    compile_workflow,
+    config_of,
+    decide_command,
+    describe,
+    execute,
+    open_gates,
+    task_tokens,
+    usage_table,
+)
 from podium.errors import PodiumError
 from podium.gates.decision import pending_gates
-from podium.graphs.catalog import catalog, describe
-from podium.graphs.research_brief import DEMO_GOAL
+from podium.graphs.catalog import catalog
+from podium.graphs.catalog import describe as describe_workflow
+from podium.graphs.research_brief import DEMO_GOAL, default_policy_path
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
@@ -40,6 +51,10 @@ COMMAND_MODULES: list[str] = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # PODIUM_WORKFLOWS names modules; like other servers and tools that import user code
+    # by name, look in the working directory too (last, so it shadows nothing installed).
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -129,6 +144,12 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
         "stop at the gate and print the command that decides it).",
     )
     parser.add_argument(
+        "--no-input",
+        action="store_true",
+        help="Never ask at a terminal: stop at a gate and print the command that decides "
+        "it, as without a terminal (the run waits in its checkpoint).",
+    )
+    parser.add_argument(
         "--role",
         action="append",
         default=[],
@@ -143,10 +164,21 @@ def _gate_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     print(
-        f"podium demo: research_brief on {_masked(args.db)} with the {_model(args)!r} model",
+        f"podium demo: research_brief on {_masked(args.db)} with the {_model(args)!r} model\n"
+        f"policy: {_shown(default_policy_path())}; tools are default deny (each agent calls "
+        "only what the policy allows it), and publish_report waits for an editor",
         file=sys.stderr,
     )
     return _run_workflow("research_brief", args.goal, args)
+
+
+def _shown(path: os.PathLike[str]) -> str:
+    """A path relative to the working directory when below it (shorter to read)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -160,15 +192,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
         snapshot = app.get_state(config_of(args.thread))
         # A run cut off mid-step may show no next node while its tasks are still pending.
         if not snapshot.next and not snapshot.tasks:
+            shown = hint("show", args.thread, db=args.db, tenant=args.tenant)
             print(
                 f"thread {args.thread!r} has nothing left to run (status {info.status}); "
-                f"see `podium show {args.thread}`",
+                f"see `{shown}`",
                 file=sys.stderr,
             )
             return EXIT_OK
         print(f"resuming {args.thread} ({info.workflow}) from its last checkpoint", file=sys.stderr)
         context = caller(args)
-        gates = GateMode.choose(args.approve_all)
+        gates = GateMode.choose(args.approve_all, args.no_input)
         waiting = bool(pending_gates(app, args.thread))
         return execute(rt, app, None, args.thread, context, gates=gates, at_gates=waiting)
 
@@ -176,16 +209,36 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_threads(args: argparse.Namespace) -> int:
     with runtime(args) as rt:
         threads = rt.threads.list(tenant_id=args.tenant, limit=args.limit)
+        gated = Counter(r.thread_id for r in open_gates(rt, args.tenant) if r.thread_id)
     if not threads:
         print(f"no threads for tenant {args.tenant!r} in {_masked(args.db)}")
         return EXIT_OK
     now = time.time()
     rows = [
-        [t.thread_id, t.workflow, t.status, _render.age(now - t.updated_at), t.title[:50]]
+        [
+            t.thread_id,
+            t.workflow,
+            thread_status(t.status, gated[t.thread_id]),
+            render.age(now - t.updated_at),
+            _clip(t.title, 50),
+        ]
         for t in threads
     ]
-    print(_render.table(["thread", "workflow", "status", "updated", "title"], rows))
+    print(render.table(["thread", "workflow", "status", "updated", "title"], rows))
+    waiting = sum(1 for t in threads if gated[t.thread_id])
+    if waiting:
+        inbox = hint("approvals", db=args.db, tenant=args.tenant)
+        shown = hint("show", "THREAD", db=args.db, tenant=args.tenant)
+        print(f"\n{waiting} waiting at a gate: see `{inbox}` or `{shown}`")
     return EXIT_OK
+
+
+def thread_status(stored: str, open_gates: int) -> str:
+    """The status to show: a thread with open gates is `waiting`, whatever step it was in
+    when the gate was raised (the index says `running` until the run moves on)."""
+    if open_gates and stored not in ("completed", "failed", "partial"):
+        return "waiting" if open_gates == 1 else f"waiting ({open_gates} gates)"
+    return stored
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -193,41 +246,48 @@ def cmd_show(args: argparse.Namespace) -> int:
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         snapshot = app.get_state(config_of(args.thread))
-        gates = pending_gates(app, args.thread)
-    values = snapshot.values
-    status = values.get("status", info.status)
-    if any(g.request.kind == "effect" for g in gates):
-        status = "waiting"  # on an operator: a side effect is in doubt
+        gates = pending_gates(app, args.thread) if snapshot.values else []
+        ledger = rt.services.ledger
+        usage = ledger.for_thread(args.thread, args.tenant)
+        values = snapshot.values
+        spent = task_tokens(ledger, args.thread, args.tenant, values)
+    status = thread_status(values.get("status", info.status), len(gates))
     print(
         f"thread {info.thread_id}  workflow {info.workflow}  tenant {info.tenant_id}  "
         f"status {status}  round {values.get('round', 0)}"
     )
     print(f"goal: {values.get('goal', '')}")
-    if snapshot.next:
-        print(f"paused before: {', '.join(snapshot.next)}  (continue: podium resume {args.thread})")
     for gate in gates:
-        what = "waiting (effect in doubt)" if gate.request.kind == "effect" else "waiting"
-        print(
-            f"{what}: gate {gate.request.gate_id} of task {gate.request.task_id}: "
-            f"{describe_gate(gate)}"
-        )
+        request = gate.request
+        where = f" (task {request.task_id}, {request.agent})" if request.task_id else ""
+        what = "waiting (effect in doubt)" if request.kind == "effect" else "waiting"
+        print(f"{what} at gate {request.gate_id}{where}: {describe(gate)}")
+        print(f"  may decide: {', '.join(request.roles) or 'anyone'}")
+        print(f"  decide with: {decide_command(args.thread, gate, db=args.db, tenant=args.tenant)}")
+    if snapshot.next and not gates:
+        again = hint("resume", args.thread, db=args.db, tenant=args.tenant)
+        print(f"stopped before: {', '.join(snapshot.next)}  (continue: {again})")
     print()
-    print(_render.task_table(values) if values.get("tasks") else "no tasks yet")
+    print(render.task_table(values, gates, spent) if values.get("tasks") else "no tasks yet")
     if values.get("error"):
         print(f"\nerror: {values['error']}")
     for task_id, result in (values.get("results") or {}).items():
         print(f"\n--- result {task_id} ({result['agent']}) ---\n{result['summary']}")
     if values.get("answer"):
         print(f"\n=== answer ===\n{values['answer']}")
-    if values.get("usage"):
-        print(f"\n{_render.usage_table(values)}")
+    if usage:
+        print(f"\n{usage_table(usage)}")
     return EXIT_OK
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def cmd_workflows(args: argparse.Namespace) -> int:
     known = catalog(os.environ.get("PODIUM_WORKFLOWS"))
-    rows = [[name, describe(factory)] for name, factory in sorted(known.items())]
-    print(_render.table(["workflow", "description"], rows))
+    rows = [[name, describe_workflow(factory)] for name, factory in sorted(known.items())]
+    print(render.table(["workflow", "description"], rows))
     return EXIT_OK
 
 
@@ -246,7 +306,7 @@ def _run_workflow(name: str, goal: str, args: argparse.Namespace) -> int:
             thread_id,
             context,
             quiet=args.quiet,
-            gates=GateMode.choose(args.approve_all),
+            gates=GateMode.choose(args.approve_all, args.no_input),
         )
 
 

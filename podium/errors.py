@@ -46,8 +46,9 @@ class UnknownWorkflowError(ConfigurationError):
         self.name = name
         self.known = sorted(known)
         super().__init__(
-            f"unknown workflow {name!r}; known workflows: {_known(self.known)} "
-            "(register more with the 'podium.workflows' entry point or PODIUM_WORKFLOWS)"
+            f"unknown workflow {name!r}; known workflows: {_known(self.known)}. A workflow "
+            f"of your own is found through PODIUM_WORKFLOWS='{name}=your_module:factory' "
+            "(a function returning the uncompiled graph) or a 'podium.workflows' entry point"
         )
 
 

@@ -27,7 +27,9 @@ class AgentSpec(BaseModel):
         model: An `init_chat_model` string ("openai:gpt-4o-mini"), "demo", a chat model
             object, a list of those (the first is used; each next one takes over when the
             one before it is down), or None for the workflow default.
-        fallback: Name of the agent that takes over when this one fails for good.
+        fallback: Name of the agent that takes over when this one fails for good. An agent
+            named as a fallback is kept for that: the planner and the router never give
+            it a task of its own (a static `Plan` still may).
         max_steps: Most model calls the agent may make for one task.
         timeout: Seconds one task may take, or None for no limit.
         graph: The worker instead of the built-in model/tool loop. Either a factory
@@ -168,10 +170,25 @@ class AgentRegistry:
     def names(self) -> list[str]:
         return list(self._agents)
 
+    @property
+    def fallbacks(self) -> list[str]:
+        """Agents named as another agent's fallback: they take over failed tasks only."""
+        named = {spec.fallback for spec in self if spec.fallback is not None}
+        return [name for name in self._agents if name in named]
+
+    @property
+    def workers(self) -> list[str]:
+        """Agents the supervisor may give tasks to: every agent that is no fallback."""
+        spare = set(self.fallbacks)
+        return [name for name in self._agents if name not in spare]
+
     def describe(self) -> str:
-        """One line per agent, for the supervisor's prompt."""
+        """One line per worker (fallback agents left out), for the supervisor's prompt."""
         lines = []
+        workers = set(self.workers)
         for spec in self:
+            if spec.name not in workers:
+                continue
             extras = []
             if spec.capabilities:
                 extras.append("capabilities: " + ", ".join(spec.capabilities))

@@ -10,10 +10,20 @@ from langchain_core.messages import AIMessage
 import podium
 from podium.gates.decision import adecide, apending_gates, decide, pending_gates
 from podium.graphs.research_brief import DEMO_GOAL
+from podium.policies import PolicySet
 from podium.storage.database import Database
 from podium.testing import ScriptedChatModel
 
 EDITOR = frozenset({"editor"})
+
+
+def allowing(**tools: list[str]) -> PolicySet:
+    """A policy allowing each agent (a keyword) the tools listed, and nothing else: without
+    a policy every tool is denied."""
+    return PolicySet.model_validate(
+        {"agents": {agent: {"tools": {"allow": names}} for agent, names in tools.items()}}
+    )
+
 
 # A run budget that four parallel workers cannot all fit in (test_governance and
 # test_budgets_async race them on it).

@@ -50,7 +50,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "podium.gates.decision",
             "podium.replay",
             "podium.testing",
-            "podium._render",
             "podium.render",
             "podium.session",
             "podium.ui",

@@ -214,3 +214,28 @@ def test_notebook_never_opens_the_default_database(path):
     source = "\n".join("".join(cell["source"]) for cell in data["cells"])
     assert not re.search(r"open_(async_)?runtime\(\s*\)", source), path.name
     assert "PODIUM_DATABASE_URL" not in source, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_uses_public_names_only(path):
+    """A notebook is something to copy from: nothing private (`podium._x`, `podium.y._z`)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    code = "\n".join("".join(c["source"]) for c in data["cells"] if c["cell_type"] == "code")
+    private = re.findall(r"\bpodium(?:\.[A-Za-z]\w*)*\._(?!_)\w+", code)
+    assert private == [], f"{path.name} uses private names: {private}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_group_of_code_cells_is_explained_first(path):
+    """Each run of code cells follows a markdown cell saying, in at least one sentence
+    (not only a heading), what it shows."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    unexplained = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or (index and cells[index - 1]["cell_type"] == "code"):
+            continue
+        before = "".join(cells[index - 1]["source"]) if index else ""
+        prose = [line for line in before.splitlines() if line.strip() and not line.startswith("#")]
+        if not index or cells[index - 1]["cell_type"] != "markdown" or not prose:
+            unexplained.append(index)
+    assert unexplained == [], f"{path.name}: code cells {unexplained} follow no explanation"

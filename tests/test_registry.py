@@ -279,6 +279,15 @@ def test_registry_lookups(chained):
     assert chained.get("last").name == "last"
 
 
+def test_fallback_agents_are_no_workers_and_the_supervisor_is_not_told_of_them(chained):
+    assert chained.fallbacks == ["backup", "last"]
+    assert chained.workers == ["primary", "side"]
+    assert chained.describe().splitlines() == [
+        "- primary: no description",
+        "- side: no description",
+    ]
+
+
 def test_get_unknown_agent_names_the_known_ones(chained):
     with pytest.raises(UnknownAgentError, match="unknown agent 'bakup'; known agents: backup, "):
         chained.get("bakup")

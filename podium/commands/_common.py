@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from podium.context import DEFAULT_TENANT, RunContext
 from podium.errors import ConfigurationError
 from podium.runtime import PodiumRuntime, open_runtime
-from podium.storage.urls import DEFAULT_URL
+from podium.storage.urls import DEFAULT_URL, mask
 
 #: Set to "off" to refuse `--role` (and the roles `--approve-all` acts with) on this machine.
 CLI_ROLES_ENV = "PODIUM_CLI_ROLES"
@@ -29,11 +33,16 @@ def command(sub: Any, name: str, handler: Any, text: str) -> argparse.ArgumentPa
     return parser  # type: ignore[no-any-return]  # argparse's add_parser is untyped
 
 
+def default_db() -> str:
+    """The database of commands run without `--db`: $PODIUM_DATABASE_URL or the embedded one."""
+    return os.environ.get("PODIUM_DATABASE_URL") or DEFAULT_URL
+
+
 def db_and_tenant(parser: argparse.ArgumentParser) -> None:
     """`--db` (default $PODIUM_DATABASE_URL or the embedded SQLite file) and `--tenant`."""
     parser.add_argument(
         "--db",
-        default=os.environ.get("PODIUM_DATABASE_URL") or DEFAULT_URL,
+        default=default_db(),
         help="Database URL: sqlite:///path, postgresql://..., or memory:// "
         "(default: $PODIUM_DATABASE_URL or %(default)s).",
     )
@@ -88,3 +97,61 @@ def runtime(args: argparse.Namespace) -> Iterator[PodiumRuntime]:
     writes are chained as `podium audit verify` will check them."""
     with open_runtime(args.db, audit_key=audit_key()) as rt:
         yield rt
+
+
+def invocation(
+    argv0: str | None = None,
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+    cwd: str | None = None,
+) -> str:
+    """How to start podium again, as the user did, so a printed hint runs as printed.
+
+    `podium` when that name on PATH is this very command; otherwise the path it was started
+    by (e.g. `.venv/bin/podium` before the virtualenv is activated), relative to the working
+    directory when it lies below it; `python -m podium.cli` for a module run.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    path = Path(argv0)
+    if path.name == "cli.py" and path.parent.name == "podium":
+        return f"{_program('python', sys.executable, which, cwd)} -m podium.cli"
+    if path.stem != "podium":  # not started as the command (e.g. main() called from code)
+        return "podium"
+    return _program("podium", argv0, which, cwd)
+
+
+def _program(name: str, path: str, which: Callable[[str], str | None], cwd: str | None) -> str:
+    """`name` when PATH finds this very file under it, else the file's path (relative to
+    the working directory when below it), quoted for a shell."""
+    found = which(name)
+    if found and _same_file(found, path):
+        return name
+    here = Path(cwd or os.getcwd()).resolve()
+    # Not resolved: a virtualenv's bin/python is a symlink to the base interpreter, and
+    # only the link runs with the virtualenv's packages.
+    full = Path(os.path.abspath(Path(here, path)))
+    try:
+        shown = full.relative_to(here).as_posix()
+    except ValueError:
+        shown = str(full)
+    return shlex.quote(shown if "/" in shown else f"./{shown}")
+
+
+def _same_file(a: str, b: str) -> bool:
+    # Paths, not inodes: a virtualenv's python is a link to the system's, yet only the
+    # link starts with the virtualenv's packages.
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def hint(*words: str, db: str | None = None, tenant: str = DEFAULT_TENANT) -> str:
+    """A podium command line to print as the next step, runnable as printed.
+
+    `--db` is added when `db` is not the default database (its password masked, so such a
+    hint needs the password put back) and `--tenant` when the tenant is not the default.
+    """
+    parts = list(words)
+    if db is not None and db != default_db():
+        parts += ["--db", mask(db)]
+    if tenant != DEFAULT_TENANT:
+        parts += ["--tenant", tenant]
+    return " ".join([invocation(), shlex.join(parts)])

@@ -2,7 +2,10 @@
 
 At a gate the runner asks at a terminal, approves everything with `--approve-all`, or
 (no terminal, no flag) stops, prints the command that decides the gate, and succeeds:
-the run waits in its checkpoint.
+the run waits in its checkpoint. Ctrl-D at the prompt decides nothing: the gate stays
+open, the command that decides it is printed, and the exit code is 1. Printed commands
+start the way podium was started (`podium`, or e.g. `.venv/bin/podium`), so they run
+as printed.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from podium import _render
-from podium.commands._common import CLI_ROLES_ENV, cli_roles_enabled
+from podium import render
+from podium.commands._common import CLI_ROLES_ENV, cli_roles_enabled, hint
 from podium.commands._stream import AnswerPrinter, drain, stream_run
-from podium.context import RunContext
+from podium.context import DEFAULT_TENANT, RunContext
 from podium.errors import PodiumError
 from podium.gates.decision import PendingGate, decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import get_workflow
 from podium.runtime import PodiumRuntime
+from podium.stores.approvals import GateRecord
+from podium.stores.ledger import CostRow
 from podium.streaming import STREAM_MODES, parts
 
 #: Exit codes: done (or stopped at an approval gate, as asked); failed; waiting for an
@@ -37,10 +42,32 @@ class GateMode:
     mode: str
 
     @classmethod
-    def choose(cls, approve_all: bool, stdin: TextIO = sys.stdin) -> GateMode:
+    def choose(
+        cls, approve_all: bool, no_input: bool = False, stdin: TextIO = sys.stdin
+    ) -> GateMode:
         if approve_all:
             return cls("approve")
-        return cls("ask" if stdin.isatty() else "stop")
+        return cls("ask" if stdin.isatty() and not no_input else "stop")
+
+
+def open_gates(rt: PodiumRuntime, tenant: str) -> list[GateRecord]:
+    """The tenant's open gates, oldest first. Gates found expired now are escalated (never
+    approved), and each escalation is recorded as an audit event."""
+    records, escalated = rt.services.approvals.pending(tenant)
+    for record in escalated:
+        rt.services.recorder.event(
+            "escalation",
+            "system:podium",
+            {"gate_id": record.gate_id, "kind": record.kind, "expired_at": record.expires_at},
+            tenant_id=record.tenant_id,
+            workflow=record.workflow,
+            thread_id=record.thread_id,
+            hook="escalation",
+        )
+    rt.services.flush()
+    for record in escalated:
+        print(f"escalated: gate {record.gate_id} expired undecided; it stays open", file=sys.stderr)
+    return records
 
 
 def compile_workflow(rt: PodiumRuntime, workflow: str, model: str | None) -> Any:
@@ -118,19 +145,33 @@ def follow(
     stream: bool | None = None,
 ) -> int:
     """Print a run's events until it ends or waits at a gate that this CLI cannot decide."""
-    progress = _render.Progress(sys.stderr)
+    progress = render.Progress(sys.stderr)
     printer = AnswerPrinter(sys.stdout, live=sys.stdout.isatty() if stream is None else stream)
+    db = rt.url.raw
     while True:
-        if not _drain(rt, events, thread_id, progress, quiet, printer):
+        if not _drain(rt, events, thread_id, progress, quiet, context.tenant_id, printer):
             return EXIT_RUN_FAILED
         pending = pending_gates(app, thread_id)
         if not pending:
-            return report(app, thread_id, printer)
+            return report(rt, app, thread_id, context.tenant_id, printer)
         in_doubt = [g for g in pending if g.request.kind == "effect"]
         if in_doubt:
             # Never decided unattended: only an operator knows whether the effect happened.
-            return _waiting_in_doubt(rt, thread_id, in_doubt)
-        decisions = _decide(pending, gates, thread_id)
+            return _waiting_in_doubt(rt, thread_id, in_doubt, tenant=context.tenant_id)
+        try:
+            decisions = _decide(pending, gates, thread_id, db=db, tenant=context.tenant_id)
+        except EOFError:  # Ctrl-D (or a closed stdin) at the prompt: nothing is decided
+            print(
+                "\nno decision (end of input): the gate stays open and the run waits; "
+                "decide it later with:",
+                file=sys.stderr,
+            )
+            for gate in pending:
+                print(
+                    f"  {decide_command(thread_id, gate, db=db, tenant=context.tenant_id)}",
+                    file=sys.stderr,
+                )
+            return EXIT_RUN_FAILED
         if decisions is None:
             return EXIT_OK
         decider = _decider(context, pending, gates)
@@ -150,6 +191,7 @@ def _drain(
     thread_id: str,
     progress: Any,
     quiet: bool,
+    tenant: str,
     printer: AnswerPrinter | None = None,
 ) -> bool:
     printer = printer or AnswerPrinter(sys.stdout, live=False)
@@ -159,24 +201,24 @@ def _drain(
         raise
     except Exception as exc:
         rt.threads.set_status(thread_id, "stopped")
+        again = hint("resume", thread_id, db=rt.url.raw, tenant=tenant)
         print(
             f"podium: run stopped: {type(exc).__name__}: {exc}\n"
-            f"The last checkpoint is kept; continue with `podium resume {thread_id}`.",
+            f"The last checkpoint is kept; continue with `{again}`.",
             file=sys.stderr,
         )
         return False
     return True
 
 
-def _waiting_in_doubt(rt: PodiumRuntime, thread_id: str, gates: list[PendingGate]) -> int:
+def _waiting_in_doubt(
+    rt: PodiumRuntime, thread_id: str, gates: list[PendingGate], *, tenant: str
+) -> int:
     rt.threads.set_status(thread_id, "waiting")
     for gate in gates:
         print(f"waiting: gate {gate.request.gate_id}: {describe(gate)}", file=sys.stderr)
-        print(
-            f"  decide with: podium effects resolve {thread_id} --gate {gate.request.gate_id} "
-            "done|retry|abandon",
-            file=sys.stderr,
-        )
+        command = decide_command(thread_id, gate, db=rt.url.raw, tenant=tenant)
+        print(f"  decide with: {command}", file=sys.stderr)
     return EXIT_WAITING
 
 
@@ -190,8 +232,25 @@ def _decider(context: RunContext, pending: list[PendingGate], gates: GateMode) -
     return RunContext(tenant_id=context.tenant_id, user_id=context.user_id, roles=frozenset(roles))
 
 
+def decide_command(
+    thread_id: str, gate: PendingGate, *, db: str | None = None, tenant: str = DEFAULT_TENANT
+) -> str:
+    """The command that decides `gate`, runnable as printed (with a role that may decide)."""
+    request = gate.request
+    if request.kind == "question":
+        words = ["respond", thread_id, "--gate", request.gate_id, "YOUR ANSWER"]
+        return hint(*words, db=db, tenant=tenant)
+    if request.kind == "effect":  # only an operator knows whether the effect happened
+        words = ["effects", "resolve", thread_id, "--gate", request.gate_id]
+        return hint(*words, db=db, tenant=tenant) + " done|retry|abandon"
+    words = ["approve", thread_id, "--gate", request.gate_id]
+    if request.roles:
+        words += ["--role", request.roles[0]]
+    return hint(*words, db=db, tenant=tenant) + "   (or reject / edit)"
+
+
 def _decide(
-    pending: list[PendingGate], gates: GateMode, thread_id: str
+    pending: list[PendingGate], gates: GateMode, thread_id: str, *, db: str, tenant: str
 ) -> dict[str, Decision] | None:
     if gates.mode == "approve":
         for gate in pending:
@@ -206,8 +265,7 @@ def _decide(
                 f"waiting for approval: gate {gate.request.gate_id}: {describe(gate)}",
                 file=sys.stderr,
             )
-            roles = "".join(f" --role {r}" for r in gate.request.roles[:1])
-            if roles and not cli_roles_enabled():
+            if gate.request.roles and not cli_roles_enabled():
                 print(
                     f"  it needs the role {gate.request.roles[0]!r} and {CLI_ROLES_ENV}=off: "
                     "decide it on the LangGraph server",
@@ -215,19 +273,19 @@ def _decide(
                 )
                 continue
             print(
-                f"  decide with: podium approve {thread_id} --gate {gate.request.gate_id}"
-                f"{roles}   (or reject / edit)",
+                f"  decide with: {decide_command(thread_id, gate, db=db, tenant=tenant)}",
                 file=sys.stderr,
             )
-
         return None
     return {g.request.gate_id: _ask(g) for g in pending}
 
 
 def _ask(gate: PendingGate) -> Decision:
+    """Ask at the terminal. Raises EOFError when input ends (Ctrl-D) before a decision."""
     request = gate.request
     print(
-        f"\n=== approval needed ({request.kind}) ===\n{describe(gate, full=True)}", file=sys.stderr
+        f"\n=== approval needed ({request.kind}) ===\n{describe(gate, full=True)}\n",
+        file=sys.stderr,
     )
     if request.kind == "question":
         return Decision(decision="respond", response=input("your answer> ").strip() or "(none)")
@@ -246,31 +304,100 @@ def _ask(gate: PendingGate) -> Decision:
             return Decision(decision="edit", answer=input("new answer> "))
 
 
+#: Characters of one argument value in a one-line gate summary.
+ONE_LINE_VALUE = 64
+
+
 def describe(gate: PendingGate, *, full: bool = False) -> str:
-    """What a gate asks, in one line (or in full)."""
+    """What a gate asks: in one line (long values clipped inside their quotes, with their
+    length), or in full for a person to decide on (one argument per line, text as text)."""
     r = gate.request
     if r.kind == "tool":
-        args = json.dumps(r.args, ensure_ascii=False)
-        text = f"{r.agent} wants to call {r.tool}({args if full else args[:80]})"
+        if full:
+            text = f"{r.agent} wants to call {r.tool} with:\n{_args_block(r.args or {})}"
+        else:
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in (r.args or {}).items())
+            text = f"{r.agent} wants to call {r.tool}({shown})"
     elif r.kind == "plan":
-        text = f"plan of {len(r.plan or [])} tasks: " + "; ".join(
-            f"{t['id']} {t['agent']}" for t in r.plan or []
-        )
+        tasks = r.plan or []
+        if full:
+            text = f"plan of {len(tasks)} tasks:\n" + "\n".join(
+                f"  {t['id']} {t['agent']}: {t.get('instruction', '')}"
+                + (f" (after {', '.join(t['depends_on'])})" if t.get("depends_on") else "")
+                for t in tasks
+            )
+        else:
+            text = f"plan of {len(tasks)} tasks: " + "; ".join(
+                f"{t['id']} {t['agent']}" for t in tasks
+            )
     elif r.kind == "answer":
-        text = f"final answer: {(r.answer or '') if full else (r.answer or '')[:80]}"
+        answer = r.answer or ""
+        text = f"final answer:\n{_indent(answer)}" if full else f"final answer: {_short(answer)}"
     elif r.kind == "effect":
-        args = json.dumps(r.args, ensure_ascii=False)
-        text = f"in doubt: did {r.tool}({args if full else args[:60]}) happen? done/retry/abandon"
+        if full:
+            text = f"in doubt: did {r.tool} happen? done/retry/abandon\n{_args_block(r.args or {})}"
+        else:
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in (r.args or {}).items())
+            text = f"in doubt: did {r.tool}({shown}) happen? done/retry/abandon"
     else:
         text = f"{r.agent} asks: {r.question}"
     if r.roles:
-        text += f"  [needs role: {', '.join(r.roles)}]"
+        text += (
+            f"\nmay decide: {', '.join(r.roles)}"
+            if full
+            else f"  [needs role: {', '.join(r.roles)}]"
+        )
     if gate.note:
-        text += f"  (note: {gate.note})"
+        text += f"\nnote: {gate.note}" if full else f"  (note: {gate.note})"
     return text
 
 
-def report(app: Any, thread_id: str, printer: AnswerPrinter | None = None) -> int:
+def _short(value: Any) -> str:
+    """One argument value for a one-line summary: a string quoted, clipped inside its quotes
+    with its full length given; anything else as compact JSON, clipped the same way."""
+    if isinstance(value, str):
+        flat = " ".join(value.split())
+        if len(flat) <= ONE_LINE_VALUE:
+            return json.dumps(flat, ensure_ascii=False)
+        clipped = json.dumps(flat[: ONE_LINE_VALUE - 1].rstrip() + "…", ensure_ascii=False)
+        return f"{clipped} ({len(value)} chars)"
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= ONE_LINE_VALUE else text[: ONE_LINE_VALUE - 1] + "…"
+
+
+def _args_block(args: dict[str, Any]) -> str:
+    """Arguments one per line; multi-line text indented below its name, as it reads."""
+    lines = []
+    for name, value in args.items():
+        if isinstance(value, str) and "\n" not in value:
+            lines.append(f"  {name}: {value}")
+        elif isinstance(value, str):
+            lines.append(f"  {name}:\n{_indent(value, 4)}")
+        else:
+            text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
+            lines.append(
+                f"  {name}: {text}" if "\n" not in text else f"  {name}:\n{_indent(text, 4)}"
+            )
+    return "\n".join(lines) or "  (no arguments)"
+
+
+def _indent(text: str, spaces: int = 2) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line if line.strip() else "" for line in text.rstrip().splitlines())
+
+
+def report(
+    rt: PodiumRuntime,
+    app: Any,
+    thread_id: str,
+    tenant: str,
+    printer: AnswerPrinter | None = None,
+) -> int:
+    """Print the answer, the task table and the usage table; 0 when the run completed.
+
+    Usage comes from the ledger, which counts every model call as it is made (failed
+    attempts included), so the tables agree with `podium costs`.
+    """
     values = app.get_state(config_of(thread_id)).values
     if tracer() is not None:
         usage = values.get("usage") or {}
@@ -280,10 +407,43 @@ def report(app: Any, thread_id: str, printer: AnswerPrinter | None = None) -> in
             cost_usd=sum(u.get("cost_usd", 0.0) for u in usage.values()),
         )
 
+    ledger = rt.services.ledger
+    spent = task_tokens(ledger, thread_id, tenant, values)
     if printer is None or not printer.finish(values.get("answer", "")):
         print(values.get("answer", ""))
     print()
-    print(_render.task_table(values))
+    print(render.task_table(values, tokens=spent))
     print()
-    print(_render.usage_table(values))
+    print(usage_table(ledger.for_thread(thread_id, tenant)))
     return EXIT_OK if values.get("status") == "completed" else EXIT_RUN_FAILED
+
+
+def task_tokens(ledger: Any, thread_id: str, tenant: str, values: dict[str, Any]) -> dict[str, int]:
+    """Tokens per task of the thread's latest round, from the ledger (calls of tasks still
+    running or waiting at a gate included)."""
+    planned = [
+        t["history"][0]["at"] for t in (values.get("tasks") or {}).values() if t.get("history")
+    ]
+    if not planned:
+        return {}
+    rows = ledger.for_tasks(thread_id, tenant, since=min(planned))
+    return {task_id: row.total_tokens for task_id, row in rows.items()}
+
+
+def usage_table(rows: list[CostRow]) -> str:
+    """Calls, tokens and cost per agent from the ledger, with a total row."""
+    cells = [
+        [r.key, r.calls, r.input_tokens, r.output_tokens, r.total_tokens, f"{r.cost_usd:.4f}"]
+        for r in rows
+    ]
+    cells.append(
+        [
+            "total",
+            sum(r.calls for r in rows),
+            sum(r.input_tokens for r in rows),
+            sum(r.output_tokens for r in rows),
+            sum(r.total_tokens for r in rows),
+            f"{sum(r.cost_usd for r in rows):.4f}",
+        ]
+    )
+    return render.table(["agent", "calls", "input", "output", "tokens", "cost_usd"], cells)

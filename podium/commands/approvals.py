@@ -12,9 +12,16 @@ import sys
 import time
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium.commands._common import caller, command, db_and_tenant, runtime
-from podium.commands._runner import GateMode, compile_workflow, follow, traced
+from podium.commands._runner import (
+    GateMode,
+    compile_workflow,
+    describe,
+    follow,
+    open_gates,
+    traced,
+)
 from podium.errors import ConfigurationError
 from podium.gates.decision import PendingGate, decide
 from podium.gates.request import Decision
@@ -68,18 +75,7 @@ def register(sub: Any) -> None:
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     with runtime(args) as rt:
-        records, escalated = rt.services.approvals.pending(args.tenant)
-        for record in escalated:
-            rt.services.recorder.event(
-                "escalation",
-                "system:podium",
-                {"gate_id": record.gate_id, "kind": record.kind, "expired_at": record.expires_at},
-                tenant_id=record.tenant_id,
-                workflow=record.workflow,
-                thread_id=record.thread_id,
-                hook="escalation",
-            )
-        rt.services.flush()
+        records = open_gates(rt, args.tenant)
     if not records:
         print(f"no pending gates for tenant {args.tenant!r}")
         return 0
@@ -91,16 +87,14 @@ def cmd_approvals(args: argparse.Namespace) -> int:
             [
                 record.gate_id,
                 record.thread_id,
-                _render.age(now - record.requested_at),
+                render.age(now - record.requested_at),
                 record.kind,
                 record.agent or "-",
                 record.status,
-                _describe(gate)[:70],
+                describe(gate),
             ]
         )
-    print(_render.table(["gate", "thread", "age", "kind", "agent", "status", "asks"], rows))
-    for record in escalated:
-        print(f"escalated: gate {record.gate_id} expired undecided; it stays open", file=sys.stderr)
+    print(render.table(["gate", "thread", "age", "kind", "agent", "status", "asks"], rows))
     return 0
 
 
@@ -143,9 +137,3 @@ def _decision(args: argparse.Namespace) -> Decision:
             f"--args/--plan must be JSON: {exc.msg} at char {exc.pos}"
         ) from exc
     return Decision(decision="edit", answer=args.answer, **common)
-
-
-def _describe(gate: PendingGate) -> str:
-    from podium.commands._runner import describe
-
-    return describe(gate)

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium.commands._common import audit_key, command, db_and_tenant
 from podium.storage.database import open_database
 from podium.storage.urls import mask, parse_url
 from podium.stores.audit.log import AuditError, AuditLog, ChainReport, Head, StoredEvent
+from podium.stores.threads import ThreadIndex
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -215,13 +216,21 @@ def cmd_head(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _open_log(args) as log:
-        events = log.timeline(args.thread, args.tenant)
+    """The thread's timeline; a thread the tenant does not have is an error (exit 2), as
+    for `podium show`."""
+    db = open_database(parse_url(args.db))
+    try:
+        events = AuditLog(db, key=audit_key()).timeline(args.thread, args.tenant)
+        if not events:
+            # Raises ThreadNotFound (exit 2) for a thread the tenant does not have.
+            ThreadIndex(db).get(args.thread, tenant_id=args.tenant)
+    finally:
+        db.close()
     if not events:
         print(f"no audit events for thread {args.thread!r} of tenant {args.tenant!r}")
         return EXIT_OK
     print(
-        _render.table(
+        render.table(
             ["time (UTC)", "seq", "actor", "kind", "task", "summary"],
             [_timeline_row(e) for e in events],
         )

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium.commands._common import command, db_and_tenant
 from podium.context import DEFAULT_TENANT
 from podium.errors import ConfigurationError
@@ -103,7 +103,7 @@ def cost_table(by: str, rows: list[CostRow]) -> str:
     )
     body.append(_cells("total", total))
     headers = [by, "calls", "input", "output", "cached", "tokens", "cost_usd"]
-    return _render.table(headers, body)
+    return render.table(headers, body)
 
 
 def _cells(key: str, row: CostRow) -> list[Any]:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium import replay as replays
 from podium.commands._common import command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow
@@ -61,7 +61,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         [
             d.id,
             d.status,
-            _render.age(now - d.created_at),
+            render.age(now - d.created_at),
             d.workflow,
             d.thread_id,
             d.task_id,
@@ -71,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for d in letters
     ]
     print(
-        _render.table(
+        render.table(
             ["id", "status", "age", "workflow", "thread", "task", "agent", "last error"], rows
         )
     )

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium.commands._common import command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
 from podium.context import RunContext
@@ -65,13 +65,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             e.tool,
             e.status,
             e.attempts,
-            _render.age(now - e.updated_at),
+            render.age(now - e.updated_at),
             e.resolution or "-",
         ]
         for e in rows
     ]
     print(
-        _render.table(
+        render.table(
             ["thread", "task", "call", "tool", "status", "attempts", "updated", "resolution"],
             table,
         )

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium.commands._common import command
 from podium.server._runtime import SERVER_DEFAULT_URL
 from podium.server.keys import ApiKeys
@@ -99,13 +99,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             k.tenant_id,
             k.identity,
             ", ".join(k.roles) or "-",
-            _render.age(now - k.created_at),
-            "active" if k.active else f"revoked {_render.age(now - (k.revoked_at or now))}",
+            render.age(now - k.created_at),
+            "active" if k.active else f"revoked {render.age(now - (k.revoked_at or now))}",
             k.label,
         ]
         for k in found
     ]
-    print(_render.table(["id", "tenant", "user", "roles", "created", "status", "label"], rows))
+    print(render.table(["id", "tenant", "user", "roles", "created", "status", "label"], rows))
     return 0
 
 

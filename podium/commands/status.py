@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from podium import _render
+from podium import render
 from podium.commands._common import command
 from podium.errors import ConfigurationError, PodiumError
 from podium.status import build_status, parse_metrics, status_rows, store_counts
@@ -64,7 +64,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not rows:
         print("nothing to report: no tenant has runs, gates, dead letters, breakers or usage")
         return 0
-    print(_render.table(headers, rows))
+    print(render.table(headers, rows))
     if not runs:
         print("runs_*: counted by a server only; pass --server URL", file=sys.stderr)
     return 0

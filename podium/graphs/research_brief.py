@@ -64,7 +64,8 @@ def build_research_brief(
         supervisor: "planner", "router" or a static `Plan`.
         max_concurrency: Most tasks at once.
         policies: True (the default) for the shipped `default.yaml`, a path or `PolicySet`
-            of your own, or None/False to run without policies.
+            of your own, or None/False for the baseline (every tool denied; see
+            `build_workflow`).
     """
     if policies is True:
         policies = default_policy_path()

@@ -6,6 +6,7 @@ START -> supervisor -> [gate ->] (worker* -> supervisor)* -> aggregate -> [gate 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -88,9 +89,10 @@ def build_workflow(
             before it is down), or None for the offline "demo" model.
         max_concurrency: Most tasks dispatched at once; None for no bound.
         max_turns: Most router turns in one round before the run stops as failed.
-        policies: A policy file or directory (see `podium.load_policies`), a loaded
-            `PolicySet`, or None for no policy (every tool an agent was given is allowed).
-            Names in it are checked against the agents and tools now.
+        policies: A policy file or directory (see `podium.load_policies`) or a loaded
+            `PolicySet`; names in it are checked against the agents and tools now. None
+            applies the baseline, `PolicySet.baseline()`: default deny, so no tool runs
+            (each refused call says which policy key allows it) and nothing else is limited.
         approve_plan: Ask a human to approve the plan before dispatch (a policy's
             `approve_plan` can ask for it too).
         approve_answer: Ask a human to approve the final answer.
@@ -142,7 +144,7 @@ def build_workflow(
             f"agent name {taken[0]!r} is reserved for a node of the workflow graph "
             f"(reserved: {', '.join(sorted(names.RESERVED))}); rename the agent"
         )
-    policy = _policies(policies, registry)
+    policy = _policies(policies, registry, name)
     goal_cap = _limit(policy, name, "max_goal_chars", max_goal_chars, DEFAULT_MAX_GOAL_CHARS)
     task_cap = _limit(policy, name, "max_tasks", max_tasks, DEFAULT_MAX_TASKS)
     if isinstance(supervisor, Plan):
@@ -224,10 +226,23 @@ def _limit(policy: PolicySet | None, name: str, key: str, given: int | None, def
     return given
 
 
-def _policies(policies: Any, registry: AgentRegistry) -> PolicySet | None:
-    """Load the policy (when given a path) and check its names against the workflow."""
+def _policies(policies: Any, registry: AgentRegistry, workflow: str) -> PolicySet:
+    """Load the policy (when given a path) and check its names against the workflow.
+
+    Without one the baseline applies (default deny): the builder warns when that leaves
+    an agent's tools unusable, so the author hears it before the first refused call.
+    """
     if policies is None:
-        return None
+        denied = sorted({f"{t.name} ({spec.name})" for spec in registry for t in spec.tools})
+        if denied:
+            warnings.warn(
+                f"workflow {workflow!r} has no policy, so every tool is denied: "
+                f"{', '.join(denied)}; pass build_workflow(policies=...) with a policy that "
+                "allows them (e.g. `agents.<agent>.tools.allow: [<tool>]`)",
+                UserWarning,
+                stacklevel=3,
+            )
+        return PolicySet.baseline()
     tools: set[str] | None = {t.name for spec in registry for t in spec.tools}
     for spec in registry:
         if spec.graph is not None and not is_factory(spec.graph):

@@ -365,7 +365,11 @@ class Supervisor:
             priced = priced_usage(raw, model_name_of(raw, self.label), scope)
             usage = add_usage(usage, priced)
             try:
-                return {"value": validate(_reply_data(reply), self.registry.names), "usage": usage}
+                # Fallback agents only take over failed tasks; the model may not plan with them.
+                return {
+                    "value": validate(_reply_data(reply), self.registry.workers),
+                    "usage": usage,
+                }
             except PlanError as exc:
                 error = exc
                 messages = [*messages, *_repair(raw, exc)]

@@ -1,6 +1,8 @@
 """Who may use which tool, and which data namespaces an agent may read.
 
-Both default to deny: a tool or namespace that no setting allows is refused.
+Both default to deny: a tool or namespace that no setting allows is refused. A workflow
+built without a policy runs under `PolicySet.baseline()`, which allows nothing, and its
+refusals say so.
 
 Tool access, most specific first: `tools.<tool>.enabled: false` turns a tool off for
 everyone (`enabled: true` allows nothing by itself; it only leaves the tool on). Then
@@ -57,6 +59,14 @@ def evaluate_tool(policy: PolicySet, call: CallScope, tool: str) -> Decision:
         how = "by name" if entry == tool else "by '*'"
         reason = f"tool {tool!r} is {'allowed' if allowed else 'denied'} {how} in {rule}"
         return (allow if allowed else deny)(reason, rule, tool=tool, entry=entry)
+    if policy.is_baseline:
+        return deny(
+            f"tool {tool!r} is denied: the workflow has no policy, and without one every tool "
+            f"is denied; allow it with `{_where(call)}.tools.allow: [{tool}]` in a policy file "
+            "passed as build_workflow(policies=...)",
+            DEFAULT_DENY,
+            tool=tool,
+        )
     return deny(
         f"no rule allows tool {tool!r} for {call.describe()}; add it to {_where(call)}.tools.allow",
         DEFAULT_DENY,
@@ -85,6 +95,14 @@ def evaluate_data_scope(policy: PolicySet, call: CallScope, namespace: str) -> D
             rule,
             namespace=namespace,
             patterns=tuple(patterns),
+        )
+    if policy.is_baseline:
+        return deny(
+            f"namespace {namespace!r} is refused: the workflow has no policy, and without one "
+            f"every data namespace is refused; list it in `{_where(call)}.data_scopes` in a "
+            "policy file passed as build_workflow(policies=...)",
+            DEFAULT_DENY,
+            namespace=namespace,
         )
     return deny(
         f"no data_scopes setting covers {call.describe()}, so namespace {namespace!r} is "

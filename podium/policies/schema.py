@@ -401,6 +401,20 @@ class PolicySet(Model):
     # `validate_names` can point at the line even when called long after loading.
     _origins: Mapping[tuple[Any, ...], tuple[str, int]] = PrivateAttr(default_factory=dict)
     _sources: tuple[str, ...] = PrivateAttr(default=())
+    _baseline: bool = PrivateAttr(default=False)
+
+    @classmethod
+    def baseline(cls) -> PolicySet:
+        """The policy of a workflow built without one: it says nothing, so every tool and
+        data namespace is refused (default deny) and nothing else is limited."""
+        policy = cls()
+        policy._baseline = True
+        return policy
+
+    @property
+    def is_baseline(self) -> bool:
+        """True for `PolicySet.baseline()`, the stand-in for "no policy was given"."""
+        return self._baseline
 
     @field_validator("tenants", "workflows", "agents", "tools", "models", "prices", mode="before")
     @classmethod

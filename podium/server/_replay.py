@@ -3,6 +3,8 @@
 Signatures are remembered in podium's database (table `podium_webhook_signatures`), so
 every server process on the same database agrees. A row is kept for twice the timestamp
 window: a request is accepted at most `window` seconds before or after its timestamp.
+A request refused after its signature was recorded (no run started) gives the signature
+back, so the sender's retry gets the same answer, not "replayed".
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class ReplayGuard:
 
     def first_use(self, tenant_id: str, signature: str) -> bool:
         """Record `signature`; False when it was seen before (a replay)."""
-        digest = hashlib.sha256(f"{tenant_id}\n{signature}".encode()).hexdigest()
+        digest = _digest(tenant_id, signature)
         now = self._clock()
         with self._db.transaction(lock=f"webhook:{digest}") as cur:
             cur.execute(
@@ -52,3 +54,14 @@ class ReplayGuard:
                 (digest, tenant_id, now),
             )
         return True
+
+    def forget(self, tenant_id: str, signature: str) -> None:
+        """Give back a signature whose request started nothing (it was refused)."""
+        self._db.execute(
+            "DELETE FROM podium_webhook_signatures WHERE digest = ?",
+            (_digest(tenant_id, signature),),
+        )
+
+
+def _digest(tenant_id: str, signature: str) -> str:
+    return hashlib.sha256(f"{tenant_id}\n{signature}".encode()).hexdigest()

@@ -13,7 +13,9 @@ outside the window (300 s either way) or a signature seen before (replay); 404 f
 unknown workflow or another tenant's thread; 403 for new input on a thread waiting at a
 gate that needs roles (a webhook has none); 422 for a malformed body. Otherwise the run
 is started on the server (in-process client, tenant stamped) and the answer is 202 with
-the thread and run ids. `webhook` is the server's completion callback of the run.
+the thread and run ids. `webhook` is the server's completion callback of the run; a URL
+the server's webhook policy refuses (or cannot resolve) is a 422. A request refused after
+its signature was checked gives the signature back, so its retry is answered the same.
 """
 
 from __future__ import annotations
@@ -146,9 +148,13 @@ async def trigger(request: Request) -> JSONResponse:
     if not await services.run_sync(guard.first_use, tenant, signature):
         return error(401, "replayed request: this signature was used before")
     try:
-        return await _start(workflow, tenant, payload)
+        answer = await _start(workflow, tenant, payload)
     except APIStatusError as exc:
-        return error(exc.response.status_code, _detail(exc))
+        answer = error(exc.response.status_code, _detail(exc))
+    if answer.status_code != 202:
+        # Nothing was started: a retry of the same request deserves the same answer.
+        await services.run_sync(guard.forget, tenant, signature)
+    return answer
 
 
 async def _workflow_exists(workflow: str) -> bool:

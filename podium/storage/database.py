@@ -288,6 +288,11 @@ def check_postgres(url: DatabaseURL) -> None:
 
     try:
         psycopg.connect(url.conninfo, connect_timeout=5).close()
+    except UnicodeError:  # the host is no valid name (e.g. "..."): it cannot even be looked up
+        raise DatabaseError(
+            f"cannot connect to {url.masked}: the host in the URL is not a valid host name; "
+            "write it as postgresql://user:password@host:5432/dbname"
+        ) from None
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseError(

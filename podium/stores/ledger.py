@@ -175,6 +175,23 @@ class UsageLedger:
         """A thread's totals per agent (the UI's cost panel)."""
         return self.totals(tenant_id, by="agent", thread_id=thread_id)
 
+    def for_tasks(
+        self, thread_id: str, tenant_id: str, *, since: float | None = None
+    ) -> dict[str, CostRow]:
+        """A thread's totals per task id, every call counted as it was made (so a task
+        still running or waiting at a gate shows what it spent); supervisor calls, which
+        belong to no task, are left out. Task ids repeat in each round of a thread: pass
+        `since`, the time the round's tasks were planned, for one round's."""
+        where, params = _filters(tenant_id, since, thread_id)
+        rows = self._db.query(
+            "SELECT task_id AS key, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, "
+            "SUM(output_tokens) AS output_tokens, SUM(cached_tokens) AS cached_tokens, "
+            f"SUM(cost_usd) AS cost_usd FROM podium_usage{where} AND task_id IS NOT NULL "
+            "GROUP BY task_id",
+            params,
+        )
+        return {str(row["key"]): _row(row) for row in rows}
+
 
 def _filters(
     tenant_id: str | None, since: float | None, thread_id: str | None

@@ -142,7 +142,7 @@ class Tracer:
         except ImportError as exc:
             raise ConfigurationError(
                 f"Langfuse tracing needs the langfuse package ({exc}); "
-                "install it with: pip install 'langfuse>=3'"
+                "install it with: pip install 'langfuse>=5.0.4'"
             ) from exc
 
         self.settings = settings

@@ -46,14 +46,16 @@ class BoardRow:
         return f"{max(0.0, now - self.started):.2f}s…"
 
     def record(self, now: float) -> dict[str, Any]:
-        """The row as a dict keyed by `COLUMNS` (what a table widget takes)."""
+        """The row as a dict keyed by `COLUMNS` (what a table widget takes), every cell
+        text: a task with no tokens yet shows "-", never an empty value the widget would
+        print as "None"."""
         return {
             "task": self.task,
             "agent": self.agent,
             "status": self.status,
             "needs": ", ".join(self.needs),
             "elapsed": self.elapsed(now),
-            "tokens": self.tokens,
+            "tokens": "-" if self.tokens is None else f"{self.tokens:,}",
             "note": self.note,
         }
 

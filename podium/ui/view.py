@@ -7,13 +7,14 @@ thread in a new browser tab, or after a restart, shows the same page.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from podium._render import age
+from podium.render import age
 from podium.ui.board import BoardRow, board_rows
 from podium.ui.cards import GateCard, gate_card
 
@@ -111,20 +112,37 @@ def thread_view(
     )
 
 
+#: Characters of a thread's title in the sidebar.
+TITLE_CHARS = 42
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadEntry:
-    """A thread in the sidebar list."""
+    """A thread in the sidebar list.
+
+    Attributes:
+        tag: A short part of the thread id, shown when another entry's title reads the
+            same (the same goal twice, or titles that differ only past the cut), so no two
+            entries look alike; empty otherwise.
+    """
 
     thread_id: str
     workflow: str
     title: str
     status: str
     age: str
+    tag: str = ""
+
+    @property
+    def short_title(self) -> str:
+        if len(self.title) <= TITLE_CHARS:
+            return self.title
+        return self.title[: TITLE_CHARS - 1] + "…"
 
     @property
     def label(self) -> str:
-        title = self.title if len(self.title) <= 42 else self.title[:41] + "…"
-        return f"{title} · {self.status} · {self.age}"
+        tag = f" #{self.tag}" if self.tag else ""
+        return f"{self.short_title}{tag} · {self.status} · {self.age}"
 
 
 def thread_entries(
@@ -136,7 +154,7 @@ def thread_entries(
         waiting: Ids of threads with a pending gate; their status reads "waiting".
     """
     gated = set(waiting)
-    return [
+    entries = [
         ThreadEntry(
             thread_id=t.thread_id,
             workflow=t.workflow,
@@ -146,3 +164,10 @@ def thread_entries(
         )
         for t in threads
     ]
+    seen = Counter(e.short_title for e in entries)
+    return [replace(e, tag=_tag(e.thread_id)) if seen[e.short_title] > 1 else e for e in entries]
+
+
+def _tag(thread_id: str) -> str:
+    """The end of a thread id (its random part, for ids like `research_brief-1a2b3c4d`)."""
+    return thread_id[-8:]

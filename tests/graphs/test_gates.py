@@ -23,6 +23,7 @@ from podium.policies import PolicySet, load_policies
 from podium.stores.approvals import AlreadyDecided, GateError
 from podium.testing import tool_call
 from podium.tools.human import ask_human
+from tests.helpers import allowing
 
 EXPIRES_IN = 3600
 POLICY = f"""
@@ -283,7 +284,9 @@ def test_ask_human_response_is_the_tool_result_the_model_sees(scripted, tenant):
         model=scripted(tool_call("ask_human", {"question": "Which city?"}), seen, name="clerk"),
     )
     plan = Plan(tasks=[PlannedTask(id="t1", agent="clerk", instruction="book a trip")])
-    graph = podium.build_workflow([agent], name="trip", supervisor=plan)
+    graph = podium.build_workflow(
+        [agent], name="trip", supervisor=plan, policies=allowing(clerk=["ask_human"])
+    )
     thread = f"{tenant}-ask"
     with podium.open_runtime("memory://") as rt:
         app = rt.compile(graph)

@@ -184,6 +184,32 @@ async def test_denied_tool_is_refused_in_async_runs(scripted, tmp_path, tenant):
     _assert_denied_tool_refused(out, model, tools, decisions)
 
 
+def test_without_a_policy_every_tool_is_denied_and_the_refusal_says_how_to_allow(scripted, tenant):
+    tools = Tools()
+    model = scripted(tool_call("lookup", {"key": "customers"}), "nothing looked up", name="worker")
+    agent = AgentSpec(name="worker", tools=[tools.lookup()], model=model)
+    with pytest.warns(UserWarning, match=r"workflow 'gov' has no policy.*lookup \(worker\)"):
+        graph = podium.build_workflow([agent], name="gov", supervisor=ONE_TASK)
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "baseline", tenant)
+        decisions = _decisions(rt, "baseline", tenant)
+    assert tools.ran == [], "a tool ran although no policy allows it"
+    refusal = model.calls[1][-1]
+    assert isinstance(refusal, ToolMessage) and refusal.status == "error"
+    assert "the workflow has no policy" in refusal.content
+    assert "`agents.worker.tools.allow: [lookup]`" in refusal.content
+    assert "build_workflow(policies=...)" in refusal.content
+    assert out["status"] == "completed" and out["answer"] == "nothing looked up"
+    [refused] = [d for d in decisions if d["what"] == "tool"]
+    assert (refused["allowed"], refused["rule"]) == (False, "default-deny")
+
+
+def test_a_workflow_without_tools_builds_without_a_policy_warning(scripted, recwarn):
+    agent = AgentSpec(name="worker", model=scripted(name="worker"))
+    podium.build_workflow([agent], name="quiet", supervisor=ONE_TASK)
+    assert not [w for w in recwarn if "no policy" in str(w.message)]
+
+
 # -- argument constraints ----------------------------------------------------------------
 
 ARGS_POLICY = """

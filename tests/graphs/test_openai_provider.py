@@ -14,7 +14,7 @@ from langchain_openai import ChatOpenAI
 
 import podium
 from podium import AgentSpec, Plan
-from podium._render import task_table
+from podium.render import task_table
 from tests.fake_openai import Cut, Fail, FakeOpenAI, Reply, Structured
 
 PLAN = {

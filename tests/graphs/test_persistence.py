@@ -8,7 +8,7 @@ from langchain_core.tools import tool
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.testing import tool_call
-from tests.helpers import run_demo
+from tests.helpers import allowing, run_demo
 
 
 def _config(thread: str) -> dict:
@@ -78,7 +78,8 @@ def _crashing_workflow(scripted, flaky: Flaky, steady_calls: list[str]):
             PlannedTask(id="t3", agent="joiner", instruction="join", depends_on=["t1", "t2"]),
         ]
     )
-    return podium.build_workflow(agents, name="crashy", supervisor=plan)
+    policy = allowing(fragile=["fetch"], sturdy=["steady"])
+    return podium.build_workflow(agents, name="crashy", supervisor=plan, policies=policy)
 
 
 def test_run_interrupted_by_an_exception_resumes_from_the_checkpoint(db_url, scripted, tenant):
@@ -119,6 +120,7 @@ def test_workflows_nest_as_workers_two_levels_deep(durable_url, scripted, tenant
         [leaf],
         name="inner",
         supervisor=Plan(tasks=[PlannedTask(id="i1", agent="leaf", instruction="look up k")]),
+        policies=allowing(leaf=["lookup"]),
     ).compile()
     middle = podium.build_workflow(
         [

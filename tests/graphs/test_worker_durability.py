@@ -16,6 +16,7 @@ from langchain_core.tools import tool
 import podium
 from podium import AgentSpec, ConfigurationError, Plan, PlannedTask, RunContext
 from podium.testing import tool_call
+from tests.helpers import allowing
 
 PLAN = Plan(
     tasks=[
@@ -41,7 +42,11 @@ def _workflow(scripted, durability: str, calls: list[str]):
     )
     agents = [AgentSpec(name="fetcher", tools=[fetch], model=model)]
     return podium.build_workflow(
-        agents, name="fetching", supervisor=PLAN, worker_durability=durability
+        agents,
+        name="fetching",
+        supervisor=PLAN,
+        worker_durability=durability,
+        policies=allowing(fetcher=["fetch"]),
     )
 
 

@@ -13,7 +13,7 @@ import podium
 from podium import AgentSpec, Plan, PlannedTask
 from podium.nodes.prompts import REPAIR
 from podium.testing import tool_call
-from tests.helpers import run_demo
+from tests.helpers import allowing, run_demo
 
 DIAMOND = Plan(
     tasks=[
@@ -58,6 +58,9 @@ def _diamond_agents(scripted, clock: Clock) -> list[AgentSpec]:
     ]
 
 
+DIAMOND_POLICY = allowing(**{agent: ["sleepy"] for agent in ("alpha", "beta", "gamma", "delta")})
+
+
 def _config(thread: str) -> dict:
     return {"configurable": {"thread_id": thread}}
 
@@ -65,7 +68,10 @@ def _config(thread: str) -> dict:
 def test_diamond_runs_independent_tasks_concurrently(scripted):
     clock = Clock()
     graph = podium.build_workflow(
-        _diamond_agents(scripted, clock), name="diamond", supervisor=DIAMOND
+        _diamond_agents(scripted, clock),
+        name="diamond",
+        supervisor=DIAMOND,
+        policies=DIAMOND_POLICY,
     )
     with podium.open_runtime("memory://") as rt:
         app = rt.compile(graph)
@@ -85,7 +91,10 @@ def test_diamond_runs_independent_tasks_concurrently(scripted):
 async def test_diamond_concurrent_in_async_runs(scripted):
     clock = Clock()
     graph = podium.build_workflow(
-        _diamond_agents(scripted, clock), name="diamond", supervisor=DIAMOND
+        _diamond_agents(scripted, clock),
+        name="diamond",
+        supervisor=DIAMOND,
+        policies=DIAMOND_POLICY,
     )
     async with podium.open_async_runtime("memory://") as rt:
         out = await rt.compile(graph).ainvoke({"goal": "g"}, _config("diamond-async"))
@@ -141,6 +150,52 @@ def test_invalid_plan_is_repaired_once(scripted):
     repair_prompt = boss.calls[1][-1].content
     assert repair_prompt.startswith(REPAIR.split("{")[0])
     assert "unknown agent 'reseacher'" in repair_prompt
+
+
+def test_fallback_agents_are_not_offered_to_the_planner(scripted):
+    # The model first gives the fallback agent a task of its own: refused like an unknown
+    # agent, and the repaired plan runs without it.
+    boss = scripted(
+        _plan_json(("t1", "librarian", []), ("t2", "writer", ["t1"])),
+        _plan_json(("t1", "researcher", []), ("t2", "writer", ["t1"])),
+        name="boss",
+    )
+    agents = [
+        AgentSpec(
+            name="researcher",
+            description="Finds facts.",
+            model=scripted("facts", name="researcher"),
+            fallback="librarian",
+        ),
+        AgentSpec(name="librarian", description="Slower, thorough search.", model="demo"),
+        AgentSpec(name="writer", description="Writes.", model=scripted("brief", name="writer")),
+    ]
+    with podium.open_runtime("memory://") as rt:
+        out = rt.compile(podium.build_workflow(agents, name="fallbacks", model=boss)).invoke(
+            {"goal": "g"}, _config("fallbacks")
+        )
+    planner_prompt = boss.calls[0][0].content
+    assert "- researcher: Finds facts." in planner_prompt
+    assert "- writer: Writes." in planner_prompt
+    assert "librarian" not in planner_prompt
+    assert "unknown agent 'librarian'" in boss.calls[1][-1].content
+    assert out["status"] == "completed"
+    assert [t["agent"] for t in out["tasks"].values()] == ["researcher", "writer"]
+
+
+def test_the_demo_planner_gives_fallback_agents_no_task():
+    agents = [
+        AgentSpec(name="researcher", description="Finds facts.", fallback="librarian"),
+        AgentSpec(name="librarian", description="Slower, thorough search."),
+        AgentSpec(name="writer", description="Writes the brief."),
+    ]
+    with podium.open_runtime("memory://") as rt:
+        out = rt.compile(podium.build_workflow(agents, name="demo_fallbacks")).invoke(
+            {"goal": "Write a brief on heat pumps"}, _config("demo-fallbacks")
+        )
+    assert out["status"] == "completed"
+    agents_given_tasks = {t["agent"] for t in out["tasks"].values()}
+    assert "librarian" not in agents_given_tasks and "researcher" in agents_given_tasks
 
 
 def test_invalid_plan_twice_fails_cleanly(scripted):
@@ -223,9 +278,10 @@ def test_failed_task_cancels_dependents_and_keeps_other_results(scripted):
         AgentSpec(name="solo", model=scripted("fine result", name="solo")),
     ]
     with podium.open_runtime("memory://") as rt:
-        out = rt.compile(podium.build_workflow(agents, name="partial", supervisor=plan)).invoke(
-            {"goal": "g"}, _config("partial")
+        graph = podium.build_workflow(
+            agents, name="partial", supervisor=plan, policies=allowing(looper=["noop"])
         )
+        out = rt.compile(graph).invoke({"goal": "g"}, _config("partial"))
     tasks = out["tasks"]
     assert tasks["t1"]["status"] == "dead_lettered"
     assert "max_steps=2" in tasks["t1"]["error"]
@@ -246,7 +302,13 @@ def test_max_concurrency_bounds_each_wave(scripted):
         for n in ("one", "two")
     ]
     plan = Plan(tasks=[PlannedTask(id=n, agent=n, instruction="x") for n in ("one", "two")])
-    graph = podium.build_workflow(agents, name="bounded", supervisor=plan, max_concurrency=1)
+    graph = podium.build_workflow(
+        agents,
+        name="bounded",
+        supervisor=plan,
+        max_concurrency=1,
+        policies=allowing(one=["sleepy"], two=["sleepy"]),
+    )
     with podium.open_runtime("memory://") as rt:
         rt.compile(graph).invoke({"goal": "g"}, _config("bounded"))
     (a0, a1), (b0, b1) = clock.spans["one"], clock.spans["two"]

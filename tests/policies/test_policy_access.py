@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from podium.errors import PolicyViolation
-from podium.policies import CallScope, Decision, evaluate_data_scope, evaluate_tool
+from podium.policies import (
+    CallScope,
+    Decision,
+    PolicySet,
+    evaluate_data_scope,
+    evaluate_tool,
+)
 
 TOOLS = """
 global:
@@ -133,3 +139,18 @@ def test_placeholder_the_caller_cannot_fill_matches_nothing(policy):
     ps = policy('global: {data_scopes: ["audit:{agent}", "x:*"]}')
     assert not evaluate_data_scope(ps, CallScope(), "audit:").allowed
     assert evaluate_data_scope(ps, CallScope(), "x:1").allowed
+
+
+def test_the_baseline_denies_every_tool_and_namespace_naming_the_key_that_allows_it():
+    baseline = PolicySet.baseline()
+    assert baseline.is_baseline and not PolicySet().is_baseline
+    call = CallScope(tenant="acme", workflow="my_brief", agent="researcher")
+    tool = evaluate_tool(baseline, call, "search_corpus")
+    assert (tool.allowed, tool.rule) == (False, "default-deny")
+    assert "the workflow has no policy" in tool.reason
+    assert "`agents.researcher.tools.allow: [search_corpus]`" in tool.reason
+    data = evaluate_data_scope(baseline, call, "corpus:energy")
+    assert (data.allowed, data.rule) == (False, "default-deny")
+    assert "`agents.researcher.data_scopes`" in data.reason
+    workflow_only = evaluate_tool(baseline, CallScope(workflow="my_brief"), "calculate")
+    assert "`workflows.my_brief.tools.allow: [calculate]`" in workflow_only.reason

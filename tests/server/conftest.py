@@ -40,6 +40,10 @@ API_KEYS = {
     "globex-editor-key": ("globex", "gus", ("editor",)),
     # Only the run-limit tests use initech, so no other test's runs count against it.
     "initech-editor-key": ("initech", "ivy", ("editor",)),
+    # README's example keys (its Deploy section), so its server blocks run as written.
+    "acme-ana-key": ("acme", "ana", ("editor",)),
+    "acme-bob-key": ("acme", "bob", ()),
+    "globex-key": ("globex", "gus", ("editor",)),
 }
 TOKEN_SECRET = "test-token-secret"
 WEBHOOK_SECRETS = {"acme": "acme-webhook-secret", "globex": "globex-webhook-secret"}

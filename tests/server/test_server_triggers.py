@@ -232,3 +232,27 @@ def test_webhooks_answer_404_for_unknown_workflows_and_422_for_malformed_bodies(
         assert response.json()["detail"] == "malformed body"
     huge = json.dumps({"goal": "x" * (1 << 20)}).encode()
     assert post(server, "research_brief", huge, signed("acme", huge)).status_code == 413
+
+
+def test_a_refused_webhook_request_gives_its_signature_back(server) -> None:
+    # A completion URL the server's webhook policy refuses (its host does not resolve):
+    # nothing starts, and the sender's retry gets the same answer, not "replayed".
+    goal = f"{GOAL} ({uuid.uuid4().hex[:8]})"
+    body = json.dumps({"goal": goal, "webhook": "https://hooks.example.invalid/done"}).encode()
+    headers = signed("acme", body)
+    first = post(server, "research_brief", body, headers)
+    assert first.status_code == 422, first.text
+    assert "webhook" in first.json()["detail"].lower()
+    again = post(server, "research_brief", body, headers)
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    # Another tenant's thread: 404, and 404 again on retry.
+    foreign = json.dumps({"goal": goal, "thread_id": str(uuid.uuid4())}).encode()
+    headers = signed("acme", foreign)
+    assert post(server, "research_brief", foreign, headers).status_code == 404
+    assert post(server, "research_brief", foreign, headers).status_code == 404
+    # An accepted request still burns its signature (a body of its own: another test may
+    # sign the same body in the same second).
+    ok = json.dumps({"goal": f"{GOAL} ({uuid.uuid4().hex[:8]})"}).encode()
+    headers = signed("acme", ok)
+    assert post(server, "research_brief", ok, headers).status_code == 202
+    assert post(server, "research_brief", ok, headers).status_code == 401

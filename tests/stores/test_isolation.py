@@ -14,7 +14,7 @@ import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.errors import DeadLetterNotFound, ThreadNotFound
 from podium.gates.decision import pending_gates
-from tests.helpers import run_demo
+from tests.helpers import allowing, run_demo
 
 
 def _failing_workflow():
@@ -30,6 +30,7 @@ def _failing_workflow():
         [AgentSpec(name="fragile", tools=[explode], model=model)],
         name="fragile_flow",
         supervisor=Plan(tasks=[PlannedTask(id="t1", agent="fragile", instruction="x")]),
+        policies=allowing(fragile=["explode"]),
     )
 
 

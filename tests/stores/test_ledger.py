@@ -92,6 +92,31 @@ def test_since_and_thread_filters(db, tenant):
     assert [(r.key, r.calls) for r in panel] == [("writer", 1), ("researcher", 2)]
 
 
+def test_per_task_totals_of_one_thread_and_round(db, tenant):
+    ledger = UsageLedger(db)
+    ledger.record(
+        [
+            entry(tenant, "supervisor", task_id=None),
+            entry(tenant, "researcher", task_id="t1", at=NOW - 100),  # an earlier round
+            entry(tenant, "researcher", task_id="t1"),
+            entry(tenant, "researcher", task_id="t1", output_tokens=20),
+            entry(tenant, "writer", task_id="t2"),
+            entry(tenant, "writer", task_id="t2", thread_id="other"),
+            entry(f"{tenant}-other", "writer", task_id="t2"),
+        ]
+    )
+    every_round = ledger.for_tasks("t1", tenant)
+    assert {k: (r.calls, r.total_tokens) for k, r in every_round.items()} == {
+        "t1": (3, 340),
+        "t2": (1, 110),
+    }
+    this_round = ledger.for_tasks("t1", tenant, since=NOW - 1)
+    assert {k: (r.calls, r.total_tokens) for k, r in this_round.items()} == {
+        "t1": (2, 230),
+        "t2": (1, 110),
+    }
+
+
 def test_tenants_see_only_their_own_usage(db, tenant):
     ledger = UsageLedger(db)
     other = f"{tenant}-other"

@@ -38,6 +38,7 @@ from podium.tracing.tracer import (
     settings_from_env,
     tracing_config,
 )
+from tests.helpers import allowing
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 PRICES = "prices: {demo: [1.5, 6.0]}"  # USD per 1M input / output tokens
@@ -425,7 +426,10 @@ def test_personal_data_is_redacted_before_export(collector, scripted, redact):
         model=scripted(tool_call("find_contact", {"name": "Ana"}), "Found Ana.", name="clerk"),
     )
     graph = podium.build_workflow(
-        [clerk], name="contacts", supervisor=podium.Plan.chain(("clerk", "find Ana"))
+        [clerk],
+        name="contacts",
+        supervisor=podium.Plan.chain(("clerk", "find Ana")),
+        policies=allowing(clerk=["find_contact"]),
     )
     ids = _ids("pii-1", agents=["clerk"], workflow="contacts")
     try:

@@ -60,10 +60,13 @@ def test_rows_from_state_with_tokens_elapsed_and_notes():
         "status": "completed",
         "needs": "",
         "elapsed": "0.50s",
-        "tokens": 433,
+        "tokens": "433",
         "note": "",
     }
     assert rows["t2"].tokens is None and rows["t2"].needs == ("t1",)
+    # A task without tokens yet shows "-" (a table widget would print None as "None").
+    assert rows["t2"].record(now=99.0)["tokens"] == "-"
+    assert BoardRow("t", "a", "completed", tokens=12345).record(0.0)["tokens"] == "12,345"
     assert rows["t3"].note == "dependency t9 failed"
 
 

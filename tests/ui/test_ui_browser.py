@@ -89,7 +89,6 @@ def server(tmp_path) -> Iterator[str]:
         "--server.address", "127.0.0.1",
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     with log.open("w") as out:
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
@@ -124,6 +123,9 @@ def test_goal_approval_and_answer_in_a_real_browser(playwright_api, server, tmp_
 
             card = page.get_by_text("Approval needed:", exact=True)
             card.wait_for()
+            # .streamlit/config.toml, read next to app.py, hides the "Deploy" button.
+            expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
+            expect(page.get_by_text("Deploy", exact=True)).to_have_count(0)
             # The board is a canvas grid: its cells exist for screen readers, hidden.
             page.get_by_text("approval needed: publish_report").wait_for(state="attached")
             page.wait_for_timeout(500)  # let the last deltas paint

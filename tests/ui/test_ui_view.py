@@ -67,6 +67,26 @@ def test_thread_entries_label_status_and_age():
     assert second.label == "t2 · completed · 2h ago"
 
 
+def test_threads_whose_titles_read_the_same_are_told_apart_by_their_id():
+    goal = "Write a brief on heat pump adoption and grid storage costs"
+    threads = [
+        ThreadInfo(
+            "research_brief-1a2b3c4d", "default", "research_brief", goal, "completed", 0, 90
+        ),
+        ThreadInfo("research_brief-9f8e7d6c", "default", "research_brief", goal, "running", 0, 80),
+        ThreadInfo(
+            "research_brief-5e5e5e5e", "default", "research_brief", goal + "?", "failed", 0, 70
+        ),
+        ThreadInfo("other-thread", "default", "research_brief", "Heat pumps", "completed", 0, 60),
+    ]
+    entries = thread_entries(threads, now=100.0)
+    labels = [e.label for e in entries]
+    assert len(set(labels)) == 4, labels
+    assert labels[0] == "Write a brief on heat pump adoption and g… #1a2b3c4d · completed · 10s ago"
+    assert "#9f8e7d6c" in labels[1] and "#5e5e5e5e" in labels[2]  # same text up to the cut
+    assert labels[3] == "Heat pumps · completed · 40s ago"  # unique titles carry no tag
+
+
 ROWS = [
     CostRow("writer", 2, 800, 600, 0, 1400, 0.002),
     CostRow("researcher", 4, 500, 300, 0, 800, 0.001),

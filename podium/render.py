@@ -1,14 +1,28 @@
-"""Plain-text rendering of runs for the CLI: progress lines, task tables, usage totals."""
+"""Plain-text rendering of runs: progress lines, task tables and usage totals.
+
+The `podium` command prints with these, and notebooks can too:
+
+    from podium.render import Progress, task_table, usage_table
+
+    for event in app.stream(inputs, config, context=ctx, stream_mode="custom"):
+        Progress(sys.stdout)(event)
+    print(task_table(app.get_state(config).values))
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
+
+__all__ = ["Progress", "age", "table", "task_rows", "task_table", "usage_table"]
+
+#: Task statuses a pending gate cannot change any more.
+_SETTLED = frozenset({"completed", "failed", "cancelled", "dead_lettered"})
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A left-aligned text table."""
+    """A left-aligned text table; None shows as "-", floats with two decimals."""
     cells = [[str(h) for h in headers], *[[_cell(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
@@ -26,40 +40,74 @@ def _cell(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def task_rows(values: dict[str, Any]) -> list[list[Any]]:
+def task_rows(
+    values: Mapping[str, Any],
+    gates: Iterable[Any] = (),
+    tokens: Mapping[str, int] | None = None,
+) -> list[list[Any]]:
+    """One row per task of the thread's latest round.
+
+    Args:
+        values: The thread's state values (`app.get_state(config).values`).
+        gates: Its pending gates (`podium.pending_gates`): a task with an open
+            gate shows as `waiting`, with what the gate asks in its note (the checkpoint
+            still says where the task was before the gate).
+        tokens: Tokens spent per task id, e.g. from the usage ledger, which counts every
+            call as it is made; by default a task's tokens come from its result, so a task
+            still running or waiting shows none.
+    """
     tasks, results = values.get("tasks") or {}, values.get("results") or {}
+    waiting = {g.request.task_id: g.request for g in gates if g.request.task_id}
     rows = []
     for task in tasks.values():
         start, end = task.get("started_at"), task.get("finished_at")
         elapsed = f"{end - start:.2f}s" if start and end else "-"
-        usage = (results.get(task["id"]) or {}).get("usage") or {}
-        note = task.get("error") or ""
-        if not note and task["status"] == "cancelled" and task.get("history"):
+        spent = ((results.get(task["id"]) or {}).get("usage") or {}).get("total_tokens", 0)
+        if tokens is not None:
+            spent = tokens.get(task["id"], 0)
+        status, note = task["status"], task.get("error") or ""
+        if not note and status == "cancelled" and task.get("history"):
             note = task["history"][-1].get("reason", "")
         if not note and task.get("model_fallbacks"):
             switch = task["model_fallbacks"][-1]
             note = f"model fallback: {switch['from']} -> {switch['to']}"
-        rows.append(
-            [
-                task["id"],
-                task["agent"],
-                task["status"],
-                ",".join(task["depends_on"]),
-                elapsed,
-                usage.get("total_tokens", 0),
-                note[:60],
-            ]
-        )
+        request = waiting.get(task["id"])
+        if request is not None and status not in _SETTLED:
+            status, note = "waiting", _gate_note(request)
+        needs = ",".join(task["depends_on"])
+        rows.append([task["id"], task["agent"], status, needs, elapsed, spent, _clip(note, 60)])
     return rows
 
 
-def task_table(values: dict[str, Any]) -> str:
+def _gate_note(request: Any) -> str:
+    if request.kind == "tool":
+        return f"gate {request.gate_id}: approval of {request.tool}"
+    if request.kind == "question":
+        return f"gate {request.gate_id}: a question for a person"
+    return f"gate {request.gate_id}: approval of the {request.kind}"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def task_table(
+    values: Mapping[str, Any],
+    gates: Iterable[Any] = (),
+    tokens: Mapping[str, int] | None = None,
+) -> str:
+    """The task table (see `task_rows` for the arguments)."""
     return table(
-        ["task", "agent", "status", "needs", "elapsed", "tokens", "note"], task_rows(values)
+        ["task", "agent", "status", "needs", "elapsed", "tokens", "note"],
+        task_rows(values, gates, tokens),
     )
 
 
-def usage_table(values: dict[str, Any]) -> str:
+def usage_table(values: Mapping[str, Any]) -> str:
+    """Calls, tokens and cost per agent from the state's `usage` (completed work), with a
+    total row. `podium show` reads the usage ledger instead, which also counts calls of
+    tasks still running or waiting at a gate."""
     usage = values.get("usage") or {}
     rows = [
         [
@@ -116,6 +164,7 @@ class Progress:
 
 
 def age(seconds: float) -> str:
+    """ "12s ago", "5m ago", "3h ago", "2d ago"."""
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
