@@ -85,10 +85,11 @@ def make_task_node(
             }
         if scope.thread_id is not None:
             # This run of the task replays the model replies an earlier run recorded.
-            # A workflow nested in another graph runs each of its invocations under its own
-            # parent namespace (stable when the same step is re-run after a crash), so two
-            # invocations on one thread never share recorded replies.
-            thread = scope.thread_id + _parent_namespace(config)
+            # Keyed by the task's checkpoint namespace too: LangGraph derives it from the
+            # checkpoint the task was sent from, so a re-run of the same step after a crash
+            # finds its replies, while a fork of the thread (time travel, a new goal) or a
+            # second invocation of a nested workflow never replays another branch's.
+            thread = scope.thread_id + _namespace(config)
             key = TaskKey(scope.tenant_id, thread, scope.round, task["id"], spec.name)
             scope = replace(scope, replies=TaskReplies(bound(config).services.replies, key))
         cfg, guard = for_task(with_scope(config, scope), task["id"], spec.name), None
@@ -315,12 +316,7 @@ def _emit(event: str, task: dict[str, Any], **extra: Any) -> None:
     )
 
 
-def _parent_namespace(config: RunnableConfig) -> str:
-    """`|<namespace>` of the graph that invoked this workflow, or "" at the top level.
-
-    The task node's own namespace (`agent:<task id>`) is its last segment; what comes
-    before it names the invocation of this workflow by an enclosing graph.
-    """
-    namespace = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
-    parent, _, _ = namespace.rpartition("|")
-    return f"|{parent}" if parent else ""
+def _namespace(config: RunnableConfig) -> str:
+    """`|<checkpoint namespace>` of this task run (`agent:<task id>`, below the namespaces
+    of any enclosing graphs)."""
+    return "|" + str((config.get("configurable") or {}).get("checkpoint_ns") or "")
