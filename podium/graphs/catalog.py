@@ -12,12 +12,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
 
 from langgraph.graph import StateGraph
 
 from podium.errors import ConfigurationError, UnknownWorkflowError
 
-Factory = Callable[..., StateGraph]
+Factory = Callable[..., StateGraph[Any]]
 _registered: dict[str, Factory] = {}
 
 
@@ -37,7 +38,8 @@ def load_factory(ref: str) -> Factory:
         raise ConfigurationError(f"cannot load workflow factory {ref!r}: {exc}") from exc
     if not callable(factory):
         raise ConfigurationError(f"workflow factory {ref!r} is not callable")
-    return factory
+    loaded: Factory = factory
+    return loaded
 
 
 def catalog(extra: str | None = None) -> dict[str, Factory]:
@@ -73,7 +75,7 @@ def get_workflow(name: str, extra: str | None = None) -> Factory:
 
 
 def _lazy(ref: str) -> Factory:
-    def factory(*args, **kwargs):
+    def factory(*args: Any, **kwargs: Any) -> StateGraph[Any]:
         return load_factory(ref)(*args, **kwargs)
 
     factory.__name__ = ref

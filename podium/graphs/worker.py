@@ -51,7 +51,7 @@ def recoverable_tool_error(exc: Exception) -> str:
 
 def build_worker(
     spec: AgentSpec, model: BaseChatModel, fallbacks: Sequence[BaseChatModel] = ()
-) -> StateGraph:
+) -> StateGraph[Any]:
     """The agent loop of `spec` (uncompiled); `fallbacks` take over, in order, when
     `model` is down."""
     fallbacks = list(fallbacks)

@@ -35,7 +35,7 @@ from podium.state import WorkflowInput, WorkflowState
 SupervisorMode = Literal["planner", "router"] | Plan
 
 
-class WorkflowGraph(StateGraph):
+class WorkflowGraph(StateGraph[Any]):
     """The uncompiled `StateGraph` of a podium workflow, carrying its name and agents.
 
     `compile()` behaves as LangGraph's, naming the graph after the workflow and raising
@@ -48,7 +48,7 @@ class WorkflowGraph(StateGraph):
     executor_concurrency: int
     policies: PolicySet | None
 
-    def compile(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def compile(self, *args: Any, **kwargs: Any) -> Workflow:
         kwargs.setdefault("name", self.workflow_name)
         compiled = super().compile(*args, **kwargs)
         # Without max_concurrency LangGraph's sync thread pool runs min(32, cores + 4)

@@ -7,6 +7,7 @@ aggregate  -> gate -> END          (answer approval)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -27,10 +28,12 @@ PLAN_PENDING = "awaiting_plan_approval"
 ANSWER_PENDING = "awaiting_answer_approval"
 
 
-def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_in: float | None):
+def make_gate_node(
+    workflow: str, agents: list[str], roles: list[str], expires_in: float | None
+) -> Any:  # a node LangGraph calls as (state, config); its protocols want a TypedDict
     """The gate node for plan and answer approvals of `workflow`."""
 
-    def gate(state: dict[str, Any], config: RunnableConfig) -> Command:
+    def gate(state: dict[str, Any], config: RunnableConfig) -> Command[str]:
         services = bound(config).services
         ctx = current_context(config)
         thread = (config.get("configurable") or {}).get("thread_id")
@@ -78,7 +81,7 @@ def make_gate_node(workflow: str, agents: list[str], roles: list[str], expires_i
     return gate
 
 
-def _plan_check(agents: list[str]):
+def _plan_check(agents: list[str]) -> Callable[[Decision], str | None]:
     def check(decision: Decision) -> str | None:
         if decision.decision != "edit":
             return None
@@ -91,7 +94,7 @@ def _plan_check(agents: list[str]):
     return check
 
 
-def _after_plan(state: dict[str, Any], decision: Decision) -> Command:
+def _after_plan(state: dict[str, Any], decision: Decision) -> Command[str]:
     who = decision.user or "a reviewer"
     if decision.decision == "reject":
         reason = f"plan rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
@@ -115,7 +118,7 @@ def _after_plan(state: dict[str, Any], decision: Decision) -> Command:
     return Command(update=update, goto="supervisor")
 
 
-def _after_answer(state: dict[str, Any], decision: Decision) -> Command:
+def _after_answer(state: dict[str, Any], decision: Decision) -> Command[str]:
     who = decision.user or "a reviewer"
     if decision.decision == "reject":
         reason = f"answer rejected by {who}" + (f": {decision.comment}" if decision.comment else "")

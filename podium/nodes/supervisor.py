@@ -130,7 +130,8 @@ class Supervisor:
                         continue
                     request = step.send(reply)
             except StopIteration as done:
-                return done.value
+                result: dict[str, Any] = done.value
+                return result
             finally:
                 bound(config).services.flush()
 
@@ -156,7 +157,8 @@ class Supervisor:
                     except RunError as refused:
                         reply = refused
                     finished, value = await services.run_sync(_advance, step, reply)
-                return value
+                update: dict[str, Any] = value
+                return update
             finally:
                 await services.run_sync(services.flush)
 
@@ -233,7 +235,7 @@ class Supervisor:
                 plan=[],
             )
             _index_thread(config, self.workflow, goal, "running")
-            tasks: dict[str, dict] = {}
+            tasks: dict[str, dict[str, Any]] = {}
             plan: Plan | None = self.mode if isinstance(self.mode, Plan) else None
             if self.mode == "planner":
                 messages = [
@@ -267,7 +269,7 @@ class Supervisor:
                     return {**update, "status": PLAN_PENDING, "tasks": {RESET: True, **tasks}}
         else:
             goal, tasks = state["goal"], {k: dict(v) for k, v in (state.get("tasks") or {}).items()}
-        changed: dict[str, dict] = {}
+        changed: dict[str, dict[str, Any]] = {}
         if self.mode == "router" and not any(t["status"] in ACTIVE for t in tasks.values()):
             turns = 0 if new_round else state.get("turns", 0)
             results = {} if new_round else (state.get("results") or {})
@@ -375,7 +377,7 @@ class Supervisor:
                 messages = [*messages, *_repair(raw, exc)]
         return {"error": str(error), "usage": usage}
 
-    def _dispatch(self, tasks: dict[str, dict]) -> dict[str, dict]:
+    def _dispatch(self, tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Cancel tasks that can no longer run; mark ready ones `initializing`."""
         now, changed = time.time(), {}
         for task_id, task in tasks.items():

@@ -74,7 +74,7 @@ def make_task_node(
         )
         text = task_message(task, payload["goal"], payload["inputs"])
         if custom:
-            inputs: dict = {"goal": text, "messages": [HumanMessage(text)]}
+            inputs: dict[str, Any] = {"goal": text, "messages": [HumanMessage(text)]}
         else:
             system = WORKER_SYSTEM.format(
                 agent=spec.name, workflow=workflow, description=spec.description
@@ -110,7 +110,13 @@ def make_task_node(
         assert scope is not None  # prepare() put it there
         return P.agent_settings(policies, call_scope(scope)).timeout
 
-    def completed(task: dict, output: Any, payload: WorkerInput, cfg, guard) -> dict[str, Any]:
+    def completed(
+        task: dict[str, Any],
+        output: Any,
+        payload: WorkerInput,
+        cfg: RunnableConfig,
+        guard: PolicyGuard | None,
+    ) -> dict[str, Any]:
         output = _checked(output, task)
         now = time.time()
         summary, usage = _read_output(output, spec.name)
@@ -135,7 +141,9 @@ def make_task_node(
             "usage": {spec.name: usage},
         }
 
-    def failed(task: dict, exc: Exception, payload: WorkerInput, cfg) -> dict[str, Any]:
+    def failed(
+        task: dict[str, Any], exc: Exception, payload: WorkerInput, cfg: RunnableConfig
+    ) -> dict[str, Any]:
         update = _fail(task, exc, payload, cfg, registry=registry, workflow=workflow)
         record_transitions(cfg, {task["id"]: payload["task"]}, update["tasks"])
         return update
@@ -193,7 +201,7 @@ def make_task_node(
 
 
 def _fail(
-    task: dict,
+    task: dict[str, Any],
     exc: Exception,
     payload: WorkerInput,
     config: RunnableConfig,
@@ -251,7 +259,9 @@ def _fail(
     return {"tasks": {task["id"]: task}}
 
 
-def _dead_letter(task: dict, payload: WorkerInput, config: RunnableConfig, *, workflow: str) -> str:
+def _dead_letter(
+    task: dict[str, Any], payload: WorkerInput, config: RunnableConfig, *, workflow: str
+) -> str:
     """Store the task with everything needed to understand and replay it; returns its id."""
     configurable = config.get("configurable") or {}
     checkpoint = (configurable.get("checkpoint_map") or {}).get("") or configurable.get(
