@@ -22,6 +22,7 @@ crashed process never blocks a thread:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import socket
@@ -148,7 +149,9 @@ class FileWriters(ThreadWriters):
             if _is_at(fd, path):
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-                return HeldThread(tenant_id, thread_id, lambda fd=fd: _unlink_and_close(fd, path))
+                return HeldThread(
+                    tenant_id, thread_id, functools.partial(_unlink_and_close, fd, path)
+                )
             os.close(fd)  # its holder removed it as we opened it: open the new one
         raise DatabaseError(f"the writer-lock file {str(path)!r} keeps being replaced")
 
