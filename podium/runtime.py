@@ -103,6 +103,7 @@ def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRunt
         saver = _sync_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
         stack.callback(runtime.services.flush)
+        stack.callback(runtime.services.writers.close)
         yield runtime
 
 
@@ -119,6 +120,7 @@ async def open_async_runtime(
         saver = await _async_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
         stack.callback(runtime.services.flush)
+        stack.callback(runtime.services.writers.close)
         yield runtime
 
 

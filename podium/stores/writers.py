@@ -7,11 +7,11 @@ with `ThreadBusy` instead of writing a second branch of the checkpoint history. 
 keyed by tenant and thread. Each back end uses a lock that dies with its holder, so a
 crashed process never blocks a thread:
 
-- PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) on a connection of
-  its own, held for the run. The server drops it when the session ends: at release, when
-  the holder's process dies (its kernel closes the socket, and the server notices at
-  once), and when the holder's machine vanishes, once TCP keepalives give up on it
-  (`KEEPALIVES`: about 25 seconds).
+- PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`), in a session the
+  runtime keeps for its runs' locks. The server drops it at release, or when the session
+  ends: when the holder's process dies (its kernel closes the socket, and the server
+  notices at once), or when the holder's machine vanishes, once TCP keepalives give up
+  on it (`KEEPALIVES`: about 25 seconds).
 - SQLite: an exclusive `flock` on one lock file per thread, in a folder next to the
   database file (`podium.db-writers/`). The kernel drops it the moment its holder exits,
   however it exits. A lease row in the database would have to be renewed while the run
@@ -89,6 +89,9 @@ class ThreadWriters(ABC):
         Raises:
             ThreadBusy: when another run (in any process) holds it.
         """
+
+    def close(self) -> None:  # noqa: B027 - most back ends hold nothing to close
+        """Let go of what the locks live on (the runtime is closing: no run is running)."""
 
 
 class MemoryWriters(ThreadWriters):
@@ -176,45 +179,95 @@ def _unlink_and_close(fd: int, path: Path) -> None:
 
 
 class PostgresWriters(ThreadWriters):
-    """Writer locks of a PostgreSQL database: session advisory locks, one connection each.
+    """Writer locks of a PostgreSQL database: session advisory locks on one connection.
 
-    The connection is not from podium's pool: a run holds it for its whole duration,
-    which would starve the pool's other users.
+    The locks of all of this runtime's runs live in one session of their own, opened on
+    first use: not a pooled connection (it is held as long as any run runs, which would
+    starve the pool), and not one per run (a busy process would need a connection per
+    running run). A session lock taken twice in one session is granted twice, so runs of
+    this process are kept apart here, before PostgreSQL is asked. When the session is
+    found lost (a restart, a terminated backend), the next use opens a new one and takes
+    the locks still held here again.
     """
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
+        self._guard = threading.Lock()
+        self._conn: Any = None
+        self._held: set[int] = set()
 
     def acquire(self, tenant_id: str, thread_id: str) -> HeldThread:
         key = lock_key(tenant_id, thread_id)
-        # Connecting is retried through a lost connection; a session that died after it
-        # took the lock took it with it, so trying again is safe.
-        conn, holder = self._db.retrying(lambda: self._try(key))
-        if conn is None:
-            raise ThreadBusy(thread_id, tenant_id, holder)
-        return HeldThread(tenant_id, thread_id, lambda: _unlock(conn, key))
+        with self._guard:
+            if key in self._held:
+                raise ThreadBusy(thread_id, tenant_id, f"another run in pid {os.getpid()}")
+            # Retried through a lost connection: a session that died after it took the
+            # lock took the lock with it, so trying again is safe.
+            holder = self._db.retrying(lambda: self._try(key))
+            if holder is not None:
+                raise ThreadBusy(thread_id, tenant_id, holder)
+            self._held.add(key)
+        return HeldThread(tenant_id, thread_id, functools.partial(self._release, key))
 
-    def _try(self, key: int) -> tuple[Any, str]:
+    def close(self) -> None:
+        with self._guard:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _try(self, key: int) -> str | None:
+        """None when `key` was taken, else who holds it (maybe "")."""
         import psycopg
 
+        try:
+            conn = self._session()
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if row is not None and row[0]:
+                return None
+            return _holder(conn, key)
+        except psycopg.Error:
+            self._drop()
+            raise
+
+    def _session(self) -> Any:
+        import psycopg
+
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
         conn = psycopg.connect(
             self._db.url.conninfo,
             autocommit=True,
             connect_timeout=5,
-            application_name="podium-writer",
+            application_name="podium-writers",
         )
         try:
             settings = ", ".join(f"set_config('{name}', %s, false)" for name in KEEPALIVES)
             conn.execute(f"SELECT {settings}", [str(v) for v in KEEPALIVES.values()])
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            if row is not None and row[0]:
-                return conn, ""
-            holder = _holder(conn, key)
+            # The old session's locks died with it: take those of runs still running again.
+            for key in sorted(self._held):
+                conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
         except BaseException:
             conn.close()
             raise
-        conn.close()
-        return None, holder
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _release(self, key: int) -> None:
+        import psycopg
+
+        with self._guard:
+            self._held.discard(key)
+            if self._conn is None or self._conn.closed:
+                return  # the session is gone, and its lock with it
+            try:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                self._drop()
 
 
 def _holder(conn: Any, key: int) -> str:
@@ -232,19 +285,6 @@ def _holder(conn: Any, key: int) -> str:
         return ""
     where = f" from {row[1]}" if row[1] else ""
     return f"PostgreSQL session pid {row[0]}{where}"
-
-
-def _unlock(conn: Any, key: int) -> None:
-    import psycopg
-
-    # Unlocked explicitly (one round trip) so the next run finds the thread free at once;
-    # closing alone frees it only once the server has ended the session.
-    try:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-    except psycopg.Error:
-        pass  # the session is gone, and its lock with it
-    finally:
-        conn.close()
 
 
 def open_writers(db: Database) -> ThreadWriters:

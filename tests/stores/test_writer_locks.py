@@ -152,3 +152,59 @@ def test_postgres_lock_is_a_session_advisory_lock_freed_on_release(postgres_url,
             assert look.execute(query, parts).fetchone() == (0,)
     finally:
         db.close()
+
+
+def _writer_sessions(look, url: str) -> int:
+    name = url.rsplit("/", 1)[1]
+    row = look.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE application_name = 'podium-writers' AND datname = %s",
+        (name,),
+    ).fetchone()
+    return int(row[0])
+
+
+def test_postgres_locks_of_many_runs_share_one_session(fresh_postgres_url, tenant):
+    import psycopg
+
+    db = open_database(parse_url(fresh_postgres_url))
+    writers = open_writers(db)
+    try:
+        held = [writers.acquire(tenant, f"th{i}") for i in range(20)]
+        with psycopg.connect(fresh_postgres_url, autocommit=True) as look:
+            assert _writer_sessions(look, fresh_postgres_url) == 1
+            for h in held:
+                h.release()
+            writers.close()
+            deadline = time.monotonic() + 5.0  # the server ends the closed session
+            while _writer_sessions(look, fresh_postgres_url) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _writer_sessions(look, fresh_postgres_url) == 0
+    finally:
+        db.close()
+
+
+def test_postgres_locks_are_taken_again_when_their_session_is_lost(fresh_postgres_url, tenant):
+    import psycopg
+
+    one, two = (open_database(parse_url(fresh_postgres_url)) for _ in range(2))
+    mine, other = open_writers(one), open_writers(two)
+    try:
+        running = mine.acquire(tenant, "a")
+        with psycopg.connect(fresh_postgres_url, autocommit=True) as look:
+            look.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'podium-writers' AND datname = %s",
+                (fresh_postgres_url.rsplit("/", 1)[1],),
+            )
+        # The next use opens a new session and takes the running run's lock again.
+        mine.acquire(tenant, "b").release()
+        with pytest.raises(ThreadBusy):
+            other.acquire(tenant, "a")
+        running.release()
+        other.acquire(tenant, "a").release()
+    finally:
+        mine.close()
+        other.close()
+        one.close()
+        two.close()
