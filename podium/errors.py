@@ -99,6 +99,28 @@ class ThreadNotFound(RunError):
         )
 
 
+class ThreadBusy(RunError):
+    """A run or resume of a thread that another run is writing right now (in this process
+    or another); refused before anything ran, so the thread's history does not fork.
+
+    Attributes:
+        thread_id: The thread.
+        tenant_id: Whose thread.
+        holder: Who holds it, when known (e.g. "pid 4242 on host a1"), else "".
+    """
+
+    def __init__(self, thread_id: str, tenant_id: str, holder: str = "") -> None:
+        self.thread_id = thread_id
+        self.tenant_id = tenant_id
+        self.holder = holder
+        by = f" (by {holder})" if holder else ""
+        super().__init__(
+            f"thread {thread_id!r} of tenant {tenant_id!r} is already running{by}; only "
+            "one run at a time may write a thread. Wait for that run to end or stop at a "
+            f"gate, then resume it (`podium resume {thread_id} --tenant {tenant_id}`)"
+        )
+
+
 class ApiKeyNotFound(PodiumError):
     """An API key id that podium's database has no record of (for the tenant, if given)."""
 

@@ -19,6 +19,7 @@ from langgraph.graph import StateGraph
 from podium.governance.admission import Admitted, needs_admission
 from podium.governance.binding import BINDING_KEY, Binding
 from podium.governance.governor import Governor
+from podium.governance.writers import WRITER_KEY
 from podium.storage.database import Database, PostgresDatabase, open_database
 from podium.storage.faults import DEFAULT_RETRY_FOR
 from podium.storage.urls import DEFAULT_URL, DatabaseURL, parse_url
@@ -55,12 +56,19 @@ class PodiumRuntime:
         """Compile `graph` with this runtime's checkpointer and stores bound.
 
         Keyword arguments go to `StateGraph.compile` (e.g. `interrupt_before`, `name`).
+        A workflow compiled with a checkpointer (the runtime's, unless given) runs one run
+        per thread at a time: a second raises `ThreadBusy` (`podium.governance.writers`).
         When the graph's policy sets `max_runs` (and `admit_runs`, false on a LangGraph
         server, which admits runs itself), the result is `Admitted`: each run first takes
         one of its tenant's run slots (see `podium.governance.admission`).
         """
         kwargs.setdefault("checkpointer", self.checkpointer)
-        compiled = graph.compile(**kwargs).with_config(configurable={BINDING_KEY: self.binding})
+        configurable: dict[str, Any] = {BINDING_KEY: self.binding}
+        if kwargs["checkpointer"] is not None:
+            # Its runs write the checkpointer's threads: one run per thread at a time. A
+            # LangGraph server compiles without one (it fences runs itself).
+            configurable[WRITER_KEY] = True
+        compiled = graph.compile(**kwargs).with_config(configurable=configurable)
         policy = getattr(graph, "policies", None)
         if admit_runs and policy is not None and needs_admission(policy):
             # The policy caps a tenant's runs in flight: each run takes a slot first.
@@ -95,6 +103,7 @@ def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRunt
         saver = _sync_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
         stack.callback(runtime.services.flush)
+        stack.callback(runtime.services.writers.close)
         yield runtime
 
 
@@ -111,6 +120,7 @@ async def open_async_runtime(
         saver = await _async_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
         stack.callback(runtime.services.flush)
+        stack.callback(runtime.services.writers.close)
         yield runtime
 
 

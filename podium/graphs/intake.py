@@ -17,6 +17,8 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langgraph.graph.state import CompiledStateGraph
 
+from podium.governance.writers import aone_writer, one_writer, writer_claim
+
 #: Key of the input that carries what the entry check found (read by the supervisor).
 REJECTED_KEY = "input_problem"
 REPLACEMENT = "\ufffd"
@@ -75,14 +77,26 @@ def check_input(value: Any) -> Any:
 
 class Workflow(CompiledStateGraph):
     """A compiled podium workflow: LangGraph's compiled graph whose runs check their input
-    at the entry (see the module docstring). `invoke` and `ainvoke` run through `stream`
-    and `astream`, so those two are the entry; copies (`with_config`) keep the class."""
+    at the entry (see the module docstring) and, when compiled by a runtime, hold their
+    thread's writer lock while they run (`podium.governance.writers`). `invoke` and
+    `ainvoke` run through `stream` and `astream`, so those two are the entry; copies
+    (`with_config`) keep the class."""
 
     def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
-        return super().stream(check_input(input), config, **kwargs)
+        checked = check_input(input)
+        parent = super().stream
+        claim = writer_claim(self.config, config, kwargs.get("context"))
+        if claim is None:
+            return parent(checked, config, **kwargs)
+        return one_writer(claim, lambda: parent(checked, config, **kwargs))
 
     def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
-        return super().astream(check_input(input), config, **kwargs)
+        checked = check_input(input)
+        parent = super().astream
+        claim = writer_claim(self.config, config, kwargs.get("context"))
+        if claim is None:
+            return parent(checked, config, **kwargs)
+        return aone_writer(claim, lambda: parent(checked, config, **kwargs))
 
     @classmethod
     def of(cls, compiled: CompiledStateGraph) -> Workflow:

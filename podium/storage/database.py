@@ -94,6 +94,8 @@ class SqliteDatabase(Database):
             ) from exc
         self._lock = threading.RLock()
         self.in_memory = target == ":memory:"
+        #: The database file (":memory:" for an in-memory database).
+        self.target = target
 
     # A single read needs no write lock: no BEGIN IMMEDIATE / COMMIT around it (writes keep
     # theirs: an autocommit write that starts from a stale WAL snapshot fails at once).

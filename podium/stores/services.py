@@ -31,6 +31,7 @@ from podium.stores.recorder import Recorder
 from podium.stores.replies import ModelReplies
 from podium.stores.run_slots import RunSlots
 from podium.stores.threads import ThreadIndex
+from podium.stores.writers import ThreadWriters, open_writers
 
 #: Threads for database calls made from async runs. asyncio's default pool has only
 #: cores + 4 threads, which many concurrent runs would queue on.
@@ -71,6 +72,7 @@ class Services:
     approvals: Approvals
     ratelimiter: RateLimiter
     run_slots: RunSlots
+    writers: ThreadWriters
     budgets: Budgets
     ledger: UsageLedger
     breakers: CircuitBreakers
@@ -116,6 +118,7 @@ class Services:
             approvals=Approvals(db, clock=clock),
             ratelimiter=RateLimiter(db, clock=clock),
             run_slots=RunSlots(db, clock=clock),
+            writers=open_writers(db),
             budgets=open_budgets(db, clock=clock),
             ledger=ledger,
             breakers=CircuitBreakers(db, clock=clock),

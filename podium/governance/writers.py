@@ -1,0 +1,84 @@
+"""One writer per thread at a run's entry: a run holds its thread's writer lock while it runs.
+
+`PodiumRuntime.compile` marks each graph it compiles with a checkpointer (`WRITER_KEY`);
+a podium `Workflow`'s `stream` and `astream` (every run's entry, `invoke` included) then
+take the thread's lock (`podium.stores.writers`) before LangGraph reads the thread, and
+give it back when the run ends, fails, pauses at a gate, or is cancelled or closed. A
+busy thread raises `ThreadBusy` at once and nothing of the run happens.
+
+Not locked: a graph nested in a running graph (its root holds the lock), a run without
+a thread id, and graphs compiled for a LangGraph server (compiled without a checkpointer:
+the server gives each run its own, and its `multitask_strategy` decides what a second
+run on a busy thread does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables.config import ensure_config, merge_configs
+
+from podium.context import resolve_context
+from podium.governance.binding import bound
+from podium.stores.services import Services
+from podium.stores.writers import HeldThread
+
+#: The configurable key that asks for one writer per thread (`__`: kept out of checkpoints).
+WRITER_KEY = "__podium_one_writer"
+
+
+@dataclass(frozen=True, slots=True)
+class WriterClaim:
+    """The lock a run must hold: whose thread, and the stores that lock it."""
+
+    services: Services
+    tenant_id: str
+    thread_id: str
+
+    def acquire(self) -> HeldThread:
+        return self.services.writers.acquire(self.tenant_id, self.thread_id)
+
+
+def writer_claim(graph_config: Any, config: Any, context: Any) -> WriterClaim | None:
+    """The writer lock a run of a graph (whose own config is `graph_config`) with `config`
+    and `context` must hold, or None when it needs none (see the module docstring)."""
+    merged = merge_configs(graph_config, ensure_config(config))
+    conf = merged.get("configurable") or {}
+    if not conf.get(WRITER_KEY) or conf.get("checkpoint_ns"):
+        return None
+    thread_id = conf.get("thread_id")
+    if thread_id is None:
+        return None  # LangGraph itself refuses a checkpointed run without a thread id
+    tenant_id = resolve_context(merged, context).tenant_id
+    return WriterClaim(bound(merged).services, tenant_id, str(thread_id))
+
+
+def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    """`run()`'s chunks, with the thread's writer lock held from the first chunk asked for
+    until the run ends or the caller stops reading."""
+    held = claim.acquire()
+    try:
+        yield from run()
+    finally:
+        held.release()
+
+
+async def aone_writer(
+    claim: WriterClaim, run: Callable[[], AsyncIterator[Any]]
+) -> AsyncIterator[Any]:
+    """`one_writer` for async runs: taking and giving back the lock stay off the loop
+    where the database is remote (`Services.run_sync`)."""
+    services = claim.services
+    held = await services.run_sync(claim.acquire)
+    try:
+        async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        # Shielded: a cancelled run still gives its lock back (the release goes on even
+        # if this await is cancelled again).
+        await asyncio.shield(asyncio.ensure_future(services.run_sync(held.release)))
