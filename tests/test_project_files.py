@@ -48,12 +48,15 @@ def _make_dry_run(target: str) -> list[str]:
     """The commands `make TARGET` would run in a fresh checkout (no .venv yet)."""
     # Under `make test` the suite runs inside make: its MAKEFLAGS/MAKELEVEL would make the
     # inner make print "Entering directory" lines around the commands.
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     env["VENV"] = "/nonexistent/podium-venv"
     done = subprocess.run(
-        ["make", "--no-print-directory", "-n", target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+        ["make", "--no-print-directory", "-n", target],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
