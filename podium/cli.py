@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 
-from podium import render
+import podium.render as render
 from podium.commands._common import caller, command, db_and_tenant, hint, runtime
 from podium.commands._runner import (
     GateMode,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from podium import lifecycle
+import podium.graphs.names as names
+import podium.lifecycle as lifecycle
 from podium.context import RunContext
 from podium.errors import ReplayError
-from podium.graphs import names
 from podium.stores.dead_letters.store import DeadLetter
 
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from podium import render
+import podium.render as render
 from podium.commands._common import CLI_ROLES_ENV, cli_roles_enabled, hint
 from podium.commands._stream import AnswerPrinter, drain, stream_run
 from podium.context import DEFAULT_TENANT, RunContext

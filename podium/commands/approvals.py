@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from podium import render
+import podium.render as render
 from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import (
     GateMode,

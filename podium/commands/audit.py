@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from podium import render
+import podium.render as render
 from podium.commands._common import audit_key, command, db_and_tenant
 from podium.storage.database import open_database
 from podium.storage.urls import mask, parse_url

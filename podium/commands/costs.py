@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from podium import render
+import podium.render as render
 from podium.commands._common import command, db_and_tenant
 from podium.context import DEFAULT_TENANT
 from podium.errors import ConfigurationError

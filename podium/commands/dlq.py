@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any
 
-from podium import render
-from podium import replay as replays
+import podium.render as render
+import podium.replay as replays
 from podium.commands._common import command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow
 from podium.context import RunContext

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from podium import render
+import podium.render as render
 from podium.commands._common import command, db_and_tenant
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
 from podium.context import RunContext

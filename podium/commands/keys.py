@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from podium import render
+import podium.render as render
 from podium.commands._common import command
 from podium.server._runtime import SERVER_DEFAULT_URL
 from podium.server.keys import ApiKeys

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from podium import render
+import podium.render as render
 from podium.commands._common import command
 from podium.errors import ConfigurationError, PodiumError
 from podium.status import build_status, parse_metrics, status_rows, store_counts

@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from podium import policies as P
+import podium.policies as P
 from podium.governance.governor import Governor
 from podium.governance.scope import call_scope, scope_from
 from podium.storage.database import SqliteDatabase

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
-from podium import policies as P
+import podium.policies as P
 from podium.governance.recovery import classify
 from podium.governance.scope import Scope, call_scope, scope_from
 from podium.governance.structured import StructuredReply

@@ -22,7 +22,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 
-from podium.governance import tool_call
+import podium.governance.tool_call as tool_call
 from podium.governance.calls import REFUSED, Call
 from podium.governance.guard import ToolRefused
 from podium.governance.records import digest

@@ -24,8 +24,8 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from podium import policies as P
-from podium.governance import tool_call as _governed_tool
+import podium.governance.tool_call as _governed_tool
+import podium.policies as P
 from podium.governance.breaker_gate import BreakerGate
 from podium.governance.calls import Call
 from podium.governance.fallback import ModelChain

@@ -24,7 +24,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.prebuilt.tool_node import ToolInvocationError
 
-from podium import policies as P
+import podium.policies as P
 from podium.errors import PolicyViolation
 from podium.governance.marks import GOVERNED_REPLY, is_governed
 from podium.governance.scope import Scope
@@ -84,7 +84,7 @@ class PolicyGuard(BaseCallbackHandler):
     ) -> None:
         if is_governed() or self.scope.policies is None:
             return
-        from podium.governance import tool_call
+        import podium.governance.tool_call as tool_call
         from podium.governance.calls import Call
 
         name = (serialized or {}).get("name") or kwargs.get("name") or "?"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import ToolMessage
 
-from podium import policies as P
+import podium.policies as P
 from podium.errors import EffectStateError
 from podium.gates.request import GateRequest
 from podium.stores.effects.keys import InDoubt, Recorded, Started

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from podium import policies as P
+import podium.policies as P
 from podium.governance.scope import Scope
 from podium.governance.usage import model_name_of, priced_usage
 from podium.state import Usage

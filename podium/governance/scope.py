@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from podium import policies as P
+import podium.policies as P
 from podium.context import resolve_context
 
 SCOPE_KEY = "__podium_scope"

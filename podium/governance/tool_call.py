@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from langchain_core.messages import ToolMessage
 from langgraph.types import Command
 
-from podium import policies as P
+import podium.policies as P
 from podium.context import current_context
 from podium.gates.request import Decision, GateRequest
 from podium.governance.calls import (

@@ -6,7 +6,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 
-from podium import policies as P
+import podium.policies as P
 from podium.governance.scope import Scope
 from podium.pricing import cost_details
 from podium.state import Usage

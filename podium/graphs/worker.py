@@ -19,12 +19,12 @@ from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolInvocationError
 from typing_extensions import TypedDict  # pydantic needs it for JSON schemas before 3.12
 
+import podium.graphs.names as names
 from podium.errors import PolicyViolation, TaskFailed
 from podium.governance.binding import bound, tool_node_hooks
 from podium.governance.fallback import FALLBACK_KEY
 from podium.governance.scope import scope_from
 from podium.governance.usage import model_name_of, priced_usage
-from podium.graphs import names
 from podium.models import model_label
 from podium.nodes._node import Node, untraced
 from podium.registry import AgentSpec

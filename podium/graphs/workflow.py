@@ -14,10 +14,10 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Durability
 
+import podium.graphs.names as names
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
 from podium.governance.structured import MODES, StructuredMode
-from podium.graphs import names
 from podium.graphs.intake import Workflow
 from podium.graphs.worker import build_worker
 from podium.models import DEMO, resolve_models

@@ -16,7 +16,7 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END
 from langgraph.runtime import get_runtime
 
-from podium import policies as P
+import podium.policies as P
 from podium.governance.binding import bound
 from podium.governance.scope import make_scope, with_scope
 from podium.nodes.gate import ANSWER_PENDING

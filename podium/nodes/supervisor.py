@@ -25,15 +25,15 @@ from langgraph.runtime import get_runtime
 from langgraph.types import Send
 from pydantic import BaseModel
 
-from podium import lifecycle
-from podium import policies as P
+import podium.lifecycle as lifecycle
+import podium.nodes.prompts as prompts
+import podium.policies as P
 from podium.errors import PlanError, RunError
 from podium.governance.binding import bound
 from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.governance.structured import Structured, StructuredMode, StructuredReply
 from podium.governance.usage import model_name_of, priced_usage
 from podium.models import model_label
-from podium.nodes import prompts
 from podium.nodes._node import Node
 from podium.nodes._supervision import (
     BLOCKING,

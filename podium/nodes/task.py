@@ -20,8 +20,8 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import get_runtime
 from langgraph.types import Durability
 
-from podium import lifecycle
-from podium import policies as P
+import podium.lifecycle as lifecycle
+import podium.policies as P
 from podium.context import current_context
 from podium.errors import TaskFailed
 from podium.governance.binding import bound

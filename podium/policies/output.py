@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podium.policies import _pii
+import podium.policies._pii as _pii
 from podium.policies.decision import CallScope, Decision, allow, first, key, layers
 from podium.policies.schema import PolicySet, Redaction, compiled
 

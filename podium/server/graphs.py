@@ -25,8 +25,8 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START
 
+import podium.graphs.names as names
 from podium.context import DEFAULT_TENANT, RunContext, resolve_context
-from podium.graphs import names
 from podium.graphs.catalog import get_workflow
 from podium.server._runtime import server_runtime
 from podium.server.admission import register_policy

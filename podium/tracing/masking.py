@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from podium.policies import _pii
+import podium.policies._pii as _pii
 
 #: What a string must contain for a kind to be found in it at all (a necessary condition
 #: of `_pii`'s patterns: an e-mail has "@"; a phone number is international, with "+", or

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from langchain_core.runnables.graph import Edge, Graph, Node
 
-from podium import errors
+import podium.errors as errors
 from podium.errors import PodiumError
 from podium.stores.audit.events import ChainReport, Head, Problem, VerifyReport
 from podium.stores.threads import ThreadInfo

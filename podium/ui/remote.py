@@ -32,7 +32,7 @@ from langchain_core.messages import convert_to_messages
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import APIStatusError, LangGraphError
 
-from podium import errors
+import podium.errors as errors
 from podium.context import RunContext
 from podium.errors import PodiumError, ThreadNotFound
 from podium.gates.decision import PendingGate, gates_of
