@@ -66,7 +66,10 @@ def _free_port() -> int:
 def own_cluster() -> Iterator[Cluster]:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        pytest.skip("no PostgreSQL server binaries (initdb) to make a throwaway cluster")
+        reason = "no PostgreSQL server binaries (initdb) to make a throwaway cluster"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so the database fault tests must run)")
+        pytest.skip(reason)
     bindir = os.path.dirname(found[-1])
     root = tempfile.mkdtemp(prefix="podium-pg-")
     os.chmod(root, 0o777)
