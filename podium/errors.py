@@ -7,13 +7,56 @@ are read by people wiring up workflows, usually from a terminal.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from podium.stores.approvals import GateRecord
-    from podium.stores.dead_letters.letters import DeadLetter
-    from podium.stores.effects.keys import EffectKey
+# What some errors read of the stores' values. Protocols, not imports: the stores import
+# this module, and this module imports nothing of podium's.
+
+
+class GateRecord(Protocol):
+    """A decided gate (`podium.stores.approvals.GateRecord`)."""
+
+    @property
+    def gate_id(self) -> str: ...
+
+    @property
+    def decision(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def decided_by(self) -> str | None: ...
+
+    @property
+    def decided_at(self) -> float | None: ...
+
+
+class EffectKey(Protocol):
+    """An effect's key (`podium.stores.effects.keys.EffectKey`)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def thread_id(self) -> str: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def call_key(self) -> str: ...
+
+
+class DeadLetter(Protocol):
+    """A dead letter (`podium.stores.dead_letters.letters.DeadLetter`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def resolution(self) -> Mapping[str, Any] | None: ...
 
 
 def _known(names: Iterable[str]) -> str:

@@ -7,13 +7,15 @@ is an error at load or build time, pointing at the line to fix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import Any
 
 from podium.policies._problems import Problem, policy_error, suggest
 from podium.policies._yaml import Path
 
-if TYPE_CHECKING:
-    from podium.policies.schema import Block, PolicySet
+# `PolicySet` and `Block` (podium.policies.schema) are read by attribute here; the schema
+# imports this module to check names, so this one does not import the schema back.
+PolicySet = Any
+Block = Any
 
 WILDCARD = "*"
 

@@ -6,13 +6,18 @@ Re-exported by `podium.stores.audit.log`; import it from there.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from podium.errors import AuditError
 from podium.stores.audit.events import AuditEvent, StoredEvent
 
-if TYPE_CHECKING:
-    from podium.stores.audit.log import AuditLog
+
+class AuditLog(Protocol):
+    """What the buffer writes to (`podium.stores.audit.log.AuditLog`, which imports this
+    module)."""
+
+    def append(self, events: Sequence[AuditEvent]) -> list[StoredEvent]: ...
 
 
 class AuditBuffer:
