@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import ToolMessage
 
 from podium.context import current_context
+from podium.governance.core import GovernorCore
 
 if TYPE_CHECKING:
     from podium.gates.request import Decision, GateRequest
-    from podium.governance.governor import Governor
     from podium.governance.scope import Scope
 
 #: `response_metadata` marker of a ToolMessage that is podium's refusal, not the tool's.
@@ -49,7 +49,7 @@ def message(call: Call, text: str) -> ToolMessage:
 
 
 def record_decision(
-    gov: Governor, scope: Scope, gate: GateRequest, decision: Decision, **extra: Any
+    gov: GovernorCore, scope: Scope, gate: GateRequest, decision: Decision, **extra: Any
 ) -> None:
     # The caller who resumed the run (the credential), never the payload's `user`.
     who = current_context().user_id

@@ -15,19 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
 import podium.policies as P
+from podium.governance.core import GovernorCore
 from podium.governance.recovery import classify
 from podium.governance.scope import Scope, call_scope, scope_from
 from podium.governance.structured import StructuredReply
 from podium.models import model_label, resolve_model
-
-if TYPE_CHECKING:
-    from podium.governance.governor import Governor
 
 #: The key of a reply's `response_metadata` that says a fallback model answered.
 FALLBACK_KEY = "podium_fallback"
@@ -51,7 +49,7 @@ class ModelChain:
 
     def __init__(
         self,
-        governor: Governor,
+        governor: GovernorCore,
         model: Any,
         fallbacks: Sequence[Any],
         agent: str,

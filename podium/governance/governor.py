@@ -26,11 +26,10 @@ from langgraph.types import Command
 
 import podium.governance.tool_call as _governed_tool
 import podium.policies as P
-from podium.governance.breaker_gate import BreakerGate
 from podium.governance.calls import Call
+from podium.governance.core import GovernorCore
 from podium.governance.fallback import ModelChain
 from podium.governance.marks import governed
-from podium.governance.records import Recording
 from podium.governance.recovery import (
     RetrySettings,
     acall_with_timeout,
@@ -69,7 +68,7 @@ class ModelCall:
     retry: RetrySettings
 
 
-class Governor(BreakerGate, Recording):
+class Governor(GovernorCore):
     """Runs model and tool calls on behalf of agents, enforcing the workflow's policies."""
 
     def __init__(self, services: Services) -> None:

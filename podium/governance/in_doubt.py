@@ -20,17 +20,17 @@ from langchain_core.messages import ToolMessage
 import podium.policies as P
 from podium.errors import EffectStateError
 from podium.gates.request import GateRequest
+from podium.governance.core import GovernorCore
 from podium.stores.effects.keys import InDoubt, Recorded, Started
 
 if TYPE_CHECKING:
     from podium.governance.calls import Call
-    from podium.governance.governor import Governor
     from podium.governance.scope import Scope
     from podium.stores.effects.keys import EffectKey
 
 
 def resolve_at_gate(
-    gov: Governor, scope: Scope, call: Call, key: EffectKey, status: InDoubt
+    gov: GovernorCore, scope: Scope, call: Call, key: EffectKey, status: InDoubt
 ) -> Started | Recorded | ToolMessage:
     """Wait at the effect gate of `key`; returns what the ledger says after the answer
     (run it, its recorded result) or the message for the model when it is abandoned."""

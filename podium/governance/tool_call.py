@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from langchain_core.messages import ToolMessage
 from langgraph.types import Command
@@ -30,6 +30,7 @@ from podium.governance.calls import (
     record_decision,
     refusal,
 )
+from podium.governance.core import GovernorCore
 from podium.governance.marks import governed
 from podium.governance.recovery import (
     NO_RETRY,
@@ -41,9 +42,6 @@ from podium.governance.recovery import (
 )
 from podium.governance.scope import Scope
 from podium.stores.effects.store import EffectKey, InDoubt, Recorded
-
-if TYPE_CHECKING:
-    from podium.governance.governor import Governor
 
 
 @dataclass(slots=True)
@@ -66,7 +64,7 @@ Execute = Callable[[Call], Outcome]
 AsyncExecute = Callable[[Call], Awaitable[Outcome]]
 
 
-def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> Outcome:
+def run(gov: GovernorCore, scope: Scope, call: Call, execute: Execute) -> Outcome:
     """Decide and run one tool call (synchronously); returns the ToolMessage for the model."""
     outcome = _prepare(gov, scope, call)
     if not isinstance(outcome, Prepared):
@@ -90,7 +88,7 @@ def run(gov: Governor, scope: Scope, call: Call, execute: Execute) -> Outcome:
     return _finish(gov, p, result)
 
 
-async def arun(gov: Governor, scope: Scope, call: Call, execute: AsyncExecute) -> Outcome:
+async def arun(gov: GovernorCore, scope: Scope, call: Call, execute: AsyncExecute) -> Outcome:
     """`run` for async callers (`execute` returns an awaitable)."""
     outcome = await gov.services.run_sync(_prepare, gov, scope, call)
     if not isinstance(outcome, Prepared):
@@ -125,7 +123,7 @@ async def _arun_governed(execute: AsyncExecute, call: Call) -> Outcome:
         return await execute(call)
 
 
-def clear(gov: Governor, scope: Scope, call: Call) -> Call | ToolMessage:
+def clear(gov: GovernorCore, scope: Scope, call: Call) -> Call | ToolMessage:
     """The policy checks and the approval gate of one call, and its audit record.
 
     Returns the call to run (its arguments edited when a reviewer edited them) or the
@@ -155,7 +153,7 @@ def clear(gov: Governor, scope: Scope, call: Call) -> Call | ToolMessage:
     return call
 
 
-def _prepare(gov: Governor, scope: Scope, call: Call) -> Prepared | ToolMessage:
+def _prepare(gov: GovernorCore, scope: Scope, call: Call) -> Prepared | ToolMessage:
     from podium.governance.scope import call_scope
 
     cleared = clear(gov, scope, call)
@@ -178,13 +176,13 @@ def effect_key(scope: Scope, call_id: str) -> EffectKey:
     )
 
 
-def _record_call(gov: Governor, scope: Scope, call: Call) -> None:
+def _record_call(gov: GovernorCore, scope: Scope, call: Call) -> None:
     gov.record(
         scope, "tool_call", {"tool": call.name, "call_id": call.id, "args": _digest(call.args)}
     )
 
 
-def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call | ToolMessage:
+def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> Call | ToolMessage:
     """Raise the approval gate; returns the (possibly edited) call or a refusal."""
     from podium.gates.interrupt import await_decision, gate_id
     from podium.governance.scope import call_scope
@@ -241,7 +239,7 @@ def _gate(gov: Governor, scope: Scope, call: Call, approval: P.Decision) -> Call
     return call
 
 
-def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
+def _claim_effect(gov: GovernorCore, p: Prepared) -> ToolMessage | None:
     """Exactly once: a recorded effect returns its result; a crashed one waits for an
     operator's answer at an effect gate."""
     if p.effect is None:
@@ -266,11 +264,11 @@ def _claim_effect(gov: Governor, p: Prepared) -> ToolMessage | None:
     return None
 
 
-def _breaker(gov: Governor, p: Prepared) -> None:
+def _breaker(gov: GovernorCore, p: Prepared) -> None:
     gov.breaker_allow("tool", p.call.name, p.scope)
 
 
-def _failed(gov: Governor, p: Prepared, exc: Exception) -> NoReturn:
+def _failed(gov: GovernorCore, p: Prepared, exc: Exception) -> NoReturn:
     gov.breaker_failure("tool", p.call.name, p.scope, exc)
     if p.effect is not None:
         gov.services.effects.fail(p.effect, f"{type(exc).__name__}: {exc}")
@@ -282,7 +280,7 @@ def _failed(gov: Governor, p: Prepared, exc: Exception) -> NoReturn:
     raise exc
 
 
-def _finish(gov: Governor, p: Prepared, result: Outcome) -> Outcome:
+def _finish(gov: GovernorCore, p: Prepared, result: Outcome) -> Outcome:
     s = gov.services
     gov.breaker_success("tool", p.call.name, p.scope)
     if isinstance(result, ToolMessage) and p.scope.policies is not None:
@@ -320,7 +318,7 @@ def _retry(p: Prepared) -> RetrySettings:
     return to_settings(p.settings.retry)
 
 
-def _on_retry(gov: Governor, p: Prepared) -> Callable[[int, BaseException, float], None]:
+def _on_retry(gov: GovernorCore, p: Prepared) -> Callable[[int, BaseException, float], None]:
     return gov._on_retry(p.scope, f"tool:{p.call.name}")
 
 
