@@ -162,9 +162,11 @@ async def _async_saver(
     from psycopg_pool import AsyncConnectionPool
 
     from podium.storage.database import POOL_WAIT
+    from podium.storage.faults import IdleCheck
     from podium.storage.postgres_savers import RetryingAsyncPostgresSaver
 
     assert isinstance(db, PostgresDatabase)
+    idle = IdleCheck()
     pool = AsyncConnectionPool(
         url.conninfo,
         min_size=1,
@@ -177,7 +179,8 @@ async def _async_saver(
         },
         open=False,
         name="podium-checkpoints",
-        check=AsyncConnectionPool.check_connection,  # replace connections that died idle
+        check=idle.acheck,  # replace connections that died idle
+        reset=idle.areturned,
         timeout=min(POOL_WAIT, max(0.5, db.retry_for)),
     )
     await pool.open()

@@ -16,7 +16,13 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol, TypeVar
 
 from podium.errors import DatabaseError
-from podium.storage.faults import DEFAULT_RETRY_FOR, DatabaseUnavailable, aretry, retry
+from podium.storage.faults import (
+    DEFAULT_RETRY_FOR,
+    DatabaseUnavailable,
+    IdleCheck,
+    aretry,
+    retry,
+)
 from podium.storage.urls import DatabaseURL
 
 T = TypeVar("T")
@@ -149,6 +155,7 @@ class PostgresDatabase(Database):
         check_postgres(url)
         self.url, self.retry_for = url, retry_for
         self._down = False
+        idle = IdleCheck()
         self._pool = ConnectionPool(
             url.conninfo,
             min_size=1,
@@ -158,7 +165,8 @@ class PostgresDatabase(Database):
             name="podium",
             # A connection that died while idle (server restart, terminated backend) is
             # replaced before it is handed out, instead of failing the next statement.
-            check=ConnectionPool.check_connection,
+            check=idle.check,
+            reset=idle.returned,
             timeout=min(POOL_WAIT, max(0.5, retry_for)),
         )
         self._psycopg = psycopg

@@ -1,11 +1,11 @@
 """Transient database faults: which errors they are, and retrying through them in bounded time.
 
 A PostgreSQL connection can drop under a running workflow: a restart, a failover, an
-administrator's `pg_terminate_backend`, a network blip. The pools check a connection
-before handing it out (`check=`), so a connection that died while idle is replaced
-unnoticed. What fails in flight is retried here with backoff until `retry_for` seconds
-have passed; only then does the caller get `DatabaseUnavailable`, which says which
-database (masked) and how to continue.
+administrator's `pg_terminate_backend`, a network blip. The pools check a connection that
+sat idle before handing it out (`IdleCheck`, their `check=` and `reset=`), so a connection
+that died while idle is replaced unnoticed. What fails in flight is retried here with
+backoff until `retry_for` seconds have passed; only then does the caller get
+`DatabaseUnavailable`, which says which database (masked) and how to continue.
 
 Only statements that are safe to run twice go through `retry`/`aretry`: single
 autocommit statements and LangGraph's checkpoint writes (upserts). A statement whose
@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from podium.errors import DatabaseError
 
@@ -47,6 +48,44 @@ class DatabaseUnavailable(DatabaseError):
             "then continue the thread with `podium resume THREAD` (or invoke it again with "
             "input None)"
         )
+
+
+class IdleCheck:
+    """A pool's connection check that pings only connections idle for `after` seconds.
+
+    A connection handed back a moment ago was alive a moment ago; pinging it again before
+    every use would cost a round trip per statement (dozens per run). One that sat idle may
+    have died with a restart or a terminated backend, so it is pinged before it is handed
+    out. Whatever dies in between fails its statement, which `retry`/`aretry` take over.
+    Pass the instance's `returned` as the pool's `reset=` and its `check`/`acheck` as
+    `check=`.
+    """
+
+    def __init__(self, after: float = 1.0) -> None:
+        self.after = after
+        self._returned_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def returned(self, conn: Any) -> None:
+        self._returned_at[conn] = time.monotonic()
+
+    async def areturned(self, conn: Any) -> None:
+        self.returned(conn)
+
+    def _fresh(self, conn: Any) -> bool:
+        at = self._returned_at.get(conn)
+        return at is not None and time.monotonic() - at < self.after
+
+    def check(self, conn: Any) -> None:
+        if not self._fresh(conn):
+            from psycopg_pool import ConnectionPool
+
+            ConnectionPool.check_connection(conn)
+
+    async def acheck(self, conn: Any) -> None:
+        if not self._fresh(conn):
+            from psycopg_pool import AsyncConnectionPool
+
+            await AsyncConnectionPool.check_connection(conn)
 
 
 def is_transient(exc: BaseException) -> bool:
