@@ -33,19 +33,79 @@ def goal(i: int) -> str:
 
 
 def wait_all(cluster, runs: list[dict[str, Any]], wanted: str, since: float) -> None:
+    """Wait until every run's thread is `wanted` ("interrupted", "idle" or "settled": idle
+    or waiting at an effect gate), for at most DEADLINE seconds from `since`."""
     pending = list(runs)
     while pending and time.monotonic() - since < DEADLINE:
         url = next(i.url for i in cluster.instances if i.alive)
-        pending = [
-            r for r in pending if client(url, r["key"]).threads.get(r["thread"])["status"] != wanted
-        ]
+        pending = [r for r in pending if not reached(url, r, wanted)]
         time.sleep(0.5)
-    statuses = {
-        r["thread"]: client(url, r["key"]).threads.get(r["thread"])["status"] for r in pending
-    }
     assert not pending, (
-        f"{len(pending)} runs not {wanted} {DEADLINE:.0f} s after the kill: {statuses}"
+        f"{len(pending)} runs not {wanted} {DEADLINE:.0f} s after the kill:\n"
+        + "\n".join(explain(cluster, url, r) for r in pending)
     )
+
+
+def reached(url: str, run: dict[str, Any], wanted: str) -> bool:
+    api = client(url, run["key"])
+    status = api.threads.get(run["thread"])["status"]
+    if wanted != "settled":
+        return status == wanted
+    return status == "idle" or (status == "interrupted" and effect_gate(api, run) is not None)
+
+
+def effect_gate(api, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The interrupt of the thread's effect gate ("did this effect happen?"), if it waits
+    at one: the process died between a side effect's start and its report."""
+    for interrupt in api.threads.get_state(run["thread"])["interrupts"]:
+        if (interrupt.get("value") or {}).get("kind") == "effect":
+            return interrupt
+    return None
+
+
+def resolve_in_doubt(cluster, runs: list[dict[str, Any]], url: str) -> list[str]:
+    """Answer every effect gate as an operator would, from the effect's own trace: `done`
+    when effects.log has the report's line, `retry` when it does not. Returns the threads."""
+    lines = published_names(cluster)
+    resolved = []
+    for r in runs:
+        api = client(url, r["key"])
+        interrupt = effect_gate(api, r)
+        if interrupt is None:
+            continue
+        happened = interrupt["value"]["args"]["filename"] in lines
+        verdict = {"decision": "done" if happened else "retry"}
+        api.runs.create(r["thread"], "slow_brief", command={"resume": {interrupt["id"]: verdict}})
+        resolved.append(r["thread"])
+    return resolved
+
+
+def published_names(cluster) -> set[str]:
+    log = cluster.workdir / "effects.log"
+    return {line.split()[0] for line in log.read_text().splitlines()} if log.exists() else set()
+
+
+def explain(cluster, url: str, run: dict[str, Any]) -> str:
+    """What the engine knows of a thread that did not get where it should: its status, its
+    runs, its pending nodes and interrupts, and every log line of the processes naming them."""
+    api = client(url, run["key"])
+    thread = api.threads.get(run["thread"])
+    runs = api.runs.list(run["thread"])
+    state = api.threads.get_state(run["thread"])
+    ids = {run["thread"], *(r["run_id"] for r in runs)}
+    lines = [
+        f"thread {run['thread']}: {thread['status']}; next {state['next']}; "
+        f"{len(state['interrupts'])} interrupts",
+        *(f"  run {r['run_id']}: {r['status']} (created {r['created_at']})" for r in runs),
+    ]
+    for instance in cluster.instances:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", instance.log.read_text(errors="replace"))
+        lines += [
+            f"  {instance.name}: {line[:400]}"
+            for line in text.splitlines()
+            if any(i in line for i in ids)
+        ]
+    return "\n".join(lines)
 
 
 def in_flight(instance) -> set[str]:
@@ -72,12 +132,14 @@ def published(cluster) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
-def approvals(cluster, threads: list[str]) -> list[tuple[str, str]]:
-    """(thread, status or decision) of every approval row of `threads`."""
+def approvals(cluster, threads: list[str], kind: str = "tool") -> list[tuple[str, str]]:
+    """(thread, status or decision) of every gate of `kind` of `threads` (`tool`: the
+    approval of a tool call; `effect`: an effect in doubt)."""
     with psycopg.connect(cluster.podium_url) as db:
         rows = db.execute(
-            "SELECT thread_id, status, decision FROM podium_approvals WHERE thread_id = ANY(%s)",
-            (threads,),
+            "SELECT thread_id, status, decision FROM podium_approvals "
+            "WHERE thread_id = ANY(%s) AND kind = %s",
+            (threads, kind),
         ).fetchall()
     return [(str(t), json.loads(d)["decision"] if d else s) for t, s, d in rows]
 
@@ -137,7 +199,11 @@ def test_runs_survive_the_loss_of_a_process_with_effects_once(cluster) -> None:
         assert in_flight(b), (
             f"no approved run was in flight on B when it was killed ({KILL_WAIT:.0f} s wait)"
         )
-        wait_all(cluster, runs, "idle", killed_at)
+        # A run killed between its report's write and the ledger's record of it cannot know
+        # whether the effect happened: it waits at an effect gate instead of guessing.
+        wait_all(cluster, runs, "settled", killed_at)
+        in_doubt = resolve_in_doubt(cluster, runs, a.url)
+        wait_all(cluster, runs, "idle", time.monotonic())
     finally:
         for instance in (a, b):
             if not instance.alive:
@@ -157,3 +223,7 @@ def test_runs_survive_the_loss_of_a_process_with_effects_once(cluster) -> None:
     gates = approvals(cluster, threads)
     assert sorted(t for t, _ in gates) == sorted(threads)
     assert {s for _, s in gates} == {"approve"}
+    # An effect in doubt was asked about once and answered once.
+    doubts = approvals(cluster, threads, "effect")
+    assert sorted(t for t, _ in doubts) == sorted(in_doubt)
+    assert {s for _, s in doubts} <= {"done", "retry"}
