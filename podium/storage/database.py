@@ -240,7 +240,7 @@ class PostgresDatabase(Database):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         def once() -> list[dict[str, Any]]:
             with self._pool.connection(timeout=self._wait()) as conn:
-                return list(conn.execute(_pg(sql), tuple(params)).fetchall())  # type: ignore[arg-type]
+                return list(conn.execute(_pg(sql), tuple(params)).fetchall())
 
         return self.retrying(once)
 
