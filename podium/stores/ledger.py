@@ -107,6 +107,20 @@ class UsageLedger:
             for start in range(0, len(rows), _BATCH):
                 cur.execute(*_insert(rows[start : start + _BATCH]))
 
+    def insert(self, entries: Sequence[UsageEntry]) -> tuple[str, list[Any]] | None:
+        """One INSERT of `entries` (SQL with `?` marks, and parameters) that does nothing
+        for a row already written, for a caller that runs it inside its own statement;
+        None when there is nothing to insert.
+
+        Raises:
+            ConfigurationError: an entry with negative counts or cost, or no tenant.
+        """
+        rows = self._rows(entries)
+        if not rows:
+            return None
+        sql, params = _insert(rows)
+        return f"{sql} ON CONFLICT DO NOTHING", params
+
     def write(self, cur: Cursor, entries: Sequence[UsageEntry]) -> None:
         """Insert entries inside the caller's transaction (a reply and its bill commit
         together; see `podium.stores.replies`)."""

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
 
@@ -89,6 +89,8 @@ class ModelReplies:
         provider billed it).
         """
         text = json.dumps(message_to_dict(reply))
+        if self._db.dialect == "postgres":
+            return self._record_in_one_statement(task, step, reply, text, usage)
         with self._db.transaction() as cur:
             kept = cur.query(
                 "INSERT INTO podium_model_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -102,6 +104,29 @@ class ModelReplies:
                 f"SELECT message FROM podium_model_replies {_WHERE_TASK} AND step = ?",
                 (*task.params(), step),
             )
+        return _message(rows[0]["message"])
+
+
+    def _record_in_one_statement(
+        self, task: TaskKey, step: str, reply: AIMessage, text: str, usage: Sequence[UsageEntry]
+    ) -> AIMessage:
+        """`record` on PostgreSQL: the reply and its bill in one statement (atomic, one
+        round trip instead of a transaction's four). Running it twice (a retry after a
+        lost connection) writes each row once: the bill's rows carry their ids."""
+        sql = (
+            "WITH kept AS (INSERT INTO podium_model_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING RETURNING step)"
+        )
+        params: list[Any] = [*task.params(), step, text, self._clock()]
+        if (bill := self._ledger.insert(usage)) is not None:
+            sql += f", bill AS ({bill[0]})"
+            params += bill[1]
+        if self._db.query(f"{sql} SELECT step FROM kept", params):
+            return reply
+        rows = self._db.query(
+            f"SELECT message FROM podium_model_replies {_WHERE_TASK} AND step = ?",
+            (*task.params(), step),
+        )
         return _message(rows[0]["message"])
 
 

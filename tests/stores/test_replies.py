@@ -1,0 +1,101 @@
+"""Recorded model replies on every back end: a reply and its bill are written together,
+the first reply at a step stands, and writing the same record twice (a retry after a lost
+connection) bills once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+
+from podium.storage.database import Database, open_database
+from podium.storage.urls import parse_url
+from podium.stores.ledger import UsageEntry, UsageLedger
+from podium.stores.replies import ModelReplies, TaskKey
+
+
+@pytest.fixture
+def task() -> TaskKey:
+    """A task of a tenant of its own (the PostgreSQL tables outlive a test)."""
+    return TaskKey(f"tenant-{uuid.uuid4().hex[:8]}", "t1", 0, "t1-1", "researcher")
+
+
+def bill(task: TaskKey, tokens: int) -> UsageEntry:
+    return UsageEntry(
+        tenant_id=task.tenant_id,
+        workflow="research_brief",
+        thread_id="t1",
+        task_id="t1-1",
+        agent="researcher",
+        model="gpt-small",
+        input_tokens=tokens,
+        output_tokens=10,
+        cached_tokens=0,
+        cost_usd=0.01,
+    )
+
+
+def reply(text: str) -> AIMessage:
+    call = {"name": "search_corpus", "args": {"query": text}, "id": f"call-{text}"}
+    return AIMessage(content=text, tool_calls=[call])
+
+
+def spent(ledger: UsageLedger, task: TaskKey) -> tuple[int, int]:
+    (row,) = ledger.totals(by="tenant", tenant_id=task.tenant_id)
+    return row.calls, row.input_tokens
+
+
+def test_a_reply_and_its_bill_are_recorded_together(db: Database, task: TaskKey) -> None:
+    ledger = UsageLedger(db)
+    replies = ModelReplies(db, ledger)
+    assert replies.load(task) == {}
+    kept = replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)])
+    assert kept.tool_calls[0]["id"] == "call-heat pumps"
+    loaded = replies.load(task)
+    assert list(loaded) == ["0.0"]
+    assert loaded["0.0"].tool_calls == kept.tool_calls
+    assert spent(ledger, task) == (1, 100)
+    db.close()
+
+
+def test_the_first_reply_at_a_step_stands_and_each_call_is_billed(
+    db: Database, task: TaskKey
+) -> None:
+    ledger = UsageLedger(db)
+    replies = ModelReplies(db, ledger)
+    replies.record(task, "0.0", reply("first"), [bill(task, 100)])
+    kept = replies.record(task, "0.0", reply("second"), [bill(task, 50)])
+    assert kept.content == "first"
+    assert replies.load(task)["0.0"].content == "first"
+    assert spent(ledger, task) == (2, 150)  # both calls were paid for
+
+
+class Twice:
+    """A database whose every statement runs twice, as a retry after a connection lost
+    between the commit and its answer runs it."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.dialect = db.dialect
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        first = self._db.query(sql, params)
+        second = self._db.query(sql, params)
+        return first if "INSERT" in sql else second
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_record_written_twice_bills_once(postgres_url: str, task: TaskKey) -> None:
+    # PostgreSQL writes a reply and its bill in one statement, which a lost connection
+    # makes the retry run again; the embedded back ends write them in one transaction.
+    db = open_database(parse_url(postgres_url))
+    ledger = UsageLedger(db)
+    replies = ModelReplies(Twice(db), ledger)  # type: ignore[arg-type]
+    kept = replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)])
+    assert kept.content == "heat pumps"
+    assert spent(ledger, task) == (1, 100)
+    db.close()
