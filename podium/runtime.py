@@ -15,6 +15,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from podium.governance.admission import Admitted, needs_admission
 from podium.governance.binding import BINDING_KEY, Binding
@@ -40,7 +41,7 @@ class PodiumRuntime:
     def __init__(
         self,
         url: DatabaseURL,
-        checkpointer: BaseCheckpointSaver | None,
+        checkpointer: BaseCheckpointSaver[Any] | None,
         db: Database,
         **services: Any,
     ) -> None:
@@ -52,7 +53,9 @@ class PodiumRuntime:
         self.threads = self.services.threads
         self.governor: Governor = self.binding.governor
 
-    def compile(self, graph: StateGraph, *, admit_runs: bool = True, **kwargs: Any):
+    def compile(
+        self, graph: StateGraph[Any, Any, Any, Any], *, admit_runs: bool = True, **kwargs: Any
+    ) -> CompiledStateGraph[Any, Any, Any, Any] | Admitted:
         """Compile `graph` with this runtime's checkpointer and stores bound.
 
         Keyword arguments go to `StateGraph.compile` (e.g. `interrupt_before`, `name`).
@@ -124,7 +127,7 @@ async def open_async_runtime(
         yield runtime
 
 
-def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver:
+def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver[Any]:
     if url.kind == "memory":
         return InMemorySaver()
     if url.kind == "sqlite":
@@ -147,7 +150,7 @@ def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpo
 
 async def _async_saver(
     url: DatabaseURL, db: Database, stack: AsyncExitStack
-) -> BaseCheckpointSaver:
+) -> BaseCheckpointSaver[Any]:
     if url.kind == "memory":
         return InMemorySaver()
     if url.kind == "sqlite":
@@ -187,7 +190,7 @@ async def _async_saver(
     stack.push_async_callback(pool.close)
     db.use_async_pool(pool)  # budget holds and settlements run on the loop, not a thread
     saver = RetryingAsyncPostgresSaver(
-        pool,  # type: ignore[arg-type]  # rows are dicts (dict_row)
+        pool,
         url=url.masked,
         retry_for=db.retry_for,
     )

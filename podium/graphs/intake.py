@@ -75,7 +75,7 @@ def check_input(value: Any) -> Any:
     return {**cleaned, REJECTED_KEY: "; ".join(problems)}
 
 
-class Workflow(CompiledStateGraph):
+class Workflow(CompiledStateGraph[Any, Any, Any, Any]):
     """A compiled podium workflow: LangGraph's compiled graph whose runs check their input
     at the entry (see the module docstring) and, when compiled by a runtime, hold their
     thread's writer lock while they run (`podium.governance.writers`). `invoke` and
@@ -99,7 +99,7 @@ class Workflow(CompiledStateGraph):
         return aone_writer(claim, lambda: parent(checked, config, **kwargs))
 
     @classmethod
-    def of(cls, compiled: CompiledStateGraph) -> Workflow:
+    def of(cls, compiled: CompiledStateGraph[Any, Any, Any, Any]) -> Workflow:
         """`compiled` as a `Workflow` (same attributes, as `Pregel.copy` makes copies)."""
         attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
         return cls(**attrs)
