@@ -106,7 +106,6 @@ class ModelReplies:
             )
         return _message(rows[0]["message"])
 
-
     def _record_in_one_statement(
         self, task: TaskKey, step: str, reply: AIMessage, text: str, usage: Sequence[UsageEntry]
     ) -> AIMessage:
