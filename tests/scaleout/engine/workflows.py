@@ -6,7 +6,9 @@
 takes `SCALEOUT_MODEL_LATENCY` seconds (so runs are still in flight when a process is
 killed), and `publish_report` also appends one line to `effects.log` in the working
 directory each time it really runs (so a test counts executions, not files, which a second
-write would only overwrite).
+write would only overwrite). While a file `pause-after-publish` exists there, the tool
+sleeps that many seconds after its effect and before it returns: a test kills the process
+in that window, between the effect and the ledger's record of it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from podium.tools import publish_report as podium_publish
 UNLIMITED_POLICY = Path(__file__).resolve().parents[3] / "bench" / "scaleout_policy.yaml"
 LATENCY = float(os.environ.get("SCALEOUT_MODEL_LATENCY", "0.3"))
 EFFECTS_LOG = Path("effects.log")
+PAUSE_AFTER_PUBLISH = Path("pause-after-publish")
 
 
 class LatentDemo(DemoChatModel):
@@ -59,6 +62,8 @@ def publish_report(filename: str, content: str) -> str:
         os.write(fd, f"{filename} {os.getpid()}\n".encode())
     finally:
         os.close(fd)
+    if PAUSE_AFTER_PUBLISH.exists():
+        time.sleep(float(PAUSE_AFTER_PUBLISH.read_text() or "30"))
     return result
 
 
