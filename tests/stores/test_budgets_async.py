@@ -8,6 +8,7 @@ same rules as the sync methods, checked here against the same ledger.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from langchain_core.messages import AIMessage
@@ -90,7 +91,8 @@ async def test_parallel_async_workers_on_postgres_never_overspend_the_run_budget
 
 
 async def test_a_run_cancelled_mid_call_gives_its_hold_back(postgres_url, tmp_path, tenant):
-    slow = ScriptedChatModel(responses=[AIMessage("never")], name="slow", latency=5.0)
+    # Slower than the wait below can be on a loaded machine: the call is cancelled first.
+    slow = ScriptedChatModel(responses=[AIMessage("never")], name="slow", latency=60.0)
     policy = tmp_path / "policy.yaml"
     policy.write_text(BUDGET_POLICY)
     graph = podium.build_workflow(
@@ -110,9 +112,8 @@ async def test_a_run_cancelled_mid_call_gives_its_hold_back(postgres_url, tmp_pa
             )
         )
         scope = f"run:{thread}:1"
-        for _ in range(200):  # until the model call holds its budget
-            if budgets.reserved(tenant, scope, "tokens") > 0:
-                break
+        deadline = time.monotonic() + 30  # until the model call holds its budget
+        while budgets.reserved(tenant, scope, "tokens") == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert budgets.reserved(tenant, scope, "tokens") > 0
         run.cancel()
