@@ -74,7 +74,24 @@ def in_graph_step() -> bool:
     from langgraph.config import get_config
 
     try:
-        configurable = get_config().get("configurable") or {}
+        return carries_step(get_config())
     except RuntimeError:
         return False
-    return "__pregel_scratchpad" in configurable
+
+
+def carries_step(config: Any) -> bool:
+    """Whether `config` is the config of a running LangGraph step (a node's own config,
+    which LangGraph hands the node), so an `interrupt()` under it reaches that step."""
+    return "__pregel_scratchpad" in ((config or {}).get("configurable") or {})
+
+
+def no_step(call: Call, why: str) -> str:
+    """Why a gate could not be raised for `call` (`why`: what needs the gate), and the fix."""
+    return (
+        f"{call.name!r} {why}, but it was called from a thread that carries no LangGraph "
+        "step (a bare ThreadPoolExecutor or threading.Thread does not copy context "
+        "variables), so no gate can be raised there. It was not run. Pass the node's config "
+        "to the tool (`tool.invoke(args, config)`), or run the call in the step's context: "
+        "`pool.submit(contextvars.copy_context().run, tool.invoke, args)`, "
+        "`asyncio.to_thread`, or LangChain's `ContextThreadPoolExecutor`."
+    )

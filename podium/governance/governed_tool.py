@@ -5,8 +5,16 @@ closes over the task's scope (tenant, thread, round, task, roles, policies) and 
 runtime's binding (services, governor). Every way LangChain can call a tool (`invoke`,
 `ainvoke`, `run`, `arun`, `batch`, a `ToolNode`, with or without callbacks, from any
 thread) ends in `run`/`arun` here, which hand the call to the one tool-call decision
-(`podium.governance.tool_call`). Nothing is looked up from a context variable or a
-callback, so switching callbacks off or calling from a thread pool changes nothing.
+(`podium.governance.tool_call`). The scope and the runtime are not looked up from a
+context variable or a callback, so switching callbacks off or calling from a thread pool
+changes nothing about which policies apply.
+
+An approval gate is a LangGraph `interrupt()` of the graph step that made the call, which
+LangGraph finds through a context variable. LangGraph's own executor (a `ToolNode`'s
+sync tools), `asyncio.to_thread` and `contextvars.copy_context().run` carry it into a
+pool thread; a bare `ThreadPoolExecutor` does not, and there the call finds the step in
+the config the caller passed (`tool.invoke(args, config)` with the node's config). A
+gated call that carries no step either way is refused, and the refusal says how to fix it.
 
 What cannot be enforced in-process: code that calls the Python function under the tool
 (`tool.inner.func(...)`, or the function itself) bypasses every tool object.
@@ -15,15 +23,17 @@ What cannot be enforced in-process: code that calls the Python function under th
 from __future__ import annotations
 
 import threading
+from contextvars import Token
 from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tools import BaseTool
 
 import podium.governance.tool_call as tool_call
-from podium.governance.calls import REFUSED, Call
+from podium.governance.calls import REFUSED, Call, carries_step, in_graph_step
 from podium.governance.guard import ToolRefused
 from podium.governance.records import digest
 from podium.governance.scope import SCOPE_KEY
@@ -90,12 +100,16 @@ class GovernedTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         config, call = self._start(tool_input, callbacks, config, tool_call_id)
-        result = tool_call.run(
-            self.binding.governor,
-            self.scope,
-            call,
-            lambda c: self.inner.invoke(_as_tool_call(c), config),
-        )
+        step = _enter_step(config)
+        try:
+            result = tool_call.run(
+                self.binding.governor,
+                self.scope,
+                call,
+                lambda c: self.inner.invoke(_as_tool_call(c), config),
+            )
+        finally:
+            _leave_step(step)
         return self._end(result, tool_call_id)
 
     async def arun(
@@ -111,12 +125,16 @@ class GovernedTool(BaseTool):
         **kwargs: Any,
     ) -> Any:
         config, call = self._start(tool_input, callbacks, config, tool_call_id)
-        result = await tool_call.arun(
-            self.binding.governor,
-            self.scope,
-            call,
-            lambda c: self.inner.ainvoke(_as_tool_call(c), config),
-        )
+        step = _enter_step(config)
+        try:
+            result = await tool_call.arun(
+                self.binding.governor,
+                self.scope,
+                call,
+                lambda c: self.inner.ainvoke(_as_tool_call(c), config),
+            )
+        finally:
+            _leave_step(step)
         return self._end(result, tool_call_id)
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:
@@ -162,6 +180,21 @@ class GovernedTool(BaseTool):
         if result.response_metadata.get(REFUSED):
             raise ToolRefused(self.name, result.text)
         return result.content
+
+
+def _enter_step(config: RunnableConfig) -> Token[RunnableConfig | None] | None:
+    """Make the graph step named by the caller's `config` the current one, when the
+    calling thread carries none (a bare thread pool given the node's config), so an
+    approval gate can interrupt that step. Returns what `_leave_step` restores."""
+    if in_graph_step() or not carries_step(config):
+        return None
+    return var_child_runnable_config.set(config)
+
+
+def _leave_step(token: Token[RunnableConfig | None] | None) -> None:
+    # A pool thread keeps its context between tasks: leave it as it was found.
+    if token is not None:
+        var_child_runnable_config.reset(token)
 
 
 def _as_tool_call(call: Call) -> dict[str, Any]:

@@ -35,11 +35,12 @@ def resolve_at_gate(
     """Wait at the effect gate of `key`; returns what the ledger says after the answer
     (run it, its recorded result) or the message for the model when it is abandoned."""
     from podium.gates.interrupt import await_decision, gate_id
-    from podium.governance.calls import in_graph_step, record_decision, refusal
+    from podium.governance.calls import in_graph_step, no_step, record_decision, refusal
     from podium.governance.scope import call_scope
 
     if not in_graph_step():
-        return refusal(call, _unresolved(call, status))
+        why = "started before and never reported, so it waits for an operator at a gate"
+        return refusal(call, no_step(call, why))
     roles: list[str] = []
     if scope.policies is not None:
         approval = P.requires_approval(scope.policies, call_scope(scope), call.name, call.args)

@@ -6,7 +6,7 @@ filter -> audit. A refusal goes back to the model as a ToolMessage, so it can ad
 
 Every way a tool runs under podium reaches this module: the built-in worker's
 `ToolNode` (through `wrap_tool_call`), a governed tool object handed to a custom worker
-(`podium.governance.tools.GovernedTool`), and the callback guard of a custom graph
+(`podium.governance.governed_tool.GovernedTool`), and the callback guard of a custom graph
 (`clear`: the part that can run before a tool it did not wrap).
 """
 
@@ -27,6 +27,7 @@ from podium.governance.calls import (
     Call,
     in_graph_step,
     message,
+    no_step,
     record_decision,
     refusal,
 )
@@ -189,12 +190,7 @@ def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> 
 
     if not in_graph_step():
         gov.record(scope, "error", {"tool": call.name, "gate": "outside_graph_step"})
-        return refusal(
-            call,
-            f"{call.name!r} needs approval ({approval.rule}), and it was called outside a "
-            "step of the worker's graph (e.g. from a thread pool), where no gate can be "
-            "raised. It was not run; call it from a node of the worker's graph.",
-        )
+        return refusal(call, no_step(call, f"needs approval ({approval.rule})"))
     now = gov.services.clock()
     expires = approval.details.get("expires_in")
     gate = GateRequest(

@@ -7,6 +7,9 @@ own gated tool the callback guard stops at the same gate.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,9 +17,11 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
@@ -197,7 +202,7 @@ def test_direct_calls_with_callbacks_off_or_from_a_thread_pool_are_governed(
     assert lines[0].startswith("delete/callbacks-off: refused Refused by policy (default-deny)")
     assert lines[1].startswith("delete/pool: refused Refused by policy (default-deny)")
     assert lines[2].startswith("publish/pool: refused 'publish' needs approval")
-    assert "outside a step of the worker's graph" in lines[2]
+    assert "carries no LangGraph step" in lines[2]
     assert lines[3] == "publish/callbacks-off: ran published approved"
     refused = [
         e.payload["details"].get("tool")
@@ -211,6 +216,189 @@ def test_direct_calls_with_callbacks_off_or_from_a_thread_pool_are_governed(
     calls = [e.payload for e in events if e.kind == "tool_call"]
     assert [c["tool"] for c in calls] == ["publish"]
     assert [e.payload["decision"] for e in events if e.kind == "approval"] == ["approve"]
+
+
+# -- a gated tool called from a pool thread still inside the graph step ----------------
+
+POOL_POLICY = """\
+agents:
+  pooled:
+    tools: {allow: [publish]}
+tools:
+  publish:
+    side_effects: true
+    requires_approval: {roles: [editor]}
+"""
+
+#: How the worker's node reaches the tool from another thread: a bare pool given the
+#: node's config (`invoke`, or `ainvoke` on the pool thread's own event loop), a bare
+#: pool running the call in a copy of the node's context, `asyncio.to_thread` from an
+#: async node, and LangGraph's own `ToolNode` (sync tools run on LangGraph's executor).
+POOL_WAYS = ["pool+config", "pool+config+ainvoke", "pool+copy_context", "to_thread", "tool_node"]
+
+
+def _pool_worker(how: str, node_threads: list[int]):
+    """A factory whose node (or ToolNode) runs the gated tool on another thread."""
+
+    def factory(tools: list, model: Any) -> Any:
+        [publish] = tools
+        args = {"text": "from the pool"}
+
+        def answer(text: str) -> dict:
+            return {"messages": [AIMessage(text)]}
+
+        def node(state: DirectState, config: RunnableConfig) -> dict:
+            node_threads.append(threading.get_ident())
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                if how == "pool+config":
+                    future = pool.submit(publish.invoke, args, config)
+                elif how == "pool+config+ainvoke":
+                    future = pool.submit(asyncio.run, publish.ainvoke(args, config))
+                else:
+                    future = pool.submit(contextvars.copy_context().run, publish.invoke, args)
+                try:
+                    return answer(future.result())
+                except PolicyViolation as exc:
+                    return answer(f"refused: {exc}")
+
+        async def anode(state: DirectState) -> dict:
+            node_threads.append(threading.get_ident())
+            try:
+                return answer(await asyncio.to_thread(publish.invoke, args))
+            except PolicyViolation as exc:
+                return answer(f"refused: {exc}")
+
+        def ask(state: DirectState) -> dict:
+            node_threads.append(threading.get_ident())
+            call = {"name": "publish", "args": args, "id": "call-pool", "type": "tool_call"}
+            return {"messages": [AIMessage("", tool_calls=[call])]}
+
+        def relay(state: DirectState) -> dict:
+            return answer(state["messages"][-1].text)
+
+        builder = StateGraph(DirectState)
+        if how == "tool_node":
+            builder.add_node("ask", ask)
+            builder.add_node("tools", ToolNode(tools))
+            builder.add_node("relay", relay)
+            builder.add_edge(START, "ask")
+            builder.add_edge("ask", "tools")
+            builder.add_edge("tools", "relay")
+            builder.add_edge("relay", END)
+        else:
+            builder.add_node("work", anode if how == "to_thread" else node)
+            builder.add_edge(START, "work")
+            builder.add_edge("work", END)
+        return builder
+
+    return factory
+
+
+def _publish_tool(ran: list[tuple[str, int]]) -> Any:
+    @tool
+    def publish(text: str) -> str:
+        """Publish a text."""
+        ran.append((text, threading.get_ident()))
+        return f"published {text}"
+
+    return publish
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+@pytest.mark.parametrize("how", POOL_WAYS)
+async def test_a_gated_tool_called_from_a_thread_pool_waits_at_its_gate(
+    how, decision, durable_url, tmp_path, tenant
+):
+    ran: list[tuple[str, int]] = []
+    node_threads: list[int] = []
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POOL_POLICY, encoding="utf-8")
+    agent = AgentSpec(
+        name="pooled", tools=[_publish_tool(ran)], graph=_pool_worker(how, node_threads)
+    )
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="pooled", instruction="publish")])
+    graph = podium.build_workflow([agent], name="pooled", supervisor=plan, policies=policy)
+    thread = f"{tenant}-{how}"
+    ana = RunContext(tenant_id=tenant, user_id="ana")
+    editor = RunContext(tenant_id=tenant, user_id="eve", roles=frozenset({"editor"}))
+    verdict = Decision(decision=decision)
+    if how == "to_thread":  # an async node: the run is async too
+        async with podium.open_async_runtime(durable_url) as art:
+            app = art.compile(graph)
+            await app.ainvoke({"goal": "g"}, _config(thread), context=ana)
+            gates = await podium.apending_gates(app, thread)
+            assert ran == [], "the tool ran before its gate was decided"
+            out = await podium.adecide(app, thread, verdict, context=editor)
+            events = art.services.audit.timeline(thread, tenant)
+            effects = art.services.effects.list(tenant, thread_id=thread)
+    else:
+        with podium.open_runtime(durable_url) as rt:
+            app = rt.compile(graph)
+            app.invoke({"goal": "g"}, _config(thread), context=ana)
+            gates = podium.pending_gates(app, thread)
+            assert ran == [], "the tool ran before its gate was decided"
+            out = podium.decide(app, thread, verdict, context=editor)
+            events = rt.services.audit.timeline(thread, tenant)
+            effects = rt.services.effects.list(tenant, thread_id=thread)
+
+    [gate] = gates
+    assert (gate.request.kind, gate.request.tool, gate.request.args) == (
+        "tool",
+        "publish",
+        {"text": "from the pool"},
+    )
+    assert out["status"] == "completed", out.get("error")
+    approvals = [e.payload for e in events if e.kind == "approval"]
+    assert [(a["decision"], a["user"]) for a in approvals] == [(decision, "eve")]
+    assert not [e for e in events if e.kind == "error" and e.payload.get("gate")]
+    if decision == "approve":
+        [(text, ran_on)] = ran
+        assert text == "from the pool"
+        assert ran_on not in node_threads, "the tool ran on the node's own thread"
+        assert [(e.tool, e.status, e.attempts) for e in effects] == [("publish", "completed", 1)]
+        assert out["answer"].endswith("published from the pool")
+    else:
+        assert ran == []
+        assert effects == []
+        assert "Rejected by eve" in out["answer"]
+
+
+def test_a_gated_call_from_a_bare_pool_thread_is_refused_with_the_fix(tmp_path, tenant):
+    ran: list[tuple[str, int]] = []
+
+    def factory(tools: list, model: Any) -> Any:
+        [publish] = tools
+
+        def node(state: DirectState) -> dict:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                try:
+                    text = pool.submit(publish.invoke, {"text": "lost"}).result()
+                except PolicyViolation as exc:
+                    text = f"refused: {exc}"
+            return {"messages": [AIMessage(text)]}
+
+        builder = StateGraph(DirectState)
+        builder.add_node("work", node)
+        builder.add_edge(START, "work")
+        builder.add_edge("work", END)
+        return builder
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POOL_POLICY, encoding="utf-8")
+    agent = AgentSpec(name="pooled", tools=[_publish_tool(ran)], graph=factory)
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="pooled", instruction="publish")])
+    graph = podium.build_workflow([agent], name="pooled", supervisor=plan, policies=policy)
+    with podium.open_runtime("memory://") as rt:
+        app = rt.compile(graph)
+        out = app.invoke({"goal": "g"}, _config("bare"), context=RunContext(tenant_id=tenant))
+        events = rt.services.audit.timeline("bare", tenant)
+
+    assert podium.pending_gates(app, "bare") == [] and ran == []
+    assert out["answer"].startswith("refused: 'publish' needs approval")
+    # Why (no LangGraph step in that thread) and how to fix it.
+    for words in ("carries no LangGraph step", "tool.invoke(args, config)", "copy_context"):
+        assert words in out["answer"]
+    assert [e.payload["gate"] for e in events if e.kind == "error"] == ["outside_graph_step"]
 
 
 # -- a compiled graph's own tools: the guard raises the same gate -----------------------
