@@ -84,6 +84,8 @@ def _gate_note(request: Any) -> str:
         return f"gate {request.gate_id}: approval of {request.tool}"
     if request.kind == "question":
         return f"gate {request.gate_id}: a question for a person"
+    if request.kind == "effect":
+        return f"gate {request.gate_id}: effect in doubt: did {request.tool} happen?"
     return f"gate {request.gate_id}: approval of the {request.kind}"
 
 
@@ -138,7 +140,8 @@ def usage_table(values: Mapping[str, Any]) -> str:
 
 
 class Progress:
-    """Prints one line per run event (plan made, task started/finished, run finished)."""
+    """Prints one line per run event (plan made, task started/waiting/finished, run
+    finished)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -156,6 +159,9 @@ class Progress:
             self._line(f"{stamp} {'started':<10}{event['task_id']} {event['agent']}")
         elif kind == "task_finished":
             self._line(f"{stamp} {event['status']:<10}{event['task_id']} {event['agent']}")
+        elif kind == "task_waiting":
+            reason = f": {event['reason']}" if event.get("reason") else ""
+            self._line(f"{stamp} {'waiting':<10}{event['task_id']} {event['agent']}{reason}")
         elif kind == "run_finished":
             self._line(f"{stamp} run {event['status']}")
 

@@ -46,6 +46,9 @@ class TaskRecord(TypedDict):
     finished_at: NotRequired[float | None]
     #: Model switches ({"from", "to"}) when a fallback model answered for the agent.
     model_fallbacks: NotRequired[list[dict[str, str]]]
+    #: While the task waits (an effect in doubt): the checkpoint namespace of the run whose
+    #: recorded model replies its next run replays (`podium.nodes.task`); None after.
+    replay_ns: NotRequired[str | None]
 
 
 class TaskResult(TypedDict):

@@ -1,12 +1,19 @@
 """In doubt is a state: a side effect the ledger cannot confirm waits for an operator.
 
 A side-effect call that started and never reported (its process died mid-tool) may or
-may not have happened. Instead of running it again or calling it a success, the call
-raises an effect gate ("did this effect happen?") and its task waits there, listed by
-`podium approvals` and the app. The operator answers with `done` (it happened: the
-agent gets a note as the result), `retry` (it did not: run it now) or `abandon` (do not
-run it; the agent is told), through `podium effects resolve` or the `decide` API. The
-answer is applied to the ledger and audited when the run resumes.
+may not have happened. Instead of running it again or calling it a success, the task
+stops (`EffectInDoubt`) and the task node moves it to `waiting`; the supervisor marks
+the run `waiting` and sends the task again, and this time the call raises an effect
+gate ("did this effect happen?") where it is. The gate is listed by `podium approvals`
+and the app. The operator answers with `done` (it happened: the agent gets a note as
+the result), `retry` (it did not: run it now) or `abandon` (do not run it; the agent is
+told), through `podium effects resolve` or the `decide` API. The answer is applied to
+the ledger and audited when the run resumes.
+
+Two steps, because a LangGraph step that is interrupted writes nothing: the task's and
+the run's `waiting` must be written by a step that ends before the gate is raised. The
+task's second run replays the first one's recorded model replies, so it comes back to
+the same call with the same id.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import ToolMessage
+from langgraph.errors import GraphBubbleUp
 
 import podium.policies as P
 from podium.errors import EffectStateError
@@ -27,6 +35,24 @@ if TYPE_CHECKING:
     from podium.governance.calls import Call
     from podium.governance.scope import Scope
     from podium.stores.effects.keys import EffectKey
+
+
+class EffectInDoubt(GraphBubbleUp):
+    """Stops a task whose side-effect call is in doubt, so that the task node moves it
+    to `waiting` before the effect's gate is raised.
+
+    A `GraphBubbleUp`, like LangGraph's interrupts: a `ToolNode` and LangGraph's own
+    loop pass it up unhandled, to the task node that ran the worker. Worker code must
+    not catch it (nor a bare `Exception` around a tool call), as with an interrupt.
+    """
+
+    def __init__(self, tool: str, key: EffectKey, status: InDoubt) -> None:
+        self.tool, self.key, self.status = tool, key, status
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(status.started_at))
+        super().__init__(
+            f"effect in doubt: {tool} started at {started} UTC (attempt {status.attempt}) "
+            "and never reported; waiting for an operator"
+        )
 
 
 def resolve_at_gate(

@@ -35,6 +35,10 @@ class Scope:
     task_class: str | None = None
     #: The task run's recorded model replies (`podium.governance.replay.TaskReplies`).
     replies: Any = None
+    #: Whether a side effect found in doubt first moves the task to `waiting` (set by the
+    #: task node on a task that is not waiting yet: `podium.governance.in_doubt.EffectInDoubt`
+    #: stops it); otherwise the effect's gate is raised where the call is.
+    moves_to_waiting: bool = False
 
     def for_agent(self, agent: str, task_id: str | None) -> Scope:
         return replace(self, agent=agent, task_id=task_id)

@@ -236,20 +236,24 @@ def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> 
 
 
 def _claim_effect(gov: GovernorCore, p: Prepared) -> ToolMessage | None:
-    """Exactly once: a recorded effect returns its result; a crashed one waits for an
-    operator's answer at an effect gate."""
+    """Exactly once: a recorded effect returns its result; a crashed one moves its task
+    to `waiting` (audited once, here), then waits for an operator's answer at an effect
+    gate (`podium.governance.in_doubt`)."""
     if p.effect is None:
         return None
     ledger = gov.services.effects
     status = ledger.begin(p.effect, p.call.name, p.call.args)
     if isinstance(status, InDoubt) and not p.settings.idempotent:
-        gov.record(
-            p.scope,
-            "error",
-            {"tool": p.call.name, "in_doubt": True, "started_at": status.started_at},
-        )
-        from podium.governance.in_doubt import resolve_at_gate
+        from podium.governance.in_doubt import EffectInDoubt, resolve_at_gate
 
+        if p.scope.moves_to_waiting:
+            # The task moves to `waiting` first; its next run raises the gate (below).
+            gov.record(
+                p.scope,
+                "error",
+                {"tool": p.call.name, "in_doubt": True, "started_at": status.started_at},
+            )
+            raise EffectInDoubt(p.call.name, p.effect, status)
         answered = resolve_at_gate(gov, p.scope, p.call, p.effect, status)
         if isinstance(answered, ToolMessage):
             return answered

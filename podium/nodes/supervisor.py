@@ -47,7 +47,7 @@ from podium.nodes._supervision import (
     _queued,
 )
 from podium.nodes.gate import PLAN_PENDING
-from podium.nodes.record import record, record_transitions
+from podium.nodes.record import record, record_transitions, set_thread_status
 from podium.plan import (
     DEFAULT_MAX_TASKS,
     ChoiceReply,
@@ -64,8 +64,11 @@ from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, em
 Ask = tuple[list[BaseMessage], Structured]
 Step = Generator[Ask, Any, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
-#: Tasks the route sends to workers: fresh ones, and ones reassigned to a fallback agent.
-DISPATCHED = frozenset({"initializing", "retrying"})
+#: Tasks the route sends to workers: fresh ones, ones reassigned to a fallback agent, and
+#: waiting ones (an effect in doubt), whose next run raises the effect's gate.
+DISPATCHED = frozenset({"initializing", "retrying", "waiting"})
+#: Run statuses of a round in progress (`waiting`: a task waits for an operator).
+IN_PROGRESS = frozenset({"running", "waiting"})
 #: Longest goal a workflow takes unless told otherwise (characters).
 DEFAULT_MAX_GOAL_CHARS = 100_000
 #: Characters of a refused goal kept in the state (the input checkpoint has it whole).
@@ -166,7 +169,7 @@ class Supervisor:
 
     def _scoped(self, state: WorkflowState, config: RunnableConfig) -> RunnableConfig:
         """The config with the supervisor's scope (the round a new goal will start counts)."""
-        round_ = state.get("round", 0) + (0 if state.get("status") == "running" else 1)
+        round_ = state.get("round", 0) + (0 if state.get("status") in IN_PROGRESS else 1)
         scope = make_scope(
             config,
             get_runtime().context,
@@ -204,7 +207,7 @@ class Supervisor:
     def step(self, state: WorkflowState, config: RunnableConfig) -> Step:
         update: dict[str, Any] = {}
         usage = empty_usage()
-        new_round = state.get("status") != "running"
+        new_round = state.get("status") not in IN_PROGRESS
         if new_round:
             goal, intake = _intake(state)
             if goal is None:
@@ -321,6 +324,10 @@ class Supervisor:
         if usage["calls"]:
             update["usage"] = {"supervisor": usage}
         update["tasks"] = {RESET: True, **tasks, **changed} if new_round else changed
+        status = _run_status(state.get("status"), {**tasks, **changed})
+        if status is not None:
+            update["status"] = status
+            set_thread_status(config, status)
         return update
 
     def _goal_problem(self, goal: str) -> str | None:
@@ -389,7 +396,7 @@ class Supervisor:
                     task, "cancelled", at=now, reason=f"dependency {blocked[0]} did not complete"
                 )
         limit = (self.max_concurrency or len(tasks)) - sum(
-            t["status"] == "retrying" for t in tasks.values()
+            t["status"] in ("retrying", "waiting") for t in tasks.values()
         )
         for task_id, task in tasks.items():
             if limit <= 0:
@@ -403,6 +410,16 @@ class Supervisor:
                 )
                 limit -= 1
         return changed
+
+
+def _run_status(current: str | None, tasks: dict[str, dict[str, Any]]) -> str | None:
+    """The run's new status while a round is in progress, if it changes: `waiting` while
+    a task waits for an operator (an effect in doubt), `running` again once none does."""
+    if current not in IN_PROGRESS:
+        return None  # a new round writes its own status; a failed run keeps its own
+    waiting = any(t["status"] == "waiting" for t in tasks.values())
+    status = "waiting" if waiting else "running"
+    return status if status != current else None
 
 
 def _reply_data(reply: Any) -> object:

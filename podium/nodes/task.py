@@ -26,6 +26,7 @@ from podium.context import current_context
 from podium.errors import TaskFailed
 from podium.governance.binding import bound
 from podium.governance.guard import PolicyGuard
+from podium.governance.in_doubt import EffectInDoubt
 from podium.governance.recovery import acall_with_timeout, call_with_timeout, classify
 from podium.governance.replay import TaskReplies
 from podium.governance.scope import make_scope, scope_from, with_scope
@@ -62,6 +63,8 @@ def make_task_node(
         now = time.time()
         task = lifecycle.transition(dict(payload["task"]), "running", at=now)
         task = {**task, "started_at": now, "attempts": task.get("attempts", 0) + 1}
+        if task.get(REPLAY_NS):
+            task[REPLAY_NS] = None  # kept only while the task waits (records merge by key)
         _emit("task_started", task)
         scope = make_scope(
             config,
@@ -72,6 +75,9 @@ def make_task_node(
             task_id=task["id"],
             round=payload.get("round", 0),
         )
+        # A task not waiting yet stops at an effect in doubt, to be moved to `waiting`;
+        # a waiting one raises the effect's gate.
+        scope = replace(scope, moves_to_waiting=payload["task"]["status"] != "waiting")
         text = task_message(task, payload["goal"], payload["inputs"])
         if custom:
             inputs: dict[str, Any] = {"goal": text, "messages": [HumanMessage(text)]}
@@ -89,7 +95,9 @@ def make_task_node(
             # checkpoint the task was sent from, so a re-run of the same step after a crash
             # finds its replies, while a fork of the thread (time travel, a new goal) or a
             # second invocation of a nested workflow never replays another branch's.
-            thread = scope.thread_id + _namespace(config)
+            # A task sent again after it moved to `waiting` keeps the namespace of the
+            # run that recorded its replies, so it comes back to the same calls.
+            thread = scope.thread_id + replay_namespace(payload, config)
             key = TaskKey(scope.tenant_id, thread, scope.round, task["id"], spec.name)
             scope = replace(scope, replies=TaskReplies(bound(config).services.replies, key))
         cfg, guard = for_task(with_scope(config, scope), task["id"], spec.name), None
@@ -148,6 +156,21 @@ def make_task_node(
         record_transitions(cfg, {task["id"]: payload["task"]}, update["tasks"])
         return update
 
+    def waiting(
+        task: dict[str, Any], doubt: EffectInDoubt, payload: WorkerInput, config: RunnableConfig
+    ) -> dict[str, Any]:
+        """The task moves to `waiting`: an effect of it is in doubt. The supervisor marks
+        the run waiting and sends the task again, which raises the effect's gate."""
+        now = time.time()
+        held = {
+            **lifecycle.transition(task, "waiting", at=now, reason=str(doubt)),
+            "error": None,
+            REPLAY_NS: replay_namespace(payload, config),
+        }
+        _emit("task_waiting", held, tool=doubt.tool, reason=str(doubt))
+        record_transitions(config, {task["id"]: payload["task"]}, {task["id"]: held})
+        return {"tasks": {task["id"]: held}}
+
     # A finished task's events stay buffered until the next supervisor step writes the
     # whole wave at once; a gate or a failure is written at once.
     def graph_of(cfg: RunnableConfig) -> Any:
@@ -165,6 +188,10 @@ def make_task_node(
                 lambda: graph.invoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg, guard)
+        except EffectInDoubt as doubt:
+            update = waiting(task, doubt, payload, cfg)
+            bound(config).services.flush()
+            return update
         except GraphBubbleUp:
             bound(config).services.flush()
             raise
@@ -187,6 +214,10 @@ def make_task_node(
                 lambda: graph.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg, guard)
+        except EffectInDoubt as doubt:
+            update = await services.run_sync(waiting, task, doubt, payload, cfg)
+            await services.run_sync(services.flush)
+            return update
         except GraphBubbleUp:
             await services.run_sync(services.flush)
             raise
@@ -330,3 +361,15 @@ def _namespace(config: RunnableConfig) -> str:
     """`|<checkpoint namespace>` of this task run (`agent:<task id>`, below the namespaces
     of any enclosing graphs)."""
     return "|" + str((config.get("configurable") or {}).get("checkpoint_ns") or "")
+
+
+#: The task record's key holding, while the task waits, the namespace of the run whose
+#: model replies its next run replays.
+REPLAY_NS = "replay_ns"
+
+
+def replay_namespace(payload: WorkerInput, config: RunnableConfig) -> str:
+    """The namespace this run of the task records and replays model replies under: the
+    one kept when the task moved to `waiting`, else this run's own."""
+    kept = payload["task"].get(REPLAY_NS)
+    return str(kept) if kept else _namespace(config)

@@ -3,7 +3,7 @@
 `board_rows(values, gates)` reads a thread's state (tasks, results, usage) as the CLI's
 task table does. `LiveBoard` starts from the same state and applies the custom stream
 events of a run (`plan`, `task_started`, `task_finished`, `task_reassigned`,
-`gate_raised`, `run_finished`), so the page can redraw the board as tasks move.
+`task_waiting`, `gate_raised`, `run_finished`), so the page can redraw the board as tasks move.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def _gate_note(request: Any) -> str:
         return f"approval needed: {request.tool}"
     if request.kind == "question":
         return "question for a person"
+    if request.kind == "effect":
+        return f"effect in doubt: {request.tool} (done, retry or abandon?)"
     return f"approval needed: {request.kind}"
 
 
@@ -134,7 +136,13 @@ class LiveBoard:
             }
         elif kind == "run_finished":
             self.status = event.get("status")
-        elif kind in ("task_started", "task_finished", "task_reassigned", "gate_raised"):
+        elif kind in (
+            "task_started",
+            "task_finished",
+            "task_reassigned",
+            "task_waiting",
+            "gate_raised",
+        ):
             self._task_event(kind, event)
 
     def _task_event(self, kind: str, event: Mapping[str, Any]) -> None:
@@ -155,6 +163,8 @@ class LiveBoard:
                 status=event.get("status") or "retrying",
                 note=f"reassigned: {event.get('error') or ''}".strip(),
             )
+        elif kind == "task_waiting":
+            row = replace(row, status="waiting", note=event.get("reason") or "")
         else:
             row = replace(row, status="waiting", note=_gate_event_note(event))
         self._rows[task_id] = replace(row, note=" ".join(str(row.note).split())[:120])
@@ -182,6 +192,8 @@ class LiveBoard:
 def _gate_event_note(event: Mapping[str, Any]) -> str:
     if event.get("kind") == "tool":
         return f"approval needed: {event.get('tool')}"
+    if event.get("kind") == "effect":
+        return f"effect in doubt: {event.get('tool')} (done, retry or abandon?)"
     return f"approval needed: {event.get('kind')}"
 
 

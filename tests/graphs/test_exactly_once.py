@@ -7,14 +7,18 @@ again from its start (`worker_durability="exit"`), and its recorded reply is rep
 the same call ids, so `pay` is not repeated, and the replayed call is not paid again.
 
 In "hang" mode `pay` itself hangs after its effect: the kill leaves it in doubt. The
-resumed run waits at an effect gate; `podium resume` exits 3 and says so, `podium
-approvals` lists it, and `podium effects resolve ... done` finishes the run.
+resumed run's task moves to `waiting` and the run waits at an effect gate, its status
+`waiting`: `podium resume` exits 3 and says so, `podium show` and `podium threads` say
+waiting, `podium approvals` lists it, and `podium effects resolve ... done` finishes the
+run. Resumed through the embedded API, `invoke` returns status `waiting` and the thread
+index says so too; `podium.decide(..., Decision(decision="done"))` finishes it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,14 +150,18 @@ def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
     resumed = _podium(tmp_path, "resume", thread, "--db", durable_url, "--tenant", tenant)
     assert resumed.returncode == 3, resumed.stderr
     assert "waiting: gate g-" in resumed.stderr and "did pay" in resumed.stderr
+    # The progress lines say the task moved to waiting, and why.
+    assert re.search(r"waiting +t1 payer: effect in doubt: pay started at", resumed.stderr)
     assert _payments(tmp_path) == ["paid 5"]  # not run again while in doubt
 
     listed = _podium(tmp_path, "approvals", "--db", durable_url, "--tenant", tenant)
     assert listed.returncode == 0 and "effect" in listed.stdout and thread in listed.stdout
     threads = _podium(tmp_path, "threads", "--db", durable_url, "--tenant", tenant)
-    assert "waiting" in threads.stdout
+    assert re.search(rf"^{thread} +random_ids +waiting ", threads.stdout, re.M), threads.stdout
     shown = _podium(tmp_path, "show", thread, "--db", durable_url, "--tenant", tenant)
+    assert f"thread {thread}  workflow random_ids  tenant {tenant}  status waiting" in shown.stdout
     assert "waiting (effect in doubt)" in shown.stdout
+    assert re.search(r"^t1 +payer +waiting .*effect in doubt: did pay happen\?", shown.stdout, re.M)
 
     gate = next(
         line.split("--gate ", 1)[1].split()[0]
@@ -177,6 +185,9 @@ def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
     )
     assert done.returncode == 0, done.stderr
     assert _payments(tmp_path) == ["paid 5"]
+    shown = _podium(tmp_path, "show", thread, "--db", durable_url, "--tenant", tenant)
+    assert "status completed" in shown.stdout
+    assert re.search(r"^t1 +payer +completed ", shown.stdout, re.M), shown.stdout
 
     with podium.open_runtime(durable_url) as rt:
         [effect] = rt.services.effects.list(tenant, thread_id=thread)
@@ -193,3 +204,28 @@ def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
         ("effect", "done", "oncall")
     ]
     assert any(e.kind == "error" and e.payload.get("in_doubt") for e in events)
+
+
+def test_an_effect_killed_mid_tool_makes_the_embedded_api_say_waiting(
+    durable_url, tenant, tmp_path
+):
+    thread = f"{tenant}-doubt-api"
+    _kill_when_hung(durable_url, tenant, thread, tmp_path, "hang")
+    (tmp_path / "blocked").unlink()
+
+    resumed = _run(durable_url, tenant, thread, tmp_path, "resume")
+    assert (resumed["status"], resumed["thread_status"]) == ("waiting", "waiting")
+    assert resumed["tasks"] == {"t1": "waiting"}
+    assert [(g["kind"], g["tool"]) for g in resumed["gates"]] == [("effect", "pay")]
+    assert resumed["effects"] == [["t1", "pay", "started", 1]]
+    assert _payments(tmp_path) == ["paid 5"]
+
+    done = _run(durable_url, tenant, thread, tmp_path, "done")
+    assert (done["status"], done["thread_status"], done["answer"]) == (
+        "completed",
+        "completed",
+        "paid",
+    )
+    assert done["tasks"] == {"t1": "completed"} and done["gates"] == []
+    assert done["effects"] == [["t1", "pay", "completed", 1]]
+    assert _payments(tmp_path) == ["paid 5"]

@@ -135,6 +135,17 @@ def test_live_board_reassignment_failure_and_a_new_round():
     assert [(r.task, r.agent, r.status) for r in board.rows()] == [("t1", "writer", "queued")]
 
 
+def test_live_board_shows_a_task_waiting_for_an_effect_in_doubt():
+    board = LiveBoard(board_rows(VALUES))
+    reason = "effect in doubt: pay started at 2026-01-01 10:00:00 UTC (attempt 1)"
+    board.apply({"event": "task_waiting", "task_id": "t2", "status": "waiting", "reason": reason})
+    row = {r.task: r for r in board.rows()}["t2"]
+    assert (row.status, row.note) == ("waiting", reason)
+    board.apply({"event": "gate_raised", "task_id": "t2", "kind": "effect", "tool": "pay"})
+    row = {r.task: r for r in board.rows()}["t2"]
+    assert (row.status, row.note) == ("waiting", "effect in doubt: pay (done, retry or abandon?)")
+
+
 def test_unknown_events_and_plan_gates_are_ignored():
     board = LiveBoard(board_rows(VALUES))
     before = board.rows()

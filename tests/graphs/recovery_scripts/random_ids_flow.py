@@ -5,8 +5,10 @@ providers do), shared by the exactly-once and in-doubt crash tests.
   reference  run to the end undisturbed;
   block      `pay` runs, then `wait` (same step) hangs until the parent kills the process;
   hang       `pay` writes its line, then hangs itself (the kill leaves it in doubt);
-  resume     continue the thread (nothing hangs any more).
-Prints the outcome as JSON: status, answer, pending gates, effects, usage, model calls.
+  resume     continue the thread (nothing hangs any more);
+  done       answer the thread's effect gate with `done` (as user "oncall") and continue.
+Prints the outcome as JSON: status, answer, pending gates, task statuses, the thread
+index's status, effects, usage, model calls.
 """
 
 from __future__ import annotations
@@ -96,10 +98,15 @@ def main() -> None:
     model = ScriptedChatModel(responses=[_reply] * 4, name="payer")
     config = {"configurable": {"thread_id": thread}}
     with podium.open_runtime(url) as rt:
-        app = rt.compile(build(Path(workdir), mode, model))
-        inputs = None if mode == "resume" else {"goal": "pay"}
-        out = app.invoke(inputs, config, context=RunContext(tenant_id=tenant))
+        app = rt.compile(build(Path(workdir), "resume" if mode == "done" else mode, model))
+        if mode == "done":
+            oncall = RunContext(tenant_id=tenant, user_id="oncall")
+            out = podium.decide(app, thread, podium.Decision(decision="done"), context=oncall)
+        else:
+            inputs = None if mode == "resume" else {"goal": "pay"}
+            out = app.invoke(inputs, config, context=RunContext(tenant_id=tenant))
         gates = [g.request.model_dump() for g in pending_gates(app, thread)]
+        thread_status = rt.threads.get(thread, tenant_id=tenant).status
         effects = rt.services.effects.list(tenant, thread_id=thread)
         usage = rt.services.ledger.totals(tenant, by="thread", thread_id=thread)
         spent = rt.services.budgets.spent(tenant, f"agent:{thread}:1:payer", "tokens")
@@ -109,6 +116,8 @@ def main() -> None:
                 "status": out.get("status"),
                 "answer": out.get("answer"),
                 "gates": gates,
+                "tasks": {t: task["status"] for t, task in (out.get("tasks") or {}).items()},
+                "thread_status": thread_status,
                 "effects": sorted([e.key.task_id, e.tool, e.status, e.attempts] for e in effects),
                 "usage_calls": sum(row.calls for row in usage),
                 "usage_tokens": sum(row.total_tokens for row in usage),
