@@ -90,8 +90,8 @@ def no_step(call: Call, why: str) -> str:
     return (
         f"{call.name!r} {why}, but it was called from a thread that carries no LangGraph "
         "step (a bare ThreadPoolExecutor or threading.Thread does not copy context "
-        "variables), so no gate can be raised there. It was not run. Pass the node's config "
-        "to the tool (`tool.invoke(args, config)`), or run the call in the step's context: "
-        "`pool.submit(contextvars.copy_context().run, tool.invoke, args)`, "
-        "`asyncio.to_thread`, or LangChain's `ContextThreadPoolExecutor`."
+        "variables), so no gate can be raised there. It was not run. Run the call in the "
+        "step's context: `pool.submit(contextvars.copy_context().run, tool.invoke, args)`, "
+        "`asyncio.to_thread`, or LangChain's `ContextThreadPoolExecutor`; a tool podium "
+        "handed to the worker also takes the node's config (`tool.invoke(args, config)`)."
     )

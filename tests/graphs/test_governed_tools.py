@@ -432,6 +432,52 @@ def test_the_guard_gates_a_compiled_graphs_own_tool_like_a_governed_one(tmp_path
     assert ran == ["publish hello"]
 
 
+@pytest.mark.parametrize("how", ["pool+copy_context", "pool+config"])
+def test_the_guard_gates_a_compiled_graphs_own_tool_called_from_a_pool(how, tmp_path, tenant):
+    ran: list[tuple[str, int]] = []
+    own_publish = _publish_tool(ran)
+
+    def work(state: DirectState, config: RunnableConfig) -> dict:
+        args = {"text": "from the pool"}
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if how == "pool+config":
+                future = pool.submit(own_publish.invoke, args, config)
+            else:
+                future = pool.submit(contextvars.copy_context().run, own_publish.invoke, args)
+            try:
+                return {"messages": [AIMessage(future.result())]}
+            except PolicyViolation as exc:
+                return {"messages": [AIMessage(f"refused: {exc}")]}
+
+    builder = StateGraph(DirectState)
+    builder.add_node("work", work)
+    builder.add_edge(START, "work")
+    builder.add_edge("work", END)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POOL_POLICY.replace("pooled", "own"), encoding="utf-8")
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="own", instruction="publish")])
+    agent = AgentSpec(name="own", graph=builder.compile())
+    graph = podium.build_workflow([agent], name="own", supervisor=plan, policies=policy)
+    thread = f"{tenant}-own-pool"
+    editor = RunContext(tenant_id=tenant, user_id="eve", roles=frozenset({"editor"}))
+    with podium.open_runtime("memory://") as rt:
+        app = rt.compile(graph)
+        out = app.invoke({"goal": "g"}, _config(thread), context=RunContext(tenant_id=tenant))
+        gates = podium.pending_gates(app, thread)
+        assert ran == []
+        if gates:
+            out = podium.decide(app, thread, Decision(decision="approve"), context=editor)
+
+    if how == "pool+copy_context":
+        assert [g.request.tool for g in gates] == ["publish"]
+        assert out["answer"] == "published from the pool"
+        assert [text for text, _ in ran] == ["from the pool"]
+    else:  # the guard sees no config: the call carries no step, and is refused
+        assert gates == [] and ran == []
+        assert "carries no LangGraph step" in out["answer"]
+        assert "contextvars.copy_context().run" in out["answer"]
+
+
 @pytest.mark.parametrize("answer", ["not a graph"])
 def test_a_factory_that_returns_no_graph_fails_its_task_with_the_fix(answer, tenant):
     agent = AgentSpec(name="broken", graph=lambda tools, model: answer)
