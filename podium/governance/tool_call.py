@@ -223,6 +223,11 @@ def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> 
         verdict = P.evaluate_arguments(scope.policies, call_scope(scope), call.name, decision.args)
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
+    earlier = _passed_before(gov, scope, call, gate.gate_id)
+    if earlier is not None:
+        # An earlier run of this task got past this gate (the call reached the effect
+        # ledger, which only a cleared call does): its decision stands, audited then.
+        return replace(call, args=dict(earlier.args or {})) if earlier.decision == "edit" else call
     decision = await_decision(gate, gov.services, check_edit)
     # The caller who resumed the run, never a name the decision's payload gave.
     who = current_context().user_id
@@ -233,6 +238,19 @@ def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> 
     if decision.decision == "edit":
         return replace(call, args=dict(decision.args or {}))
     return call
+
+
+def _passed_before(gov: GovernorCore, scope: Scope, call: Call, gate_id: str) -> Decision | None:
+    """The decision of `gate_id` when an earlier run of the task got past it (a task that
+    waited for an effect in doubt runs again with the same recorded replies, so the same
+    calls and gates): the effect ledger holds the call and the gate is decided."""
+    if not call.id or gov.services.effects.get(effect_key(scope, call.id)) is None:
+        return None
+    record = gov.services.approvals.get(gate_id, scope.tenant_id)
+    if record is None or record.status != "decided" or not record.decision:
+        return None
+    decision = Decision.model_validate(record.decision)
+    return decision if decision.decision in ("approve", "edit") else None
 
 
 def _claim_effect(gov: GovernorCore, p: Prepared) -> ToolMessage | None:

@@ -137,6 +137,68 @@ def test_a_task_with_an_effect_in_doubt_waits_and_so_does_its_run(
     assert sum(bool(e.kind == "error" and e.payload.get("in_doubt")) for e in events) == 1
 
 
+GATED = POLICY.replace(
+    "idempotent: false}", "idempotent: false, requires_approval: {roles: [editor]}}"
+)
+
+
+class Crash(BaseException):
+    """What a process killed mid-tool leaves: the effect happened, nothing reported."""
+
+
+@pytest.mark.parametrize("approval", ["approve", "edit"])
+def test_an_approved_call_found_in_doubt_is_not_asked_again(
+    approval, durable_url, tmp_path, scripted, tenant
+):
+    # Approved, started, then the process died: the task runs again, finds the effect in
+    # doubt, waits, and runs once more with its recorded replies, so it reaches the same
+    # approval gate: the decision given before stands (edits included), it is not asked
+    # again, and the effect gate is what waits.
+    payments: list[int] = []
+    crashes = [Crash("killed mid-tool")]
+
+    @tool
+    def pay(amount: int) -> str:
+        """Pay an amount (a side effect)."""
+        payments.append(amount)
+        if crashes:
+            raise crashes.pop()
+        return f"paid {amount}"
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GATED, encoding="utf-8")
+    graph = podium.build_workflow(
+        [AgentSpec(name="payer", tools=[pay], model=scripted(_reply, _reply, name="payer"))],
+        name="payments",
+        supervisor=Plan(tasks=[PlannedTask(id="t1", agent="payer", instruction="pay 5 for t1")]),
+        policies=policy,
+    )
+    thread = f"{tenant}-gated-{approval}"
+    ana = RunContext(tenant_id=tenant, user_id="ana", roles=("editor",))
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        app.invoke({"goal": "pay"}, _config(thread), context=ana)
+        [gate] = podium.pending_gates(app, thread)
+        assert gate.request.kind == "tool"
+        decision = Decision(decision=approval, args={"amount": 7} if approval == "edit" else None)
+        with pytest.raises(Crash):
+            podium.decide(app, thread, decision, context=ana)
+        amount = 7 if approval == "edit" else 5
+        assert payments == [amount]
+
+        out = app.invoke(None, _config(thread), context=ana)  # the process restarted
+        assert out["status"] == "waiting"
+        [gate] = podium.pending_gates(app, thread)
+        assert gate.request.kind == "effect", "the approval was asked for again"
+        assert gate.request.args == {"amount": amount}
+        done = podium.decide(app, thread, Decision(decision="done"), context=ana)
+        events = rt.services.audit.timeline(thread, tenant)
+
+    assert done["status"] == "completed"
+    assert payments == [amount]  # the approved call, run once
+    assert [e.payload["kind"] for e in events if e.kind == "approval"] == ["tool", "effect"]
+
+
 def test_two_tasks_in_doubt_in_one_step_wait_together(durable_url, tmp_path, scripted, tenant):
     payments: list[int] = []
     graph = _workflow(tmp_path, scripted, payments, ["t1", "t2"])
