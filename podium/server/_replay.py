@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from podium.storage.database import Database
+from podium.storage.database import Cursor, Database
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_webhook_signatures (
@@ -41,7 +41,8 @@ class ReplayGuard:
         """Record `signature`; False when it was seen before (a replay)."""
         digest = _digest(tenant_id, signature)
         now = self._clock()
-        with self._db.transaction(lock=f"webhook:{digest}") as cur:
+
+        def remember(cur: Cursor) -> bool:
             cur.execute(
                 "DELETE FROM podium_webhook_signatures WHERE seen_at < ?",
                 (now - 2 * self._window,),
@@ -53,7 +54,9 @@ class ReplayGuard:
                 "VALUES (?, ?, ?)",
                 (digest, tenant_id, now),
             )
-        return True
+            return True
+
+        return self._db.transact(remember, lock=f"webhook:{digest}")
 
     def forget(self, tenant_id: str, signature: str) -> None:
         """Give back a signature whose request started nothing (it was refused)."""

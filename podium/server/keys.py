@@ -27,7 +27,7 @@ from typing import Any
 
 from podium.errors import ApiKeyNotFound, ConfigurationError
 from podium.server._credentials import CredentialError, Principal, check_name
-from podium.storage.database import Database
+from podium.storage.database import Cursor, Database
 
 KEY_PREFIX = "pdk_"
 _KEY = re.compile(r"^pdk_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
@@ -147,17 +147,20 @@ class ApiKeys:
         """
         match = _KEY.match(key_id.strip())
         key_id = match.group(1) if match else key_id.strip()
-        with self._db.transaction(lock=f"api_key:{key_id}") as cur:
+        now = self._clock()
+
+        def revoke(cur: Cursor) -> dict[str, Any]:
             rows = cur.query("SELECT * FROM podium_api_keys WHERE key_id = ?", (key_id,))
             if not rows or (tenant_id is not None and rows[0]["tenant_id"] != tenant_id):
                 raise ApiKeyNotFound(key_id, tenant_id)
             if rows[0]["revoked_at"] is None:
-                rows[0]["revoked_at"] = self._clock()
+                rows[0]["revoked_at"] = now
                 cur.execute(
-                    "UPDATE podium_api_keys SET revoked_at = ? WHERE key_id = ?",
-                    (rows[0]["revoked_at"], key_id),
+                    "UPDATE podium_api_keys SET revoked_at = ? WHERE key_id = ?", (now, key_id)
                 )
-        return _info(rows[0])
+            return dict(rows[0])
+
+        return _info(self._db.transact(revoke, lock=f"api_key:{key_id}"))
 
     def authenticate(self, key: str) -> Principal:
         """The principal of a stored key, read from the database on every call.

@@ -6,6 +6,7 @@ DOUBLE PRECISION); PostgreSQL gets `%s`. Every table name starts with `podium_`.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
 import threading
@@ -18,9 +19,11 @@ from typing import Any, Protocol, TypeVar
 from podium.errors import DatabaseError
 from podium.storage.faults import (
     DEFAULT_RETRY_FOR,
+    CommitPending,
     DatabaseUnavailable,
     IdleCheck,
     aretry,
+    is_transient,
     retry,
 )
 from podium.storage.urls import DatabaseURL
@@ -38,7 +41,7 @@ class Cursor(Protocol):
 class Database(ABC):
     """A connection (SQLite) or a pool (PostgreSQL) for podium's tables.
 
-    All methods are thread-safe. Use `transaction()` for several statements that must
+    All methods are thread-safe. Use `transact(body)` for several statements that must
     commit together; single `execute`/`query` calls commit on their own.
     """
 
@@ -57,13 +60,33 @@ class Database(ABC):
     @abstractmethod
     def transaction(self, *, lock: str | None = None) -> AbstractContextManager[Cursor]:
         """A transaction; `lock` names an exclusive lock held until commit (cross-process
-        on PostgreSQL, process-wide on SQLite, where writers are serialised anyway)."""
+        on PostgreSQL, process-wide on SQLite, where writers are serialised anyway).
+
+        A lost connection inside the `with` block is not retried (the block cannot be run
+        again from here): store code uses `transact`, which runs the whole body again.
+        """
+
+    def transact(self, body: Callable[[Cursor], T], *, lock: str | None = None) -> T:
+        """`body(cur)` in one transaction (holding `lock`, as `transaction`); returns what
+        it returns.
+
+        On PostgreSQL a connection lost anywhere in the transaction (taking a connection,
+        BEGIN, the body's statements, COMMIT) runs the whole transaction again, with
+        backoff, for up to the database's retry window (`podium.storage.faults`). `body`
+        may therefore run more than once: it must act only through `cur`. It never runs
+        again after a transaction that committed (see `PostgresDatabase.transact`).
+        """
+        with self.transaction(lock=lock) as cur:
+            return body(cur)
 
     def ensure_schema(self, name: str, statements: Sequence[str]) -> None:
         """Run idempotent DDL once per database, safely against concurrent processes."""
-        with self.transaction(lock=f"schema:{name}") as cur:
+
+        def create(cur: Cursor) -> None:
             for statement in statements:
                 cur.execute(statement)
+
+        self.transact(create, lock=f"schema:{name}")
 
     @abstractmethod
     def close(self) -> None:
@@ -244,11 +267,67 @@ class PostgresDatabase(Database):
 
         return self.retrying(once)
 
+    def transact(self, body: Callable[[Cursor], T], *, lock: str | None = None) -> T:
+        """`Database.transact`: the whole transaction is retried through lost connections.
+
+        A transaction whose connection was lost before COMMIT did not commit (PostgreSQL
+        aborts the transaction of a lost session), so it runs again from BEGIN. A COMMIT
+        whose answer was lost may have committed or not: the transaction's id, read at
+        BEGIN, is looked up (`txid_status`) on a new connection, and the transaction runs
+        again only if it aborted; if it committed, the body's result is returned. So each
+        transaction takes effect once, and BEGIN, the lock and the id cost one round trip.
+        """
+        unresolved: list[tuple[int, Any]] = []  # (xid, result) of a COMMIT with no answer
+
+        def once() -> T:
+            if unresolved:
+                xid, result = unresolved[-1]
+                if self._committed(xid):
+                    return result  # type: ignore[no-any-return]
+                unresolved.clear()  # it aborted: run the transaction again
+            with self._pool.connection(timeout=self._wait()) as conn:
+                return self._attempt(conn, body, lock, unresolved)
+
+        return self.retrying(once)
+
+    @staticmethod
+    def _attempt(
+        conn: Any, body: Callable[[Cursor], T], lock: str | None, unresolved: list[Any]
+    ) -> T:
+        begin = "BEGIN; SELECT txid_current() AS xid"
+        if lock is not None:  # an int from lock_key: nothing to escape
+            begin += f", pg_advisory_xact_lock({lock_key(lock)}) IS NULL AS locked"
+        try:
+            cur = conn.execute(begin)
+            cur.nextset()
+            xid = int(cur.fetchone()["xid"])
+            result = body(_PgCursor(conn))
+        except BaseException:
+            _rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if is_transient(exc):
+                unresolved.append((xid, result))  # committed or not: `transact` looks it up
+            raise
+        return result
+
+    def _committed(self, xid: int) -> bool:
+        """Whether transaction `xid` committed; raises a transient fault while it is
+        still in progress (its session has not ended yet), so `retrying` asks again."""
+        with self._pool.connection(timeout=self._wait()) as conn:
+            row: Any = conn.execute("SELECT txid_status(%s) AS status", (xid,)).fetchone()
+        status = row["status"] if row else None
+        if status == "in progress":
+            raise CommitPending(f"transaction {xid} is still committing")
+        return bool(status == "committed")
+
     @contextmanager
     def transaction(self, *, lock: str | None = None) -> Iterator[Cursor]:
         # Getting a connection, BEGIN and the lock are retried through lost connections;
         # the body cannot be run again from here, so a fault inside it propagates (the
-        # transaction did not commit).
+        # transaction did not commit). Store code uses `transact` instead.
         def begin() -> tuple[Any, ExitStack]:
             stack = ExitStack()
             try:
@@ -285,6 +364,15 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _rollback(conn: Any) -> None:
+    """Roll back an open transaction after its body failed (nothing to do on a connection
+    that was lost: the server aborted the transaction, and the pool discards it)."""
+    if conn.closed or conn.info.transaction_status == 0:  # IDLE: no transaction open
+        return
+    with contextlib.suppress(Exception):  # a broken connection: the server aborts it anyway
+        conn.execute("ROLLBACK")
 
 
 def lock_key(name: str) -> int:

@@ -7,10 +7,12 @@ that died while idle is replaced unnoticed. What fails in flight is retried here
 backoff until `retry_for` seconds have passed; only then does the caller get
 `DatabaseUnavailable`, which says which database (masked) and how to continue.
 
-Only statements that are safe to run twice go through `retry`/`aretry`: single
-autocommit statements and LangGraph's checkpoint writes (upserts). A statement whose
-connection died before the server answered did not commit (PostgreSQL aborts the
-transaction of a terminated backend), so running it again records it once.
+Only what is safe to run twice goes through `retry`/`aretry`: single autocommit
+statements, LangGraph's checkpoint writes (upserts), and whole transactions of podium's
+stores (`Database.transact`, which looks up a COMMIT whose answer was lost instead of
+running it again). A statement whose connection died before the server answered did not
+commit (PostgreSQL aborts the transaction of a terminated backend), so running it again
+records it once.
 """
 
 from __future__ import annotations
@@ -38,16 +40,32 @@ class DatabaseUnavailable(DatabaseError):
     Attributes:
         url: The masked URL of the database.
         seconds: How long podium kept trying.
+        reason: The last fault, in one line.
+        thread_id: The thread whose run stopped, when known.
     """
 
-    def __init__(self, url: str, seconds: float, reason: str) -> None:
-        self.url, self.seconds, self.reason = url, seconds, reason
+    def __init__(
+        self, url: str, seconds: float, reason: str, *, thread_id: str | None = None
+    ) -> None:
+        self.url, self.seconds, self.reason, self.thread_id = url, seconds, reason, thread_id
+        thread = thread_id if thread_id is not None else "THREAD"
         super().__init__(
             f"the database {url} was unreachable for {seconds:.0f}s ({reason}); the run "
             "stopped at its last checkpoint. Check that the server is running and reachable, "
-            "then continue the thread with `podium resume THREAD` (or invoke it again with "
-            "input None)"
+            f"then continue the thread with `podium resume {thread}` (or invoke it again "
+            "with input None)"
         )
+
+    def for_thread(self, thread_id: str) -> DatabaseUnavailable:
+        """The same fault, naming the thread to resume."""
+        named = DatabaseUnavailable(self.url, self.seconds, self.reason, thread_id=thread_id)
+        named.__cause__ = self.__cause__
+        return named
+
+
+class CommitPending(Exception):
+    """A transaction whose COMMIT got no answer is still in progress on the server: ask
+    again shortly (a transient fault, see `Database.transact`)."""
 
 
 class IdleCheck:
@@ -95,7 +113,7 @@ def is_transient(exc: BaseException) -> bool:
         from psycopg_pool import PoolTimeout
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
-    if isinstance(exc, PoolTimeout):
+    if isinstance(exc, PoolTimeout | CommitPending):
         return True
     if isinstance(exc, psycopg.OperationalError):
         # A lost connection fails on the client (no SQLSTATE) or says so: class 08

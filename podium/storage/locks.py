@@ -1,6 +1,6 @@
 """Several named locks in one transaction, taken in one global order so they cannot deadlock.
 
-`Database.transaction(lock=...)` takes a single lock. The rate limiter and the budget
+`Database.transact(body, lock=...)` takes a single lock. The rate limiter and the budget
 ledger touch several rows at once (every bucket of a call, every level of a nested
 budget) and must hold all of their locks together.
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 from podium.errors import AlreadyDecided, GateError
 from podium.gates.request import Decision, GateRequest
-from podium.storage.database import Database
+from podium.storage.database import Cursor, Database
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_approvals (
@@ -74,7 +74,8 @@ class Approvals:
 
     def open(self, request: GateRequest) -> None:
         """Record a raised gate (a no-op when it is already recorded)."""
-        with self._db.transaction(lock=f"approvals:{request.gate_id}") as cur:
+
+        def insert(cur: Cursor) -> None:
             if cur.query("SELECT 1 FROM podium_approvals WHERE gate_id = ?", (request.gate_id,)):
                 return
             cur.execute(
@@ -94,6 +95,8 @@ class Approvals:
                 ),
             )
 
+        self._db.transact(insert, lock=f"approvals:{request.gate_id}")
+
     def get(self, gate_id: str, tenant_id: str) -> GateRecord | None:
         rows = self._db.query(
             "SELECT * FROM podium_approvals WHERE gate_id = ? AND tenant_id = ?",
@@ -112,7 +115,9 @@ class Approvals:
 
     def claim(self, gate_id: str, tenant_id: str, decision: Decision, user: str) -> GateRecord:
         """Mark the gate decided; a gate decided before raises `AlreadyDecided`."""
-        with self._db.transaction(lock=f"approvals:{gate_id}") as cur:
+        decided_at = self._clock()
+
+        def decide(cur: Cursor) -> GateRecord:
             rows = cur.query(
                 "SELECT * FROM podium_approvals WHERE gate_id = ? AND tenant_id = ?",
                 (gate_id, tenant_id),
@@ -128,9 +133,13 @@ class Approvals:
             cur.execute(
                 "UPDATE podium_approvals SET status = 'decided', decision = ?, decided_by = ?, "
                 "decided_at = ? WHERE gate_id = ?",
-                (decision.model_dump_json(), user, self._clock(), gate_id),
+                (decision.model_dump_json(), user, decided_at, gate_id),
             )
-        return self.get(gate_id, tenant_id)  # type: ignore[return-value]
+            return GateRecord.from_row(
+                cur.query("SELECT * FROM podium_approvals WHERE gate_id = ?", (gate_id,))[0]
+            )
+
+        return self._db.transact(decide, lock=f"approvals:{gate_id}")
 
     def record(self, gate_id: str, decision: Decision, user: str) -> None:
         """Mark the gate decided unless a decision was claimed already (resumes that did
@@ -158,8 +167,8 @@ class Approvals:
         open until someone decides them.
         """
         now = self._clock()
-        escalated: list[GateRecord] = []
-        with self._db.transaction(lock=f"approvals-sweep:{tenant_id}") as cur:
+
+        def sweep(cur: Cursor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             due = cur.query(
                 "SELECT gate_id FROM podium_approvals WHERE tenant_id = ? AND status = 'pending' "
                 "AND expires_at IS NOT NULL AND expires_at <= ?",
@@ -176,6 +185,9 @@ class Approvals:
                 "('pending', 'escalated') ORDER BY requested_at",
                 (tenant_id,),
             )
+            return due, rows
+
+        due, rows = self._db.transact(sweep, lock=f"approvals-sweep:{tenant_id}")
         records = [GateRecord.from_row(r) for r in rows]
         escalated_ids = {r["gate_id"] for r in due}
         escalated = [r for r in records if r.gate_id in escalated_ids]

@@ -103,9 +103,12 @@ class UsageLedger:
         if len(rows) <= _BATCH:  # the usual case: one statement, atomic on its own
             self._db.execute(*_insert(rows))
             return
-        with self._db.transaction() as cur:
+
+        def insert(cur: Cursor) -> None:
             for start in range(0, len(rows), _BATCH):
                 cur.execute(*_insert(rows[start : start + _BATCH]))
+
+        self._db.transact(insert)
 
     def insert(self, entries: Sequence[UsageEntry]) -> tuple[str, list[Any]] | None:
         """One INSERT of `entries` (SQL with `?` marks, and parameters) that does nothing

@@ -108,7 +108,8 @@ class RateLimiter:
         if not ordered:
             return RateDecision(True)
         now = self._clock()
-        with self._db.transaction() as cur:
+
+        def take_all(cur: Cursor) -> RateDecision:
             lock_all(self._db, cur, [f"ratelimit:{tenant_id}:{lim.key}" for lim in ordered])
             steps = [(lim, self._step(cur, tenant_id, lim, now, cost)) for lim in ordered]
             refused = [(step.retry_after, lim.key) for lim, step in steps if not step.allowed]
@@ -116,7 +117,9 @@ class RateLimiter:
                 wait, key = max(refused)
                 return RateDecision(False, key, wait)
             self._write(cur, tenant_id, steps)
-        return RateDecision(True)
+            return RateDecision(True)
+
+        return self._db.transact(take_all)
 
     def reserve(
         self,
@@ -143,7 +146,8 @@ class RateLimiter:
         if not ordered:
             return RateDecision(True)
         now = self._clock()
-        with self._db.transaction() as cur:
+
+        def book_all(cur: Cursor) -> RateDecision:
             lock_all(self._db, cur, [f"ratelimit:{tenant_id}:{lim.key}" for lim in ordered])
             steps = []
             for lim in ordered:
@@ -162,7 +166,9 @@ class RateLimiter:
                     return RateDecision(False, lim.key, step.retry_after, bound=bound)
                 steps.append((lim, step))
             self._write(cur, tenant_id, steps)
-        return RateDecision(True, wait=max(step.retry_after for _, step in steps))
+            return RateDecision(True, wait=max(step.retry_after for _, step in steps))
+
+        return self._db.transact(book_all)
 
     def acquire(
         self,

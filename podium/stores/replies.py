@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
 
-from podium.storage.database import Database
+from podium.storage.database import Cursor, Database
 
 if TYPE_CHECKING:
     from podium.stores.ledger import UsageEntry, UsageLedger
@@ -91,20 +91,25 @@ class ModelReplies:
         text = json.dumps(message_to_dict(reply))
         if self._db.dialect == "postgres":
             return self._record_in_one_statement(task, step, reply, text, usage)
-        with self._db.transaction() as cur:
+        now = self._clock()
+
+        def keep(cur: Cursor) -> str | None:
             kept = cur.query(
                 "INSERT INTO podium_model_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING RETURNING step",
-                (*task.params(), step, text, self._clock()),
+                (*task.params(), step, text, now),
             )
             self._ledger.write(cur, usage)
             if kept:
-                return reply
+                return None
             rows = cur.query(
                 f"SELECT message FROM podium_model_replies {_WHERE_TASK} AND step = ?",
                 (*task.params(), step),
             )
-        return _message(rows[0]["message"])
+            return str(rows[0]["message"])
+
+        first = self._db.transact(keep)
+        return reply if first is None else _message(first)
 
     def _record_in_one_statement(
         self, task: TaskKey, step: str, reply: AIMessage, text: str, usage: Sequence[UsageEntry]

@@ -15,8 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from podium.storage.database import Database
-from podium.storage.locks import lock_all
+from podium.storage.database import Cursor, Database
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_run_slots (
@@ -59,8 +58,9 @@ class RunSlots:
     def take(self, tenant_id: str, max_runs: int) -> SlotDecision:
         """Take a slot of `tenant_id` if it has fewer than `max_runs` runs in flight."""
         now = self._clock()
-        with self._db.transaction() as cur:
-            lock_all(self._db, cur, [f"runslots:{tenant_id}"])
+        slot_id = uuid.uuid4().hex
+
+        def take(cur: Cursor) -> SlotDecision:
             cur.execute(
                 "DELETE FROM podium_run_slots WHERE tenant_id = ? AND expires_at < ?",
                 (tenant_id, now),
@@ -71,24 +71,22 @@ class RunSlots:
             busy = int(rows[0]["n"])
             if busy >= max_runs:
                 return SlotDecision(None, busy)
-            slot_id = uuid.uuid4().hex
             cur.execute(
                 "INSERT INTO podium_run_slots VALUES (?, ?, ?)",
                 (slot_id, tenant_id, now + self._lease),
             )
-        return SlotDecision(slot_id, busy)
+            return SlotDecision(slot_id, busy)
+
+        return self._db.transact(take, lock=f"runslots:{tenant_id}")
 
     def release(self, slot_id: str) -> None:
         """Give a slot back (a slot already expired or given back is ignored)."""
-        with self._db.transaction() as cur:
-            cur.execute("DELETE FROM podium_run_slots WHERE slot_id = ?", (slot_id,))
+        self._db.execute("DELETE FROM podium_run_slots WHERE slot_id = ?", (slot_id,))
 
     def busy(self, tenant_id: str) -> int:
         """The tenant's runs in flight now (slots not expired)."""
-        with self._db.transaction() as cur:
-            rows = cur.query(
-                "SELECT COUNT(*) AS n FROM podium_run_slots "
-                "WHERE tenant_id = ? AND expires_at >= ?",
-                (tenant_id, self._clock()),
-            )
+        rows = self._db.query(
+            "SELECT COUNT(*) AS n FROM podium_run_slots WHERE tenant_id = ? AND expires_at >= ?",
+            (tenant_id, self._clock()),
+        )
         return int(rows[0]["n"])

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from podium.errors import ThreadNotFound
-from podium.storage.database import Database
+from podium.storage.database import Cursor, Database
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS podium_threads (
@@ -51,7 +51,8 @@ class ThreadIndex:
     ) -> None:
         """Create or update a thread. A thread id another tenant owns is refused."""
         now = time.time()
-        with self._db.transaction() as cur:
+
+        def upsert(cur: Cursor) -> None:
             rows = cur.query(
                 "SELECT tenant_id FROM podium_threads WHERE thread_id = ?", (thread_id,)
             )
@@ -68,6 +69,8 @@ class ThreadIndex:
                     "INSERT INTO podium_threads VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (thread_id, tenant_id, workflow, title[:200], status, now, now),
                 )
+
+        self._db.transact(upsert)
 
     def set_status(self, thread_id: str, status: str) -> None:
         self._db.execute(

@@ -81,14 +81,14 @@ class ChainWriter:
     ) -> dict[str, list[dict[str, Any]]]:
         """Read each chain's head under its lock and link the batch to it (retried if
         the primary key says another writer took the next sequence number first)."""
+
+        def link(cur: Cursor) -> dict[str, list[dict[str, Any]]]:
+            self._lock_more(cur, tenants)
+            return {tenant: self._write(cur, tenant, groups[tenant], now) for tenant in tenants}
+
         for attempt in range(1, _LOCKED_ATTEMPTS + 1):
-            chains: dict[str, list[dict[str, Any]]] = {}
             try:
-                with self._db.transaction(lock=f"audit:{tenants[0]}") as cur:
-                    self._lock_more(cur, tenants)
-                    for tenant in tenants:
-                        chains[tenant] = self._write(cur, tenant, groups[tenant], now)
-                return chains
+                return self._db.transact(link, lock=f"audit:{tenants[0]}")
             except Exception as exc:
                 if not _is_duplicate(exc) or attempt == _LOCKED_ATTEMPTS:
                     raise
@@ -111,8 +111,7 @@ class ChainWriter:
                     arrays = [[row[name] for row in rows] for name in COLUMNS]
                     self._db.execute(_PG_LOCKED_INSERT, [lock_key(f"audit:{tenant}"), *arrays])
                 else:  # SQLite serialises writers: the head need not be read again
-                    with self._db.transaction() as cur:
-                        self._insert(cur, rows)
+                    self._db.transact(lambda cur: self._insert(cur, rows))
             except Exception as exc:
                 if not _is_duplicate(exc):
                     raise

@@ -5,7 +5,7 @@ half_open --probe success--> closed;  half_open --probe failure--> open (new coo
 
 The state machine is pure (`podium.stores.breakers.machine`, re-exported here); this
 module keeps one row per breaker in `podium_breakers` and applies the machine under
-`db.transaction(lock="breaker:<key>")`, so two processes never both become the probe.
+`db.transact(..., lock="breaker:<key>")`, so two processes never both become the probe.
 
 Keys are built by the caller (`breaker_key` helps). A key starting with
 `tenant:<tenant_id>:` is that tenant's own breaker; any other key ("tool:search_corpus",
@@ -143,13 +143,16 @@ class CircuitBreakers:
         unchanged, decision = on_call(current, self._clock(), settings)
         if unchanged == current:
             return decision  # Closed, or still cooling down: nothing to write, no lock.
-        with self._db.transaction(lock=f"breaker:{key}") as cur:
+        now = self._clock()
+
+        def decide(cur: Cursor) -> BreakerDecision:
             row = _load(cur, key)
-            now = self._clock()
             new, decision = on_call(row.state, now, settings)
             if new != row.state:
                 _save(cur, key, scope, new, now, row.error_tenant)
-        return decision
+            return decision
+
+        return self._db.transact(decide, lock=f"breaker:{key}")
 
     def check(self, key: str, settings: BreakerSettings, tenant_id: str) -> BreakerDecision:
         """`before_call`, raising `CircuitOpen` when the call is refused."""
@@ -204,19 +207,20 @@ class CircuitBreakers:
         *,
         failed: bool,
     ) -> BreakerInfo:
-        with self._db.transaction(lock=f"breaker:{key}") as cur:
+        now = self._clock()
+
+        def change(cur: Cursor) -> _Row:
             row = _load(cur, key)
-            now = self._clock()
             new = _Row(event(row.state, now), tenant_id if failed else row.error_tenant, now)
-            if new.state != row.state:
-                _save(cur, key, scope, new.state, now, new.error_tenant)
-            else:
-                new = row
-        return _info(key, scope, new, tenant_id)
+            if new.state == row.state:
+                return row
+            _save(cur, key, scope, new.state, now, new.error_tenant)
+            return new
+
+        return _info(key, scope, self._db.transact(change, lock=f"breaker:{key}"), tenant_id)
 
     def _read(self, key: str) -> _Row:
-        with self._db.transaction() as cur:
-            return _load(cur, key)
+        return _load(self._db, key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ from typing import Any
 
 from podium.errors import BudgetExceeded, ConfigurationError
 from podium.storage.database import Cursor, Database
-from podium.storage.locks import lock_all
 from podium.stores.budgets.batch import LoopBatches
 from podium.stores.budgets.sql import (
     EPSILON,
@@ -136,9 +135,12 @@ class Budgets:
         if self._db.dialect == "sqlite":
             # SQLite runs one writing transaction at a time: nothing can slip in between
             # this hold and the sums read in the same transaction.
-            with self._db.transaction() as cur:
+
+            def hold(cur: Cursor) -> dict[tuple[str, str], tuple[float, float]]:
                 self._insert(cur, reservation, "reserved", [c.amount for c in claims], now)
-                sums = self._sums_of(cur, tenant_id, claims, now)
+                return self._sums_of(cur, tenant_id, claims, now)
+
+            sums = self._db.transact(hold)
         else:
             # Two statements, each committed on its own (one round trip each).
             self._insert(self._db, reservation, "reserved", [c.amount for c in claims], now)
@@ -230,9 +232,8 @@ class Budgets:
     def _settle_gone(self, reservation: Reservation, spent: Sequence[float], now: float) -> None:
         """Settle a reservation whose hold is gone: settled already (nothing to do), or
         purged as abandoned (the spend still counts)."""
-        with self._db.transaction() as cur:
-            # Only a second settle of the same reservation can race this one.
-            lock_all(self._db, cur, [f"budget-settle:{reservation.reservation_id}"])
+
+        def settle(cur: Cursor) -> None:
             done = cur.query(
                 "SELECT 1 AS done FROM podium_budget_ledger WHERE reservation_id = ? "
                 "AND tenant_id = ? AND state = 'spent'",
@@ -245,6 +246,9 @@ class Budgets:
             # Last, so the totals' rows (shared by the tenant's calls) stay locked briefly.
             self._add_to_totals(cur, reservation, spent)
 
+        # Only a second settle of the same reservation can race this one.
+        self._db.transact(settle, lock=f"budget-settle:{reservation.reservation_id}")
+
     def _settle_held(
         self, reservation: Reservation, actual: Mapping[str, float], now: float
     ) -> bool:
@@ -252,33 +256,32 @@ class Budgets:
         no hold was left to turn (the common path: one statement on PostgreSQL)."""
         if self._db.dialect == "postgres":
             return bool(self._db.query(*settle_pg_sql(reservation, actual, now)))
-        with self._db.transaction() as cur:
+
+        def turn(cur: Cursor) -> bool:
             rows = cur.query(*settle_update_sql(reservation, actual, now))
             if rows:
                 self._upsert_totals(
                     cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
                 )
-        return bool(rows)
+            return bool(rows)
+
+        return self._db.transact(turn)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation that was not used (the call failed before spending)."""
-        with self._db.transaction() as cur:
-            self._delete(cur, reservation, " AND state = 'reserved'")
+        self._delete(self._db, reservation, " AND state = 'reserved'")
 
     def spent(self, tenant_id: str, scope_key: str, unit: str) -> float:
         """What was settled in a scope, in `unit`."""
-        with self._db.transaction() as cur:
-            return self._sums(cur, tenant_id, scope_key, unit, self._clock())[0]
+        return self._sums(self._db, tenant_id, scope_key, unit, self._clock())[0]
 
     def reserved(self, tenant_id: str, scope_key: str, unit: str) -> float:
         """What running calls hold in a scope, in `unit` (expired reservations excluded)."""
-        with self._db.transaction() as cur:
-            return self._sums(cur, tenant_id, scope_key, unit, self._clock())[1]
+        return self._sums(self._db, tenant_id, scope_key, unit, self._clock())[1]
 
     def remaining(self, tenant_id: str, scope_key: str, unit: str, limit: float) -> float:
         """Room left under `limit` after spend and live reservations (never below 0)."""
-        with self._db.transaction() as cur:
-            spent, held = self._sums(cur, tenant_id, scope_key, unit, self._clock())
+        spent, held = self._sums(self._db, tenant_id, scope_key, unit, self._clock())
         return max(0.0, limit - spent - held)
 
     def purge_stale(self, tenant_id: str | None = None) -> int:
@@ -292,14 +295,17 @@ class Budgets:
         params: tuple[object, ...] = (cutoff,)
         if tenant_id is not None:
             where, params = f"{where} AND tenant_id = ?", (cutoff, tenant_id)
-        with self._db.transaction() as cur:
+
+        def purge(cur: Cursor) -> int:
             rows = cur.query(
                 f"SELECT COUNT(DISTINCT reservation_id) AS n FROM podium_budget_ledger "
                 f"WHERE {where}",
                 params,
             )
             cur.execute(f"DELETE FROM podium_budget_ledger WHERE {where}", params)
-        return int(rows[0]["n"])
+            return int(rows[0]["n"])
+
+        return self._db.transact(purge)
 
     # -- helpers --------------------------------------------------------------------
 

@@ -100,32 +100,35 @@ class DeadLetters:
         """
         tries = tuple(a if isinstance(a, Attempt) else Attempt.from_dict(a) for a in attempts)
         now = self._clock()
-        with self._db.transaction(lock=f"dead_letters:{tenant_id}:{thread_id}:{task_id}") as cur:
+        letter = DeadLetter(
+            id=_new_id(),
+            tenant_id=tenant_id,
+            workflow=workflow,
+            thread_id=thread_id,
+            task_id=task_id,
+            agent=agent,
+            inputs=dict(inputs),
+            attempts=tries,
+            last_checkpoint_id=last_checkpoint_id,
+            checkpoint_ns=checkpoint_ns,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            resolution=None,
+        )
+
+        def insert(cur: Cursor) -> DeadLetter:
             existing = _pending_twin(cur, tenant_id, thread_id, checkpoint_ns, task_id)
             for row in existing:
                 if row["last_checkpoint_id"] == last_checkpoint_id:
                     return from_row(row)
-            letter = DeadLetter(
-                id=_new_id(),
-                tenant_id=tenant_id,
-                workflow=workflow,
-                thread_id=thread_id,
-                task_id=task_id,
-                agent=agent,
-                inputs=dict(inputs),
-                attempts=tries,
-                last_checkpoint_id=last_checkpoint_id,
-                checkpoint_ns=checkpoint_ns,
-                status="pending",
-                created_at=now,
-                updated_at=now,
-                resolution=None,
-            )
             cur.execute(
                 "INSERT INTO podium_dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 to_row(letter),
             )
             return _get(cur, letter.id, tenant_id)
+
+        return self._db.transact(insert, lock=f"dead_letters:{tenant_id}:{thread_id}:{task_id}")
 
     def list(
         self, tenant_id: str, *, status: DeadLetterStatus | None = None, limit: int = 200
@@ -152,8 +155,7 @@ class DeadLetters:
         Raises:
             DeadLetterNotFound: no such id, or another tenant's (reported alike on purpose).
         """
-        with self._db.transaction() as cur:
-            return _get(cur, id, tenant_id)
+        return _get(self._db, id, tenant_id)
 
     def claim_for_replay(self, id: str, tenant_id: str, by: str) -> DeadLetter:
         """Atomically move a pending letter to replaying; only one claim ever wins.
@@ -162,13 +164,16 @@ class DeadLetters:
             DeadLetterNotFound: no such letter for this tenant.
             DeadLetterStateError: it is already being replayed, replayed, or discarded.
         """
-        with self._db.transaction(lock=f"dead_letters:{id}") as cur:
+        now = self._clock()
+
+        def take(cur: Cursor) -> DeadLetter:
             letter = _get(cur, id, tenant_id)
             _require(letter, "pending", "replay")
-            now = self._clock()
             claim = {"replay_by": by, "replay_started_at": now}
             _update(cur, letter, "replaying", now, resolution=claim)
             return _get(cur, id, tenant_id)
+
+        return self._db.transact(take, lock=f"dead_letters:{id}")
 
     def finish_replay(
         self, id: str, tenant_id: str, *, ok: bool, result: Mapping[str, Any]
@@ -181,10 +186,11 @@ class DeadLetters:
                 not ok, its "error" and "error_type" (and optional "agent") become a new
                 entry of `attempts`, so the letter can be replayed again or discarded.
         """
-        with self._db.transaction(lock=f"dead_letters:{id}") as cur:
+        now = self._clock()
+
+        def finish(cur: Cursor) -> DeadLetter:
             letter = _get(cur, id, tenant_id)
             _require(letter, "replaying", "finish the replay of")
-            now = self._clock()
             replay = {**(letter.resolution or {}), "finished_at": now, "result": dict(result)}
             if ok:
                 _update(cur, letter, "replayed", now, resolution=replay)
@@ -194,19 +200,24 @@ class DeadLetters:
                 _update(cur, letter, "pending", now, resolution=resolution, attempts=attempts)
             return _get(cur, id, tenant_id)
 
+        return self._db.transact(finish, lock=f"dead_letters:{id}")
+
     def discard(self, id: str, tenant_id: str, *, by: str, reason: str) -> DeadLetter:
         """Give up on a pending letter for good.
 
         Raises:
             DeadLetterStateError: it is being replayed, was replayed, or is discarded.
         """
-        with self._db.transaction(lock=f"dead_letters:{id}") as cur:
+        now = self._clock()
+
+        def discard(cur: Cursor) -> DeadLetter:
             letter = _get(cur, id, tenant_id)
             _require(letter, "pending", "discard")
-            now = self._clock()
             resolution = {"discarded_by": by, "reason": reason, "discarded_at": now}
             _update(cur, letter, "discarded", now, resolution=resolution)
             return _get(cur, id, tenant_id)
+
+        return self._db.transact(discard, lock=f"dead_letters:{id}")
 
 
 def _new_id() -> str:

@@ -101,9 +101,10 @@ class EffectLedger:
             args: The call's arguments, kept for people reviewing the ledger. They are not
                 compared: a re-planned call may word them differently yet mean the same.
         """
-        with self._db.transaction(lock=key.lock()) as cur:
+        now = self._clock()
+
+        def start(cur: Cursor) -> EffectStatus:
             effect = _find(cur, key)
-            now = self._clock()
             if effect is None:
                 cur.execute(
                     "INSERT INTO podium_tool_effects VALUES "
@@ -125,6 +126,8 @@ class EffectLedger:
                 (_json(args), attempt, now, now, *_key(key)),
             )
             return Started(attempt=attempt)
+
+        return self._db.transact(start, lock=key.lock())
 
     def complete(self, key: EffectKey, result: Result) -> Effect:
         """Record the result of a started call.
@@ -177,14 +180,15 @@ class EffectLedger:
             )
         if action == "mark_done" and result is None:
             result = f"marked done by {by!r}; the tool's own result was not recorded"
-        with self._db.transaction(lock=key.lock()) as cur:
+        now = self._clock()
+        status = {"rerun": "released", "mark_done": "completed", "abandon": "failed"}[action]
+        text = None if result is None else _result_json(result)
+        error = f"abandoned by {by!r}" if action == "abandon" else None
+
+        def settle(cur: Cursor) -> Effect:
             effect = _get(cur, key)
             if effect.status != "started":
                 raise EffectStateError(key, effect.status)
-            now = self._clock()
-            status = {"rerun": "released", "mark_done": "completed", "abandon": "failed"}[action]
-            text = None if result is None else _result_json(result)
-            error = f"abandoned by {by!r}" if action == "abandon" else None
             cur.execute(
                 "UPDATE podium_tool_effects SET status = ?, result = ?, error = ?, "
                 "finished_at = ?, updated_at = ?, resolved_by = ?, resolution = ? "
@@ -193,10 +197,11 @@ class EffectLedger:
             )
             return _get(cur, key)
 
+        return self._db.transact(settle, lock=key.lock())
+
     def get(self, key: EffectKey) -> Effect | None:
         """The ledger row of one call, if any."""
-        with self._db.transaction() as cur:
-            return _find(cur, key)
+        return _find(self._db, key)
 
     def list(
         self,
@@ -225,17 +230,20 @@ class EffectLedger:
     def _finish(
         self, key: EffectKey, status: EffectState, *, result: str | None, error: str | None
     ) -> Effect:
-        with self._db.transaction(lock=key.lock()) as cur:
+        now = self._clock()
+
+        def finish(cur: Cursor) -> Effect:
             effect = _get(cur, key)
             if effect.status == "completed":
                 return effect
-            now = self._clock()
             cur.execute(
                 "UPDATE podium_tool_effects SET status = ?, result = ?, error = ?, "
                 f"finished_at = ?, updated_at = ? {_WHERE_KEY}",
                 (status, result, error, now, now, *_key(key)),
             )
             return _get(cur, key)
+
+        return self._db.transact(finish, lock=key.lock())
 
 
 def _key(key: EffectKey) -> tuple[str, str, str, str]:
