@@ -7,12 +7,14 @@ that died while idle is replaced unnoticed. What fails in flight is retried here
 backoff until `retry_for` seconds have passed; only then does the caller get
 `DatabaseUnavailable`, which says which database (masked) and how to continue.
 
-Only what is safe to run twice goes through `retry`/`aretry`: single autocommit
-statements, LangGraph's checkpoint writes (upserts), and whole transactions of podium's
-stores (`Database.transact`, which looks up a COMMIT whose answer was lost instead of
-running it again). A statement whose connection died before the server answered did not
-commit (PostgreSQL aborts the transaction of a terminated backend), so running it again
-records it once.
+Only what is safe to run twice goes through `retry`/`aretry`: whole transactions of
+podium's stores (`Database.transact`, which looks up a COMMIT whose answer was lost
+instead of running it again), LangGraph's checkpoint writes (upserts), and single
+autocommit statements. A statement whose connection died before the server got it did not
+commit (PostgreSQL aborts the transaction of a terminated backend); one whose answer was
+lost after it committed runs again, so podium's single statements change nothing the
+second time: upserts, updates to a state, and inserts of rows keyed by ids made before the
+first try that keep the row already there (`ON CONFLICT DO NOTHING`).
 """
 
 from __future__ import annotations

@@ -121,8 +121,7 @@ class UsageLedger:
         rows = self._rows(entries)
         if not rows:
             return None
-        sql, params = _insert(rows)
-        return f"{sql} ON CONFLICT DO NOTHING", params
+        return _insert(rows)
 
     def write(self, cur: Cursor, entries: Sequence[UsageEntry]) -> None:
         """Insert entries inside the caller's transaction (a reply and its bill commit
@@ -226,9 +225,11 @@ def _filters(
 
 
 def _insert(rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """One multi-row INSERT of usage rows (SQL and parameters)."""
+    """One multi-row INSERT of usage rows (SQL and parameters); a row already there (the
+    same insert run again after its answer was lost) is left as it is."""
     marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
-    return f"INSERT INTO podium_usage VALUES {marks}", [v for row in rows for v in row]
+    sql = f"INSERT INTO podium_usage VALUES {marks} ON CONFLICT (entry_id) DO NOTHING"
+    return sql, [v for row in rows for v in row]
 
 
 def _row(row: dict[str, Any]) -> CostRow:

@@ -23,7 +23,10 @@ from podium.gates.request import Decision, GateRequest
 from podium.storage.database import PostgresDatabase, open_database
 from podium.storage.urls import parse_url
 from podium.stores.approvals import Approvals
+from podium.stores.audit.events import AuditEvent
+from podium.stores.audit.log import AuditLog
 from podium.stores.budgets.store import Budgets, Claim
+from podium.stores.ledger import UsageEntry, UsageLedger
 
 #: The simple-query message psycopg sends to commit (type, length 11, text, NUL).
 COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
@@ -157,21 +160,22 @@ def test_a_budget_settle_cut_off_mid_transaction_counts_once(db, postgres_url, t
 
 
 class CommitCutter:
-    """A TCP proxy to PostgreSQL that, once armed, cuts the connection at the next COMMIT:
-    after the server got it ("after": it commits, its answer is lost) or before ("before":
-    the transaction never commits)."""
+    """A TCP proxy to PostgreSQL that, once armed, cuts the connection at the next message
+    holding `marker` (COMMIT, or a statement that commits on its own): after the server got
+    it ("after": it commits, its answer is lost) or before ("before": it never commits)."""
 
     def __init__(self, port: int) -> None:
         self._upstream = port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.mode: str | None = None
+        self.marker = COMMIT
         self.cuts = 0
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, mode: str) -> None:
-        self.mode = mode
+    def arm(self, mode: str, marker: bytes = COMMIT) -> None:
+        self.marker, self.mode = marker, mode
 
     def close(self) -> None:
         self._listener.close()
@@ -192,7 +196,7 @@ class CommitCutter:
         try:
             while data := src.recv(65536):
                 cut = None
-                if from_client and COMMIT in data:
+                if from_client and self.mode is not None and self.marker in data:
                     with self._lock:
                         cut, self.mode = self.mode, None
                 if cut is not None:
@@ -239,3 +243,34 @@ def test_a_lost_commit_answer_is_looked_up_not_guessed(cutter, tenant, mode):
     assert (record.status, record.decided_by) == ("decided", "ana")
     rows = db.query("SELECT status, decided_by FROM podium_approvals WHERE gate_id = ?", (gate_id,))
     assert rows == [{"status": "decided", "decided_by": "ana"}]
+
+
+@pytest.mark.parametrize("mode", ["after", "before"])
+def test_usage_rows_whose_insert_answer_is_lost_are_recorded_once(cutter, tenant, mode):
+    proxy, db = cutter
+    ledger = UsageLedger(db)
+    entries = [UsageEntry(tenant, "w", "t", f"t{i}", "a", "m", 10, 5, 0, 0.01) for i in range(3)]
+    proxy.arm(mode, b"INSERT INTO podium_usage")
+    ledger.record(entries)  # one statement: retried, and a row already there is kept
+    assert proxy.cuts == 1
+    rows = db.query("SELECT task_id FROM podium_usage WHERE tenant_id = ?", (tenant,))
+    assert sorted(r["task_id"] for r in rows) == ["t0", "t1", "t2"]
+
+
+@pytest.mark.parametrize("mode", ["after", "before"])
+def test_an_audit_batch_whose_insert_answer_is_lost_is_chained_once(cutter, tenant, mode):
+    proxy, db = cutter
+    audit = AuditLog(db)
+
+    def event(n: int) -> AuditEvent:
+        return AuditEvent(
+            kind="transition", actor="system:podium", payload={"n": n}, tenant_id=tenant
+        )
+
+    audit.append([event(1)])  # the writer now knows the head: the next batch is one statement
+    proxy.arm(mode, b"WITH chain_lock")
+    audit.append([event(2), event(3)])
+    assert proxy.cuts == 1
+    assert [e.payload["n"] for e in audit.events(tenant)] == [1, 2, 3]
+    (report,) = audit.verify(tenant)
+    assert report.ok and report.count == 3

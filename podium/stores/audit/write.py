@@ -115,10 +115,21 @@ class ChainWriter:
             except Exception as exc:
                 if not _is_duplicate(exc):
                     raise
-                del self._heads[tenant]
-                return None
+                if not self._written(tenant, rows[-1]):
+                    del self._heads[tenant]
+                    return None
             self._heads[tenant] = (rows[-1]["seq"], rows[-1]["hash"])
         return rows
+
+    def _written(self, tenant: str, last: dict[str, Any]) -> bool:
+        """Whether the batch ending in `last` is in the chain: the statement was retried
+        after its answer was lost, so the primary key refused the batch's own rows (not a
+        stale head's); the hash links to everything before it, so it is no one else's."""
+        found = self._db.query(
+            "SELECT hash FROM podium_audit_events WHERE tenant_id = ? AND seq = ?",
+            (tenant, last["seq"]),
+        )
+        return bool(found) and found[0]["hash"] == last["hash"]
 
     def _chain(
         self, events: list[AuditEvent], seq: int, prev: str, now: float

@@ -121,8 +121,13 @@ def _ledger_rows(
 
 
 def _insert_rows(rows: Sequence[tuple[Any, ...]]) -> Statement:
+    # A row already there is the same insert run again after its answer was lost.
     marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
-    return f"INSERT INTO podium_budget_ledger VALUES {marks}", [v for row in rows for v in row]
+    sql = (
+        f"INSERT INTO podium_budget_ledger VALUES {marks} "
+        "ON CONFLICT (reservation_id, scope_key, unit) DO NOTHING"
+    )
+    return sql, [v for row in rows for v in row]
 
 
 def delete_sql(reservation: Reservation, extra: str) -> Statement:
