@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import time
@@ -55,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # by name, look in the working directory too (last, so it shadows nothing installed).
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
+    # The connection pool logs each failed reconnect while a database is down; podium says
+    # what is wrong itself, in one line, so those lines stay out of the CLI's output unless
+    # logging is configured to show them.
+    logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

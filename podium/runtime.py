@@ -141,7 +141,7 @@ def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpo
     from podium.storage.postgres_savers import RetryingPostgresSaver
 
     assert isinstance(db, PostgresDatabase)
-    saver = RetryingPostgresSaver(db.pool, url=url.masked, retry_for=db.retry_for)
+    saver = RetryingPostgresSaver(db.pool, db=db)
     # LangGraph's migrations are not safe against two processes running them at once.
     with db.session_lock("schema:checkpoints"):
         saver.setup()
@@ -164,7 +164,7 @@ async def _async_saver(
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    from podium.storage.database import POOL_WAIT
+    from podium.storage.database import POOL_RECONNECT, POOL_WAIT
     from podium.storage.faults import IdleCheck
     from podium.storage.postgres_savers import RetryingAsyncPostgresSaver
 
@@ -185,15 +185,12 @@ async def _async_saver(
         check=idle.acheck,  # replace connections that died idle
         reset=idle.areturned,
         timeout=min(POOL_WAIT, max(0.5, db.retry_for)),
+        reconnect_timeout=POOL_RECONNECT,
     )
     await pool.open()
     stack.push_async_callback(pool.close)
     db.use_async_pool(pool)  # budget holds and settlements run on the loop, not a thread
-    saver = RetryingAsyncPostgresSaver(
-        pool,
-        url=url.masked,
-        retry_for=db.retry_for,
-    )
+    saver = RetryingAsyncPostgresSaver(pool, db=db)
     with db.session_lock("schema:checkpoints"):
         await saver.setup()
     return saver

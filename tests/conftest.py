@@ -3,13 +3,23 @@
 PostgreSQL tests use PODIUM_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test)
 and run in a fresh database created for the session. With CI set they fail when the server is
 missing; elsewhere they skip and say how to enable them.
+
+Tests that stop and restart PostgreSQL use `own_cluster`: a throwaway cluster in a temporary
+directory on a free port, run as the `postgres` OS user (initdb refuses root) when the tests
+run as root. The shared server is never restarted.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -99,3 +109,79 @@ def _work_in_tmp(tmp_path, monkeypatch) -> None:
     """Every test runs in its own directory, so files a run writes (reports/, .podium/)
     never land in the source tree."""
     monkeypatch.chdir(tmp_path)
+
+
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster the tests control: `url`, `stop()`, `start()`, `restart()`."""
+
+    bindir: str
+    datadir: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def command(self, *args: str) -> list[str]:
+        """The `pg_ctl` command line (run as the `postgres` OS user when root) for `args`."""
+        return _as_postgres_command(
+            [f"{self.bindir}/pg_ctl", "-D", self.datadir, "-w", "-t", "30", *args]
+        )
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(self.command(*args), check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        self.ctl(
+            "-o",
+            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1",
+            "-l",
+            f"{self.datadir}/log",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self.ctl("-m", "fast", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _as_postgres_command(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _as_postgres(cmd: list[str]) -> None:
+    subprocess.run(_as_postgres_command(cmd), check=True, capture_output=True, timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def own_cluster() -> Iterator[Cluster]:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        reason = "no PostgreSQL server binaries (initdb) to make a throwaway cluster"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so the database fault tests must run)")
+        pytest.skip(reason)
+    bindir = os.path.dirname(found[-1])
+    root = tempfile.mkdtemp(prefix="podium-pg-")
+    os.chmod(root, 0o777)
+    datadir = os.path.join(root, "data")
+    _as_postgres([f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U", "postgres", "-N"])
+    cluster = Cluster(bindir, datadir, _free_port())
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Environment (read here): PODIUM_DATABASE_URL (`--db`'s default), PODIUM_AUDIT_KEY (the HMAC
 key of the audit chains, as UTF-8 text; every command that writes or verifies audit events
-uses it), PODIUM_CLI_ROLES ("off" refuses `--role`).
+uses it), PODIUM_CLI_ROLES ("off" refuses `--role`), PODIUM_DB_RETRY_FOR (seconds a lost
+PostgreSQL connection is retried).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from podium.context import DEFAULT_TENANT, RunContext
 from podium.errors import ConfigurationError
 from podium.runtime import PodiumRuntime, open_runtime
+from podium.storage.faults import RETRY_FOR_ENV, retry_window
 from podium.storage.urls import DEFAULT_URL, mask
 
 #: Set to "off" to refuse `--role` (and the roles `--approve-all` acts with) on this machine.
@@ -94,8 +96,10 @@ def audit_key() -> bytes | None:
 @contextmanager
 def runtime(args: argparse.Namespace) -> Iterator[PodiumRuntime]:
     """`open_runtime(args.db)` with the audit key of PODIUM_AUDIT_KEY, so events a command
-    writes are chained as `podium audit verify` will check them."""
-    with open_runtime(args.db, audit_key=audit_key()) as rt:
+    writes are chained as `podium audit verify` will check them, and the retry window of
+    PODIUM_DB_RETRY_FOR."""
+    window = retry_window(os.environ.get(RETRY_FOR_ENV))
+    with open_runtime(args.db, audit_key=audit_key(), db_retry_for=window) as rt:
         yield rt
 
 

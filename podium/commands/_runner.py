@@ -25,6 +25,7 @@ from podium.errors import PodiumError
 from podium.gates.decision import PendingGate, decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import get_workflow
+from podium.graphs.outage import DATABASE_UNAVAILABLE
 from podium.runtime import PodiumRuntime
 from podium.stores.approvals import GateRecord
 from podium.stores.ledger import CostRow
@@ -196,7 +197,7 @@ def _drain(
 ) -> bool:
     printer = printer or AnswerPrinter(sys.stdout, live=False)
     try:
-        drain(parts(events), None if quiet else progress, printer)
+        finished = drain(parts(events), None if quiet else progress, printer)
     except PodiumError:
         raise
     except Exception as exc:
@@ -207,6 +208,12 @@ def _drain(
             f"The last checkpoint is kept; continue with `{again}`.",
             file=sys.stderr,
         )
+        return False
+    if finished is not None and finished.get("reason") == DATABASE_UNAVAILABLE:
+        # The database is unreachable: the run ended `failed` where it was, and nothing of
+        # the thread can be read to report on it.
+        printer.break_line()
+        print(f"podium: run failed: {finished.get('error')}", file=sys.stderr)
         return False
     return True
 

@@ -82,13 +82,20 @@ class AnswerPrinter:
         self._open = not text.endswith("\n")
 
 
-def drain(items: Iterable[tuple[str, Any]], progress: Any, printer: AnswerPrinter) -> None:
-    """Hand each item of `podium.streaming.parts` to the progress lines or the printer."""
+def drain(
+    items: Iterable[tuple[str, Any]], progress: Any, printer: AnswerPrinter
+) -> Mapping[str, Any] | None:
+    """Hand each item of `podium.streaming.parts` to the progress lines or the printer;
+    returns the run's last `run_finished` event, if it sent one."""
+    finished = None
     for kind, data in items:
         if kind == "event":
+            if data.get("event") == "run_finished":
+                finished = data
             printer.progress(data)
             if progress is not None:
                 printer.break_line()
                 progress(data)
         else:
             printer.token(data)
+    return finished

@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage
 from langgraph.graph.state import CompiledStateGraph
 
 from podium.governance.writers import aone_writer, one_writer, writer_claim
+from podium.graphs.outage import Outcome, StreamShape, afailing_softly, failing_softly
 
 #: Key of the input that carries what the entry check found (read by the supervisor).
 REJECTED_KEY = "input_problem"
@@ -78,7 +79,8 @@ def check_input(value: Any) -> Any:
 class Workflow(CompiledStateGraph[Any, Any, Any, Any]):
     """A compiled podium workflow: LangGraph's compiled graph whose runs check their input
     at the entry (see the module docstring) and, when compiled by a runtime, hold their
-    thread's writer lock while they run (`podium.governance.writers`). `invoke` and
+    thread's writer lock while they run (`podium.governance.writers`) and end `failed`
+    when their database stays unreachable (`podium.graphs.outage`). `invoke` and
     `ainvoke` run through `stream` and `astream`, so those two are the entry; copies
     (`with_config`) keep the class."""
 
@@ -88,7 +90,12 @@ class Workflow(CompiledStateGraph[Any, Any, Any, Any]):
         claim = writer_claim(self.config, config, kwargs.get("context"))
         if claim is None:
             return parent(checked, config, **kwargs)
-        return one_writer(claim, lambda: parent(checked, config, **kwargs))
+        outcome = Outcome(
+            StreamShape.of(kwargs.get("stream_mode"), self.stream_mode, kwargs), claim
+        )
+        return failing_softly(
+            outcome, lambda: one_writer(claim, lambda: parent(checked, config, **kwargs))
+        )
 
     def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
         checked = check_input(input)
@@ -96,7 +103,12 @@ class Workflow(CompiledStateGraph[Any, Any, Any, Any]):
         claim = writer_claim(self.config, config, kwargs.get("context"))
         if claim is None:
             return parent(checked, config, **kwargs)
-        return aone_writer(claim, lambda: parent(checked, config, **kwargs))
+        outcome = Outcome(
+            StreamShape.of(kwargs.get("stream_mode"), self.stream_mode, kwargs), claim
+        )
+        return afailing_softly(
+            outcome, lambda: aone_writer(claim, lambda: parent(checked, config, **kwargs))
+        )
 
     @classmethod
     def of(cls, compiled: CompiledStateGraph[Any, Any, Any, Any]) -> Workflow:

@@ -6,6 +6,7 @@ DOUBLE PRECISION); PostgreSQL gets `%s`. Every table name starts with `podium_`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import sys
@@ -31,6 +32,10 @@ from podium.storage.urls import DatabaseURL
 T = TypeVar("T")
 #: Seconds one request for a pooled connection waits (retried up to `retry_for`).
 POOL_WAIT = 5.0
+#: Seconds a pool keeps reconnecting in the background (with its backoff: 1 s, doubling)
+#: before it leaves the next attempt to the next request. Short, so a database that
+#: comes back after a long outage is found at once, not after a backoff of minutes.
+POOL_RECONNECT = 2.0
 
 
 class Cursor(Protocol):
@@ -177,7 +182,7 @@ class PostgresDatabase(Database):
 
         check_postgres(url)
         self.url, self.retry_for = url, retry_for
-        self._down = False
+        self._outage: DatabaseUnavailable | None = None
         idle = IdleCheck()
         self._pool = ConnectionPool(
             url.conninfo,
@@ -191,6 +196,7 @@ class PostgresDatabase(Database):
             check=idle.check,
             reset=idle.returned,
             timeout=min(POOL_WAIT, max(0.5, retry_for)),
+            reconnect_timeout=POOL_RECONNECT,
         )
         self._psycopg = psycopg
         self.async_pool: Any = None  # set by an async runtime (`use_async_pool`)
@@ -199,32 +205,68 @@ class PostgresDatabase(Database):
         """`fn()`, retried through lost connections for `retry_for` seconds
         (`podium.storage.faults`); `fn` must be safe to run twice.
 
-        Once the database was found unavailable, later calls try once until one succeeds:
-        the clean-up after a stopped run (flushing buffers, closing) must not wait the
-        whole window again for every statement.
+        Once the database was found unavailable, later calls try once until one succeeds,
+        and a failure raises the same `DatabaseUnavailable` again: the clean-up after a
+        stopped run (flushing buffers, closing) and the reads that report it must not wait
+        the whole window again for every statement.
         """
-        try:
-            result = retry(fn, url=self.url.masked, retry_for=0 if self._down else self.retry_for)
-        except DatabaseUnavailable:
-            self._down = True
-            raise
-        self._down = False
+        outage = self._outage
+        if outage is not None:
+            try:
+                result = fn()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                raise outage.again() from exc
+        else:
+            try:
+                result = retry(fn, url=self.url.masked, retry_for=self.retry_for)
+            except DatabaseUnavailable as exc:
+                self._outage = self._explained(exc)
+                raise self._outage.again() from exc.__cause__
+        self._outage = None
         return result
-
-    def _wait(self) -> float:
-        """Seconds to wait for a pooled connection: short once the database is known down."""
-        return 0.5 if self._down else min(POOL_WAIT, max(0.5, self.retry_for))
 
     async def aretrying(self, fn: Callable[[], Awaitable[T]]) -> T:
         """`retrying` for coroutines."""
-        window = 0 if self._down else self.retry_for
-        try:
-            result = await aretry(fn, url=self.url.masked, retry_for=window)
-        except DatabaseUnavailable:
-            self._down = True
-            raise
-        self._down = False
+        outage = self._outage
+        if outage is not None:
+            try:
+                result = await fn()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                raise outage.again() from exc
+        else:
+            try:
+                result = await aretry(fn, url=self.url.masked, retry_for=self.retry_for)
+            except DatabaseUnavailable as exc:
+                self._outage = await asyncio.to_thread(self._explained, exc)
+                raise self._outage.again() from exc.__cause__
+        self._outage = None
         return result
+
+    def _explained(self, outage: DatabaseUnavailable) -> DatabaseUnavailable:
+        """`outage`, with the server's own reason when all it says is that the pool had no
+        connection to give: one direct connection attempt says why (refused, shutting
+        down, a password...), or that the server answers and the pool was only busy."""
+        from psycopg_pool import PoolTimeout
+
+        if not isinstance(outage.__cause__, PoolTimeout):
+            return outage
+        try:
+            self._psycopg.connect(self.url.conninfo, connect_timeout=2).close()
+        except self._psycopg.Error as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        else:
+            reason = f"{outage.reason}, while the server itself answers: the pool was busy"
+        explained = DatabaseUnavailable(outage.url, outage.seconds, reason)
+        explained.__cause__ = outage.__cause__
+        return explained
+
+    def _wait(self) -> float:
+        """Seconds to wait for a pooled connection: short once the database is known down."""
+        return 0.5 if self._outage is not None else min(POOL_WAIT, max(0.5, self.retry_for))
 
     def use_async_pool(self, pool: Any) -> None:
         """Let async code run single statements on `pool` (a psycopg AsyncConnectionPool

@@ -26,12 +26,16 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from podium.errors import DatabaseError
+from podium.errors import ConfigurationError, DatabaseError
 
 T = TypeVar("T")
 
 #: Seconds a database operation keeps retrying a lost connection before it gives up.
 DEFAULT_RETRY_FOR = 30.0
+#: The longest retry window a setting may ask for (an hour: past that, stop and resume).
+MAX_RETRY_FOR = 3600.0
+#: The environment variable entry points read the retry window from.
+RETRY_FOR_ENV = "PODIUM_DB_RETRY_FOR"
 _FIRST_DELAY, _MAX_DELAY = 0.05, 2.0
 _SHUTDOWN = frozenset({"57P01", "57P02", "57P03"})
 
@@ -43,23 +47,32 @@ class DatabaseUnavailable(DatabaseError):
         url: The masked URL of the database.
         seconds: How long podium kept trying.
         reason: The last fault, in one line.
-        thread_id: The thread whose run stopped, when known.
+        thread_id: The thread whose run stopped, when it was a run that stopped.
     """
 
     def __init__(
         self, url: str, seconds: float, reason: str, *, thread_id: str | None = None
     ) -> None:
         self.url, self.seconds, self.reason, self.thread_id = url, seconds, reason, thread_id
-        thread = thread_id if thread_id is not None else "THREAD"
-        super().__init__(
-            f"the database {url} was unreachable for {seconds:.0f}s ({reason}); the run "
-            "stopped at its last checkpoint. Check that the server is running and reachable, "
-            f"then continue the thread with `podium resume {thread}` (or invoke it again "
-            "with input None)"
+        waited = f" for {seconds:.0f}s" if seconds >= 0.5 else ""
+        text = (
+            f"the database {url} was unreachable{waited} ({reason}); check that the server "
+            "is running and reachable from here"
         )
+        if thread_id is not None:
+            text += (
+                ". The run stopped at its last checkpoint: once the database is back, "
+                f"continue it with `podium resume {thread_id}` (or invoke the thread again "
+                "with input None)"
+            )
+        super().__init__(text)
+
+    def again(self) -> DatabaseUnavailable:
+        """The same fault, raised anew (an outage already reported, met again)."""
+        return DatabaseUnavailable(self.url, self.seconds, self.reason, thread_id=self.thread_id)
 
     def for_thread(self, thread_id: str) -> DatabaseUnavailable:
-        """The same fault, naming the thread to resume."""
+        """The same fault, as the outcome of a run of `thread_id` (naming how to resume)."""
         named = DatabaseUnavailable(self.url, self.seconds, self.reason, thread_id=thread_id)
         named.__cause__ = self.__cause__
         return named
@@ -106,6 +119,28 @@ class IdleCheck:
             from psycopg_pool import AsyncConnectionPool
 
             await AsyncConnectionPool.check_connection(conn)
+
+
+def retry_window(text: str | None) -> float:
+    """The retry window a setting asks for (`PODIUM_DB_RETRY_FOR`): seconds, 0 to
+    `MAX_RETRY_FOR`; unset or empty means `DEFAULT_RETRY_FOR`.
+
+    Raises:
+        ConfigurationError: for anything else, quoting it.
+    """
+    if text is None or not text.strip():
+        return DEFAULT_RETRY_FOR
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_RETRY_FOR:  # also refuses NaN
+        raise ConfigurationError(
+            f"{RETRY_FOR_ENV}={text!r} is not a number of seconds from 0 to "
+            f"{MAX_RETRY_FOR:.0f}; it is how long a lost database connection is retried "
+            f"(default {DEFAULT_RETRY_FOR:.0f})"
+        )
+    return seconds
 
 
 def is_transient(exc: BaseException) -> bool:

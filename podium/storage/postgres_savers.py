@@ -3,7 +3,10 @@
 Checkpoint writes are upserts keyed by thread, namespace, checkpoint and task, and reads
 have no effect, so each call can run again after its connection dropped
 (`podium.storage.faults`); after the retry window the run stops with
-`DatabaseUnavailable`, resumable from its last checkpoint.
+`DatabaseUnavailable`, resumable from its last checkpoint. The savers retry through
+podium's `PostgresDatabase` of the same URL, so they share its view of an outage: once
+the database was found unavailable, the reads that report a stopped run try once instead
+of waiting the whole window again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from podium.storage.faults import DEFAULT_RETRY_FOR, aretry, retry
+from podium.storage.database import PostgresDatabase
 
 T = TypeVar("T")
 
@@ -29,12 +32,12 @@ T = TypeVar("T")
 class RetryingPostgresSaver(PostgresSaver):
     """`PostgresSaver` whose calls survive a dropped connection (see the module)."""
 
-    def __init__(self, conn: Any, *, url: str, retry_for: float = DEFAULT_RETRY_FOR) -> None:
+    def __init__(self, conn: Any, *, db: PostgresDatabase) -> None:
         super().__init__(conn)
-        self._url, self._retry_for = url, retry_for
+        self._db = db
 
     def _again(self, fn: Callable[[], T]) -> T:
-        return retry(fn, url=self._url, retry_for=self._retry_for)
+        return self._db.retrying(fn)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         parent = super().get_tuple
@@ -75,12 +78,12 @@ class RetryingPostgresSaver(PostgresSaver):
 class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
     """`AsyncPostgresSaver` whose calls survive a dropped connection (see the module)."""
 
-    def __init__(self, conn: Any, *, url: str, retry_for: float = DEFAULT_RETRY_FOR) -> None:
+    def __init__(self, conn: Any, *, db: PostgresDatabase) -> None:
         super().__init__(conn)
-        self._url, self._retry_for = url, retry_for
+        self._db = db
 
     async def _again(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await aretry(fn, url=self._url, retry_for=self._retry_for)
+        return await self._db.aretrying(fn)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         parent = super().aget_tuple

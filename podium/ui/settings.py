@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from podium.context import DEFAULT_TENANT, RunContext
+from podium.storage.faults import DEFAULT_RETRY_FOR, RETRY_FOR_ENV, retry_window
 from podium.storage.urls import DEFAULT_URL, mask
 
 DEFAULT_MODEL = "demo"
@@ -41,6 +42,8 @@ class AppConfig:
         server_key: The API key for the server (PODIUM_API_KEY), sent as `x-api-key`.
         server_token: A bearer token for the server (PODIUM_SERVER_TOKEN): a JWT from the
             team's identity provider, or a pdm1 token.
+        db_retry_for: Seconds a lost PostgreSQL connection is retried (PODIUM_DB_RETRY_FOR);
+            a page drawn while the database is down waits that long once, then says so.
     """
 
     database_url: str = DEFAULT_URL
@@ -53,6 +56,7 @@ class AppConfig:
     server_url: str | None = None
     server_key: str | None = None
     server_token: str | None = None
+    db_retry_for: float = DEFAULT_RETRY_FOR
 
     def __repr__(self) -> str:
         # Never the password of the URL, the audit key nor the server's credential.
@@ -85,6 +89,7 @@ class AppConfig:
         """A digest of everything that opens a different runtime (secrets not in clear)."""
         parts = [
             self.database_url,
+            str(self.db_retry_for),
             self.workflows or "",
             hashlib.sha256(self.audit_key or b"").hexdigest(),
             str(self.tracing),
@@ -116,6 +121,7 @@ def config_from_env(environ: Mapping[str, str]) -> AppConfig:
         server_url=get("PODIUM_SERVER_URL"),
         server_key=get("PODIUM_API_KEY"),
         server_token=get("PODIUM_SERVER_TOKEN"),
+        db_retry_for=retry_window(get(RETRY_FOR_ENV)),
     )
 
 

@@ -22,6 +22,7 @@ from podium.errors import PodiumError
 from podium.gates.decision import decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import catalog, get_workflow
+from podium.graphs.outage import DATABASE_UNAVAILABLE
 from podium.runtime import open_runtime
 from podium.streaming import STREAM_MODES, parts
 from podium.tracing.tracer import Tracer, settings_from_env, tracing_config
@@ -104,7 +105,12 @@ class Workbench:
         self._stack = ExitStack()
         try:
             self.rt = self._stack.enter_context(
-                open_runtime(config.database_url, audit_key=config.audit_key, **services)
+                open_runtime(
+                    config.database_url,
+                    audit_key=config.audit_key,
+                    db_retry_for=config.db_retry_for,
+                    **services,
+                )
             )
             self.tracer = self._tracer(environ or {}) if config.tracing else None
         except BaseException:
@@ -261,9 +267,11 @@ class Workbench:
         *,
         reopen: str | None = None,
     ) -> RunOutcome:
-        error = None
+        error, unreachable = None, None
         try:
             for kind, data in parts(events):
+                if kind == "event" and data.get("reason") == DATABASE_UNAVAILABLE:
+                    unreachable = str(data.get("error"))
                 if on_event is not None:
                     on_event(data if kind == "event" else data.event())
         except PodiumError as exc:
@@ -275,6 +283,10 @@ class Workbench:
                 "continue the run from the page, or with `podium resume "
                 f"{thread_id}`"
             )
+        if unreachable is not None:
+            # The database is unreachable: the run ended `failed` where it was, and nothing
+            # of the thread can be read to show more.
+            return RunOutcome(error=f"the run failed: {unreachable}", status="failed")
         gates = pending_gates(app, thread_id)
         if error and reopen and any(g.request.gate_id == reopen for g in gates):
             # The decision never reached the gate: open it again for another decision.
