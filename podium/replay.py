@@ -8,12 +8,14 @@ atomic: a second replay of the same letter is refused, so effects do not repeat.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import podium.graphs.names as names
 import podium.lifecycle as lifecycle
 from podium.context import RunContext
 from podium.errors import ReplayError
+from podium.governance.writers import holding_thread
 from podium.stores.dead_letters.store import DeadLetter
 
 
@@ -52,13 +54,59 @@ def replay(
 ) -> Any:
     """Claim `letter`, put its task back on the thread, and run the thread on.
 
-    Returns the run's output (or the event stream with `stream_mode`); call
-    `finish(...)` with the outcome when it is done.
+    The thread's writer lock (`podium.governance.writers.holding_thread`) is held from
+    before the claim until the run ends, so the state written for the replay and the run
+    that follows are one writer's: a run of the thread elsewhere is refused meanwhile, and
+    a thread another run is running refuses the replay (`ThreadBusy`) before the letter
+    is claimed.
+
+    Returns the run's output, or with `stream_mode` its event stream (the replay starts
+    when the stream is first read); call `finish(...)` with the outcome when it is done.
     """
-    claimed = services.dead_letters.claim_for_replay(
+    config = {"configurable": {"thread_id": letter.thread_id}}
+    if stream_mode:
+        return _streamed(app, letter, services, context, agent, config, stream_mode)
+    with holding_thread(app, config, context) as held:
+        claimed = _requeue(app, letter, services, context, agent, held)
+        try:
+            return app.invoke(None, held, context=context)
+        except Exception as exc:
+            _failed(services, claimed, exc)
+            raise
+
+
+def _streamed(
+    app: Any,
+    letter: DeadLetter,
+    services: Any,
+    context: RunContext,
+    agent: str | None,
+    config: Any,
+    stream_mode: str,
+) -> Iterator[Any]:
+    with holding_thread(app, config, context) as held:
+        claimed = _requeue(app, letter, services, context, agent, held)
+        try:
+            events = app.stream(None, held, context=context, stream_mode=stream_mode)
+        except Exception as exc:
+            _failed(services, claimed, exc)
+            raise
+        yield from events
+
+
+def _requeue(
+    app: Any,
+    letter: DeadLetter,
+    services: Any,
+    context: RunContext,
+    agent: str | None,
+    config: Any,
+) -> DeadLetter:
+    """Claim the letter and write its task back into the thread's state (under the
+    thread's lock: `config` carries it); returns the claimed letter."""
+    claimed: DeadLetter = services.dead_letters.claim_for_replay(
         letter.id, letter.tenant_id, by=context.user_id
     )
-    config = {"configurable": {"thread_id": claimed.thread_id}}
     try:
         values = app.get_state(config).values
         changes = requeued_tasks(
@@ -71,17 +119,19 @@ def replay(
         app.update_state(
             config, {"tasks": changes, "status": "running", "error": None}, as_node=names.SUPERVISOR
         )
-        if stream_mode:
-            return app.stream(None, config, context=context, stream_mode=stream_mode)
-        return app.invoke(None, config, context=context)
     except Exception as exc:
-        services.dead_letters.finish_replay(
-            claimed.id,
-            claimed.tenant_id,
-            ok=False,
-            result={"error": str(exc), "error_type": type(exc).__name__},
-        )
+        _failed(services, claimed, exc)
         raise
+    return claimed
+
+
+def _failed(services: Any, claimed: DeadLetter, exc: Exception) -> None:
+    services.dead_letters.finish_replay(
+        claimed.id,
+        claimed.tenant_id,
+        ok=False,
+        result={"error": str(exc), "error_type": type(exc).__name__},
+    )
 
 
 def finish(app: Any, letter: DeadLetter, *, services: Any) -> str:

@@ -6,6 +6,12 @@ take the thread's lock (`podium.stores.writers`) before LangGraph reads the thre
 give it back when the run ends, fails, pauses at a gate, or is cancelled or closed. A
 busy thread raises `ThreadBusy` at once and nothing of the run happens.
 
+Writing a thread's state outside a run (`update_state`, as a dead-letter replay does
+before it runs the thread on) takes the same lock: `holding_thread` holds it across the
+write and the run that follows, and marks the config so that run does not ask for it
+again. A run of the thread elsewhere meanwhile is refused, and so is the write while a
+run holds the thread.
+
 Not locked: a graph nested in a running graph (its root holds the lock), a run without
 a thread id, and graphs compiled for a LangGraph server (compiled without a checkpointer:
 the server gives each run its own, and its `multitask_strategy` decides what a second
@@ -20,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config, merge_configs
 
 from podium.context import resolve_context
@@ -29,6 +36,8 @@ from podium.stores.writers import HeldThread
 
 #: The configurable key that asks for one writer per thread (`__`: kept out of checkpoints).
 WRITER_KEY = "__podium_one_writer"
+#: The configurable key of a lock its caller already holds (`holding_thread`).
+HELD_KEY = "__podium_held_thread"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,33 @@ def writer_claim(graph_config: Any, config: Any, context: Any) -> WriterClaim | 
     if thread_id is None:
         return None  # LangGraph itself refuses a checkpointed run without a thread id
     tenant_id = resolve_context(merged, context).tenant_id
+    held = conf.get(HELD_KEY)
+    if isinstance(held, HeldThread) and held.held and held.key == (tenant_id, str(thread_id)):
+        return None  # the caller holds the thread's lock already (`holding_thread`)
     return WriterClaim(bound(merged).services, tenant_id, str(thread_id))
+
+
+@contextlib.contextmanager
+def holding_thread(app: Any, config: Any, context: Any = None) -> Iterator[RunnableConfig]:
+    """Hold the writer lock of `config`'s thread for a write and the run after it.
+
+    Yields the config to pass to `app.update_state`, `app.get_state` and the run (its own
+    lock is then taken already); when `app` asks for no lock (see `writer_claim`), `config`
+    itself. The lock is given back when the block ends.
+
+    Raises:
+        ThreadBusy: when a run of the thread (in any process) holds it.
+    """
+    config = ensure_config(config)
+    claim = writer_claim(getattr(app, "config", None), config, context)
+    if claim is None:
+        yield config
+        return
+    held = claim.acquire()
+    try:
+        yield merge_configs(config, {"configurable": {HELD_KEY: held}})
+    finally:
+        held.release()
 
 
 def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:

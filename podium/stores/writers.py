@@ -67,6 +67,11 @@ class HeldThread:
     def held(self) -> bool:
         return self._held
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(tenant, thread) of the lock."""
+        return (self.tenant_id, self.thread_id)
+
     def release(self) -> None:
         with self._guard:
             if not self._held:
