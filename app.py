@@ -33,13 +33,21 @@ def workbench(cache_key: str, _config: ui.AppConfig) -> ui.AnyWorkbench:
     return ui.open_workbench(_config, environ=os.environ)
 
 
+#: Messages shown on this drawing of the page (Streamlit runs this script afresh each time).
+SHOWN: set[str] = set()
+
+
 @contextmanager
 def shown_errors() -> Iterator[None]:
-    """Show a failure of one part of the page as a message; the rest is still drawn."""
+    """Show a failure of one part of the page as a message; the rest is still drawn. A
+    message already shown (an unreachable database fails every part alike) is not repeated."""
     try:
         yield
     except Exception as exc:
-        st.error(ui.describe_error(exc))
+        message = ui.describe_error(exc)
+        if message not in SHOWN:
+            SHOWN.add(message)
+            st.error(message)
 
 
 # -- sidebar ------------------------------------------------------------------------------

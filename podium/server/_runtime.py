@@ -11,6 +11,10 @@ Environment (read here, as an entry point):
     PODIUM_AUDIT_KEY: HMAC key of the audit chains. Unset, the chains are plain SHA-256,
         which anyone with write access to the database can recompute after a rewrite: the
         server says so in a warning when it opens its runtime.
+    PODIUM_DB_RETRY_FOR: seconds a lost PostgreSQL connection is retried (default 30).
+
+A database that cannot be reached when the runtime is first needed is not remembered:
+each request tries again (`podium.server.auth` answers 503 meanwhile).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import threading
 
 from podium.runtime import PodiumRuntime
 from podium.storage.database import open_database
+from podium.storage.faults import RETRY_FOR_ENV, retry_window
 from podium.storage.urls import parse_url
 
 #: podium's tables on a server when PODIUM_DATABASE_URL is unset (relative to its cwd).
@@ -61,10 +66,11 @@ def server_runtime() -> PodiumRuntime:
             key = os.environ.get("PODIUM_AUDIT_KEY")
             if not key:
                 log.warning(UNKEYED_WARNING)
+            window = retry_window(os.environ.get(RETRY_FOR_ENV))
             runtime = PodiumRuntime(
                 url,
                 None,
-                open_database(url),
+                open_database(url, retry_for=window),
                 audit_key=key.encode() if key else None,
                 offload=True,  # the server's event loop serves every run: never block it
             )

@@ -10,18 +10,28 @@ The server mounts this Starlette app beside its own routes. Its authentication
 middleware does not cover custom routes (`enable_custom_route_auth` is off), so each route
 here checks its own credential: the webhook signature, or the API key / bearer token.
 The app's middleware wraps the whole server: it closes the dev server's debug, wipe and
-deploy routes (see `podium.server._closed_routes`).
+deploy routes (see `podium.server._closed_routes`). A route that cannot reach podium's
+database answers 503 with the reason (the URL masked), not 500.
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from podium.errors import DatabaseError
 from podium.server import insight, metrics
 from podium.server._closed_routes import CloseDevServerRoutes
 from podium.server.webhooks import trigger
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """podium's database cannot be reached: 503 with what is wrong (URL masked)."""
+    return JSONResponse({"detail": str(exc)}, status_code=503)
+
 
 app = Starlette(
     routes=[
@@ -30,4 +40,5 @@ app = Starlette(
         *metrics.routes,
     ],
     middleware=[Middleware(CloseDevServerRoutes)],
+    exception_handlers={DatabaseError: database_unavailable},
 )

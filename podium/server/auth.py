@@ -47,8 +47,9 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import LangGraphError
 from langgraph_sdk.schema import Thread
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podium.errors import AlreadyDecided, GateError
+from podium.errors import AlreadyDecided, DatabaseError, GateError
 from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
 from podium.server._credentials import CredentialError, Principal
 from podium.server._jwt import KeysUnavailable
@@ -106,9 +107,13 @@ async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDic
     """Turn the request's credential into the user the server keeps (401 otherwise)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
+        # podium's database first: unreachable, every request would fail on it somewhere.
+        await asyncio.to_thread(server_runtime)
         principal = await asyncio.to_thread(authenticate_headers, lowered)
-    except KeysUnavailable as exc:
-        raise Auth.exceptions.HTTPException(status_code=503, detail=str(exc)) from None
+    except (KeysUnavailable, DatabaseError) as exc:
+        # Starlette's own exception: the server passes it on as it is (503 and the detail);
+        # it turns the SDK's into a 500 for any status but 401 and 403.
+        raise StarletteHTTPException(status_code=503, detail=str(exc)) from None
     except CredentialError as exc:
         raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
     return principal.as_user()  # type: ignore[return-value]

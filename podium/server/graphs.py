@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +35,8 @@ from podium.server.admission import register_policy
 _NOT_AGENTS = (START, *sorted(names.WORKFLOW_NODES))
 
 
-def compile_workflow(name: str, *, model: Any = None) -> Any:
-    """Compile workflow `name` for the server: podium's stores bound, no checkpointer.
+def build_workflow_graph(name: str, *, model: Any = None) -> Any:
+    """Build workflow `name` for the server (uncompiled) and register its policy.
 
     Args:
         name: A workflow of the catalog (`research_brief`, entry points,
@@ -47,23 +48,46 @@ def compile_workflow(name: str, *, model: Any = None) -> Any:
     """
     factory = get_workflow(name, os.environ.get("PODIUM_WORKFLOWS"))
     graph = factory(model=model or os.environ.get("PODIUM_MODEL") or None)
-    # checkpointer=None on purpose: the server injects its own into every run.
     # The server admits runs itself (429 past a tenant's max_runs: podium.server.admission).
     register_policy(name, getattr(graph, "policies", None))
+    return graph
+
+
+def compile_workflow(name: str, *, model: Any = None) -> Any:
+    """Compile workflow `name` for the server: podium's stores bound, no checkpointer.
+
+    Raises:
+        UnknownWorkflowError: listing the known workflows.
+        DatabaseError: podium's database cannot be opened.
+    """
+    return _compiled(build_workflow_graph(name, model=model), name)
+
+
+def _compiled(graph: Any, name: str) -> Any:
+    # checkpointer=None on purpose: the server injects its own into every run.
     return server_runtime().compile(graph, checkpointer=None, name=name, admit_runs=False)
 
 
 def serve(name: str, *, model: Any = None) -> Callable[[RunnableConfig], Any]:
-    """The server's graph factory for workflow `name` (compiled once, here).
+    """The server's graph factory for workflow `name`.
+
+    The workflow is built (and checked) here; it is compiled with podium's stores on the
+    first run, so a server whose database is unreachable still starts, and answers each
+    request with what is wrong (503) until the database is back (`podium.server.auth`).
 
     Serve a workflow of your own with `my_flow = serve("my_flow")` in a module of yours and
     `"my_flow": "my.module:my_flow"` under `graphs` in `langgraph.json`.
     """
-    compiled = compile_workflow(name, model=model)
-    agents = [n for n in compiled.nodes if n not in _NOT_AGENTS]
+    built = build_workflow_graph(name, model=model)
+    agents = [n for n in built.nodes if n not in _NOT_AGENTS]
+    compiled: list[Any] = []
+    lock = threading.Lock()
 
     def graph(config: RunnableConfig) -> Any:
-        return _traced(compiled, config, agents)
+        with lock:
+            if not compiled:
+                compiled.append(_compiled(built, name))
+        return _traced(compiled[0], config, agents)
 
     graph.__name__ = graph.__qualname__ = name
     graph.__doc__ = f"Workflow {name!r} for the LangGraph server."

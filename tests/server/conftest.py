@@ -95,16 +95,17 @@ open_brief = server_runtime().compile(
 """
 
 
-def _config(workdir: Path) -> Path:
+def _config(workdir: Path, *, test_graphs: bool = True) -> Path:
     config = json.loads((REPO / "langgraph.json").read_text())
     config.pop("env", None)
-    (workdir / "open_graph.py").write_text(OPEN_GRAPH)
-    config["graphs"]["open_brief"] = {"path": "./open_graph.py:open_brief"}
     config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
-    # A slow workflow whose policy caps each tenant at two runs in flight (capped.py).
-    config["graphs"]["capped_brief"] = (
-        f"{Path(__file__).resolve().parent / 'capped.py'}:capped_brief"
-    )
+    if test_graphs:
+        (workdir / "open_graph.py").write_text(OPEN_GRAPH)
+        config["graphs"]["open_brief"] = {"path": "./open_graph.py:open_brief"}
+        # A slow workflow whose policy caps each tenant at two runs in flight (capped.py).
+        config["graphs"]["capped_brief"] = (
+            f"{Path(__file__).resolve().parent / 'capped.py'}:capped_brief"
+        )
     path = workdir / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -172,7 +173,16 @@ def second_server(
 
 
 @contextlib.contextmanager
-def _running(workdir: Path, database_url: str, idp: IdentityProvider) -> Iterator[Server]:
+def _running(
+    workdir: Path,
+    database_url: str,
+    idp: IdentityProvider,
+    *,
+    test_graphs: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`langgraph dev` in `workdir` on podium's database `database_url`; `test_graphs`
+    serves the tests' own workflows beside the repository's, `env` adds variables."""
     cli = _langgraph_cli()
     if cli is None:
         reason = "langgraph-cli[inmem] is not installed (pip install 'langgraph-cli[inmem]')"
@@ -191,14 +201,14 @@ def _running(workdir: Path, database_url: str, idp: IdentityProvider) -> Iterato
         "--port",
         str(port),
         "--config",
-        str(_config(workdir)),
+        str(_config(workdir, test_graphs=test_graphs)),
     ]
     langfuse = Collector()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             command,
             cwd=workdir,
-            env=_env(database_url, langfuse, idp),
+            env={**_env(database_url, langfuse, idp), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
