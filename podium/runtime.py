@@ -7,6 +7,7 @@ store (`Services`), make the governor, and bind them to each graph `rt.compile` 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
@@ -22,9 +23,11 @@ from podium.governance.binding import BINDING_KEY, Binding
 from podium.governance.governor import Governor
 from podium.governance.writers import WRITER_KEY
 from podium.storage.database import Database, PostgresDatabase, open_database
-from podium.storage.faults import DEFAULT_RETRY_FOR
+from podium.storage.faults import DEFAULT_RETRY_FOR, is_database_fault
 from podium.storage.urls import DEFAULT_URL, DatabaseURL, parse_url
 from podium.stores.services import Services
+
+log = logging.getLogger("podium")
 
 
 class PodiumRuntime:
@@ -105,7 +108,7 @@ def open_runtime(url: str | None = None, **services: Any) -> Iterator[PodiumRunt
         stack.callback(db.close)
         saver = _sync_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
-        stack.callback(runtime.services.flush)
+        stack.callback(_flush_at_close, runtime.services)
         stack.callback(runtime.services.writers.close)
         yield runtime
 
@@ -122,9 +125,21 @@ async def open_async_runtime(
         stack.callback(db.close)
         saver = await _async_saver(parsed, db, stack)
         runtime = PodiumRuntime(parsed, saver, db, **services)
-        stack.callback(runtime.services.flush)
+        stack.callback(_flush_at_close, runtime.services)
         stack.callback(runtime.services.writers.close)
         yield runtime
+
+
+def _flush_at_close(services: Services) -> None:
+    """Write the audit events and usage rows still buffered. With the database unreachable
+    they cannot be: that is logged, not raised, since raising here would replace what the
+    caller is told about how its run ended (a run that stopped on the outage said so)."""
+    try:
+        services.flush()
+    except Exception as exc:
+        if not is_database_fault(exc):
+            raise
+        log.warning("audit events and usage rows still buffered were not written: %s", exc)
 
 
 def _sync_saver(url: DatabaseURL, db: Database, stack: ExitStack) -> BaseCheckpointSaver[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -312,3 +313,19 @@ def test_the_cli_says_the_run_failed_then_resumes_it(own_cluster, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert "b done" in resumed.stdout
     assert (tmp_path / "sent").read_text().split() == ["a", "b"]  # each effect once
+
+
+def test_closing_a_runtime_while_the_database_is_down_says_what_was_lost(own_cluster, caplog):
+    """Buffered audit events that cannot be written at close are logged, not raised: a
+    raise there would replace what the caller is told about how its run ended."""
+    with caplog.at_level(logging.WARNING, logger="podium"):
+        try:
+            with open_runtime(own_cluster.url, db_retry_for=1) as rt:
+                rt.services.recorder.event(
+                    "transition", "system:podium", {"n": 1}, tenant_id="default"
+                )
+                own_cluster.stop()
+        finally:
+            own_cluster.start()
+    assert "audit events and usage rows still buffered were not written" in caplog.text
+    assert "was unreachable for 1s" in caplog.text
