@@ -42,11 +42,13 @@ HELD_KEY = "__podium_held_thread"
 
 @dataclass(frozen=True, slots=True)
 class WriterClaim:
-    """The lock a run must hold: whose thread, and the stores that lock it."""
+    """The lock a run must hold: whose thread, and the stores that lock it; `held` when
+    the run's caller holds it already (`holding_thread`), so the run takes nothing."""
 
     services: Services
     tenant_id: str
     thread_id: str
+    held: HeldThread | None = None
 
     def acquire(self) -> HeldThread:
         return self.services.writers.acquire(self.tenant_id, self.thread_id)
@@ -59,14 +61,14 @@ def writer_claim(graph_config: Any, config: Any, context: Any) -> WriterClaim | 
     conf = merged.get("configurable") or {}
     if not conf.get(WRITER_KEY) or conf.get("checkpoint_ns"):
         return None
-    thread_id = conf.get("thread_id")
-    if thread_id is None:
+    if conf.get("thread_id") is None:
         return None  # LangGraph itself refuses a checkpointed run without a thread id
+    thread_id = str(conf["thread_id"])
     tenant_id = resolve_context(merged, context).tenant_id
     held = conf.get(HELD_KEY)
-    if isinstance(held, HeldThread) and held.held and held.key == (tenant_id, str(thread_id)):
-        return None  # the caller holds the thread's lock already (`holding_thread`)
-    return WriterClaim(bound(merged).services, tenant_id, str(thread_id))
+    if not (isinstance(held, HeldThread) and held.held and held.key == (tenant_id, thread_id)):
+        held = None  # not the caller's lock on this thread (`holding_thread`)
+    return WriterClaim(bound(merged).services, tenant_id, thread_id, held)
 
 
 @contextlib.contextmanager
@@ -82,7 +84,7 @@ def holding_thread(app: Any, config: Any, context: Any = None) -> Iterator[Runna
     """
     config = ensure_config(config)
     claim = writer_claim(getattr(app, "config", None), config, context)
-    if claim is None:
+    if claim is None or claim.held is not None:
         yield config
         return
     held = claim.acquire()
@@ -94,7 +96,11 @@ def holding_thread(app: Any, config: Any, context: Any = None) -> Iterator[Runna
 
 def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
     """`run()`'s chunks, with the thread's writer lock held from the first chunk asked for
-    until the run ends or the caller stops reading."""
+    until the run ends or the caller stops reading (nothing to take when its caller holds
+    it)."""
+    if claim.held is not None:
+        yield from run()
+        return
     held = claim.acquire()
     try:
         yield from run()
@@ -108,6 +114,11 @@ async def aone_writer(
     """`one_writer` for async runs: taking and giving back the lock stay off the loop
     where the database is remote (`Services.run_sync`)."""
     services = claim.services
+    if claim.held is not None:
+        async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
+            async for chunk in chunks:
+                yield chunk
+        return
     held = await services.run_sync(claim.acquire)
     try:
         async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
