@@ -3,10 +3,12 @@
     START -> supervisor -> (worker* -> supervisor)* -> aggregate -> END   (each workflow)
 
 Each entry is a graph factory the server calls with a run's config. The workflow is
-compiled once, without a checkpointer (the server supplies its own to every run: in memory
-under `langgraph dev`, PostgreSQL on the platform) and with podium's stores bound
-(`podium.server._runtime.server_runtime`). When `LANGFUSE_*` is set, the factory adds the
-run's Langfuse callbacks (thread as session, tenant/user as user) to the config.
+built when the module loads and compiled once, at its first run, without a checkpointer
+(the server supplies its own to every run: in memory under `langgraph dev`, PostgreSQL on
+the platform) and with podium's stores bound (`podium.server._runtime.server_runtime`), so
+the server starts even while podium's database is unreachable. When `LANGFUSE_*` is set,
+the factory adds the run's Langfuse callbacks (thread as session, tenant/user as user) to
+the config.
 
 Environment (read here, as an entry point):
     PODIUM_MODEL: model of the served workflows (`demo` by default).
