@@ -169,3 +169,7 @@ def test_a_server_down_for_good_stops_the_run_then_it_resumes(own_cluster, scrip
         assert out["status"] == "completed", out.get("error")
         assert sent == ["a", "b"]
         assert rt.services.dead_letters.list(tenant_id="default") == []
+        by_attempt = rt.services.ledger.totals("default", by="attempt", thread_id="for-good")
+    # t2 ran again from its start: its paid calls are its attempt 2 (the reply the outage
+    # kept from being recorded left no row), t1's two are first attempts.
+    assert sorted((r.key, r.calls) for r in by_attempt) == [("1", 2), ("2", 2)]
