@@ -1,8 +1,8 @@
 """A step the engine runs again after its process died is marked as a retry.
 
-Runs of one tenant go to the gate on both processes; A is killed right after one of its
-runs recorded a model reply that asks for tools, so that run's task is mid-way. B runs
-it again from its last checkpoint (the engine's attempt 2): the task starts over,
+Runs of one tenant go to the gate on both processes; a process is killed right after one
+of its runs recorded a model reply that asks for tools, so that run's task is mid-way. The
+other runs it again from its last checkpoint (the engine's attempt 2): the task starts over,
 replays the recorded reply instead of paying for it again, and everything it writes
 carries `step_attempt` 2 and `run_attempt` 2. Work done once carries no marks, and every
 paid call has one usage row, retries included.
@@ -29,7 +29,7 @@ from .conftest import TOKEN_SECRET
 pytestmark = pytest.mark.scaleout
 
 RUNS = 6
-#: Seconds to wait for A to be mid-task, and for every run to reach its gate after the kill.
+#: Seconds to wait for a run to be mid-task, and for every run to reach its gate after the kill.
 KILL_WAIT, DEADLINE = 30.0, 60.0
 #: A reply recorded at most this long ago belongs to a task still running: its tool calls
 #: run next, then a model call that takes the cluster's model latency (0.3 s).
@@ -69,21 +69,26 @@ def test_a_step_run_again_after_its_process_died_is_marked_a_retry(cluster) -> N
         goal = f"Write a brief on district {i:02d} heat pumps and grid storage"
         runs[api.runs.create(thread, "slow_brief", input={"goal": goal})["run_id"]] = thread
 
-    chosen = None
+    # Whichever process is first seen mid-task is killed (the engine decides which process
+    # claims which run).
+    chosen, victim = None, None
     try:
         with psycopg.connect(cluster.podium_url, autocommit=True) as db:
             deadline = time.monotonic() + KILL_WAIT
-            while chosen is None and time.monotonic() < deadline:
-                on_a = {runs[r] for r in in_flight(a) if r in runs}
-                chosen = mid_task(db, tenant, on_a)
-                if chosen is None:
+            while victim is None and time.monotonic() < deadline:
+                for instance in (a, b):
+                    on_it = {runs[r] for r in in_flight(instance) if r in runs}
+                    if (chosen := mid_task(db, tenant, on_it)) is not None:
+                        victim = instance
+                        break
+                else:
                     time.sleep(0.02)
-        if chosen is not None:
-            cluster.kill(a)
-        lost = {runs[r] for r in in_flight(a) if r in runs}
-        assert chosen is not None, f"no run of A was seen mid-task within {KILL_WAIT:.0f} s"
+        assert victim is not None, f"no run was seen mid-task within {KILL_WAIT:.0f} s"
+        cluster.kill(victim)
+        lost = {runs[r] for r in in_flight(victim) if r in runs}
 
-        api = get_sync_client(url=b.url, headers={"Authorization": f"Bearer {token}"})
+        survivor = b if victim is a else a
+        api = get_sync_client(url=survivor.url, headers={"Authorization": f"Bearer {token}"})
         deadline = time.monotonic() + DEADLINE
         while pending := [
             t for t in runs.values() if api.threads.get(t)["status"] != "interrupted"
@@ -91,8 +96,9 @@ def test_a_step_run_again_after_its_process_died_is_marked_a_retry(cluster) -> N
             assert time.monotonic() < deadline, f"{len(pending)} runs not at their gate"
             time.sleep(0.5)
     finally:
-        if not a.alive:
-            cluster.launch(a)
+        for instance in (a, b):
+            if not instance.alive:
+                cluster.launch(instance)
 
     with podium.open_runtime(cluster.podium_url) as rt:
         events = rt.services.audit.events(tenant)
