@@ -253,3 +253,12 @@ def test_an_effect_killed_mid_tool_makes_the_embedded_api_say_waiting(
     assert done["tasks"] == {"t1": "completed"} and done["gates"] == []
     assert done["effects"] == [["t1", "pay", "completed", 1]]
     assert _payments(tmp_path) == ["paid 5"]
+    # Every run after the kill is the task's attempt 2: moving to `waiting`, raising the
+    # gate and going on after the answer continue the retry; none is a retry of its own.
+    with podium.open_runtime(durable_url) as rt:
+        events = rt.services.audit.timeline(thread, tenant)
+        by_attempt = rt.services.ledger.totals(tenant, by="attempt", thread_id=thread)
+    mine = [e for e in events if str(e.actor) == "agent:payer"]
+    assert {e.kind for e in mine} >= {"model_call", "tool_call", "error"}
+    assert {e.payload.get("step_attempt") for e in mine} == {2}
+    assert sorted((r.key, r.calls) for r in by_attempt) == [("1", 1), ("2", 1)]
