@@ -148,3 +148,60 @@ def ledger_total(db: Database, tenant: str, scope: str, unit: str = "tokens") ->
         (tenant, scope, unit),
     )
     return sum(row["amount"] for row in rows)
+
+
+#: `fetch_feed` opens a breaker of the calling tenant's own, `fetch_index` one shared by
+#: every tenant (tenant `*`), each at its first failure; no retries, no fallback.
+FAILING_TOOLS_POLICY = """
+agents:
+  fetcher: {tools: {allow: [fetch_feed, fetch_index]}}
+tools:
+  fetch_feed:
+    retry: {attempts: 1}
+    breaker: {failures: 1, window: 60, cooldown: 600, per_tenant: true}
+  fetch_index:
+    retry: {attempts: 1}
+    breaker: {failures: 1, window: 60, cooldown: 600, per_tenant: false}
+"""
+
+
+def fail_a_task(url: str, tenant: str, tools: list[str], policy_dir: Path) -> None:
+    """Run one task for `tenant` whose model calls `tools` (`fetch_feed`, `fetch_index`) at
+    once, each failing with a transient error: the task becomes one dead letter of the
+    tenant's, and each tool's breaker opens (FAILING_TOOLS_POLICY)."""
+    from langchain_core.tools import tool
+
+    from podium.policies import load_policies
+    from podium.testing import tool_calls
+
+    @tool
+    def fetch_feed(name: str) -> str:
+        """Fetch a news feed."""
+        raise ConnectionError("feed host down")
+
+    @tool
+    def fetch_index(name: str) -> str:
+        """Fetch a search index."""
+        raise ConnectionError("index host down")
+
+    path = policy_dir / "failing-tools.yaml"
+    path.write_text(FAILING_TOOLS_POLICY, encoding="utf-8")
+    model = ScriptedChatModel(
+        responses=[tool_calls(*((name, {"name": "energy"}) for name in tools))], name="fetcher"
+    )
+    graph = podium.build_workflow(
+        [podium.AgentSpec(name="fetcher", tools=[fetch_feed, fetch_index], model=model)],
+        name="fetching",
+        supervisor=podium.Plan(
+            tasks=[podium.PlannedTask(id="t1", agent="fetcher", instruction="fetch")]
+        ),
+        policies=load_policies(path),
+    )
+    with podium.open_runtime(url) as rt:
+        out = rt.compile(graph).invoke(
+            {"goal": "fetch"},
+            {"configurable": {"thread_id": f"{tenant}-fetch"}},
+            context=podium.RunContext(tenant_id=tenant),
+        )
+    model.assert_consumed()
+    assert out["tasks"]["t1"]["status"] == "dead_lettered", out["tasks"]["t1"]

@@ -58,6 +58,8 @@ class Recording:
             output_tokens=usage["output_tokens"],
             cached_tokens=int(cached),
             cost_usd=usage["cost_usd"],
+            step_attempt=scope.step_attempt,
+            run_attempt=scope.run_attempt,
         )
         return usage, entry
 

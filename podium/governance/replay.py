@@ -1,7 +1,9 @@
-"""Replay of recorded model replies within one run of a task.
+"""Replay of recorded model replies within one run of a task, and the run's attempt.
 
-The task node gives each run of a task a `TaskReplies` (in its scope). The governor asks
-it, before each model call of the task, for the call's step and a recorded reply; a
+The task node gives each run of a task a `TaskReplies` (in its scope) and begins it before
+the task's worker runs: that counts the run (`attempt`: 2 or more when the task runs
+again after its previous run died) and reads what earlier runs recorded. The governor
+asks it, before each model call of the task, for the call's step and a recorded reply; a
 recorded reply is returned instead of calling the model, and a new reply is recorded
 (with its bill) before it is returned, so before its tool calls can run.
 """
@@ -29,6 +31,19 @@ class TaskReplies:
         self._recorded: dict[str, AIMessage] | None = None
         self._calls: dict[int, int] = {}
         self._lock = threading.Lock()
+        #: Which run of the task this is (1 until `begin` counts it).
+        self.attempt = 1
+
+    def begin(self) -> None:
+        """Count this run of the task and read the replies earlier runs recorded."""
+        start = self._store.begin(self.key)
+        with self._lock:
+            self.attempt, self._recorded = start.attempt, start.replies
+
+    def pause(self) -> None:
+        """This run stops at a gate (or waits for one): the run that continues the task
+        is no retry."""
+        self._store.pause(self.key)
 
     def step(self, messages: Sequence[BaseMessage]) -> str:
         """The step of a model call: how many replies the conversation holds already,

@@ -39,9 +39,24 @@ class Scope:
     #: task node on a task that is not waiting yet: `podium.governance.in_doubt.EffectInDoubt`
     #: stops it); otherwise the effect's gate is raised where the call is.
     moves_to_waiting: bool = False
+    #: On a LangGraph server, which attempt of the server's run this is (the engine runs a
+    #: run again, from its last checkpoint, when the process running it died).
+    run_attempt: int = 1
 
     def for_agent(self, agent: str, task_id: str | None) -> Scope:
         return replace(self, agent=agent, task_id=task_id)
+
+    @property
+    def step_attempt(self) -> int:
+        """Which run of the task this is: 2 or more when the task runs again from its
+        start after its previous run died (1 outside a task)."""
+        return int(self.replies.attempt) if self.replies is not None else 1
+
+    def retry_marks(self) -> dict[str, int]:
+        """What marks the records of a retried step: `step_attempt` and `run_attempt`
+        when above 1 (nothing for work done the first time)."""
+        marks = {"step_attempt": self.step_attempt, "run_attempt": self.run_attempt}
+        return {name: value for name, value in marks.items() if value > 1}
 
     @property
     def run_key(self) -> str:
@@ -63,6 +78,8 @@ def make_scope(
     ctx = resolve_context(config, context)
     configurable = config.get("configurable") or {}
     thread = configurable.get("thread_id")
+    # langgraph-api puts the attempt of a background run in its metadata.
+    attempt = (config.get("metadata") or {}).get("run_attempt")
     return Scope(
         workflow=workflow,
         agent=agent,
@@ -73,6 +90,7 @@ def make_scope(
         task_id=task_id,
         round=round,
         policies=policies,
+        run_attempt=attempt if isinstance(attempt, int) and attempt > 1 else 1,
     )
 
 

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.config import get_stream_writer
-from langgraph.errors import GraphBubbleUp
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
 from langgraph.runtime import get_runtime
 from langgraph.types import Durability
 
@@ -182,17 +182,24 @@ def make_task_node(
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg, guard = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
+        log = _replies(cfg)
         try:
+            if log is not None:
+                log.begin()
             graph = graph_of(cfg)
             output = call_with_timeout(
                 lambda: graph.invoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg, guard)
         except EffectInDoubt as doubt:
+            if log is not None:
+                log.pause()  # the task is sent again to raise its gate: no retry
             update = waiting(task, doubt, payload, cfg)
             bound(config).services.flush()
             return update
-        except GraphBubbleUp:
+        except GraphBubbleUp as stop:
+            if log is not None and isinstance(stop, GraphInterrupt):
+                log.pause()
             bound(config).services.flush()
             raise
         except Exception as exc:
@@ -207,18 +214,24 @@ def make_task_node(
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg, guard = prepare(payload, config)
         what = f"task {task['id']!r} of agent {spec.name!r}"
-        services = bound(config).services
+        services, log = bound(config).services, _replies(cfg)
         try:
+            if log is not None:
+                await services.run_sync(log.begin)
             graph = graph_of(cfg)
             output = await acall_with_timeout(
                 lambda: graph.ainvoke(inputs, cfg, durability=durability), timeout(cfg), what
             )
             return completed(task, output, payload, cfg, guard)
         except EffectInDoubt as doubt:
+            if log is not None:
+                await services.run_sync(log.pause)
             update = await services.run_sync(waiting, task, doubt, payload, cfg)
             await services.run_sync(services.flush)
             return update
-        except GraphBubbleUp:
+        except GraphBubbleUp as stop:
+            if log is not None and isinstance(stop, GraphInterrupt):
+                await services.run_sync(log.pause)
             await services.run_sync(services.flush)
             raise
         except Exception as exc:
@@ -355,6 +368,12 @@ def _emit(event: str, task: dict[str, Any], **extra: Any) -> None:
             **extra,
         }
     )
+
+
+def _replies(config: RunnableConfig) -> TaskReplies | None:
+    """The recorded replies (and attempt) of this run of the task, when it has a thread."""
+    scope = scope_from(config)
+    return scope.replies if scope is not None else None
 
 
 def _namespace(config: RunnableConfig) -> str:

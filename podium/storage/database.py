@@ -13,7 +13,7 @@ import sys
 import threading
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -92,6 +92,23 @@ class Database(ABC):
                 cur.execute(statement)
 
         self.transact(create, lock=f"schema:{name}")
+
+    def ensure_columns(self, table: str, columns: Mapping[str, str]) -> None:
+        """Add `columns` (name -> type and default) to `table` where it lacks them: a table
+        made by an older podium gains what newer code writes, its rows the default."""
+        sql = (
+            "SELECT column_name AS name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?"
+            if self.dialect == "postgres"
+            else "SELECT name FROM pragma_table_info(?)"
+        )
+        if set(columns) <= {row["name"] for row in self.query(sql, (table,))}:
+            return
+        with self.transaction(lock=f"schema:{table}") as cur:
+            present = {row["name"] for row in cur.query(sql, (table,))}
+            for name, kind in columns.items():
+                if name not in present:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @abstractmethod
     def close(self) -> None:

@@ -2,6 +2,9 @@
 
 Rows live in `podium_usage`. `cached_tokens` is the part of `input_tokens` served from
 the provider's prompt cache, so `total_tokens` is `input_tokens + output_tokens`.
+`step_attempt` and `run_attempt` say whether the call was made by a retried step: a task
+run again after its process died (`podium.stores.replies`), or a LangGraph server run the
+engine ran again; both are 1 for work done the first time.
 """
 
 from __future__ import annotations
@@ -28,14 +31,22 @@ SCHEMA = [
         output_tokens BIGINT NOT NULL,
         cached_tokens BIGINT NOT NULL,
         cost_usd DOUBLE PRECISION NOT NULL,
-        at DOUBLE PRECISION NOT NULL
+        at DOUBLE PRECISION NOT NULL,
+        step_attempt INTEGER NOT NULL DEFAULT 1,
+        run_attempt INTEGER NOT NULL DEFAULT 1
     )""",
     "CREATE INDEX IF NOT EXISTS podium_usage_tenant_at ON podium_usage (tenant_id, at)",
     "CREATE INDEX IF NOT EXISTS podium_usage_thread ON podium_usage (thread_id, tenant_id)",
 ]
 
-GroupBy = Literal["tenant", "workflow", "agent", "model", "thread"]
-#: Most usage rows in one INSERT (12 parameters each; SQLite allows 32,766 per statement).
+#: Columns a table made by an older podium lacks (`Database.ensure_columns`).
+ADDED_COLUMNS = {
+    "step_attempt": "INTEGER NOT NULL DEFAULT 1",
+    "run_attempt": "INTEGER NOT NULL DEFAULT 1",
+}
+
+GroupBy = Literal["tenant", "workflow", "agent", "model", "thread", "attempt"]
+#: Most usage rows in one INSERT (14 parameters each; SQLite allows 32,766 per statement).
 _BATCH = 2000
 #: Grouping name -> column. Only these fixed names ever reach the SQL text.
 _COLUMNS: dict[str, str] = {
@@ -44,13 +55,21 @@ _COLUMNS: dict[str, str] = {
     "agent": "agent",
     "model": "model",
     "thread": "thread_id",
+    "attempt": "step_attempt",
 }
 GROUPINGS: tuple[str, ...] = get_args(GroupBy)
+#: The columns of a row as `_rows` makes it, named: an older table gained the newer ones
+#: by `ALTER TABLE`, so the order of its columns is not this module's to assume.
+_INSERTED = (
+    "entry_id, tenant_id, workflow, thread_id, task_id, agent, model, input_tokens, "
+    "output_tokens, cached_tokens, cost_usd, at, step_attempt, run_attempt"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
-    """One model call's usage and cost. `at` defaults to the time it is recorded."""
+    """One model call's usage and cost. `at` defaults to the time it is recorded;
+    `step_attempt` and `run_attempt` are above 1 for a call made by a retried step."""
 
     tenant_id: str
     workflow: str
@@ -63,11 +82,14 @@ class UsageEntry:
     cached_tokens: int
     cost_usd: float
     at: float | None = None
+    step_attempt: int = 1
+    run_attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class CostRow:
-    """Sums over the calls that share `key` (a tenant, workflow, agent, model or thread)."""
+    """Sums over the calls that share `key` (a tenant, workflow, agent, model, thread or
+    step attempt)."""
 
     key: str
     calls: int
@@ -90,6 +112,7 @@ class UsageLedger:
         self._db = db
         self._clock = clock
         db.ensure_schema("usage", SCHEMA)
+        db.ensure_columns("podium_usage", ADDED_COLUMNS)
 
     def record(self, entries: Sequence[UsageEntry]) -> None:
         """Insert every entry in one transaction (all or none).
@@ -148,6 +171,8 @@ class UsageLedger:
                 e.cached_tokens,
                 float(e.cost_usd),
                 now if e.at is None else e.at,
+                e.step_attempt,
+                e.run_attempt,
             )
             for e in entries
         ]
@@ -165,7 +190,8 @@ class UsageLedger:
         Args:
             tenant_id: The tenant whose calls count. `None` sums every tenant: only for
                 an operator's all-tenants report, never on a tenant's behalf.
-            by: "tenant", "workflow", "agent", "model" or "thread".
+            by: "tenant", "workflow", "agent", "model", "thread" or "attempt" (the step
+                attempt: 1 for first runs, 2 for calls of retried steps, ...).
             since: Only calls at or after this time (seconds since the epoch).
             thread_id: Only this thread's calls.
 
@@ -227,8 +253,8 @@ def _filters(
 def _insert(rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
     """One multi-row INSERT of usage rows (SQL and parameters); a row already there (the
     same insert run again after its answer was lost) is left as it is."""
-    marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
-    sql = f"INSERT INTO podium_usage VALUES {marks} ON CONFLICT (entry_id) DO NOTHING"
+    marks = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows)
+    sql = f"INSERT INTO podium_usage ({_INSERTED}) VALUES {marks} ON CONFLICT (entry_id) DO NOTHING"
     return sql, [v for row in rows for v in row]
 
 

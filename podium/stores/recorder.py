@@ -100,11 +100,12 @@ class Recorder:
         hook: str | None = None,
     ) -> None:
         """`event` for a running `podium.governance.scope.Scope`: its tenant, workflow,
-        thread and task, and its agent as the actor unless `actor` is given."""
+        thread and task, its agent as the actor unless `actor` is given, and, when the
+        step that writes it is a retry, its attempts (`step_attempt`, `run_attempt`)."""
         self.event(
             kind,
             actor or f"agent:{scope.agent}",
-            payload,
+            {**payload, **scope.retry_marks()},
             tenant_id=scope.tenant_id,
             workflow=scope.workflow,
             thread_id=scope.thread_id,

@@ -1,4 +1,6 @@
-"""Recorded model replies: each model reply of a task, kept before its tool calls run.
+"""What a task needs to run again: its recorded model replies, and which run of it this is.
+
+Recorded model replies: each model reply of a task, kept before its tool calls run.
 
 A task that runs again (its process was killed mid-task, and `worker_durability="exit"`
 re-runs unfinished tasks from their start) replays these replies instead of calling the
@@ -9,12 +11,20 @@ task's conversation already holds, so it is the same on every run of the task).
 
 A reply and its usage row are written in one transaction: the bill exists exactly when
 the reply does.
+
+Attempts: each run of a task starts by counting itself (`begin`, in the same round trip
+that reads the recorded replies). A run that starts while the task's previous run neither
+finished nor stopped at a gate is a retry: its process died, or a database outage
+stopped the run. It is the task's attempt 2 (3, ...), and what it writes says so. A run
+that continues the task after a gate, or after it moved to `waiting` for an effect in
+doubt (`pause` marked either), keeps the attempt.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,9 +48,41 @@ SCHEMA = [
         recorded_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (tenant_id, thread_id, round, task_id, agent, step)
     )""",
+    """CREATE TABLE IF NOT EXISTS podium_task_runs (
+        tenant_id TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        paused INTEGER NOT NULL,
+        run_id TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (tenant_id, thread_id, round, task_id, agent)
+    )""",
 ]
 
+#: Count a run of a task: the first is attempt 1; a run after one that neither finished
+#: nor paused at a gate is the next attempt; a run after a pause keeps the attempt. The
+#: same run counted twice (its statement retried after a lost connection) counts once.
+_BEGIN = (
+    "INSERT INTO podium_task_runs VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?) "
+    "ON CONFLICT (tenant_id, thread_id, round, task_id, agent) DO UPDATE SET "
+    "attempt = CASE WHEN podium_task_runs.run_id = excluded.run_id "
+    "THEN podium_task_runs.attempt "
+    "ELSE podium_task_runs.attempt + 1 - podium_task_runs.paused END, "
+    "paused = 0, run_id = excluded.run_id, started_at = excluded.started_at RETURNING attempt"
+)
+
 _WHERE_TASK = "WHERE tenant_id = ? AND thread_id = ? AND round = ? AND task_id = ? AND agent = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStart:
+    """A run of a task, begun: which attempt it is, and the replies earlier runs recorded."""
+
+    attempt: int
+    replies: dict[str, AIMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +113,40 @@ class ModelReplies:
         self._ledger = ledger
         self._clock = clock
         db.ensure_schema("model_replies", SCHEMA)
+
+    def begin(self, task: TaskKey) -> TaskStart:
+        """Count a run of `task` and read its recorded replies, in one round trip on
+        PostgreSQL (one transaction on SQLite).
+
+        On PostgreSQL the count commits without waiting for its WAL flush (as a read
+        would cost, instead of a flush per task): it outlives the death of this process,
+        the case it is kept for; a crash of the database server itself may lose the last
+        fraction of a second of counts, and a retry then counts as the attempt before.
+        """
+        params = (*task.params(), uuid.uuid4().hex, self._clock())
+        if self._db.dialect == "postgres":
+            rows = self._db.query(
+                "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), "
+                f"run AS ({_BEGIN}) SELECT run.attempt, r.step, r.message FROM quick, run "
+                "LEFT JOIN podium_model_replies r ON r.tenant_id = ? AND r.thread_id = ? "
+                "AND r.round = ? AND r.task_id = ? AND r.agent = ?",
+                (*params, *task.params()),
+            )
+            replies = {row["step"]: _message(row["message"]) for row in rows if row["step"]}
+            return TaskStart(int(rows[0]["attempt"]), replies)
+        with self._db.transaction() as cur:
+            [counted] = cur.query(_BEGIN, params)
+            rows = cur.query(
+                f"SELECT step, message FROM podium_model_replies {_WHERE_TASK}", task.params()
+            )
+        return TaskStart(
+            int(counted["attempt"]), {row["step"]: _message(row["message"]) for row in rows}
+        )
+
+    def pause(self, task: TaskKey) -> None:
+        """Mark the current run of `task` as stopped at a gate (or sent to wait for one):
+        the run that continues it is the same attempt, not a retry."""
+        self._db.execute(f"UPDATE podium_task_runs SET paused = 1 {_WHERE_TASK}", task.params())
 
     def load(self, task: TaskKey) -> dict[str, AIMessage]:
         """Every recorded reply of `task`, by step."""

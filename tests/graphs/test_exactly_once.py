@@ -5,6 +5,7 @@ reply, with random call ids. In "block" mode `wait` hangs after `pay` ran; the p
 kills the child with SIGKILL and resumes the thread in a new process. The task runs
 again from its start (`worker_durability="exit"`), and its recorded reply is replayed:
 the same call ids, so `pay` is not repeated, and the replayed call is not paid again.
+That second run is the task's attempt 2, and its audit events and usage rows say so.
 
 In "hang" mode `pay` itself hangs after its effect: the kill leaves it in doubt. The
 resumed run's task moves to `waiting` and the run waits at an effect gate, its status
@@ -116,7 +117,7 @@ def _podium(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_killed_task_replays_its_recorded_reply_so_the_payment_runs_once(
+def test_a_killed_task_replays_its_recorded_reply_so_the_payment_runs_once_as_attempt_2(
     durable_url, tenant, tmp_path
 ):
     reference_dir, crash_dir = tmp_path / "reference", tmp_path / "crash"
@@ -138,6 +139,29 @@ def test_a_killed_task_replays_its_recorded_reply_so_the_payment_runs_once(
     assert resumed["model_calls"] == 1
     assert resumed["usage_calls"] == reference["usage_calls"] == 2
     assert resumed["budget_spent"] == resumed["usage_tokens"]
+
+    # The task's second run says so: every event it wrote is its attempt 2, the replayed
+    # reply included, and of the thread's two paid calls the first run paid one and the
+    # retry the other. The undisturbed run has no retry marks at all.
+    with podium.open_runtime(durable_url) as rt:
+        events = rt.services.audit.timeline(thread, tenant)
+        # The task's own events (the supervisor wrote the dispatch: queued -> initializing).
+        crashed = [e for e in events if e.task_id == "t1" and e.payload.get("from") != "queued"]
+        undisturbed = rt.services.audit.timeline(f"{tenant}-ref", tenant)
+        by_attempt = rt.services.ledger.totals(tenant, by="attempt", thread_id=thread)
+    assert crashed and {e.payload.get("step_attempt") for e in crashed} == {2}
+    calls = [e.payload for e in crashed if e.kind == "model_call"]
+    assert [(c.get("replayed", False), "input_tokens" in c) for c in calls] == [
+        (True, False),
+        (False, True),
+    ]
+    assert undisturbed and not any("step_attempt" in e.payload for e in undisturbed)
+    assert sorted((r.key, r.calls) for r in by_attempt) == [("1", 1), ("2", 1)]
+    costs = _podium(crash_dir, "costs", "--by", "attempt", "--db", durable_url, "--tenant", tenant)
+    assert costs.returncode == 0, costs.stderr
+    # Both threads, the retry included, paid for four calls: two each, none twice.
+    table = {line.split()[0]: line.split()[1] for line in costs.stdout.splitlines()[2:]}
+    assert table == {"1": "3", "2": "1", "total": "4"}, costs.stdout
 
 
 def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
@@ -229,3 +253,12 @@ def test_an_effect_killed_mid_tool_makes_the_embedded_api_say_waiting(
     assert done["tasks"] == {"t1": "completed"} and done["gates"] == []
     assert done["effects"] == [["t1", "pay", "completed", 1]]
     assert _payments(tmp_path) == ["paid 5"]
+    # Every run after the kill is the task's attempt 2: moving to `waiting`, raising the
+    # gate and going on after the answer continue the retry; none is a retry of its own.
+    with podium.open_runtime(durable_url) as rt:
+        events = rt.services.audit.timeline(thread, tenant)
+        by_attempt = rt.services.ledger.totals(tenant, by="attempt", thread_id=thread)
+    mine = [e for e in events if str(e.actor) == "agent:payer"]
+    assert {e.kind for e in mine} >= {"model_call", "tool_call", "error"}
+    assert {e.payload.get("step_attempt") for e in mine} == {2}
+    assert sorted((r.key, r.calls) for r in by_attempt) == [("1", 1), ("2", 1)]

@@ -155,8 +155,14 @@ def test_tool_gate_is_raised_before_the_side_effect_and_approve_runs_it_once(
         assert pending_gates(app, thread) == []
         rt.services.flush()
         [audited] = rt.services.audit.events(tenant, kind="approval", thread_id=thread)
+        events = rt.services.audit.timeline(thread, tenant)
+        by_attempt = rt.services.ledger.totals(tenant, by="attempt", thread_id=thread)
     assert out["status"] == "completed"
     assert payments.sent == [("bob", 10)]
+    # The task ran again after the decision, to continue, not to retry: no retry marks.
+    assert [e.kind for e in events].count("tool_result") == 1
+    assert not any("step_attempt" in e.payload for e in events)
+    assert [(r.key, r.calls) for r in by_attempt] == [("1", 2)]
     assert isinstance(seen.last, ToolMessage) and seen.last.content == "sent 10 to bob"
     assert out["answer"] == "saw: sent 10 to bob"
     assert record.status == "decided" and record.decided_by == "ed"
@@ -316,8 +322,10 @@ async def test_tool_gate_on_an_async_runtime(scripted, tenant, tmp_path):
         with pytest.raises(GateForbidden):
             await adecide(app, thread, "approve", context=_ctx(tenant))
         out = await adecide(app, thread, "approve", context=_ctx(tenant, "editor"))
+        events = rt.services.audit.timeline(thread, tenant)
     assert out["status"] == "completed" and payments.sent == [("bob", 10)]
     assert seen.last.content == "sent 10 to bob"
+    assert events and not any("step_attempt" in e.payload for e in events)
 
 
 # -- plan approval -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`GET /podium/metrics` and `podium status` on two engine processes."""
+"""`GET /podium/metrics` and `podium status` on two engine processes: runs, gates and
+spending of a tenant's runs; dead letters and open breakers per tenant."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import psycopg
 import pytest
 from langgraph_sdk import get_sync_client
 
+import podium
 from podium.cli import main
 from podium.server import sign_token
 from podium.status import parse_metrics
+from tests.helpers import fail_a_task
 
 from .conftest import TOKEN_SECRET
 
@@ -75,6 +78,36 @@ def test_metrics_count_a_tenants_runs_gates_and_spending_on_every_instance(clust
     cells = row.split()
     assert cells[:6] == [tenant, "0", "0", "4", "0", "0"], row
     assert cells[-1] == str(int(tokens))
+
+
+def test_metrics_count_each_tenants_dead_letter_and_open_breaker(cluster, capsys, tmp_path) -> None:
+    a, b = cluster.instances[:2]
+    tenants = [f"f-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"]
+    for tenant in tenants:
+        # A task whose tool fails: one dead letter, and the tool's breaker (the tenant's
+        # own) open, in the database every process shares.
+        fail_a_task(cluster.podium_url, tenant, ["fetch_feed"], tmp_path)
+
+    for instance in (a, b):
+        text = metrics(instance.url, **{"x-api-key": OPS}).text
+        for tenant in tenants:
+            assert f'podium_dead_letters{{tenant="{tenant}"}} 1.0' in text
+            assert f'podium_breakers_open{{tenant="{tenant}"}} 1.0' in text
+            mine = parse_metrics(text).tenant(tenant)
+            assert (mine.runs_queued, mine.runs_in_flight, mine.gates_waiting) == (0, 0, 0)
+    assert main(["status", "--server", b.url, "--key", OPS]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    for tenant in tenants:
+        assert rows[tenant][:6] == [tenant, "0", "0", "0", "1", "1"], rows[tenant]
+
+    # A discarded letter no longer waits: its tenant's count drops, the other's stays.
+    with podium.open_runtime(cluster.podium_url) as rt:
+        [letter] = rt.services.dead_letters.list(tenants[0])
+        rt.services.dead_letters.discard(letter.id, tenants[0], by="olga", reason="feed retired")
+    text = metrics(a.url, **{"x-api-key": OPS}).text
+    assert f'podium_dead_letters{{tenant="{tenants[0]}"}} 0.0' in text
+    assert f'podium_dead_letters{{tenant="{tenants[1]}"}} 1.0' in text
+    assert f'podium_breakers_open{{tenant="{tenants[0]}"}} 1.0' in text
 
 
 def test_podium_status_without_a_credential_says_what_to_pass(cluster, capsys) -> None:

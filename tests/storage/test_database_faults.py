@@ -198,6 +198,10 @@ def test_a_server_down_for_good_fails_the_run_then_it_resumes(own_cluster, scrip
     _check_failed(out, "for-good", url, took)
     with open_runtime(url) as rt:
         _check_resumed(rt.compile(flow).invoke(None, config), sent, rt)
+        by_attempt = rt.services.ledger.totals("default", by="attempt", thread_id="for-good")
+    # t2 ran again from its start: its paid calls are its attempt 2 (the reply the outage
+    # kept from being recorded left no row), t1's two are first attempts.
+    assert sorted((r.key, r.calls) for r in by_attempt) == [("1", 2), ("2", 2)]
 
 
 async def test_an_async_run_fails_the_same_way_then_resumes(own_cluster, scripted, tmp_path):

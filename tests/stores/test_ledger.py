@@ -130,6 +130,58 @@ def test_tenants_see_only_their_own_usage(db, tenant):
     assert everyone[tenant] == 3 and everyone[other] == 1
 
 
+def test_calls_of_retried_steps_keep_their_attempts(db, tenant):
+    ledger = UsageLedger(db)
+    ledger.record(
+        [
+            entry(tenant, "researcher", cost_usd=0.5),
+            entry(tenant, "researcher", step_attempt=2, run_attempt=2),
+            entry(tenant, "supervisor", task_id=None, run_attempt=2),
+        ]
+    )
+    rows = ledger.totals(tenant, by="attempt")
+    assert [(r.key, r.calls, round(r.cost_usd, 6)) for r in rows] == [
+        ("1", 2, 0.51),
+        ("2", 1, 0.01),
+    ]
+    stored = db.query(
+        "SELECT agent, step_attempt, run_attempt FROM podium_usage WHERE tenant_id = ? "
+        "ORDER BY agent, step_attempt",
+        (tenant,),
+    )
+    assert [(r["agent"], r["step_attempt"], r["run_attempt"]) for r in stored] == [
+        ("researcher", 1, 1),
+        ("researcher", 2, 2),
+        ("supervisor", 1, 2),
+    ]
+
+
+#: `podium_usage` as podium made it before calls carried their attempts.
+OLD_USAGE_TABLE = """CREATE TABLE podium_usage (
+    entry_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, workflow TEXT NOT NULL,
+    thread_id TEXT NOT NULL, task_id TEXT, agent TEXT NOT NULL, model TEXT NOT NULL,
+    input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cached_tokens BIGINT NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL
+)"""
+
+
+def test_a_table_made_before_attempts_gains_them(db_url, tenant, request):
+    if db_url.startswith("postgresql"):  # the session's database has the new table already
+        db_url = request.getfixturevalue("fresh_postgres_url")
+    database = open_database(parse_url(db_url))
+    database.execute(OLD_USAGE_TABLE)
+    database.execute(
+        "INSERT INTO podium_usage VALUES "
+        "('old', ?, 'w', 't1', NULL, 'writer', 'm', 1, 2, 0, 0.5, ?)",
+        (tenant, NOW),
+    )
+    ledger = UsageLedger(database)
+    ledger.record([entry(tenant, "writer", step_attempt=2)])
+    UsageLedger(database)  # a second process opening it changes nothing
+    assert [(r.key, r.calls) for r in ledger.totals(tenant, by="attempt")] == [("1", 1), ("2", 1)]
+    database.close()
+
+
 def test_at_defaults_to_the_clock(db, tenant):
     ledger = UsageLedger(db, clock=lambda: NOW + 5)
     ledger.record([entry(tenant, "writer", at=None)])

@@ -1,6 +1,6 @@
 """Recorded model replies on every back end: a reply and its bill are written together,
 the first reply at a step stands, and writing the same record twice (a retry after a lost
-connection) bills once."""
+connection) bills once. Each run of a task counts its attempt as it begins."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage
 from podium.storage.database import Database, open_database
 from podium.storage.urls import parse_url
 from podium.stores.ledger import UsageEntry, UsageLedger
-from podium.stores.replies import ModelReplies, TaskKey
+from podium.stores.replies import ModelReplies, TaskKey, TaskStart
 
 
 @pytest.fixture
@@ -98,4 +98,42 @@ def test_a_record_written_twice_bills_once(postgres_url: str, task: TaskKey) -> 
     kept = replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)])
     assert kept.content == "heat pumps"
     assert spent(ledger, task) == (1, 100)
+    db.close()
+
+
+def test_a_run_that_follows_an_unfinished_run_is_the_next_attempt(
+    db: Database, task: TaskKey
+) -> None:
+    replies = ModelReplies(db, UsageLedger(db))
+    first = replies.begin(task)
+    assert (first.attempt, first.replies) == (1, {})
+    replies.record(task, "1.0", reply("heat pumps"), [bill(task, 100)])
+    # The first run never finished (its process died): the next one is attempt 2, and
+    # finds what the first recorded.
+    second = replies.begin(task)
+    assert second.attempt == 2
+    assert [(step, r.content) for step, r in second.replies.items()] == [("1.0", "heat pumps")]
+    assert replies.begin(task).attempt == 3
+    # Another task of the same thread counts its own runs.
+    other = TaskKey(task.tenant_id, task.thread_id, task.round, "t1-2", task.agent)
+    assert replies.begin(other) == TaskStart(1, {})
+
+
+def test_a_run_that_continues_after_a_gate_keeps_its_attempt(db: Database, task: TaskKey) -> None:
+    replies = ModelReplies(db, UsageLedger(db))
+    assert replies.begin(task).attempt == 1
+    replies.pause(task)  # stopped at a gate
+    assert replies.begin(task).attempt == 1  # the decision continues it: no retry
+    assert replies.begin(task).attempt == 2  # ... but that run died: the next one is
+    replies.pause(task)
+    assert replies.begin(task).attempt == 2
+
+
+def test_a_begin_written_twice_counts_the_run_once(postgres_url: str, task: TaskKey) -> None:
+    # A lost connection between the commit and its answer makes the retry run the
+    # statement again: still one run of the task.
+    db = open_database(parse_url(postgres_url))
+    replies = ModelReplies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
+    assert replies.begin(task).attempt == 1
+    assert replies.begin(task).attempt == 2
     db.close()
