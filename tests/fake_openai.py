@@ -42,11 +42,13 @@ class Structured:
 
 @dataclass
 class Fail:
-    """An error reply: a status, its headers and an OpenAI error body."""
+    """An error reply: a status, its headers and an OpenAI error body (message, type, code)."""
 
     status: int
     message: str = "scripted failure"
     headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+    type: str = "scripted"
 
 
 @dataclass
@@ -123,7 +125,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if isinstance(step, Fail):
                 return self._json(
                     step.status,
-                    {"error": {"message": step.message, "type": "scripted", "code": None}},
+                    {"error": {"message": step.message, "type": step.type, "code": step.code}},
                     step.headers,
                 )
             reply = _as_reply(step, body)

@@ -204,3 +204,50 @@ def test_a_stream_cut_mid_answer_is_retried_whole(openai_server):
     assert out["status"] == "completed" and out["answer"] == "The answer is 42 ."
     assert len(waits) == 1
     assert all(r["stream"] for r in fake.requests["gpt-4o-mini"])
+
+
+OVERFLOW = (
+    "This model's maximum context length is 128000 tokens. However, your messages resulted "
+    "in 131072 tokens. Please reduce the length of the messages."
+)
+
+
+def _overflow() -> Fail:
+    return Fail(400, OVERFLOW, code="context_length_exceeded", type="invalid_request_error")
+
+
+def test_a_prompt_over_the_context_window_fails_the_task_saying_so(openai_server):
+    # The fallback model is never asked: the same prompt would overflow it too.
+    fake = openai_server({"gpt-4o-mini": [_overflow()], "gpt-4o": []})
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=[chat(fake), chat(fake, "gpt-4o")])],
+        name="overflow",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    out, waits, events = _run(graph)
+    assert out["status"] == "failed" and waits == []  # not retried
+    task = out["tasks"]["t1"]
+    error = task["error"]
+    assert error.startswith("ContextWindowExceeded: the prompt of agent 'writer' exceeds the ")
+    # The window comes from the model's profile, the numbers from the provider.
+    assert "context window (128,000 tokens) of model 'gpt-4o-mini'" in error
+    assert "maximum context length is 128000 tokens" in error and "131072" in error
+    assert "shorten what the task sends" in error and "larger context window" in error
+    assert task["status"] == "dead_lettered"
+    assert [f["class"] for f in task["failures"]] == ["permanent"]
+    assert not [e for e in events if e.kind == "escalation"]
+    [failed] = [e for e in events if e.kind == "error" and e.payload.get("model")]
+    assert failed.payload["error_type"] == "ContextWindowExceeded"
+    assert len(fake.requests["gpt-4o-mini"]) == 1
+
+
+def test_a_plan_prompt_over_the_context_window_fails_the_run_saying_so(openai_server):
+    fake = openai_server({"gpt-4o-mini": [_overflow()]})
+    graph = podium.build_workflow(
+        [AgentSpec(name=n, description=d) for n, d in AGENTS], name="big", model=chat(fake)
+    )
+    out, waits, _ = _run(graph)
+    assert out["status"] == "failed" and waits == []
+    assert out["error"].startswith("the supervisor could not make a valid plan:")
+    assert "the prompt of agent 'supervisor' exceeds the context window" in out["error"]
+    assert "of model 'gpt-4o-mini'" in out["error"]
