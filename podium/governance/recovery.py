@@ -103,6 +103,22 @@ def classify(exc: BaseException) -> ErrorClass:
     return "permanent"
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: message` of a failure; for a transient one with the first underlying cause
+    that says more (an SDK's "Connection error." hides a stream cut mid-answer, which its
+    cause names: "peer closed connection without sending complete message body")."""
+    text = f"{type(exc).__name__}: {exc}"
+    if classify(exc) != "transient":
+        return text
+    cause, depth = exc.__cause__ or exc.__context__, 0
+    while cause is not None and depth < 5:
+        said = str(cause)
+        if said and said not in text:
+            return f"{text} ({type(cause).__name__}: {said})"
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    return text
+
+
 def status_code(exc: BaseException) -> int | None:
     """The HTTP status of a provider error (on the error or its response), if any."""
     for holder in (exc, getattr(exc, "response", None)):

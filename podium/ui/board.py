@@ -3,7 +3,7 @@
 `board_rows(values, gates)` reads a thread's state (tasks, results, usage) as the CLI's
 task table does. `LiveBoard` starts from the same state and applies the custom stream
 events of a run (`plan`, `task_started`, `task_finished`, `task_reassigned`,
-`gate_raised`, `run_finished`), so the page can redraw the board as tasks move.
+`gate_raised`, `retry`, `run_finished`), so the page can redraw the board as tasks move.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class LiveBoard:
             }
         elif kind == "run_finished":
             self.status = event.get("status")
-        elif kind in ("task_started", "task_finished", "task_reassigned", "gate_raised"):
+        elif kind in ("task_started", "task_finished", "task_reassigned", "gate_raised", "retry"):
             self._task_event(kind, event)
 
     def _task_event(self, kind: str, event: Mapping[str, Any]) -> None:
@@ -155,6 +155,10 @@ class LiveBoard:
                 status=event.get("status") or "retrying",
                 note=f"reassigned: {event.get('error') or ''}".strip(),
             )
+        elif kind == "retry":
+            failed = f"{event.get('what')} failed ({event.get('error_type')})"
+            note = f"retry {event.get('attempt', 0) + 1}: {failed}"
+            row = replace(row, note=note)
         else:
             row = replace(row, status="waiting", note=_gate_event_note(event))
         self._rows[task_id] = replace(row, note=" ".join(str(row.note).split())[:120])

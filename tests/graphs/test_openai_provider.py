@@ -7,15 +7,12 @@ model, a request error that is not retried, and a stream cut mid-answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from langchain_openai import ChatOpenAI
 
 import podium
 from podium import AgentSpec, Plan
 from podium.render import task_table
-from tests.fake_openai import Cut, Fail, FakeOpenAI, Reply, Structured
+from tests.fake_openai import Cut, Fail, Reply, Structured, chat
 
 PLAN = {
     "tasks": [
@@ -24,28 +21,6 @@ PLAN = {
     ]
 }
 AGENTS = (("researcher", "finds facts"), ("writer", "writes briefs"))
-
-
-@pytest.fixture
-def openai_server() -> Iterator:
-    """Start a fake server with the given scripts; each must be used up by teardown."""
-    made: list[FakeOpenAI] = []
-
-    def start(scripts, **kwargs) -> FakeOpenAI:
-        fake = FakeOpenAI(scripts, **kwargs).__enter__()
-        made.append(fake)
-        return fake
-
-    yield start
-    for fake in made:
-        fake.__exit__(None, None, None)
-    for fake in made:
-        fake.assert_consumed()
-
-
-def chat(fake: FakeOpenAI, model: str = "gpt-4o-mini", **kwargs) -> ChatOpenAI:
-    # The SDK's own retries are off: podium's governor retries, as the tests check.
-    return ChatOpenAI(model=model, base_url=fake.url, api_key="sk-test", max_retries=0, **kwargs)
 
 
 def _run(graph, thread: str = "t", **services) -> tuple[dict, list[float], list]:
@@ -155,7 +130,9 @@ def test_an_outage_hands_the_agent_to_its_fallback_model(openai_server):
     assert "model fallback: gpt-4o-mini -> gpt-4o" in task_table(out)
 
 
-def test_a_policy_model_list_names_the_fallback(openai_server, tmp_path, monkeypatch):
+def test_a_policy_model_list_names_the_fallback(
+    openai_server, tmp_path, monkeypatch, models_from_env
+):
     fake = openai_server(
         {"gpt-4o-mini": [Fail(503)], "gpt-4o": [Reply("backup")]},
     )

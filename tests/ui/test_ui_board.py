@@ -135,6 +135,18 @@ def test_live_board_reassignment_failure_and_a_new_round():
     assert [(r.task, r.agent, r.status) for r in board.rows()] == [("t1", "writer", "queued")]
 
 
+def test_live_board_notes_a_call_tried_again():
+    board = LiveBoard(board_rows(VALUES))
+    status = {r.task: r for r in board.rows()}["t2"].status
+    retry = {"event": "retry", "task_id": "t2", "attempt": 1, "wait": 0.5}
+    board.apply({**retry, "what": "model:gpt-4o-mini", "error_type": "APIConnectionError"})
+    row = {r.task: r for r in board.rows()}["t2"]
+    assert (row.status, row.note) == (
+        status,
+        "retry 2: model:gpt-4o-mini failed (APIConnectionError)",
+    )
+
+
 def test_unknown_events_and_plan_gates_are_ignored():
     board = LiveBoard(board_rows(VALUES))
     before = board.rows()
