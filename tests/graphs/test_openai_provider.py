@@ -2,7 +2,9 @@
 
 The real client and the real wire protocol: structured plans and choices (JSON schema, tool
 calling, text), rate limits with Retry-After, an outage that hands the call to the fallback
-model, a request error that is not retried, and a stream cut mid-answer.
+model, a request error that is not retried, a stream cut mid-answer, a prompt over the
+model's context window, and an agent's question reaching its gate as a native tool call.
+Token streaming over the same server: test_openai_streaming.py.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import pytest
 
 import podium
 from podium import AgentSpec, Plan
+from podium.gates.decision import decide, pending_gates
+from podium.gates.request import Decision
 from podium.render import task_table
+from podium.tools.human import ask_human
 from tests.fake_openai import Cut, Fail, Reply, Structured, chat
+from tests.helpers import allowing
 
 PLAN = {
     "tasks": [
@@ -228,3 +234,43 @@ def test_a_plan_prompt_over_the_context_window_fails_the_run_saying_so(openai_se
     assert out["error"].startswith("the supervisor could not make a valid plan:")
     assert "the prompt of agent 'supervisor' exceeds the context window" in out["error"]
     assert "of model 'gpt-4o-mini'" in out["error"]
+
+
+def test_an_agents_question_reaches_its_gate_as_a_native_tool_call(openai_server):
+    # The only model output a gate is made of: a tool call the provider returns as such
+    # (arguments checked against the tool's schema), not text podium parses.
+    fake = openai_server(
+        {
+            "gpt-4o-mini": [
+                Reply(tool_calls=[{"name": "ask_human", "args": {"question": "Which region?"}}]),
+                Reply("A brief on Europe."),
+            ]
+        }
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", tools=[ask_human], model=chat(fake))],
+        name="asks",
+        supervisor=Plan.chain(("writer", "Write the brief.")),
+        policies=allowing(writer=["ask_human"]),
+    )
+    with podium.open_runtime("memory://") as rt:
+        app = rt.compile(graph)
+        config = {"configurable": {"thread_id": "q"}}
+        app.invoke({"goal": "heat pumps"}, config)
+        [gate] = pending_gates(app, "q")
+        assert (gate.request.kind, gate.request.question) == ("question", "Which region?")
+        out = decide(
+            app,
+            "q",
+            Decision(decision="respond", response="Europe"),
+            context=podium.RunContext(tenant_id="default", user_id="ana"),
+        )
+    assert out["answer"] == "A brief on Europe."
+    asked, answered = fake.requests["gpt-4o-mini"]
+    [schema] = [t["function"] for t in asked["tools"] if t["function"]["name"] == "ask_human"]
+    assert schema["parameters"]["required"] == ["question"]
+    assert answered["messages"][-1] == {
+        "role": "tool",
+        "content": "Europe",
+        "tool_call_id": answered["messages"][-2]["tool_calls"][0]["id"],
+    }
