@@ -121,7 +121,7 @@ def cost_usd(
     """Cost of `input_tokens` and `output_tokens` at the model's input and output prices
     (0.0 for a model without a price); `podium.pricing.cost_details` prices a
     reply's cached and reasoning tokens too."""
-    price = price_of(model, prices)
+    price = price_of(model, prices, input_tokens=input_tokens)
     if price is None:
         return 0.0
     return round((input_tokens * price.input + output_tokens * price.output) / 1_000_000, 8)
