@@ -274,3 +274,18 @@ def test_an_agents_question_reaches_its_gate_as_a_native_tool_call(openai_server
         "content": "Europe",
         "tool_call_id": answered["messages"][-2]["tool_calls"][0]["id"],
     }
+
+
+async def test_a_prompt_over_the_context_window_on_an_async_runtime(openai_server):
+    fake = openai_server({"gpt-4o-mini": [_overflow()]})
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=chat(fake))],
+        name="overflow",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    async with podium.open_async_runtime("memory://") as rt:
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "heat pumps"}, {"configurable": {"thread_id": "a"}}
+        )
+    assert out["status"] == "failed"
+    assert out["tasks"]["t1"]["error"].startswith("ContextWindowExceeded: the prompt of agent")
