@@ -257,6 +257,33 @@ class CallTimeout(TransientError, TimeoutError):
         super().__init__(f"{what} timed out after {seconds:g}s")
 
 
+class ContextWindowExceeded(RunError):
+    """A model refused a call because its prompt is longer than the model's context window.
+
+    Not retried, and no other model of the agent's list takes the call: the same prompt
+    overflows again. The task fails (its agent's fallback, then a dead letter).
+
+    Attributes:
+        model: The model that refused the prompt.
+        agent: Whose call it was.
+        window: The model's context window in tokens, when its profile says it.
+        detail: What the provider said.
+    """
+
+    error_class = "permanent"
+
+    def __init__(self, model: str, agent: str, *, window: int | None, detail: str) -> None:
+        self.model, self.agent, self.window, self.detail = model, agent, window, detail
+        size = f" ({window:,} tokens)" if window else ""
+        super().__init__(
+            f"the prompt of agent {agent!r} exceeds the context window{size} of model "
+            f"{model!r}; the provider said: {detail}. Not retried (the same prompt overflows "
+            f"again): shorten what the task sends (its instruction, the results of the tasks "
+            f"it depends on, long tool outputs), or give agent {agent!r} a model with a "
+            "larger context window (AgentSpec(model=...) or the policy's model)"
+        )
+
+
 class RateLimited(RunError):
     """A rate limit's queue was longer than a call may wait; the call was not made.
 

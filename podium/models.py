@@ -63,11 +63,20 @@ def resolve_models(
 
 #: Providers whose chat model retries on its own (`max_retries`), turned off by podium.
 _SDK_RETRIES = frozenset({"openai", "azure_openai", "anthropic", "mistralai", "groq"})
+#: Providers whose streamed replies carry usage only when asked (`stream_usage`):
+#: langchain-openai leaves it off for any `OPENAI_BASE_URL`, so an OpenAI-compatible server
+#: would stream unbilled, unbudgeted replies.
+_STREAM_USAGE = frozenset({"openai", "azure_openai"})
 
 
 def init_options(provider: str) -> dict[str, object]:
     """Keyword arguments podium gives `init_chat_model` for a provider."""
-    return {"max_retries": 0} if provider in _SDK_RETRIES else {}
+    options: dict[str, object] = {}
+    if provider in _SDK_RETRIES:
+        options["max_retries"] = 0
+    if provider in _STREAM_USAGE:
+        options["stream_usage"] = True
+    return options
 
 
 @lru_cache(maxsize=64)
@@ -112,7 +121,7 @@ def cost_usd(
     """Cost of `input_tokens` and `output_tokens` at the model's input and output prices
     (0.0 for a model without a price); `podium.pricing.cost_details` prices a
     reply's cached and reasoning tokens too."""
-    price = price_of(model, prices)
+    price = price_of(model, prices, input_tokens=input_tokens)
     if price is None:
         return 0.0
     return round((input_tokens * price.input + output_tokens * price.output) / 1_000_000, 8)

@@ -162,6 +162,17 @@ class Progress:
         elif kind == "task_waiting":
             reason = f": {event['reason']}" if event.get("reason") else ""
             self._line(f"{stamp} {'waiting':<10}{event['task_id']} {event['agent']}{reason}")
+        elif kind == "retry":
+            who = f"{event.get('task_id') or ''} {event.get('agent') or ''}".strip()
+            self._line(
+                f"{stamp} {'retry':<10}{who}: {event['what']} failed ({event['error_type']}: "
+                f"{_clip(event['error'], 80)}); try {event['attempt'] + 1} in {event['wait']:.2f}s"
+            )
+        elif kind == "model_fallback":
+            self._line(
+                f"{stamp} {'fallback':<10}{event.get('task_id') or ''} {event.get('agent')}: "
+                f"model {event['from']} is down, {event['to']} takes the call"
+            )
         elif kind == "run_finished":
             self._line(f"{stamp} run {event['status']}")
 

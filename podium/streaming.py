@@ -39,6 +39,9 @@ STREAM_MODES: list[Literal["custom", "messages"]] = ["custom", "messages"]
 SERVER_STREAM_MODES: list[Literal["custom", "messages-tuple"]] = ["custom", "messages-tuple"]
 #: The event kind of a token handed to an `on_event` hook next to progress events.
 TOKEN_EVENT = "token"
+#: Progress events the governor sends from inside a task's worker (a subgraph): a call
+#: tried again, a fallback model taking a call. Passed on from any depth.
+CALL_EVENTS = frozenset({"retry", "model_fallback"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,8 @@ def parts(items: Iterable[Any]) -> Iterator[tuple[str, Any]]:
 
     `items` is what `app.stream(..., stream_mode=STREAM_MODES, subgraphs=True)` yields:
     `(namespace, mode, data)`. Progress events of subgraphs (a nested workflow's own
-    plan) are left out, as a run streamed without subgraphs never showed them.
+    plan) are left out, as a run streamed without subgraphs never showed them, except
+    the governor's `CALL_EVENTS`, which workers' model and tool calls send.
     """
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 3):
@@ -155,8 +159,9 @@ def parts(items: Iterable[Any]) -> Iterator[tuple[str, Any]]:
                 yield "event", item
             continue
         namespace, mode, data = item
-        if mode == "custom" and isinstance(data, Mapping) and not namespace:
-            yield "event", data
+        if mode == "custom" and isinstance(data, Mapping):
+            if not namespace or data.get("event") in CALL_EVENTS:
+                yield "event", data
         elif mode == "messages" and isinstance(data, tuple) and len(data) == 2:
             token = token_of(*data)
             if token is not None:

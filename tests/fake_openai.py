@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from langchain_openai import ChatOpenAI
+
 
 @dataclass
 class Reply:
@@ -42,11 +44,13 @@ class Structured:
 
 @dataclass
 class Fail:
-    """An error reply: a status, its headers and an OpenAI error body."""
+    """An error reply: a status, its headers and an OpenAI error body (message, type, code)."""
 
     status: int
     message: str = "scripted failure"
     headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+    type: str = "scripted"
 
 
 @dataclass
@@ -62,11 +66,16 @@ Step = Reply | Structured | Fail | Cut | Callable[[dict[str, Any]], Any]
 class FakeOpenAI:
     """The server. Use as a context manager; `url` is the base URL for `ChatOpenAI`."""
 
-    def __init__(self, scripts: dict[str, list[Step]], *, ttft: float = 0.0) -> None:
+    def __init__(
+        self, scripts: dict[str, list[Step]], *, ttft: float = 0.0, token_delay: float = 0.0
+    ) -> None:
         self.scripts = {model: list(steps) for model, steps in scripts.items()}
         self.requests: dict[str, list[dict[str, Any]]] = {m: [] for m in scripts}
         self.overused: list[str] = []
         self.ttft = ttft
+        self.token_delay = token_delay
+        #: When each streamed chunk left the server (time.monotonic), per model, in order.
+        self.sent: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -84,6 +93,12 @@ class FakeOpenAI:
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def script(self, model: str, steps: list[Step]) -> None:
+        """Add steps to a model's script (a server shared by several tests)."""
+        with self._lock:
+            self.scripts.setdefault(model, []).extend(steps)
+            self.requests.setdefault(model, [])
 
     def assert_consumed(self) -> None:
         """Fail when a model was asked more often than scripted or left steps unused."""
@@ -106,6 +121,12 @@ class FakeOpenAI:
         return step(body) if callable(step) else step
 
 
+def chat(fake: FakeOpenAI, model: str = "gpt-4o-mini", **kwargs: Any) -> ChatOpenAI:
+    """`ChatOpenAI` on the fake server. The SDK's own retries are off: podium's governor
+    retries, as the tests check."""
+    return ChatOpenAI(model=model, base_url=fake.url, api_key="sk-test", max_retries=0, **kwargs)
+
+
 def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -123,7 +144,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if isinstance(step, Fail):
                 return self._json(
                     step.status,
-                    {"error": {"message": step.message, "type": "scripted", "code": None}},
+                    {"error": {"message": step.message, "type": step.type, "code": step.code}},
                     step.headers,
                 )
             reply = _as_reply(step, body)
@@ -152,8 +173,12 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             base = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "model": body["model"]}
             time.sleep(fake.ttft)
-            for delta in _deltas(reply):
+            sent = fake.sent.setdefault(body["model"], [])
+            for i, delta in enumerate(_deltas(reply)):
+                if i and fake.token_delay:
+                    time.sleep(fake.token_delay)
                 self._chunk({**base, "object": "chat.completion.chunk", "choices": [delta]})
+                sent.append(time.monotonic())
             if isinstance(reply, Cut):
                 self.wfile.flush()
                 self.close_connection = True

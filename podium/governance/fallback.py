@@ -22,6 +22,7 @@ from langchain_core.runnables import RunnableConfig
 
 import podium.policies as P
 from podium.governance.core import GovernorCore
+from podium.governance.progress import emit
 from podium.governance.recovery import classify
 from podium.governance.scope import Scope, call_scope, scope_from
 from podium.governance.structured import StructuredReply
@@ -86,7 +87,7 @@ class ModelChain:
         }
         # An escalation to a fallback, in the audit log's own words.
         self.governor.record(self.scope, "escalation", {"fallback": "model", **switch})
-        _emit(
+        emit(
             {
                 "event": "model_fallback",
                 "task_id": self.scope.task_id,
@@ -109,14 +110,3 @@ class ModelChain:
 
 def _label(model: Any) -> str:
     return model_label(model) if isinstance(model, BaseChatModel) else type(model).__name__
-
-
-def _emit(event: dict[str, Any]) -> None:
-    """A custom stream event, when the call runs inside a graph (a direct call has none)."""
-    from langgraph.config import get_stream_writer
-
-    try:
-        writer = get_stream_writer()
-    except RuntimeError:
-        return
-    writer(event)

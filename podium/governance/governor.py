@@ -27,6 +27,7 @@ from langgraph.types import Command
 import podium.governance.tool_call as _governed_tool
 import podium.policies as P
 from podium.governance.calls import Call
+from podium.governance.context_window import explained
 from podium.governance.core import GovernorCore
 from podium.governance.fallback import ModelChain
 from podium.governance.marks import governed
@@ -169,6 +170,7 @@ class Governor(GovernorCore):
             s.ratelimiter.acquire(
                 prepared.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep
             )
+        chosen = prepared.model
         prepared = self._admit(prepared, messages, tools, structured)
 
         def attempt() -> Any:
@@ -187,8 +189,11 @@ class Governor(GovernorCore):
                 on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
             )
         except Exception as exc:
-            self._model_failed(prepared, exc)
-            raise
+            failure = explained(exc, model=chosen, label=prepared.label, agent=agent)
+            self._model_failed(prepared, failure)
+            if failure is exc:
+                raise
+            raise failure from exc
         return self._after_model(prepared, reply, messages, log, step)
 
     async def _acall_one(
@@ -209,6 +214,7 @@ class Governor(GovernorCore):
         prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
+        chosen = prepared.model
         if s.budgets.runs_on_loop:
             # Budget holds and settlements go to the database from the loop (PostgreSQL).
             prepared = await self._aadmit(prepared, messages, tools, structured)
@@ -242,11 +248,14 @@ class Governor(GovernorCore):
                 await asyncio.shield(release)
             raise
         except Exception as exc:
+            failure = explained(exc, model=chosen, label=prepared.label, agent=agent)
             if prepared.reservation is not None and s.budgets.runs_on_loop:
                 await s.budgets.arelease(prepared.reservation)
                 prepared = replace(prepared, reservation=None)
-            await s.run_sync(self._model_failed, prepared, exc)
-            raise
+            await s.run_sync(self._model_failed, prepared, failure)
+            if failure is exc:
+                raise
+            raise failure from exc
 
         if prepared.reservation is None or not s.budgets.runs_on_loop:
             return await s.run_sync(self._after_model, prepared, reply, messages, log, step)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 import podium.policies as P
+from podium.governance.progress import emit
+from podium.governance.recovery import describe
 from podium.governance.scope import Scope
 from podium.governance.usage import model_name_of, priced_usage
 from podium.state import Usage
@@ -120,17 +123,26 @@ class Recording:
         )
 
     def _on_retry(self, scope: Scope, what: str) -> Callable[[int, BaseException, float], None]:
+        """Audit a failed try that will be tried again, and tell the run's stream (a
+        streamed reply cut mid-answer starts over: a display says why)."""
+
         def note(attempt: int, exc: BaseException, wait: float) -> None:
+            said = describe(exc).removeprefix(f"{type(exc).__name__}: ")
+            failure = {"error_type": type(exc).__name__, "error": said[:500]}
             self.record(
-                scope,
-                "error",
+                scope, "error", {"retrying": what, "attempt": attempt, "wait": wait, **failure}
+            )
+            emit(
                 {
-                    "retrying": what,
+                    "event": "retry",
+                    "task_id": scope.task_id,
+                    "agent": scope.agent,
+                    "what": what,
                     "attempt": attempt,
                     "wait": wait,
-                    "error_type": type(exc).__name__,
-                    "error": str(exc)[:500],
-                },
+                    **failure,
+                    "at": time.time(),
+                }
             )
 
         return note

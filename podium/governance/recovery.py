@@ -7,7 +7,8 @@ Classification (documented in the README):
   least wait before the next try, up to the retry's `max_delay`.
 - budget: a budget is exhausted. Never retried; the task stops with a checkpoint.
 - permanent: everything else (validation, policy refusals, HTTP 4xx, bugs). Not retried;
-  the fallback agent gets the task.
+  the fallback agent gets the task. A prompt longer than the model's context window is a
+  4xx the governor reports as `ContextWindowExceeded` (`podium.governance.context_window`).
 
 LangGraph's default retry predicate does not retry `OSError`/`TimeoutError`; podium's does,
 because those are exactly the network faults a provider call raises.
@@ -86,7 +87,7 @@ def classify(exc: BaseException) -> ErrorClass:
         return cast(ErrorClass, declared)
     if type(exc).__name__ == "BudgetExceeded":
         return "budget"
-    status = _status_code(exc)
+    status = status_code(exc)
     if status is not None:
         return "transient" if status in _RETRIED_4XX or status >= 500 else "permanent"
     if isinstance(exc, PodiumError):
@@ -102,7 +103,24 @@ def classify(exc: BaseException) -> ErrorClass:
     return "permanent"
 
 
-def _status_code(exc: BaseException) -> int | None:
+def describe(exc: BaseException) -> str:
+    """`Type: message` of a failure; for a transient one with the first underlying cause
+    that says more (an SDK's "Connection error." hides a stream cut mid-answer, which its
+    cause names: "peer closed connection without sending complete message body")."""
+    text = f"{type(exc).__name__}: {exc}"
+    if classify(exc) != "transient":
+        return text
+    cause, depth = exc.__cause__ or exc.__context__, 0
+    while cause is not None and depth < 5:
+        said = str(cause)
+        if said and said not in text:
+            return f"{text} ({type(cause).__name__}: {said})"
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    return text
+
+
+def status_code(exc: BaseException) -> int | None:
+    """The HTTP status of a provider error (on the error or its response), if any."""
     for holder in (exc, getattr(exc, "response", None)):
         code = getattr(holder, "status_code", None)
         if isinstance(code, int):

@@ -27,7 +27,12 @@ from podium.errors import TaskFailed
 from podium.governance.binding import bound
 from podium.governance.guard import PolicyGuard
 from podium.governance.in_doubt import EffectInDoubt
-from podium.governance.recovery import acall_with_timeout, call_with_timeout, classify
+from podium.governance.recovery import (
+    acall_with_timeout,
+    call_with_timeout,
+    classify,
+    describe,
+)
 from podium.governance.replay import TaskReplies
 from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.nodes._node import Node
@@ -255,7 +260,7 @@ def _fail(
 ) -> dict[str, Any]:
     """Record the failure; hand the task to the next fallback or dead-letter it."""
     now, kind = time.time(), classify(exc)
-    reason = f"{type(exc).__name__}: {exc}"
+    reason = describe(exc)
     failures = [
         *task.get("failures", []),
         {

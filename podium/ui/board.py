@@ -3,7 +3,8 @@
 `board_rows(values, gates)` reads a thread's state (tasks, results, usage) as the CLI's
 task table does. `LiveBoard` starts from the same state and applies the custom stream
 events of a run (`plan`, `task_started`, `task_finished`, `task_reassigned`,
-`task_waiting`, `gate_raised`, `run_finished`), so the page can redraw the board as tasks move.
+`task_waiting`, `gate_raised`, `retry`, `run_finished`), so the page can redraw the board as
+tasks move.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class LiveBoard:
             "task_reassigned",
             "task_waiting",
             "gate_raised",
+            "retry",
         ):
             self._task_event(kind, event)
 
@@ -165,6 +167,10 @@ class LiveBoard:
             )
         elif kind == "task_waiting":
             row = replace(row, status="waiting", note=event.get("reason") or "")
+        elif kind == "retry":
+            failed = f"{event.get('what')} failed ({event.get('error_type')})"
+            note = f"retry {event.get('attempt', 0) + 1}: {failed}"
+            row = replace(row, note=note)
         else:
             row = replace(row, status="waiting", note=_gate_event_note(event))
         self._rows[task_id] = replace(row, note=" ".join(str(row.note).split())[:120])

@@ -8,7 +8,13 @@ import time
 import httpx
 import pytest
 
-from podium.governance.recovery import RetrySettings, classify, retry_after, retry_call
+from podium.governance.recovery import (
+    RetrySettings,
+    classify,
+    describe,
+    retry_after,
+    retry_call,
+)
 from podium.models import init_options
 
 
@@ -87,8 +93,35 @@ def test_a_client_error_is_not_retried():
 
 @pytest.mark.parametrize(
     ("provider", "options"),
-    [("openai", {"max_retries": 0}), ("anthropic", {"max_retries": 0}), ("ollama", {})],
+    [
+        ("openai", {"max_retries": 0, "stream_usage": True}),
+        ("anthropic", {"max_retries": 0}),
+        ("ollama", {}),
+    ],
 )
 def test_podium_turns_the_sdk_retries_off_for_providers_that_have_them(provider, options):
     # Each podium attempt is one request: the SDK's own retries would multiply them.
+    # OpenAI's streamed replies carry usage only when asked for (any OPENAI_BASE_URL).
     assert init_options(provider) == options
+
+
+def test_a_transient_failure_is_described_with_the_cause_that_says_more():
+    try:
+        try:
+            raise OSError("peer closed connection without sending complete message body")
+        except OSError as cut:
+            raise ConnectionError("Connection error.") from cut
+    except ConnectionError as exc:
+        said = describe(exc)
+    assert said == (
+        "ConnectionError: Connection error. "
+        "(OSError: peer closed connection without sending complete message body)"
+    )
+    # A permanent failure says what it says; its cause is a detail the message already holds.
+    try:
+        try:
+            raise KeyError("x")
+        except KeyError as inner:
+            raise ValueError("bad value 'x'") from inner
+    except ValueError as exc:
+        assert describe(exc) == "ValueError: bad value 'x'"

@@ -2,20 +2,23 @@
 
 The real client and the real wire protocol: structured plans and choices (JSON schema, tool
 calling, text), rate limits with Retry-After, an outage that hands the call to the fallback
-model, a request error that is not retried, and a stream cut mid-answer.
+model, a request error that is not retried, a stream cut mid-answer, a prompt over the
+model's context window, and an agent's question reaching its gate as a native tool call.
+Token streaming over the same server: test_openai_streaming.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from langchain_openai import ChatOpenAI
 
 import podium
 from podium import AgentSpec, Plan
+from podium.gates.decision import decide, pending_gates
+from podium.gates.request import Decision
 from podium.render import task_table
-from tests.fake_openai import Cut, Fail, FakeOpenAI, Reply, Structured
+from podium.tools.human import ask_human
+from tests.fake_openai import Cut, Fail, Reply, Structured, chat
+from tests.helpers import allowing
 
 PLAN = {
     "tasks": [
@@ -24,28 +27,6 @@ PLAN = {
     ]
 }
 AGENTS = (("researcher", "finds facts"), ("writer", "writes briefs"))
-
-
-@pytest.fixture
-def openai_server() -> Iterator:
-    """Start a fake server with the given scripts; each must be used up by teardown."""
-    made: list[FakeOpenAI] = []
-
-    def start(scripts, **kwargs) -> FakeOpenAI:
-        fake = FakeOpenAI(scripts, **kwargs).__enter__()
-        made.append(fake)
-        return fake
-
-    yield start
-    for fake in made:
-        fake.__exit__(None, None, None)
-    for fake in made:
-        fake.assert_consumed()
-
-
-def chat(fake: FakeOpenAI, model: str = "gpt-4o-mini", **kwargs) -> ChatOpenAI:
-    # The SDK's own retries are off: podium's governor retries, as the tests check.
-    return ChatOpenAI(model=model, base_url=fake.url, api_key="sk-test", max_retries=0, **kwargs)
 
 
 def _run(graph, thread: str = "t", **services) -> tuple[dict, list[float], list]:
@@ -155,7 +136,9 @@ def test_an_outage_hands_the_agent_to_its_fallback_model(openai_server):
     assert "model fallback: gpt-4o-mini -> gpt-4o" in task_table(out)
 
 
-def test_a_policy_model_list_names_the_fallback(openai_server, tmp_path, monkeypatch):
+def test_a_policy_model_list_names_the_fallback(
+    openai_server, tmp_path, monkeypatch, models_from_env
+):
     fake = openai_server(
         {"gpt-4o-mini": [Fail(503)], "gpt-4o": [Reply("backup")]},
     )
@@ -204,3 +187,105 @@ def test_a_stream_cut_mid_answer_is_retried_whole(openai_server):
     assert out["status"] == "completed" and out["answer"] == "The answer is 42 ."
     assert len(waits) == 1
     assert all(r["stream"] for r in fake.requests["gpt-4o-mini"])
+
+
+OVERFLOW = (
+    "This model's maximum context length is 128000 tokens. However, your messages resulted "
+    "in 131072 tokens. Please reduce the length of the messages."
+)
+
+
+def _overflow() -> Fail:
+    return Fail(400, OVERFLOW, code="context_length_exceeded", type="invalid_request_error")
+
+
+def test_a_prompt_over_the_context_window_fails_the_task_saying_so(openai_server):
+    # The fallback model is never asked: the same prompt would overflow it too.
+    fake = openai_server({"gpt-4o-mini": [_overflow()], "gpt-4o": []})
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=[chat(fake), chat(fake, "gpt-4o")])],
+        name="overflow",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    out, waits, events = _run(graph)
+    assert out["status"] == "failed" and waits == []  # not retried
+    task = out["tasks"]["t1"]
+    error = task["error"]
+    assert error.startswith("ContextWindowExceeded: the prompt of agent 'writer' exceeds the ")
+    # The window comes from the model's profile, the numbers from the provider.
+    assert "context window (128,000 tokens) of model 'gpt-4o-mini'" in error
+    assert "maximum context length is 128000 tokens" in error and "131072" in error
+    assert "shorten what the task sends" in error and "larger context window" in error
+    assert task["status"] == "dead_lettered"
+    assert [f["class"] for f in task["failures"]] == ["permanent"]
+    assert not [e for e in events if e.kind == "escalation"]
+    [failed] = [e for e in events if e.kind == "error" and e.payload.get("model")]
+    assert failed.payload["error_type"] == "ContextWindowExceeded"
+    assert len(fake.requests["gpt-4o-mini"]) == 1
+
+
+def test_a_plan_prompt_over_the_context_window_fails_the_run_saying_so(openai_server):
+    fake = openai_server({"gpt-4o-mini": [_overflow()]})
+    graph = podium.build_workflow(
+        [AgentSpec(name=n, description=d) for n, d in AGENTS], name="big", model=chat(fake)
+    )
+    out, waits, _ = _run(graph)
+    assert out["status"] == "failed" and waits == []
+    assert out["error"].startswith("the supervisor could not make a valid plan:")
+    assert "the prompt of agent 'supervisor' exceeds the context window" in out["error"]
+    assert "of model 'gpt-4o-mini'" in out["error"]
+
+
+def test_an_agents_question_reaches_its_gate_as_a_native_tool_call(openai_server):
+    # The only model output a gate is made of: a tool call the provider returns as such
+    # (arguments checked against the tool's schema), not text podium parses.
+    fake = openai_server(
+        {
+            "gpt-4o-mini": [
+                Reply(tool_calls=[{"name": "ask_human", "args": {"question": "Which region?"}}]),
+                Reply("A brief on Europe."),
+            ]
+        }
+    )
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", tools=[ask_human], model=chat(fake))],
+        name="asks",
+        supervisor=Plan.chain(("writer", "Write the brief.")),
+        policies=allowing(writer=["ask_human"]),
+    )
+    with podium.open_runtime("memory://") as rt:
+        app = rt.compile(graph)
+        config = {"configurable": {"thread_id": "q"}}
+        app.invoke({"goal": "heat pumps"}, config)
+        [gate] = pending_gates(app, "q")
+        assert (gate.request.kind, gate.request.question) == ("question", "Which region?")
+        out = decide(
+            app,
+            "q",
+            Decision(decision="respond", response="Europe"),
+            context=podium.RunContext(tenant_id="default", user_id="ana"),
+        )
+    assert out["answer"] == "A brief on Europe."
+    asked, answered = fake.requests["gpt-4o-mini"]
+    [schema] = [t["function"] for t in asked["tools"] if t["function"]["name"] == "ask_human"]
+    assert schema["parameters"]["required"] == ["question"]
+    assert answered["messages"][-1] == {
+        "role": "tool",
+        "content": "Europe",
+        "tool_call_id": answered["messages"][-2]["tool_calls"][0]["id"],
+    }
+
+
+async def test_a_prompt_over_the_context_window_on_an_async_runtime(openai_server):
+    fake = openai_server({"gpt-4o-mini": [_overflow()]})
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=chat(fake))],
+        name="overflow",
+        supervisor=Plan.chain(("writer", "Write.")),
+    )
+    async with podium.open_async_runtime("memory://") as rt:
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "heat pumps"}, {"configurable": {"thread_id": "a"}}
+        )
+    assert out["status"] == "failed"
+    assert out["tasks"]["t1"]["error"].startswith("ContextWindowExceeded: the prompt of agent")

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from bench.cases.tracing import Collector  # the stand-in Langfuse endpoint
+from tests.fake_openai import FakeOpenAI
 
 from .idp import AUDIENCE, IdentityProvider, SigningKey
 
@@ -61,6 +62,7 @@ class Server:
     workdir: Path
     langfuse: Collector
     database_url: str
+    openai: FakeOpenAI
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -106,16 +108,22 @@ def _config(workdir: Path, *, test_graphs: bool = True) -> Path:
         config["graphs"]["capped_brief"] = (
             f"{Path(__file__).resolve().parent / 'capped.py'}:capped_brief"
         )
+        # A workflow on `openai:gpt-4o-mini`, served by the suite's OpenAI-compatible server.
+        config["graphs"]["wire_brief"] = f"{Path(__file__).resolve().parent / 'wire.py'}:wire_brief"
     path = workdir / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))
     return path
 
 
-def _env(database_url: str, langfuse: Collector, idp: IdentityProvider) -> dict[str, str]:
+def _env(
+    database_url: str, langfuse: Collector, idp: IdentityProvider, openai: FakeOpenAI
+) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PODIUM_", "LANGGRAPH_", "LANGSMITH_", "LANGCHAIN_", "LANGFUSE_"))
+        if not k.startswith(
+            ("PODIUM_", "LANGGRAPH_", "LANGSMITH_", "LANGCHAIN_", "LANGFUSE_", "OPENAI_")
+        )
     }
     env.update(
         PODIUM_DATABASE_URL=database_url,
@@ -140,6 +148,9 @@ def _env(database_url: str, langfuse: Collector, idp: IdentityProvider) -> dict[
         LANGFUSE_HOST=langfuse.url,
         LANGFUSE_FLUSH_INTERVAL="0.5",
         PYTHONUNBUFFERED="1",
+        # Models made from "openai:..." strings (wire_brief) talk to the scripted server.
+        OPENAI_BASE_URL=openai.url,
+        OPENAI_API_KEY="sk-test",
     )
     return env
 
@@ -155,10 +166,20 @@ def idp() -> Iterator[IdentityProvider]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider) -> Iterator[Server]:
+def server_openai() -> Iterator[FakeOpenAI]:
+    """The OpenAI-compatible server the served `wire_brief` workflow calls; a test adds the
+    replies it expects (`server.openai.script(...)`) and checks they were used."""
+    with FakeOpenAI({}) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider, server_openai: FakeOpenAI
+) -> Iterator[Server]:
     """`langgraph dev` on a free port, torn down (whole process group) after the session."""
     workdir = tmp_path_factory.mktemp("langgraph-server")
-    with _running(workdir, f"sqlite:///{workdir / 'podium.db'}", idp) as running:
+    with _running(workdir, f"sqlite:///{workdir / 'podium.db'}", idp, server_openai) as running:
         yield running
 
 
@@ -168,7 +189,7 @@ def second_server(
 ) -> Iterator[Server]:
     """Another `langgraph dev` process on the first one's podium database (SQLite, WAL)."""
     workdir = tmp_path_factory.mktemp("langgraph-server-2")
-    with _running(workdir, server.database_url, idp) as running:
+    with _running(workdir, server.database_url, idp, server.openai) as running:
         yield running
 
 
@@ -177,6 +198,7 @@ def _running(
     workdir: Path,
     database_url: str,
     idp: IdentityProvider,
+    openai: FakeOpenAI,
     *,
     test_graphs: bool = True,
     env: dict[str, str] | None = None,
@@ -208,13 +230,13 @@ def _running(
         proc = subprocess.Popen(
             command,
             cwd=workdir,
-            env={**_env(database_url, langfuse, idp), **(env or {})},
+            env={**_env(database_url, langfuse, idp, openai), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    running = Server(f"http://127.0.0.1:{port}", log, workdir, langfuse, database_url)
+    running = Server(f"http://127.0.0.1:{port}", log, workdir, langfuse, database_url, openai)
     try:
         _wait_healthy(proc, running)
         yield running

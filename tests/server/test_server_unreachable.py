@@ -41,7 +41,7 @@ def _refused_clearly(response: httpx.Response, took: float, masked: str) -> str:
 
 
 def test_a_server_on_an_unreachable_database_says_so_then_serves(
-    own_cluster, idp, tmp_path_factory
+    own_cluster, idp, server_openai, tmp_path_factory
 ):
     url = own_cluster.url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@", 1)
     masked = url.replace(":s3cret@", ":***@")
@@ -50,7 +50,7 @@ def test_a_server_on_an_unreachable_database_says_so_then_serves(
     stopped = True
     try:
         with _running(
-            workdir, url, idp, test_graphs=False, env={"PODIUM_DB_RETRY_FOR": "2"}
+            workdir, url, idp, server_openai, test_graphs=False, env={"PODIUM_DB_RETRY_FOR": "2"}
         ) as server:
             # 1. Down from the start: the server is up, and says what is wrong.
             created, took = _within_seconds(

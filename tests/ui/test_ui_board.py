@@ -146,6 +146,18 @@ def test_live_board_shows_a_task_waiting_for_an_effect_in_doubt():
     assert (row.status, row.note) == ("waiting", "effect in doubt: pay (done, retry or abandon?)")
 
 
+def test_live_board_notes_a_call_tried_again():
+    board = LiveBoard(board_rows(VALUES))
+    status = {r.task: r for r in board.rows()}["t2"].status
+    retry = {"event": "retry", "task_id": "t2", "attempt": 1, "wait": 0.5}
+    board.apply({**retry, "what": "model:gpt-4o-mini", "error_type": "APIConnectionError"})
+    row = {r.task: r for r in board.rows()}["t2"]
+    assert (row.status, row.note) == (
+        status,
+        "retry 2: model:gpt-4o-mini failed (APIConnectionError)",
+    )
+
+
 def test_unknown_events_and_plan_gates_are_ignored():
     board = LiveBoard(board_rows(VALUES))
     before = board.rows()
