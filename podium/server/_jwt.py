@@ -351,6 +351,18 @@ class IssuerKeys:
             CredentialError: the key id is not in the issuer's key set.
         """
         client = self._jwks_client()
+        claimed = False
+        cached = _cached_signing_keys(client)
+        if cached is not None and kid is not None:
+            # A key of the cached set is found without waiting: a fetch in progress (a
+            # rotation's refetch hanging on a slow issuer) must not hold up the tokens
+            # of known keys, nor a made-up key id within the cooldown wait for it.
+            found = client.match_kid(cached, kid)
+            if found is not None:
+                return found
+            if not self._may_refresh():
+                raise self._unknown(client, kid)
+            claimed = True
         # One fetch at a time, and a failed fetch is remembered for the cooldown: during
         # an outage (or while the key set hangs) tokens, made-up ones included, do not
         # each cost a request to the issuer and a worker thread waiting on it.
@@ -359,21 +371,25 @@ class IssuerKeys:
             if failed is not None and self._clock() - failed[0] < self._settings.jwks_cooldown:
                 raise KeysUnavailable(failed[1])
             try:
-                found = self._find(client, kid)
+                found = self._find(client, kid, claimed)
             except KeysUnavailable as exc:
                 self._keys_failed = (self._clock(), str(exc))
                 raise
             self._keys_failed = None
         if found is None:
-            raise CredentialError(
-                f"unknown token key id {_quote(kid)}: not in the issuer's key set at "
-                f"{client.uri} (refetched for an unknown key id at most every "
-                f"{self._settings.jwks_cooldown:g} s)"
-            )
+            raise self._unknown(client, kid)
         return found
 
-    def _find(self, client: PyJWKClient, kid: Any) -> PyJWK | None:
-        """The key `kid` names in the (cached or fetched) key set; None when absent."""
+    def _unknown(self, client: PyJWKClient, kid: Any) -> CredentialError:
+        return CredentialError(
+            f"unknown token key id {_quote(kid)}: not in the issuer's key set at "
+            f"{client.uri} (refetched for an unknown key id at most every "
+            f"{self._settings.jwks_cooldown:g} s)"
+        )
+
+    def _find(self, client: PyJWKClient, kid: Any, claimed: bool) -> PyJWK | None:
+        """The key `kid` names in the (cached or fetched) key set; None when absent.
+        `claimed`: this call already holds the cooldown's one refetch."""
         try:
             keys = client.get_signing_keys()
             if kid is None:
@@ -384,7 +400,7 @@ class IssuerKeys:
                     "the identity provider must name the key it signs with"
                 )
             found = client.match_kid(keys, kid)
-            if found is None and self._may_refresh():
+            if found is None and (claimed or self._may_refresh()):
                 # Unknown kid: the issuer may have rotated its keys. One refetch per
                 # cooldown, so made-up key ids cannot make the server hammer the issuer.
                 try:
@@ -456,6 +472,16 @@ class IssuerKeys:
             raise KeysUnavailable(message) from None
         self._failed = None
         return jwks_uri
+
+
+def _cached_signing_keys(client: PyJWKClient) -> list[PyJWK] | None:
+    """The signing keys of the client's key set while its cache is fresh (None otherwise),
+    without fetching: the keys `PyJWKClient.get_signing_keys` would return from its cache."""
+    cache = client.jwk_set_cache
+    jwk_set = cache.get() if cache is not None else None
+    if jwk_set is None:
+        return None
+    return [k for k in jwk_set.keys if k.public_key_use in ("sig", None) and k.key_id]
 
 
 def _fetch_json(url: str, timeout: float) -> dict[str, Any]:

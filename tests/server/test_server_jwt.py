@@ -7,6 +7,7 @@ document and JWKS, keys generated with `cryptography`. The same cases run agains
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -292,6 +293,39 @@ def test_an_issuer_whose_keys_cannot_be_fetched_is_asked_at_most_once_per_cooldo
         verifier.verify(idp.token(SigningKey.rsa("made-up")))
     assert idp.jwks_fetches == 3
     assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+
+
+def test_a_refetch_hanging_on_the_issuer_holds_up_no_token_of_a_known_key(
+    idp: IdentityProvider,
+) -> None:
+    """A made-up key id makes the server refetch the key set (once per cooldown); while
+    that fetch hangs on a slow issuer, tokens of cached keys, and other made-up key ids,
+    are answered at once: none of them waits for it (nor holds a worker thread)."""
+    verifier = JwtVerifier(settings(idp, jwks_url=idp.jwks_url, jwks_cooldown=30, timeout=30))
+    assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"  # keys cached
+    refused: list[Exception] = []
+
+    def made_up() -> None:
+        try:
+            verifier.verify(idp.token(SigningKey.rsa("rsa-9")))
+        except CredentialError as exc:
+            refused.append(exc)
+
+    with idp.hanging():
+        stray = threading.Thread(target=made_up)
+        stray.start()
+        deadline = time.monotonic() + 30
+        while idp.jwks_fetches < 2:  # the refetch reached the issuer, which holds it
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+        assert verifier.verify(idp.token(EC, tenant="globex")).tenant_id == "globex"
+        with pytest.raises(CredentialError, match="unknown token key id 'rsa-8'"):
+            verifier.verify(idp.token(SigningKey.rsa("rsa-8")))  # within the cooldown
+        assert stray.is_alive() and not refused  # all of the above while the fetch hung
+    stray.join(timeout=30)
+    assert "unknown token key id 'rsa-9'" in str(refused[0])
+    assert idp.jwks_fetches == 2
 
 
 def test_a_token_without_kid_needs_an_issuer_with_one_key(idp: IdentityProvider) -> None:
