@@ -47,6 +47,7 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import LangGraphError
 from langgraph_sdk.schema import Thread
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podium.errors import AlreadyDecided, GateError
 from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
@@ -108,7 +109,10 @@ async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDic
     try:
         principal = await asyncio.to_thread(authenticate_headers, lowered)
     except KeysUnavailable as exc:
-        raise Auth.exceptions.HTTPException(status_code=503, detail=str(exc)) from None
+        # Starlette's own exception: the server turns an `Auth.exceptions.HTTPException`
+        # from authentication into a 401 or 403 only, and any other status into a 500.
+        # This one it passes on to its exception handler, which answers it as it is.
+        raise StarletteHTTPException(status_code=503, detail=str(exc)) from None
     except CredentialError as exc:
         raise Auth.exceptions.HTTPException(status_code=401, detail=str(exc)) from None
     return principal.as_user()  # type: ignore[return-value]

@@ -110,7 +110,9 @@ def _config(workdir: Path) -> Path:
     return path
 
 
-def _env(database_url: str, langfuse: Collector, idp: IdentityProvider) -> dict[str, str]:
+def _env(
+    database_url: str, langfuse: Collector, idp: IdentityProvider, **extra: str
+) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -140,6 +142,7 @@ def _env(database_url: str, langfuse: Collector, idp: IdentityProvider) -> dict[
         LANGFUSE_FLUSH_INTERVAL="0.5",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra)
     return env
 
 
@@ -172,7 +175,9 @@ def second_server(
 
 
 @contextlib.contextmanager
-def _running(workdir: Path, database_url: str, idp: IdentityProvider) -> Iterator[Server]:
+def _running(
+    workdir: Path, database_url: str, idp: IdentityProvider, **env: str
+) -> Iterator[Server]:
     cli = _langgraph_cli()
     if cli is None:
         reason = "langgraph-cli[inmem] is not installed (pip install 'langgraph-cli[inmem]')"
@@ -198,7 +203,7 @@ def _running(workdir: Path, database_url: str, idp: IdentityProvider) -> Iterato
         proc = subprocess.Popen(
             command,
             cwd=workdir,
-            env=_env(database_url, langfuse, idp),
+            env=_env(database_url, langfuse, idp, **env),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
