@@ -24,10 +24,12 @@ server's entry code (`podium.server.auth`) hands it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,6 +79,8 @@ class JwtSettings:
         jwks_cooldown: Least seconds between two fetches caused by unknown key ids
             (PODIUM_JWT_JWKS_COOLDOWN).
         timeout: Seconds to wait for the identity provider.
+        allow_http: Whether the keys may come over plain http from a host other than
+            this machine (PODIUM_JWT_ALLOW_HTTP; off: https only).
     """
 
     issuer: str
@@ -90,6 +94,7 @@ class JwtSettings:
     jwks_cache: float = 300.0
     jwks_cooldown: float = 30.0
     timeout: float = 10.0
+    allow_http: bool = False
 
     def __post_init__(self) -> None:
         if not self.issuer.startswith(("https://", "http://")):
@@ -107,6 +112,12 @@ class JwtSettings:
             raise ConfigurationError(
                 f"PODIUM_JWT_JWKS_URL must be an http(s) URL, got {self.jwks_url!r}"
             )
+        if self.jwks_url is None:
+            _check_transport(
+                "PODIUM_JWT_ISSUER (its discovery document)", self.issuer, self.allow_http
+            )
+        else:
+            _check_transport("PODIUM_JWT_JWKS_URL", self.jwks_url, self.allow_http)
         bad = [a for a in self.algorithms if a not in ASYMMETRIC]
         if bad or not self.algorithms:
             raise ConfigurationError(
@@ -149,6 +160,16 @@ def jwt_settings_from_env(environ: Mapping[str, str]) -> JwtSettings | None:
         value = get(name)
         return tuple(p.strip() for p in value.split(",") if p.strip()) if value else None
 
+    def flag(name: str) -> bool | None:
+        value = get(name)
+        if value is None:
+            return None
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
     def seconds(name: str) -> float | None:
         value = get(name)
         if value is None:
@@ -170,6 +191,7 @@ def jwt_settings_from_env(environ: Mapping[str, str]) -> JwtSettings | None:
         "roles_claims": names("PODIUM_JWT_ROLES_CLAIM"),
         "jwks_cache": seconds("PODIUM_JWT_JWKS_CACHE"),
         "jwks_cooldown": seconds("PODIUM_JWT_JWKS_COOLDOWN"),
+        "allow_http": flag("PODIUM_JWT_ALLOW_HTTP"),
     }
     return JwtSettings(
         issuer=issuer,
@@ -463,6 +485,10 @@ class IssuerKeys:
                 )
             if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
                 raise ValueError(f"its jwks_uri is {_quote(jwks_uri)}, not an http(s) URL")
+            try:
+                _check_transport("its jwks_uri", jwks_uri, s.allow_http)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
         except (OSError, ValueError) as exc:
             message = (
                 f"cannot read the issuer's discovery document {url}: {exc}; check "
@@ -472,6 +498,35 @@ class IssuerKeys:
             raise KeysUnavailable(message) from None
         self._failed = None
         return jwks_uri
+
+
+def _check_transport(what: str, url: str, allow_http: bool) -> None:
+    """Keys come over https, or over http from this machine, or where allowed.
+
+    Over plain http anyone on the network path can hand the server keys of their own and
+    then sign tokens for any user of any tenant.
+
+    Raises:
+        ConfigurationError: naming `what`, the URL and the way out.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" or allow_http or _is_loopback(parts.hostname or ""):
+        return
+    raise ConfigurationError(
+        f"{what} {url!r} is plain http: the issuer's keys must come over https (over http "
+        "anyone on the network path can swap them and sign tokens for anyone); http is "
+        "accepted from localhost only, or anywhere with PODIUM_JWT_ALLOW_HTTP=true on a "
+        "network you trust"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _cached_signing_keys(client: PyJWKClient) -> list[PyJWK] | None:

@@ -66,6 +66,8 @@ class IdentityProvider:
         self.discovery_fetches = 0
         #: While True the JWKS endpoint answers 503 (an outage).
         self.failing = False
+        #: The `jwks_uri` the discovery document names (None: this provider's own).
+        self.advertised_jwks_uri: str | None = None
         #: Cleared while the JWKS endpoint hangs (see `hanging`).
         self._answering = threading.Event()
         self._answering.set()
@@ -76,7 +78,10 @@ class IdentityProvider:
                 if self.path == "/.well-known/openid-configuration":
                     with idp._lock:
                         idp.discovery_fetches += 1
-                    body = {"issuer": idp.issuer, "jwks_uri": idp.jwks_url}
+                    body = {
+                        "issuer": idp.issuer,
+                        "jwks_uri": idp.advertised_jwks_uri or idp.jwks_url,
+                    }
                 elif self.path == "/jwks.json":
                     with idp._lock:
                         idp.jwks_fetches += 1

@@ -110,12 +110,54 @@ def test_settings_from_the_environment() -> None:
         ({"PODIUM_JWT_LEEWAY": "-1"}, "PODIUM_JWT_LEEWAY must be seconds between 0"),
         ({"PODIUM_JWT_JWKS_CACHE": "0"}, "PODIUM_JWT_JWKS_CACHE must be more than 0"),
         ({"PODIUM_JWT_TENANT_CLAIM": " , "}, "PODIUM_JWT_TENANT_CLAIM must name at least one"),
+        (
+            {"PODIUM_JWT_ISSUER": "http://idp.example.com/"},
+            "document\\) 'http://idp.example.com/' is plain http: the issuer's keys must",
+        ),
+        (
+            {"PODIUM_JWT_JWKS_URL": "http://10.0.0.7/jwks.json"},
+            "PODIUM_JWT_JWKS_URL 'http://10.0.0.7/jwks.json' is plain http",
+        ),
+        ({"PODIUM_JWT_ALLOW_HTTP": "maybe"}, "PODIUM_JWT_ALLOW_HTTP must be true or false"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], problem: str) -> None:
     base = {"PODIUM_JWT_ISSUER": "https://idp.example.com/", "PODIUM_JWT_AUDIENCE": "podium"}
     with pytest.raises(ConfigurationError, match=problem):
         jwt_settings_from_env({**base, **env})
+
+
+def test_keys_over_plain_http_only_from_this_machine_or_when_allowed() -> None:
+    """Over http anyone on the network path could hand the server keys of their own."""
+    for url in ("http://127.0.0.1:8080/", "http://localhost:8080/realms/acme", "http://[::1]/"):
+        assert JwtSettings(issuer=url, audience=("a",)).issuer == url
+    keycloak = {
+        "PODIUM_JWT_ISSUER": "http://keycloak:8080/realms/acme",
+        "PODIUM_JWT_AUDIENCE": "podium",
+    }
+    with pytest.raises(ConfigurationError, match="PODIUM_JWT_ALLOW_HTTP=true"):
+        jwt_settings_from_env(keycloak)
+    allowed = jwt_settings_from_env({**keycloak, "PODIUM_JWT_ALLOW_HTTP": "true"})
+    assert allowed is not None and allowed.allow_http
+    # An https JWKS URL makes the issuer a name only: it is not fetched.
+    entra = JwtSettings(
+        issuer="http://sts.windows.net/tid/",
+        audience=("a",),
+        jwks_url="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+    )
+    assert entra.jwks_url is not None
+
+
+def test_a_discovery_document_pointing_to_keys_over_plain_http_is_refused(
+    idp: IdentityProvider,
+) -> None:
+    idp.advertised_jwks_uri = "http://keys.example.com/jwks.json"
+    keys = IssuerKeys(settings(idp))
+    with pytest.raises(
+        KeysUnavailable, match=r"its jwks_uri 'http://keys\.example\.com/jwks\.json'"
+    ):
+        keys.key("rsa-1")
+    assert idp.jwks_fetches == 0
 
 
 # -- claims -------------------------------------------------------------------------------

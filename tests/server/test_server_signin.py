@@ -96,6 +96,21 @@ def test_bad_tokens_are_refused_with_the_reason(server, idp) -> None:
     assert search(server, bearer(good)).status_code == 200
 
 
+def test_a_token_counts_in_the_authorization_header_only(server, idp) -> None:
+    """Not in a query string (where proxies and access logs keep it), nor as an API key."""
+    rsa, _ = idp.keys
+    token = idp.token(rsa)
+    for name in ("access_token", "token", "jwt"):
+        for response in (
+            httpx.post(f"{server.url}/threads/search?{name}={token}", json={}, timeout=30),
+            httpx.get(f"{server.url}/podium/me?{name}={token}", timeout=30),
+        ):
+            assert response.status_code == 401, response.text
+            assert "missing credential" in response.json()["detail"]
+    assert search(server, {"x-api-key": token}).json()["detail"] == "unknown API key"
+    assert search(server, bearer(token)).status_code == 200
+
+
 def test_an_unknown_kid_is_refused_until_the_issuer_rotates(server, idp) -> None:
     rsa, ec = idp.keys
     assert search(server, bearer(idp.token(rsa))).status_code == 200  # keys cached
