@@ -428,7 +428,7 @@ class DeadLetterNotFound(RunError):
         self.tenant_id = tenant_id
         super().__init__(
             f"no dead letter {id!r} for tenant {tenant_id!r}; list the tenant's dead letters "
-            "with DeadLetters.list(tenant_id)"
+            "with `podium dlq list --tenant TENANT` (DeadLetters.list in Python)"
         )
 
 

@@ -96,7 +96,13 @@ def _from_string(name: str) -> BaseChatModel:
         return chat
     except ImportError as exc:
         extra = _PROVIDER_EXTRAS.get(provider)
-        hint = f"pip install 'podium[{extra}]'" if extra else "install the provider's package"
+        # podium installs from its checkout (README: "Use a real model"), not from an index,
+        # where a package of the same name may be someone else's.
+        hint = (
+            f'pip install -e ".[{extra}]" in podium\'s checkout'
+            if extra
+            else "install the provider's package"
+        )
         raise ConfigurationError(f"model {name!r} needs a provider package: {hint}") from exc
     except Exception as exc:
         reason = " ".join(str(exc).split())

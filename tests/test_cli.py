@@ -88,6 +88,9 @@ def test_run_on_a_named_thread_and_tenant(tmp_path):
         ),
         (["run", "research_brief", "g", "--model", "nosuchprovider:model"], "cannot create model"),
         (["threads", "--db", "postgresql://..."], "cannot connect to postgresql://...: the host"),
+        (["show", "nope"], "no thread 'nope' for tenant 'default'; list the tenant's threads with"),
+        (["audit", "show", "nope"], "no thread 'nope' for tenant 'default'"),
+        (["dlq", "show", "nope"], "dead letters with `podium dlq list --tenant TENANT`"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):

@@ -24,10 +24,12 @@ server's entry code (`podium.server.auth`) hands it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,6 +79,8 @@ class JwtSettings:
         jwks_cooldown: Least seconds between two fetches caused by unknown key ids
             (PODIUM_JWT_JWKS_COOLDOWN).
         timeout: Seconds to wait for the identity provider.
+        allow_http: Whether the keys may come over plain http from a host other than
+            this machine (PODIUM_JWT_ALLOW_HTTP; off: https only).
     """
 
     issuer: str
@@ -90,6 +94,7 @@ class JwtSettings:
     jwks_cache: float = 300.0
     jwks_cooldown: float = 30.0
     timeout: float = 10.0
+    allow_http: bool = False
 
     def __post_init__(self) -> None:
         if not self.issuer.startswith(("https://", "http://")):
@@ -107,6 +112,12 @@ class JwtSettings:
             raise ConfigurationError(
                 f"PODIUM_JWT_JWKS_URL must be an http(s) URL, got {self.jwks_url!r}"
             )
+        if self.jwks_url is None:
+            _check_transport(
+                "PODIUM_JWT_ISSUER (its discovery document)", self.issuer, self.allow_http
+            )
+        else:
+            _check_transport("PODIUM_JWT_JWKS_URL", self.jwks_url, self.allow_http)
         bad = [a for a in self.algorithms if a not in ASYMMETRIC]
         if bad or not self.algorithms:
             raise ConfigurationError(
@@ -149,6 +160,16 @@ def jwt_settings_from_env(environ: Mapping[str, str]) -> JwtSettings | None:
         value = get(name)
         return tuple(p.strip() for p in value.split(",") if p.strip()) if value else None
 
+    def flag(name: str) -> bool | None:
+        value = get(name)
+        if value is None:
+            return None
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
     def seconds(name: str) -> float | None:
         value = get(name)
         if value is None:
@@ -170,6 +191,7 @@ def jwt_settings_from_env(environ: Mapping[str, str]) -> JwtSettings | None:
         "roles_claims": names("PODIUM_JWT_ROLES_CLAIM"),
         "jwks_cache": seconds("PODIUM_JWT_JWKS_CACHE"),
         "jwks_cooldown": seconds("PODIUM_JWT_JWKS_COOLDOWN"),
+        "allow_http": flag("PODIUM_JWT_ALLOW_HTTP"),
     }
     return JwtSettings(
         issuer=issuer,
@@ -351,6 +373,18 @@ class IssuerKeys:
             CredentialError: the key id is not in the issuer's key set.
         """
         client = self._jwks_client()
+        claimed = False
+        cached = _cached_signing_keys(client)
+        if cached is not None and kid is not None:
+            # A key of the cached set is found without waiting: a fetch in progress (a
+            # rotation's refetch hanging on a slow issuer) must not hold up the tokens
+            # of known keys, nor a made-up key id within the cooldown wait for it.
+            found = client.match_kid(cached, kid)
+            if found is not None:
+                return found
+            if not self._may_refresh():
+                raise self._unknown(client, kid)
+            claimed = True
         # One fetch at a time, and a failed fetch is remembered for the cooldown: during
         # an outage (or while the key set hangs) tokens, made-up ones included, do not
         # each cost a request to the issuer and a worker thread waiting on it.
@@ -359,21 +393,25 @@ class IssuerKeys:
             if failed is not None and self._clock() - failed[0] < self._settings.jwks_cooldown:
                 raise KeysUnavailable(failed[1])
             try:
-                found = self._find(client, kid)
+                found = self._find(client, kid, claimed)
             except KeysUnavailable as exc:
                 self._keys_failed = (self._clock(), str(exc))
                 raise
             self._keys_failed = None
         if found is None:
-            raise CredentialError(
-                f"unknown token key id {_quote(kid)}: not in the issuer's key set at "
-                f"{client.uri} (refetched for an unknown key id at most every "
-                f"{self._settings.jwks_cooldown:g} s)"
-            )
+            raise self._unknown(client, kid)
         return found
 
-    def _find(self, client: PyJWKClient, kid: Any) -> PyJWK | None:
-        """The key `kid` names in the (cached or fetched) key set; None when absent."""
+    def _unknown(self, client: PyJWKClient, kid: Any) -> CredentialError:
+        return CredentialError(
+            f"unknown token key id {_quote(kid)}: not in the issuer's key set at "
+            f"{client.uri} (refetched for an unknown key id at most every "
+            f"{self._settings.jwks_cooldown:g} s)"
+        )
+
+    def _find(self, client: PyJWKClient, kid: Any, claimed: bool) -> PyJWK | None:
+        """The key `kid` names in the (cached or fetched) key set; None when absent.
+        `claimed`: this call already holds the cooldown's one refetch."""
         try:
             keys = client.get_signing_keys()
             if kid is None:
@@ -384,7 +422,7 @@ class IssuerKeys:
                     "the identity provider must name the key it signs with"
                 )
             found = client.match_kid(keys, kid)
-            if found is None and self._may_refresh():
+            if found is None and (claimed or self._may_refresh()):
                 # Unknown kid: the issuer may have rotated its keys. One refetch per
                 # cooldown, so made-up key ids cannot make the server hammer the issuer.
                 try:
@@ -447,6 +485,10 @@ class IssuerKeys:
                 )
             if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
                 raise ValueError(f"its jwks_uri is {_quote(jwks_uri)}, not an http(s) URL")
+            try:
+                _check_transport("its jwks_uri", jwks_uri, s.allow_http)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
         except (OSError, ValueError) as exc:
             message = (
                 f"cannot read the issuer's discovery document {url}: {exc}; check "
@@ -456,6 +498,45 @@ class IssuerKeys:
             raise KeysUnavailable(message) from None
         self._failed = None
         return jwks_uri
+
+
+def _check_transport(what: str, url: str, allow_http: bool) -> None:
+    """Keys come over https, or over http from this machine, or where allowed.
+
+    Over plain http anyone on the network path can hand the server keys of their own and
+    then sign tokens for any user of any tenant.
+
+    Raises:
+        ConfigurationError: naming `what`, the URL and the way out.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" or allow_http or _is_loopback(parts.hostname or ""):
+        return
+    raise ConfigurationError(
+        f"{what} {url!r} is plain http: the issuer's keys must come over https (over http "
+        "anyone on the network path can swap them and sign tokens for anyone); http is "
+        "accepted from localhost only, or anywhere with PODIUM_JWT_ALLOW_HTTP=true on a "
+        "network you trust"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _cached_signing_keys(client: PyJWKClient) -> list[PyJWK] | None:
+    """The signing keys of the client's key set while its cache is fresh (None otherwise),
+    without fetching: the keys `PyJWKClient.get_signing_keys` would return from its cache."""
+    cache = client.jwk_set_cache
+    jwk_set = cache.get() if cache is not None else None
+    if jwk_set is None:
+        return None
+    return [k for k in jwk_set.keys if k.public_key_use in ("sig", None) and k.key_id]
 
 
 def _fetch_json(url: str, timeout: float) -> dict[str, Any]:

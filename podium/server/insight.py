@@ -35,17 +35,25 @@ def _principal(request: Request) -> Principal:
     return authenticate_headers(headers)
 
 
+async def signed_in(request: Request) -> Principal | JSONResponse:
+    """Who a request to one of podium's routes is from, or the answer refusing it (401;
+    503 while the identity provider's keys cannot be fetched)."""
+    try:
+        # A stored key is read from the database, a JWT's keys may be fetched: off the loop.
+        return await run_in_threadpool(_principal, request)
+    except KeysUnavailable as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+    except CredentialError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=401)
+
+
 def _guarded(handler: Callable[[Request, Principal], Any]) -> Callable[[Request], Any]:
     """Authenticate, then run `handler` off the event loop (podium's stores block)."""
 
     async def endpoint(request: Request) -> JSONResponse:
-        try:
-            # A stored key is read from the database, a JWT's keys may be fetched: off the loop.
-            principal = await run_in_threadpool(_principal, request)
-        except KeysUnavailable as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=503)
-        except CredentialError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=401)
+        principal = await signed_in(request)
+        if isinstance(principal, JSONResponse):
+            return principal
         return JSONResponse(await run_in_threadpool(handler, request, principal))
 
     endpoint.__name__ = handler.__name__

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from podium.server._credentials import CredentialError
+import podium.server.insight as insight
 from podium.server._runtime import server_runtime
 from podium.status import build_status, metrics_text, store_counts
 
@@ -56,12 +56,11 @@ async def run_counts(client: Any) -> dict[str, dict[str, float]]:
 
 
 async def metrics(request: Request) -> Response:
-    from podium.server.auth import _loopback, authenticate_headers
+    from podium.server.auth import _loopback
 
-    try:
-        who = authenticate_headers({k.lower(): v for k, v in request.headers.raw})
-    except CredentialError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=401)
+    who = await insight.signed_in(request)
+    if isinstance(who, JSONResponse):
+        return who
     if OPERATOR_ROLE not in who.roles:
         return JSONResponse(
             {"detail": f"user {who.identity!r} needs the {OPERATOR_ROLE!r} role to read metrics"},

@@ -2,18 +2,20 @@
 
 Keys are generated here with `cryptography`; tokens are signed with PyJWT (or by hand for
 the forgeries PyJWT will not make). `publish()` changes the key set the JWKS endpoint
-serves (key rotation); `failing` makes it answer 503; `jwks_fetches` counts how often it
-was asked.
+serves (key rotation); `failing` makes it answer 503; `hanging()` makes it answer only
+when the block ends (a slow issuer); `jwks_fetches` counts how often it was asked.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,6 +66,11 @@ class IdentityProvider:
         self.discovery_fetches = 0
         #: While True the JWKS endpoint answers 503 (an outage).
         self.failing = False
+        #: The `jwks_uri` the discovery document names (None: this provider's own).
+        self.advertised_jwks_uri: str | None = None
+        #: Cleared while the JWKS endpoint hangs (see `hanging`).
+        self._answering = threading.Event()
+        self._answering.set()
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,12 +78,16 @@ class IdentityProvider:
                 if self.path == "/.well-known/openid-configuration":
                     with idp._lock:
                         idp.discovery_fetches += 1
-                    body = {"issuer": idp.issuer, "jwks_uri": idp.jwks_url}
+                    body = {
+                        "issuer": idp.issuer,
+                        "jwks_uri": idp.advertised_jwks_uri or idp.jwks_url,
+                    }
                 elif self.path == "/jwks.json":
                     with idp._lock:
                         idp.jwks_fetches += 1
                         failing = idp.failing
                         body = {"keys": [k.jwk() for k in idp._keys]}
+                    idp._answering.wait(timeout=60)
                     if failing:
                         self.send_error(503)
                         return
@@ -110,6 +121,15 @@ class IdentityProvider:
         """Serve these keys from now on (a rotation)."""
         with self._lock:
             self._keys = list(keys)
+
+    @contextlib.contextmanager
+    def hanging(self) -> Iterator[None]:
+        """Within the block, JWKS requests are counted but answered only when it ends."""
+        self._answering.clear()
+        try:
+            yield
+        finally:
+            self._answering.set()
 
     def token(
         self,

@@ -7,6 +7,7 @@ document and JWKS, keys generated with `cryptography`. The same cases run agains
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -109,12 +110,54 @@ def test_settings_from_the_environment() -> None:
         ({"PODIUM_JWT_LEEWAY": "-1"}, "PODIUM_JWT_LEEWAY must be seconds between 0"),
         ({"PODIUM_JWT_JWKS_CACHE": "0"}, "PODIUM_JWT_JWKS_CACHE must be more than 0"),
         ({"PODIUM_JWT_TENANT_CLAIM": " , "}, "PODIUM_JWT_TENANT_CLAIM must name at least one"),
+        (
+            {"PODIUM_JWT_ISSUER": "http://idp.example.com/"},
+            "document\\) 'http://idp.example.com/' is plain http: the issuer's keys must",
+        ),
+        (
+            {"PODIUM_JWT_JWKS_URL": "http://10.0.0.7/jwks.json"},
+            "PODIUM_JWT_JWKS_URL 'http://10.0.0.7/jwks.json' is plain http",
+        ),
+        ({"PODIUM_JWT_ALLOW_HTTP": "maybe"}, "PODIUM_JWT_ALLOW_HTTP must be true or false"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], problem: str) -> None:
     base = {"PODIUM_JWT_ISSUER": "https://idp.example.com/", "PODIUM_JWT_AUDIENCE": "podium"}
     with pytest.raises(ConfigurationError, match=problem):
         jwt_settings_from_env({**base, **env})
+
+
+def test_keys_over_plain_http_only_from_this_machine_or_when_allowed() -> None:
+    """Over http anyone on the network path could hand the server keys of their own."""
+    for url in ("http://127.0.0.1:8080/", "http://localhost:8080/realms/acme", "http://[::1]/"):
+        assert JwtSettings(issuer=url, audience=("a",)).issuer == url
+    keycloak = {
+        "PODIUM_JWT_ISSUER": "http://keycloak:8080/realms/acme",
+        "PODIUM_JWT_AUDIENCE": "podium",
+    }
+    with pytest.raises(ConfigurationError, match="PODIUM_JWT_ALLOW_HTTP=true"):
+        jwt_settings_from_env(keycloak)
+    allowed = jwt_settings_from_env({**keycloak, "PODIUM_JWT_ALLOW_HTTP": "true"})
+    assert allowed is not None and allowed.allow_http
+    # An https JWKS URL makes the issuer a name only: it is not fetched.
+    entra = JwtSettings(
+        issuer="http://sts.windows.net/tid/",
+        audience=("a",),
+        jwks_url="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+    )
+    assert entra.jwks_url is not None
+
+
+def test_a_discovery_document_pointing_to_keys_over_plain_http_is_refused(
+    idp: IdentityProvider,
+) -> None:
+    idp.advertised_jwks_uri = "http://keys.example.com/jwks.json"
+    keys = IssuerKeys(settings(idp))
+    with pytest.raises(
+        KeysUnavailable, match=r"its jwks_uri 'http://keys\.example\.com/jwks\.json'"
+    ):
+        keys.key("rsa-1")
+    assert idp.jwks_fetches == 0
 
 
 # -- claims -------------------------------------------------------------------------------
@@ -292,6 +335,39 @@ def test_an_issuer_whose_keys_cannot_be_fetched_is_asked_at_most_once_per_cooldo
         verifier.verify(idp.token(SigningKey.rsa("made-up")))
     assert idp.jwks_fetches == 3
     assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+
+
+def test_a_refetch_hanging_on_the_issuer_holds_up_no_token_of_a_known_key(
+    idp: IdentityProvider,
+) -> None:
+    """A made-up key id makes the server refetch the key set (once per cooldown); while
+    that fetch hangs on a slow issuer, tokens of cached keys, and other made-up key ids,
+    are answered at once: none of them waits for it (nor holds a worker thread)."""
+    verifier = JwtVerifier(settings(idp, jwks_url=idp.jwks_url, jwks_cooldown=30, timeout=30))
+    assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"  # keys cached
+    refused: list[Exception] = []
+
+    def made_up() -> None:
+        try:
+            verifier.verify(idp.token(SigningKey.rsa("rsa-9")))
+        except CredentialError as exc:
+            refused.append(exc)
+
+    with idp.hanging():
+        stray = threading.Thread(target=made_up)
+        stray.start()
+        deadline = time.monotonic() + 30
+        while idp.jwks_fetches < 2:  # the refetch reached the issuer, which holds it
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert verifier.verify(idp.token(RSA)).identity == "auth0|ana"
+        assert verifier.verify(idp.token(EC, tenant="globex")).tenant_id == "globex"
+        with pytest.raises(CredentialError, match="unknown token key id 'rsa-8'"):
+            verifier.verify(idp.token(SigningKey.rsa("rsa-8")))  # within the cooldown
+        assert stray.is_alive() and not refused  # all of the above while the fetch hung
+    stray.join(timeout=30)
+    assert "unknown token key id 'rsa-9'" in str(refused[0])
+    assert idp.jwks_fetches == 2
 
 
 def test_a_token_without_kid_needs_an_issuer_with_one_key(idp: IdentityProvider) -> None:

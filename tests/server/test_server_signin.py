@@ -9,6 +9,7 @@ same podium database.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,8 +22,18 @@ from podium.graphs.research_brief import DEMO_GOAL
 from podium.ui.remote import RemoteWorkbench
 from podium.ui.settings import AppConfig
 
-from .conftest import JWKS_COOLDOWN
-from .idp import SigningKey, claims_of, hs256_with_public_key, tampered, unsigned
+from .conftest import JWKS_COOLDOWN, _running
+from .idp import (
+    IdentityProvider,
+    SigningKey,
+    claims_of,
+    hs256_with_public_key,
+    tampered,
+    unsigned,
+)
+
+#: Seconds the `fragile` server keeps the identity provider's keys.
+FRAGILE_CACHE = 3.0
 
 
 def as_token(server, token: str) -> Any:
@@ -83,6 +94,21 @@ def test_bad_tokens_are_refused_with_the_reason(server, idp) -> None:
         mine = httpx.get(f"{server.url}/podium/me", headers=bearer(token))
         assert mine.status_code == 401 and reason in mine.json()["detail"]
     assert search(server, bearer(good)).status_code == 200
+
+
+def test_a_token_counts_in_the_authorization_header_only(server, idp) -> None:
+    """Not in a query string (where proxies and access logs keep it), nor as an API key."""
+    rsa, _ = idp.keys
+    token = idp.token(rsa)
+    for name in ("access_token", "token", "jwt"):
+        for response in (
+            httpx.post(f"{server.url}/threads/search?{name}={token}", json={}, timeout=30),
+            httpx.get(f"{server.url}/podium/me?{name}={token}", timeout=30),
+        ):
+            assert response.status_code == 401, response.text
+            assert "missing credential" in response.json()["detail"]
+    assert search(server, {"x-api-key": token}).json()["detail"] == "unknown API key"
+    assert search(server, bearer(token)).status_code == 200
 
 
 def test_an_unknown_kid_is_refused_until_the_issuer_rotates(server, idp) -> None:
@@ -175,3 +201,61 @@ def test_a_revoked_key_is_refused_by_every_server_process(server, second_server,
         ):
             assert response.status_code == 401, response.text
             assert f"API key {key_id} was revoked" in response.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def fragile(tmp_path_factory, server_openai) -> Iterator[tuple[Any, IdentityProvider]]:
+    """A server of its own, trusting an identity provider of its own whose keys it keeps for
+    a few seconds only: the provider can go down without touching the other tests' server."""
+    provider = IdentityProvider(SigningKey.rsa("rsa-1"))
+    workdir = tmp_path_factory.mktemp("langgraph-server-fragile")
+    try:
+        with _running(
+            workdir,
+            f"sqlite:///{workdir / 'podium.db'}",
+            provider,
+            server_openai,
+            env={"PODIUM_JWT_JWKS_CACHE": str(FRAGILE_CACHE)},
+        ) as running:
+            yield running, provider
+    finally:
+        provider.close()
+
+
+def test_while_the_issuers_keys_cannot_be_fetched_tokens_get_503_and_api_keys_work(
+    fragile,
+) -> None:
+    server, idp = fragile
+    (rsa,) = idp.keys
+    operator = bearer(idp.token(rsa, roles=["operator"]))
+
+    def answers(headers: dict[str, str]) -> list[httpx.Response]:
+        return [
+            search(server, headers),
+            httpx.get(f"{server.url}/podium/me", headers=headers, timeout=30),
+            httpx.get(f"{server.url}/podium/metrics", headers=headers, timeout=30),
+        ]
+
+    assert [r.status_code for r in answers(operator)] == [200, 200, 200]
+    idp.failing = True
+    try:
+        # Once the cached keys are stale, a token needs a fetch, which fails. The metrics
+        # route asks first: it used to fetch on the event loop (the dev server answered
+        # 500) and answered the failure 401; the server's own routes answered 500.
+        deadline = time.monotonic() + 10 * FRAGILE_CACHE
+        metrics = f"{server.url}/podium/metrics"
+        while (first := httpx.get(metrics, headers=operator, timeout=30)).status_code == 200:
+            assert time.monotonic() < deadline, first.text
+            time.sleep(0.25)
+        for response in (first, *answers(operator)):
+            assert response.status_code == 503, (response.request.url, response.text)
+            assert "cannot fetch the issuer's signing keys" in response.json()["detail"]
+        api_key = {"x-api-key": "acme-editor-key"}
+        assert [r.status_code for r in answers(api_key)] == [200, 200, 403]  # no operator
+    finally:
+        idp.failing = False
+    deadline = time.monotonic() + 10 * JWKS_COOLDOWN
+    while (response := search(server, operator)).status_code == 503:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.25)
+    assert [r.status_code for r in answers(operator)] == [200, 200, 200]
