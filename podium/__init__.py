@@ -43,7 +43,7 @@ from podium.graphs import (
     get_workflow,
     register_workflow,
 )
-from podium.lifecycle import TaskStatus
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.plan import Plan, PlannedTask
 from podium.policies import PolicySet, load_policies
 from podium.registry import AgentRegistry, AgentSpec
@@ -88,6 +88,7 @@ __all__ = [
     "ReplayError",
     "RunContext",
     "RunError",
+    "RunStatus",
     "TaskFailed",
     "TaskStatus",
     "ThreadBusy",

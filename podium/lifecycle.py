@@ -24,6 +24,25 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class RunStatus(StrEnum):
+    """A run's status (`WorkflowState.status`), as `podium show`, the app and the server read it."""
+
+    RUNNING = "running"
+    #: An operator gate holds a task (an effect in doubt, a question, a tool approval).
+    WAITING = "waiting"
+    AWAITING_PLAN_APPROVAL = "awaiting_plan_approval"
+    AWAITING_ANSWER_APPROVAL = "awaiting_answer_approval"
+    COMPLETED = "completed"
+    #: Some tasks delivered, others did not; the answer says which.
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+#: Run statuses after which the run does nothing more without a new input.
+RUN_FINISHED: frozenset[RunStatus] = frozenset(
+    {RunStatus.COMPLETED, RunStatus.PARTIAL, RunStatus.FAILED}
+)
+
 S = TaskStatus
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {

@@ -20,12 +20,13 @@ from podium.errors import PlanError
 from podium.gates.interrupt import await_decision, gate_id
 from podium.gates.request import Decision, GateKind, GateRequest
 from podium.governance.binding import bound
+from podium.lifecycle import RunStatus
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
 from podium.state import ANSWER_NAME
 
-PLAN_PENDING = "awaiting_plan_approval"
-ANSWER_PENDING = "awaiting_answer_approval"
+PLAN_PENDING = RunStatus.AWAITING_PLAN_APPROVAL
+ANSWER_PENDING = RunStatus.AWAITING_ANSWER_APPROVAL
 
 
 def make_gate_node(
