@@ -14,12 +14,10 @@ import time
 from typing import Any
 
 import podium.render as render
-from podium.commands._common import command, db_and_tenant
+from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow, traced
-from podium.context import RunContext
 from podium.gates.decision import decide
 from podium.gates.request import Decision
-from podium.runtime import open_runtime
 from podium.stores.effects.keys import EFFECT_STATES
 
 
@@ -44,14 +42,17 @@ def register(sub: Any) -> None:
     resolve.add_argument("--comment", default="", help="Why (kept in the audit log).")
     resolve.add_argument("--user", default="cli", help="Who decides (default %(default)s).")
     resolve.add_argument(
-        "--role", action="append", default=[], help="A role of the deciding user (repeatable)."
+        "--role",
+        action="append",
+        default=[],
+        help="A role of the deciding user (repeatable); refused when PODIUM_CLI_ROLES=off.",
     )
     resolve.add_argument("--quiet", action="store_true", help="No progress lines.")
     db_and_tenant(resolve)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with open_runtime(args.db) as rt:
+    with runtime(args) as rt:
         rows = rt.services.effects.list(args.tenant, status=args.status, thread_id=args.thread)
     if not rows:
         print(f"no side-effect calls for tenant {args.tenant!r}")
@@ -80,9 +81,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    decision = Decision(decision=args.answer, comment=args.comment, user=args.user)
-    context = RunContext(tenant_id=args.tenant, user_id=args.user, roles=frozenset(args.role))
-    with open_runtime(args.db) as rt:
+    context = caller(args)  # refuses --role under PODIUM_CLI_ROLES=off
+    decision = Decision(decision=args.answer, comment=args.comment, user=context.user_id)
+    with runtime(args) as rt:  # PODIUM_AUDIT_KEY chains the decision's audit events
         info = rt.threads.get(args.thread, tenant_id=args.tenant)
         app = compile_workflow(rt, info.workflow, None)
         events = decide(

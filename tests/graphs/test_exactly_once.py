@@ -39,6 +39,9 @@ def _env(workdir: Path) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join([str(SCRIPTS), str(ROOT)]),
         "PODIUM_WORKFLOWS": "random_ids=random_ids_flow:build_from_env",
         "RANDOM_IDS_WORKDIR": str(workdir),
+        # Every process of a thread (the killed child, the CLI, the resume) signs its audit
+        # events with this key, so `podium audit verify` with it passes only if all did.
+        "PODIUM_AUDIT_KEY": "exactly-once-key",
     }
 
 
@@ -228,6 +231,22 @@ def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
         ("effect", "done", "oncall")
     ]
     assert any(e.kind == "error" and e.payload.get("in_doubt") for e in events)
+    verified = _podium(tmp_path, "audit", "verify", "--db", durable_url, "--tenant", tenant)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "unkeyed" not in verified.stderr
+
+
+def test_effects_resolve_refuses_an_asserted_role_when_cli_roles_are_off(durable_url, tenant):
+    refused = subprocess.run(
+        [sys.executable, "-m", "podium.cli", "effects", "resolve", "t-none", "done"]
+        + ["--role", "oncall", "--db", durable_url, "--tenant", tenant],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PODIUM_CLI_ROLES": "off"},
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "--role oncall refused: PODIUM_CLI_ROLES=off" in refused.stderr, refused.stderr
 
 
 def test_an_effect_killed_mid_tool_makes_the_embedded_api_say_waiting(

@@ -97,7 +97,8 @@ def main() -> None:
     url, tenant, thread, workdir, mode = sys.argv[1:6]
     model = ScriptedChatModel(responses=[_reply] * 4, name="payer")
     config = {"configurable": {"thread_id": thread}}
-    with podium.open_runtime(url) as rt:
+    key = os.environ.get("PODIUM_AUDIT_KEY", "").encode() or None
+    with podium.open_runtime(url, audit_key=key) as rt:
         app = rt.compile(build(Path(workdir), "resume" if mode == "done" else mode, model))
         if mode == "done":
             oncall = RunContext(tenant_id=tenant, user_id="oncall")
