@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import sys
 import threading
@@ -183,6 +184,7 @@ class _PgCursor:
         return list(self._conn.execute(_pg(sql), tuple(params)).fetchall())
 
 
+@functools.lru_cache(maxsize=512)  # podium's statements are a few hundred fixed texts
 def _pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class DatabaseURL:
 _PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=64)  # every database call names its URL in case it fails
 def mask(url: str) -> str:
     """The URL with any password (user info, query or keyword form) replaced by `***`."""
     text = _PASSWORD_PARAM.sub(r"\1***", url)

@@ -299,7 +299,8 @@ async def test_a_bad_settlement_fails_its_caller_only(budgets, tenant, monkeypat
     poisoned = holds[1].reservation_id
 
     async def one_row_breaks_the_batch(sql, params=()):
-        if poisoned in params and sql.startswith("WITH"):
+        values = [v for p in params for v in (p if isinstance(p, list) else [p])]
+        if poisoned in values and sql.startswith("WITH"):  # columns come as arrays
             raise RuntimeError("deadlock detected")  # the batch, or this one alone
         return await real(sql, params)
 

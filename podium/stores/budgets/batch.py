@@ -25,14 +25,14 @@ from typing import Any, Generic, TypeVar
 from podium.errors import BudgetExceeded
 from podium.stores.budgets.sql import (
     Reservation,
-    holds_sql,
+    holds_pg_sql,
     purge_sql,
     refusal_of,
-    release_many_sql,
+    release_many_pg_sql,
     settle_many_pg_sql,
     settle_pg_sql,
     sums_from,
-    sums_sql,
+    sums_pg_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -206,16 +206,16 @@ class LoopBatches:
                 await self._db.aexecute(*purge_sql(tenant, now - self._ttl))
         # Hold first, then look: every hold of the batch is committed before the sums
         # are read, so a concurrent call that reads later sees them all.
-        await self._db.aexecute(*holds_sql(holds))
+        await self._db.aexecute(*holds_pg_sql(holds))
         try:
             decisions = await self._decide(holds, tenants, now)
             refused = [hold for hold, d in zip(holds, decisions, strict=True) if d is not None]
             if refused:
-                await self._db.aexecute(*release_many_sql(refused))
+                await self._db.aexecute(*release_many_pg_sql(refused))
         except BaseException:
             # No caller learns of these holds: take them back (the TTL is the last resort).
             try:
-                await asyncio.shield(self._db.aexecute(*release_many_sql(holds)))
+                await asyncio.shield(self._db.aexecute(*release_many_pg_sql(holds)))
             except Exception:
                 log.warning("could not release %d budget holds", len(holds), exc_info=True)
             raise
@@ -228,7 +228,7 @@ class LoopBatches:
         for tenant, indexes in tenants.items():
             group = [holds[i] for i in indexes]
             claims = [claim for hold in group for claim in hold.claims]
-            rows = await self._db.aquery(*sums_sql(tenant, claims, now - self._ttl))
+            rows = await self._db.aquery(*sums_pg_sql(tenant, claims, now - self._ttl))
             decided = decide_in_order(group, sums_from(rows), cutoff=now - self._ttl)
             for index, decision in zip(indexes, decided, strict=True):
                 decisions[index] = decision
@@ -236,7 +236,7 @@ class LoopBatches:
 
     async def _release_abandoned(self, pairs: list[tuple[Reservation, None]]) -> None:
         # Only accepted holds get here: a refused one is an error result, already deleted.
-        await self._db.aexecute(*release_many_sql([hold for hold, _ in pairs]))
+        await self._db.aexecute(*release_many_pg_sql([hold for hold, _ in pairs]))
 
     async def _settle(self, settlements: list[Settlement]) -> list[BaseException | None]:
         """Settle the batch in one statement; if that fails, each on its own, so one bad

@@ -2,8 +2,10 @@
 
 `Budgets` runs these statements through a worker thread (sync) or from the event loop
 (`areserve`, `asettle`, `arelease` on PostgreSQL under an async runtime, where holds and
-settlements go in batches: `holds_sql`, `settle_many_pg_sql`, `release_many_sql`);
-building them here keeps the paths the same statements.
+settlements go in batches: `holds_pg_sql`, `sums_pg_sql`, `settle_many_pg_sql`,
+`release_many_pg_sql`); building them here keeps the paths the same statements. The
+batch statements pass each column as one array (`unnest`): their text is the same
+whatever the batch's size, so the driver parses it once and sends a few parameters.
 """
 
 from __future__ import annotations
@@ -89,15 +91,31 @@ def insert_sql(
     return _insert_rows(_ledger_rows(reservation, state, amounts, now))
 
 
-def holds_sql(reservations: Sequence[Reservation]) -> Statement:
-    """Every claim of `reservations` held, in one INSERT."""
-    return _insert_rows(
-        [
-            row
-            for r in reservations
-            for row in _ledger_rows(r, "reserved", [c.amount for c in r.claims], r.created_at)
-        ]
+def holds_pg_sql(reservations: Sequence[Reservation]) -> Statement:
+    """Every claim of `reservations` held, in one PostgreSQL INSERT."""
+    rows = [
+        row
+        for r in reservations
+        for row in _ledger_rows(r, "reserved", [c.amount for c in r.claims], r.created_at)
+    ]
+    return (
+        "INSERT INTO podium_budget_ledger SELECT * FROM unnest("
+        + ", ".join(f"CAST(? AS {kind}[])" for kind in _LEDGER_TYPES)
+        + ") ON CONFLICT (reservation_id, scope_key, unit) DO NOTHING",
+        _columns(rows, len(_LEDGER_TYPES)),
     )
+
+
+#: podium_budget_ledger's column types, in order (`holds_pg_sql` sends one array each).
+_LEDGER_TYPES = ("TEXT",) * 4 + ("DOUBLE PRECISION", "TEXT", "TEXT") + ("DOUBLE PRECISION",) * 2
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (numbers as floats: an array holds one type)."""
+    return [
+        [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in column]
+        for column in (zip(*rows, strict=True) if rows else [()] * width)
+    ]
 
 
 def _ledger_rows(
@@ -137,13 +155,13 @@ def delete_sql(reservation: Reservation, extra: str) -> Statement:
     )
 
 
-def release_many_sql(reservations: Sequence[Reservation]) -> Statement:
-    """`delete_sql` of several live holds in one statement."""
-    marks = ", ".join("(?, ?)" for _ in reservations)
+def release_many_pg_sql(reservations: Sequence[Reservation]) -> Statement:
+    """`delete_sql` of several live holds in one PostgreSQL statement."""
     return (
         "DELETE FROM podium_budget_ledger WHERE state = 'reserved' "
-        f"AND (reservation_id, tenant_id) IN (VALUES {marks})",
-        [v for r in reservations for v in (r.reservation_id, r.tenant_id)],
+        "AND (reservation_id, tenant_id) IN "
+        "(SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[])))",
+        [[r.reservation_id for r in reservations], [r.tenant_id for r in reservations]],
     )
 
 
@@ -164,6 +182,23 @@ def sums_sql(tenant_id: str, claims: Sequence[Claim], cutoff: float) -> Statemen
         f"WHERE tenant_id = ? AND scope_key IN ({marks}) AND unit IN ({unit_marks}) "
         "AND state = 'reserved' AND created_at >= ?) AS levels GROUP BY scope_key, unit",
         [tenant_id, *keys, tenant_id, *keys, *units, cutoff],
+    )
+
+
+def sums_pg_sql(tenant_id: str, claims: Sequence[Claim], cutoff: float) -> Statement:
+    """`sums_sql` for PostgreSQL, with the levels as arrays (one text for every batch)."""
+    keys = sorted({c.scope_key for c in claims})
+    units = sorted({c.unit for c in claims})
+    return (
+        "SELECT scope_key, unit, SUM(spent) AS spent, SUM(held) AS held FROM ("
+        "SELECT scope_key, unit, amount AS spent, 0 AS held FROM podium_budget_spent "
+        "WHERE tenant_id = ? AND scope_key = ANY(CAST(? AS TEXT[])) "
+        "UNION ALL "
+        "SELECT scope_key, unit, 0 AS spent, amount AS held FROM podium_budget_ledger "
+        "WHERE tenant_id = ? AND scope_key = ANY(CAST(? AS TEXT[])) "
+        "AND unit = ANY(CAST(? AS TEXT[])) "
+        "AND state = 'reserved' AND created_at >= ?) AS levels GROUP BY scope_key, unit",
+        [tenant_id, keys, tenant_id, keys, units, cutoff],
     )
 
 
@@ -201,9 +236,10 @@ def settle_many_pg_sql(
         for r, actual in settlements
         for unit in sorted({c.unit for c in r.claims})
     ]
-    marks = ", ".join("(?, ?, ?, CAST(? AS DOUBLE PRECISION))" for _ in values)
     return (
-        f"WITH spend (reservation_id, tenant_id, unit, amount) AS (VALUES {marks}), "
+        "WITH spend (reservation_id, tenant_id, unit, amount) AS (SELECT * FROM unnest("
+        "CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+        "CAST(? AS DOUBLE PRECISION[]))), "
         "settled AS (UPDATE podium_budget_ledger AS l SET state = 'spent', "
         "amount = spend.amount, settled_at = ? FROM spend "
         "WHERE l.reservation_id = spend.reservation_id AND l.tenant_id = spend.tenant_id "
@@ -215,7 +251,7 @@ def settle_many_pg_sql(
         "ON CONFLICT (tenant_id, scope_key, unit) "
         "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount) "
         "SELECT DISTINCT reservation_id FROM settled",
-        [*(v for row in values for v in row), now],
+        [*_columns(values, 4), now],
     )
 
 
