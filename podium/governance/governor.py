@@ -211,7 +211,12 @@ class Governor(GovernorCore):
         step: str | None = None,
     ) -> Any:
         s = self.services
-        prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
+        scope = scope_from(config)
+        if route and scope is not None and scope.policies and scope.policies.routes_on_budget:
+            # Routing reads what was spent: a database call.
+            prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
+        else:
+            prepared, limits = self._prepare(model, agent, task_id, config, route)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
         chosen = prepared.model

@@ -412,6 +412,14 @@ class PolicySet(Model):
         return policy
 
     @property
+    def routes_on_budget(self) -> bool:
+        """Whether a scope downgrades its model when budget runs low: only then does
+        routing a model call read what was spent."""
+        blocks: list[Block] = [self.global_, *self.tenants.values(), *self.workflows.values()]
+        blocks += self.agents.values()
+        return any(b.model is not None and b.model.downgrade is not None for b in blocks)
+
+    @property
     def is_baseline(self) -> bool:
         """True for `PolicySet.baseline()`, the stand-in for "no policy was given"."""
         return self._baseline

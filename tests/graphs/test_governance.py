@@ -8,6 +8,7 @@ what the run returned and what the audit log, the budget store and the usage led
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -627,7 +628,8 @@ workflows:
 """
 
 
-def test_model_downgrades_when_the_budget_runs_low(scripted, tmp_path, tenant):
+@pytest.mark.parametrize("mode", ["sync, memory", "async, PostgreSQL"])
+def test_model_downgrades_when_the_budget_runs_low(mode, scripted, tmp_path, tenant, request):
     usage = {"input_tokens": 2500, "output_tokens": 500, "total_tokens": 3000}
     first = scripted(AIMessage("facts", usage_metadata=usage), name="first")
     second = scripted(name="second")  # 70% of the budget is left: it must never be called
@@ -638,22 +640,38 @@ def test_model_downgrades_when_the_budget_runs_low(scripted, tmp_path, tenant):
         supervisor=plan,
         policies=_write(tmp_path, DOWNGRADE_POLICY),
     )
-    with podium.open_runtime("memory://") as rt:
-        out = _run(rt, graph, "downgrade", tenant)
-        decisions = _decisions(rt, "downgrade", tenant)
-        by_agent = {
-            row.key: row
-            for row in rt.services.ledger.totals(tenant, by="agent", thread_id="downgrade")
-        }
-        by_model = {
-            row.key for row in rt.services.ledger.totals(tenant, by="model", thread_id="downgrade")
-        }
+    if mode.startswith("sync"):
+        with podium.open_runtime("memory://") as rt:
+            out = _run(rt, graph, "downgrade", tenant)
+            decisions = _decisions(rt, "downgrade", tenant)
+            rows = rt.services.ledger.totals(tenant, by="agent", thread_id="downgrade")
+            models = rt.services.ledger.totals(tenant, by="model", thread_id="downgrade")
+    else:  # the async path reads what was spent from the loop's worker thread
+
+        async def run() -> tuple[dict[str, Any], Any, Any, Any]:
+            url = request.getfixturevalue("postgres_url")
+            async with podium.open_async_runtime(url) as rt:
+                out = await rt.compile(graph).ainvoke(
+                    {"goal": "g"},
+                    {"configurable": {"thread_id": "downgrade"}},
+                    context=RunContext(tenant_id=tenant),
+                )
+                ledger = rt.services.ledger
+                return (
+                    out,
+                    _decisions(rt, "downgrade", tenant),
+                    ledger.totals(tenant, by="agent", thread_id="downgrade"),
+                    ledger.totals(tenant, by="model", thread_id="downgrade"),
+                )
+
+        out, decisions, rows, models = asyncio.run(run())
+    by_agent = {row.key: row for row in rows}
     assert len(first.calls) == 1
     assert second.calls == []
     assert out["status"] == "completed"
     assert by_agent["first"].total_tokens == 3000
     assert by_agent["second"].calls == 1
-    assert by_model == {"scripted", "demo"}
+    assert {row.key for row in models} == {"scripted", "demo"}
     [routed] = [d for d in decisions if d["what"] == "model_route"]
     assert routed["rule"] == "workflows.gov.model.downgrade"
     assert routed["details"]["model"] == "demo"

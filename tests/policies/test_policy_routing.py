@@ -140,3 +140,16 @@ def test_prices_are_set_per_token_kind(policy):
     assert prices["local"] == ModelPrice(0.1, 0.2, 0.05)
     with pytest.raises(PolicyError, match="prices"):
         policy("prices:\n  x: {input: 1, output: 2, cache: 3}\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("global:\n  model: {use: demo}\n", False),
+        ("agents:\n  writer:\n    model: {downgrade: {below_fraction: 0.2, to: demo}}\n", True),
+        ("tenants:\n  acme:\n    model: {downgrade: {below_fraction: 0.2, to: demo}}\n", True),
+        ("workflows:\n  w:\n    model: {downgrade: {below_fraction: 0.2, to: demo}}\n", True),
+    ],
+)
+def test_routes_on_budget_says_whether_routing_reads_spend(policy, text, expected):
+    assert policy(text).routes_on_budget is expected
