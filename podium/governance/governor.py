@@ -264,7 +264,13 @@ class Governor(GovernorCore):
 
         if prepared.reservation is None or not s.budgets.runs_on_loop:
             return await s.run_sync(self._after_model, prepared, reply, messages, log, step)
-        reply, usage = await s.run_sync(self._finish_model, prepared, reply, messages, log, step)
+        if (log is None or step is None) and self._healthy("model", prepared.label, prepared.scope):
+            # Nothing to write now (no reply to record, a breaker known closed): the audit
+            # event and usage row wait in the step's buffer, so no hop to a worker thread.
+            reply, usage = self._finish_model(prepared, reply, messages, log, step)
+        else:
+            finish = self._finish_model
+            reply, usage = await s.run_sync(finish, prepared, reply, messages, log, step)
         await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 

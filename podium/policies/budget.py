@@ -64,6 +64,10 @@ class BudgetLimits:
 
 def budget_limits(policy: PolicySet, call: CallScope) -> BudgetLimits:
     """The budget limits for `call`, each with the rule that set it."""
+    return policy.memo(("budget_limits", call), lambda: _budget_limits(policy, call))
+
+
+def _budget_limits(policy: PolicySet, call: CallScope) -> BudgetLimits:
     scopes = layers(policy, call)
     agent = [s for s in scopes if s[0].startswith("agents.")]
     workflow = [s for s in scopes if s[0].startswith("workflows.")]

@@ -52,6 +52,13 @@ def rate_limits_for(
     policy: PolicySet, call: CallScope, *, tool: str | None = None, model: str | None = None
 ) -> list[RateLimit]:
     """Every bucket a tool call (`tool=`) or a model call (`model=`) of `call` draws from."""
+    memo_key = ("rate_limits", call, tool, model)
+    return list(policy.memo(memo_key, lambda: tuple(_rate_limits(policy, call, tool, model))))
+
+
+def _rate_limits(
+    policy: PolicySet, call: CallScope, tool: str | None, model: str | None
+) -> list[RateLimit]:
     found: list[RateLimit] = []
     # The global list is every tenant's default; a tenant's own list replaces it.
     tenant_block = policy.tenants.get(call.tenant)

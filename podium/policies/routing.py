@@ -71,8 +71,12 @@ def model_fallbacks(policy: PolicySet, call: CallScope) -> tuple[str, ...]:
 
 
 def price_table(policy: PolicySet) -> dict[str, ModelPrice]:
-    """USD per 1M tokens per token kind: podium's PRICES overridden by `prices`."""
-    return {**PRICES, **{name: as_price(price) for name, price in policy.prices.items()}}
+    """USD per 1M tokens per token kind: podium's PRICES overridden by `prices` (one
+    table per policy, which its callers do not change)."""
+    return policy.memo(
+        "price_table",
+        lambda: {**PRICES, **{name: as_price(price) for name, price in policy.prices.items()}},
+    )
 
 
 def _use(model: str, current: str, why: str, rule: str) -> Decision:

@@ -12,7 +12,7 @@ list is a tuple and every mapping read-only, so a loaded `PolicySet` cannot chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
@@ -110,6 +110,7 @@ MAX_RUNS = 100_000
 MAX_RUN_WAIT = 3_600.0
 
 V = TypeVar("V")
+T = TypeVar("T")
 #: A mapping validated from YAML, stored read-only, dumped back as a dict.
 FrozenMap = Annotated[dict[str, V], AfterValidator(_frozen), WrapSerializer(_as_dict)]
 
@@ -402,6 +403,18 @@ class PolicySet(Model):
     _origins: Mapping[tuple[Any, ...], tuple[str, int]] = PrivateAttr(default_factory=dict)
     _sources: tuple[str, ...] = PrivateAttr(default=())
     _baseline: bool = PrivateAttr(default=False)
+    # What pure decisions derived from this (frozen) policy, by key: they run on every
+    # model call with the same few arguments (`memo`).
+    _memo: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
+        """`build()`, computed once per policy and `key` (a hashable of its arguments).
+        The value must not be changed by its callers."""
+        try:
+            value: T = self._memo[key]
+        except KeyError:
+            value = self._memo[key] = build()
+        return value
 
     @classmethod
     def baseline(cls) -> PolicySet:

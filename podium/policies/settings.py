@@ -63,6 +63,10 @@ def tool_settings(policy: PolicySet, call: CallScope, tool: str) -> ToolSettings
 
 def agent_settings(policy: PolicySet, call: CallScope) -> AgentSettings:
     """The timeout and retry settings for the agent of `call`."""
+    return policy.memo(("agent_settings", call), lambda: _agent_settings(policy, call))
+
+
+def _agent_settings(policy: PolicySet, call: CallScope) -> AgentSettings:
     scopes = layers(policy, call)
     timeout, timeout_rule = first(scopes, "timeout")
     retry, retry_rule = first(scopes, "retry")
