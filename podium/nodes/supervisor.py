@@ -1,7 +1,9 @@
 """The supervisor node: intake, planning or routing, and dispatch of ready tasks.
 
 The step is written once as a generator that yields the messages it wants a model to
-answer and receives the replies, so the sync and async nodes share every decision.
+answer and receives the replies, and yields the database writes it makes (`Write`), so
+the sync and async nodes share every decision: the async node runs the step on the event
+loop and only its writes in a worker thread.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -62,7 +65,16 @@ from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, em
 
 #: What the step asks a model: the messages, and the schema of the reply it parses.
 Ask = tuple[list[BaseMessage], Structured]
-Step = Generator[Ask, Any, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A database write the step needs made (its result is sent back into the step)."""
+
+    fn: Callable[[], Any]
+
+
+Step = Generator[Ask | Write, Any, dict[str, Any]]
 ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
 #: Tasks the route sends to workers: fresh ones, ones reassigned to a fallback agent, and
 #: waiting ones (an effect in doubt), whose next run raises the effect's gate.
@@ -117,6 +129,9 @@ class Supervisor:
             try:
                 request = next(step)
                 while True:
+                    if isinstance(request, Write):
+                        request = step.send(request.fn())
+                        continue
                     messages, structured = request
                     try:
                         reply: Any = governor.call_model(
@@ -142,10 +157,13 @@ class Supervisor:
             cfg = self._scoped(state, config)
             governor, step = bound(config).governor, self.step(state, cfg)
             services = bound(config).services
-            # The step's own code writes the thread index and dead letters: off the loop.
             try:
-                finished, value = await services.run_sync(_advance, step, None)
+                finished, value = _advance(step, None)
                 while not finished:
+                    if isinstance(value, Write):
+                        # The thread index and dead letters: written off the loop.
+                        finished, value = _advance(step, await services.run_sync(value.fn))
+                        continue
                     messages, structured = value
                     try:
                         reply: Any = await governor.acall_model(
@@ -159,7 +177,7 @@ class Supervisor:
                         )
                     except RunError as refused:
                         reply = refused
-                    finished, value = await services.run_sync(_advance, step, reply)
+                    finished, value = _advance(step, reply)
                 update: dict[str, Any] = value
                 return update
             finally:
@@ -215,7 +233,9 @@ class Supervisor:
             problem = state.get("input_problem") or self._goal_problem(goal)
             if problem:
                 # Refused before any model call: nothing of the goal reaches a model.
-                _index_thread(config, self.workflow, goal, "running")
+                yield Write(
+                    functools.partial(_index_thread, config, self.workflow, goal, "running")
+                )
                 update.update(
                     goal=goal[:GOAL_SHOWN],
                     round=state.get("round", 0) + 1,
@@ -237,7 +257,7 @@ class Supervisor:
                 results={RESET: True},
                 plan=[],
             )
-            _index_thread(config, self.workflow, goal, "running")
+            yield Write(functools.partial(_index_thread, config, self.workflow, goal, "running"))
             tasks: dict[str, dict[str, Any]] = {}
             plan: Plan | None = self.mode if isinstance(self.mode, Plan) else None
             if self.mode == "planner":
@@ -307,7 +327,11 @@ class Supervisor:
                     f"the router bounced between {bounce[0]} and {bounce[1]} "
                     f"{PING_PONG // 2} times without finishing; stopped"
                 )
-                letter = _dead_letter_turn(config, self.workflow, goal, choice, reason)
+                letter = yield Write(
+                    functools.partial(
+                        _dead_letter_turn, config, self.workflow, goal, choice, reason
+                    )
+                )
                 return _failed(update, f"{reason} (dead letter {letter})")
             if choice.next != "FINISH":
                 task_id = f"t{len(tasks) + 1}"
@@ -327,7 +351,7 @@ class Supervisor:
         status = _run_status(state.get("status"), {**tasks, **changed})
         if status is not None:
             update["status"] = status
-            set_thread_status(config, status)
+            yield Write(functools.partial(set_thread_status, config, status))
         return update
 
     def _goal_problem(self, goal: str) -> str | None:
@@ -449,9 +473,9 @@ def _repair(raw: AIMessage, error: PlanError) -> list[BaseMessage]:
 
 
 def _advance(step: Step, reply: Any) -> tuple[bool, Any]:
-    """Run the step to its next model request: (False, messages), or (True, update) when
-    it is done. Returns instead of raising StopIteration, which cannot cross a thread.
-    A refusal (`RunError`) is thrown into the step, which fails the run with it."""
+    """Run the step to its next request: (False, messages or a `Write`), or (True, update)
+    when it is done. A refusal (`RunError`) is thrown into the step, which fails the run
+    with it."""
     try:
         if isinstance(reply, RunError):
             return False, step.throw(reply)
