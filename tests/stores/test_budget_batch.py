@@ -14,6 +14,7 @@ import pytest
 from podium.stores.budgets.batch import (
     COMMIT_DELAY,
     COMMIT_SIBLINGS,
+    MAX_COMMIT_DELAY,
     GroupCommit,
     decide_in_order,
 )
@@ -231,7 +232,11 @@ async def test_batches_wait_for_company_only_while_enough_holds_are_open(budgets
     open_holds = [
         await budgets.areserve(tenant, [claim], ref=f"c{i}") for i in range(COMMIT_SIBLINGS)
     ]
-    assert batches.commit_delay() == COMMIT_DELAY
+    assert batches.commit_delay() == pytest.approx(COMMIT_DELAY * COMMIT_SIBLINGS)
+    more = [await budgets.areserve(tenant, [claim], ref=f"m{i}") for i in range(60)]
+    assert batches.commit_delay() == MAX_COMMIT_DELAY  # the wait grows with the load, capped
+    for held in more:
+        await budgets.asettle(held, {"tokens": 1})
     await budgets.asettle(open_holds[0], {"tokens": 1})
     await budgets.arelease(open_holds[1])
     assert batches.commit_delay() == 0.0
