@@ -238,8 +238,10 @@ def test_an_effect_killed_mid_tool_waits_for_an_operator_and_is_not_a_success(
 
 def test_effects_resolve_refuses_an_asserted_role_when_cli_roles_are_off(durable_url, tenant):
     refused = subprocess.run(
-        [sys.executable, "-m", "podium.cli", "effects", "resolve", "t-none", "done"]
-        + ["--role", "oncall", "--db", durable_url, "--tenant", tenant],
+        [
+            *(sys.executable, "-m", "podium.cli", "effects", "resolve", "t-none", "done"),
+            *("--role", "oncall", "--db", durable_url, "--tenant", tenant),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PODIUM_CLI_ROLES": "off"},
