@@ -207,7 +207,8 @@ async def acall_with_timeout(fn: Callable[[], Awaitable[T]], seconds: float | No
     if not seconds:
         return await fn()
     try:
-        return await asyncio.wait_for(fn(), timeout=seconds)
+        async with asyncio.timeout(seconds):  # in this task: no task of its own per call
+            return await fn()
     except TimeoutError:
         raise CallTimeout(what, seconds) from None
 
