@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import podium.graphs.names as names
 import podium.lifecycle as lifecycle
+import podium.names as names
 from podium.context import RunContext
 from podium.errors import ReplayError
 from podium.governance.writers import holding_thread

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "podium.errors",
             "podium.context",
             "podium.lifecycle",
+            "podium.names",
             "podium.plan",
             "podium.tokens",
             "podium.models",

@@ -19,7 +19,7 @@ from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolInvocationError
 from typing_extensions import TypedDict  # pydantic needs it for JSON schemas before 3.12
 
-import podium.graphs.names as names
+import podium.names as names
 from podium.errors import PolicyViolation, TaskFailed
 from podium.governance.binding import bound, tool_node_hooks
 from podium.governance.fallback import FALLBACK_KEY

@@ -14,7 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Durability
 
-import podium.graphs.names as names
+import podium.names as names
 from podium.context import RunContext
 from podium.errors import ConfigurationError, PlanError
 from podium.governance.structured import MODES, StructuredMode

@@ -28,7 +28,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START
 
-import podium.graphs.names as names
+import podium.names as names
 from podium.context import DEFAULT_TENANT, RunContext, resolve_context
 from podium.graphs.catalog import get_workflow
 from podium.server._runtime import server_runtime

@@ -1,4 +1,5 @@
-"""Node names of podium's graphs, used by the graph factories, the server, replay and UI.
+"""Node names of podium's graphs, used by the graph factories, the nodes that route between
+them, the server and replay. Pure vocabulary, so the nodes can name their targets.
 
 workflow: START -> supervisor -> (worker* -> supervisor)* -> aggregate -> [gate] -> END
 worker:   START -> agent -> (tools -> agent)* -> END
