@@ -9,13 +9,16 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
+import podium.names as names
 from podium.context import current_context
 from podium.governance.binding import bound
 from podium.governance.scope import scope_from
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes.record import record
 from podium.state import ANSWER_NAME, WorkflowState
 
-BLOCKING = frozenset({"failed", "cancelled", "dead_lettered"})
+#: Task statuses after which a task's dependents cannot run.
+BLOCKING = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED})
 
 
 #: Consecutive router turns alternating between the same two agents that stop a run.
@@ -47,7 +50,7 @@ def _dead_letter_turn(
         inputs={"goal": goal, "next": choice.next, "instruction": choice.instruction},
         attempts=[
             {
-                "agent": "supervisor",
+                "agent": names.SUPERVISOR,
                 "attempt": 1,
                 "error_type": "RouterPingPong",
                 "error": reason,
@@ -73,14 +76,14 @@ def _queued(task_id: str, agent: str, instruction: str, depends_on: list[str]) -
         "agent": agent,
         "instruction": instruction,
         "depends_on": list(depends_on),
-        "status": "queued",
+        "status": TaskStatus.QUEUED.value,
         "history": [],
         "attempts": 0,
     }
 
 
 def _failed(update: dict[str, Any], error: str, **extra: Any) -> dict[str, Any]:
-    return {**update, **extra, "status": "failed", "error": error}
+    return {**update, **extra, "status": RunStatus.FAILED.value, "error": error}
 
 
 def _intake(state: WorkflowState) -> tuple[str | None, list[BaseMessage]]:

@@ -16,10 +16,11 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END
 from langgraph.runtime import get_runtime
 
+import podium.names as names
 import podium.policies as P
 from podium.governance.binding import bound
 from podium.governance.scope import make_scope, with_scope
-from podium.nodes.gate import ANSWER_PENDING
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes.record import record, set_thread_status
 from podium.state import ANSWER_NAME, WorkflowState
 
@@ -40,25 +41,25 @@ def make_aggregate(
             config,
             get_runtime().context,
             workflow=workflow,
-            agent="supervisor",
+            agent=names.SUPERVISOR,
             policies=policies,
             round=state.get("round", 0),
         )
         cfg = with_scope(config, scope)
         tasks, results = state.get("tasks") or {}, state.get("results") or {}
-        if state.get("status") == "failed":
-            status, answer = "failed", f"The run failed: {state.get('error')}"
+        if state.get("status") == RunStatus.FAILED:
+            status, answer = RunStatus.FAILED.value, f"The run failed: {state.get('error')}"
         else:
             status, answer = _compose(tasks, results)
-        error = state.get("error") if status == "failed" and state.get("error") else None
-        if status == "failed" and error is None:
+        error = state.get("error") if status == RunStatus.FAILED and state.get("error") else None
+        if status == RunStatus.FAILED and error is None:
             error = _failure_summary(tasks) or "no task produced a result"
         answer = _filtered(answer, cfg, policies, scope)
         try:
-            if status != "failed" and _needs_approval(approve_answer, policies, scope):
+            if status != RunStatus.FAILED and _needs_approval(approve_answer, policies, scope):
                 return {
                     "answer": answer,
-                    "status": ANSWER_PENDING,
+                    "status": RunStatus.AWAITING_ANSWER_APPROVAL.value,
                     "pending_status": status,
                     "error": error,
                 }
@@ -78,7 +79,7 @@ def make_aggregate(
 
 
 def after_aggregate(state: WorkflowState) -> str:
-    return "gate" if state.get("status") == ANSWER_PENDING else END
+    return names.GATE if state.get("status") == RunStatus.AWAITING_ANSWER_APPROVAL else END
 
 
 def _needs_approval(flag: bool, policies: Any, scope: Any) -> bool:
@@ -123,14 +124,14 @@ def _compose(tasks: dict[str, Any], results: dict[str, Any]) -> tuple[str, str]:
     if missing:
         answer = (answer + "\n\n" if answer else "") + "Not completed:\n" + missing
     if not tasks or not delivered:
-        return "failed", answer or "No task produced a result."
-    return ("completed" if not missing else "partial"), answer
+        return RunStatus.FAILED.value, answer or "No task produced a result."
+    return (RunStatus.PARTIAL if missing else RunStatus.COMPLETED).value, answer
 
 
 def _failure_summary(tasks: dict[str, Any]) -> str:
     lines = []
     for task in tasks.values():
-        if task["status"] != "completed":
+        if task["status"] != TaskStatus.COMPLETED:
             reason = (
                 task.get("error")
                 or (task["history"][-1].get("reason") if task["history"] else None)

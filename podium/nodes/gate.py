@@ -12,21 +12,20 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END
 from langgraph.types import Command
 from pydantic import ValidationError
 
+import podium.names as names
 from podium.context import current_context
 from podium.errors import PlanError
 from podium.gates.interrupt import await_decision, gate_id
 from podium.gates.request import Decision, GateKind, GateRequest
 from podium.governance.binding import bound
-from podium.lifecycle import RunStatus
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
 from podium.state import ANSWER_NAME
-
-PLAN_PENDING = RunStatus.AWAITING_PLAN_APPROVAL
-ANSWER_PENDING = RunStatus.AWAITING_ANSWER_APPROVAL
 
 
 def make_gate_node(
@@ -39,7 +38,8 @@ def make_gate_node(
         ctx = current_context(config)
         thread = (config.get("configurable") or {}).get("thread_id")
 
-        kind: GateKind = "plan" if state.get("status") == PLAN_PENDING else "answer"
+        pending = state.get("status")
+        kind: GateKind = "plan" if pending == RunStatus.AWAITING_PLAN_APPROVAL else "answer"
         now = services.clock()
         request = GateRequest(
             gate_id=gate_id(thread, state.get("round", 0), kind),
@@ -99,8 +99,10 @@ def _after_plan(state: dict[str, Any], decision: Decision) -> Command[str]:
     who = decision.user or "a reviewer"
     if decision.decision == "reject":
         reason = f"plan rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
-        return Command(update={"status": "failed", "error": reason}, goto="aggregate")
-    update: dict[str, Any] = {"status": "running"}
+        return Command(
+            update={"status": RunStatus.FAILED.value, "error": reason}, goto=names.AGGREGATE
+        )
+    update: dict[str, Any] = {"status": RunStatus.RUNNING.value}
     if decision.decision == "edit":
         plan = Plan.model_validate({"tasks": decision.plan})
         fresh = {
@@ -109,14 +111,14 @@ def _after_plan(state: dict[str, Any], decision: Decision) -> Command[str]:
                 "agent": t.agent,
                 "instruction": t.instruction,
                 "depends_on": list(t.depends_on),
-                "status": "queued",
+                "status": TaskStatus.QUEUED.value,
                 "history": [],
                 "attempts": 0,
             }
             for t in plan.tasks
         }
         update.update(plan=[t.model_dump() for t in plan.tasks], tasks={"__reset__": True, **fresh})
-    return Command(update=update, goto="supervisor")
+    return Command(update=update, goto=names.SUPERVISOR)
 
 
 def _after_answer(state: dict[str, Any], decision: Decision) -> Command[str]:
@@ -125,18 +127,18 @@ def _after_answer(state: dict[str, Any], decision: Decision) -> Command[str]:
         reason = f"answer rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
         return Command(
             update={
-                "status": "failed",
+                "status": RunStatus.FAILED.value,
                 "error": reason,
                 "messages": [AIMessage(f"The answer was rejected: {reason}", name=ANSWER_NAME)],
             },
-            goto="__end__",
+            goto=END,
         )
     answer = decision.answer if decision.decision == "edit" else state.get("answer", "")
     return Command(
         update={
-            "status": state.get("pending_status") or "completed",
+            "status": state.get("pending_status") or RunStatus.COMPLETED.value,
             "answer": answer,
             "messages": [AIMessage(answer, name=ANSWER_NAME)],
         },
-        goto="__end__",
+        goto=END,
     )

@@ -29,6 +29,7 @@ from langgraph.types import Send
 from pydantic import BaseModel
 
 import podium.lifecycle as lifecycle
+import podium.names as names
 import podium.nodes.prompts as prompts
 import podium.policies as P
 from podium.errors import PlanError, RunError
@@ -36,6 +37,7 @@ from podium.governance.binding import bound
 from podium.governance.scope import make_scope, scope_from, with_scope
 from podium.governance.structured import Structured, StructuredMode, StructuredReply
 from podium.governance.usage import model_name_of, priced_usage
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.models import model_label
 from podium.nodes._node import Node
 from podium.nodes._supervision import (
@@ -49,7 +51,6 @@ from podium.nodes._supervision import (
     _ping_pong,
     _queued,
 )
-from podium.nodes.gate import PLAN_PENDING
 from podium.nodes.record import record, record_transitions, set_thread_status
 from podium.plan import (
     DEFAULT_MAX_TASKS,
@@ -75,12 +76,20 @@ class Write:
 
 
 Step = Generator[Ask | Write, Any, dict[str, Any]]
-ACTIVE = frozenset({"queued", "initializing", "running", "waiting", "retrying"})
+ACTIVE = frozenset(
+    {
+        TaskStatus.QUEUED,
+        TaskStatus.INITIALIZING,
+        TaskStatus.RUNNING,
+        TaskStatus.WAITING,
+        TaskStatus.RETRYING,
+    }
+)
 #: Tasks the route sends to workers: fresh ones, ones reassigned to a fallback agent, and
 #: waiting ones (an effect in doubt), whose next run raises the effect's gate.
-DISPATCHED = frozenset({"initializing", "retrying", "waiting"})
+DISPATCHED = frozenset({TaskStatus.INITIALIZING, TaskStatus.RETRYING, TaskStatus.WAITING})
 #: Run statuses of a round in progress (`waiting`: a task waits for an operator).
-IN_PROGRESS = frozenset({"running", "waiting"})
+IN_PROGRESS = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 #: Longest goal a workflow takes unless told otherwise (characters).
 DEFAULT_MAX_GOAL_CHARS = 100_000
 #: Characters of a refused goal kept in the state (the input checkpoint has it whole).
@@ -137,7 +146,7 @@ class Supervisor:
                         reply: Any = governor.call_model(
                             self.model,
                             messages,
-                            agent="supervisor",
+                            agent=names.SUPERVISOR,
                             task_id=None,
                             config=cfg,
                             structured=structured,
@@ -169,7 +178,7 @@ class Supervisor:
                         reply: Any = await governor.acall_model(
                             self.model,
                             messages,
-                            agent="supervisor",
+                            agent=names.SUPERVISOR,
                             task_id=None,
                             config=cfg,
                             structured=structured,
@@ -183,7 +192,7 @@ class Supervisor:
             finally:
                 await services.run_sync(services.flush)
 
-        return Node("supervisor", run, arun)
+        return Node(names.SUPERVISOR, run, arun)
 
     def _scoped(self, state: WorkflowState, config: RunnableConfig) -> RunnableConfig:
         """The config with the supervisor's scope (the round a new goal will start counts)."""
@@ -192,7 +201,7 @@ class Supervisor:
             config,
             get_runtime().context,
             workflow=self.workflow,
-            agent="supervisor",
+            agent=names.SUPERVISOR,
             policies=self.policies,
             round=round_,
         )
@@ -200,10 +209,10 @@ class Supervisor:
 
     def route(self, state: WorkflowState) -> list[Send] | str:
         """Send every task marked `initializing` to its agent; when none, aggregate."""
-        if state.get("status") == "failed":
-            return "aggregate"
-        if state.get("status") == PLAN_PENDING:
-            return "gate"
+        if state.get("status") == RunStatus.FAILED:
+            return names.AGGREGATE
+        if state.get("status") == RunStatus.AWAITING_PLAN_APPROVAL:
+            return names.GATE
         tasks, results = state.get("tasks") or {}, state.get("results") or {}
         sends = []
         for task in tasks.values():
@@ -218,7 +227,7 @@ class Supervisor:
                 task=task, goal=state.get("goal", ""), inputs=inputs, round=state.get("round", 0)
             )
             sends.append(Send(task["agent"], payload))
-        return sends or "aggregate"
+        return sends or names.AGGREGATE
 
     # -- the step ------------------------------------------------------------------------
 
@@ -234,7 +243,9 @@ class Supervisor:
             if problem:
                 # Refused before any model call: nothing of the goal reaches a model.
                 yield Write(
-                    functools.partial(_index_thread, config, self.workflow, goal, "running")
+                    functools.partial(
+                        _index_thread, config, self.workflow, goal, RunStatus.RUNNING.value
+                    )
                 )
                 update.update(
                     goal=goal[:GOAL_SHOWN],
@@ -249,7 +260,7 @@ class Supervisor:
             update.update(
                 goal=goal,
                 round=state.get("round", 0) + 1,
-                status="running",
+                status=RunStatus.RUNNING.value,
                 error=None,
                 answer="",
                 turns=0,
@@ -257,7 +268,11 @@ class Supervisor:
                 results={RESET: True},
                 plan=[],
             )
-            yield Write(functools.partial(_index_thread, config, self.workflow, goal, "running"))
+            yield Write(
+                functools.partial(
+                    _index_thread, config, self.workflow, goal, RunStatus.RUNNING.value
+                )
+            )
             tasks: dict[str, dict[str, Any]] = {}
             plan: Plan | None = self.mode if isinstance(self.mode, Plan) else None
             if self.mode == "planner":
@@ -273,7 +288,7 @@ class Supervisor:
                 outcome = yield from self._ask_twice(messages, PlanReply, validate, usage, config)
                 usage = outcome["usage"]
                 if "error" in outcome:
-                    update["usage"] = {"supervisor": usage}
+                    update["usage"] = {names.SUPERVISOR: usage}
                     return _failed(
                         update,
                         f"the supervisor could not make a valid plan: {outcome['error']}",
@@ -288,8 +303,12 @@ class Supervisor:
                 get_stream_writer()({"event": "plan", "tasks": update["plan"], "at": time.time()})
                 record(config, "plan", {"tasks": update["plan"], "goal": goal})
                 if self._needs_plan_approval(config):
-                    update["usage"] = {"supervisor": usage} if usage["calls"] else {}
-                    return {**update, "status": PLAN_PENDING, "tasks": {RESET: True, **tasks}}
+                    update["usage"] = {names.SUPERVISOR: usage} if usage["calls"] else {}
+                    return {
+                        **update,
+                        "status": RunStatus.AWAITING_PLAN_APPROVAL.value,
+                        "tasks": {RESET: True, **tasks},
+                    }
         else:
             goal, tasks = state["goal"], {k: dict(v) for k, v in (state.get("tasks") or {}).items()}
         changed: dict[str, dict[str, Any]] = {}
@@ -309,12 +328,12 @@ class Supervisor:
             usage = outcome["usage"]
             update["turns"] = turns + 1
             if "error" in outcome:
-                update["usage"] = {"supervisor": usage}
+                update["usage"] = {names.SUPERVISOR: usage}
                 return _failed(update, f"the router gave no valid choice: {outcome['error']}")
             choice = outcome["value"]
             if choice.next != "FINISH" and turns >= self.max_turns:
                 # max_turns delegations were made; the router may still finish, not go on.
-                update["usage"] = {"supervisor": usage}
+                update["usage"] = {names.SUPERVISOR: usage}
                 return _failed(
                     update,
                     f"the router made {turns} delegations without finishing "
@@ -322,7 +341,7 @@ class Supervisor:
                 )
             bounce = _ping_pong([*(t["agent"] for t in tasks.values()), choice.next])
             if choice.next != "FINISH" and bounce:
-                update["usage"] = {"supervisor": usage}
+                update["usage"] = {names.SUPERVISOR: usage}
                 reason = (
                     f"the router bounced between {bounce[0]} and {bounce[1]} "
                     f"{PING_PONG // 2} times without finishing; stopped"
@@ -342,11 +361,11 @@ class Supervisor:
         before = dict(tasks)
         changed.update(self._dispatch(tasks))
         record_transitions(config, before, changed)
-        sent = [t for t, task in changed.items() if task["status"] == "initializing"]
+        sent = [t for t, task in changed.items() if task["status"] == TaskStatus.INITIALIZING]
         if sent:
             record(config, "dispatch", {"tasks": sent})
         if usage["calls"]:
-            update["usage"] = {"supervisor": usage}
+            update["usage"] = {names.SUPERVISOR: usage}
         update["tasks"] = {RESET: True, **tasks, **changed} if new_round else changed
         status = _run_status(state.get("status"), {**tasks, **changed})
         if status is not None:
@@ -412,25 +431,28 @@ class Supervisor:
         """Cancel tasks that can no longer run; mark ready ones `initializing`."""
         now, changed = time.time(), {}
         for task_id, task in tasks.items():
-            if task["status"] != "queued":
+            if task["status"] != TaskStatus.QUEUED:
                 continue
             blocked = [d for d in task["depends_on"] if tasks[d]["status"] in BLOCKING]
             if blocked:
                 changed[task_id] = tasks[task_id] = lifecycle.transition(
-                    task, "cancelled", at=now, reason=f"dependency {blocked[0]} did not complete"
+                    task,
+                    TaskStatus.CANCELLED,
+                    at=now,
+                    reason=f"dependency {blocked[0]} did not complete",
                 )
         limit = (self.max_concurrency or len(tasks)) - sum(
-            t["status"] in ("retrying", "waiting") for t in tasks.values()
+            t["status"] in (TaskStatus.RETRYING, TaskStatus.WAITING) for t in tasks.values()
         )
         for task_id, task in tasks.items():
             if limit <= 0:
                 break
-            ready = task["status"] == "queued" and all(
-                tasks[d]["status"] == "completed" for d in task["depends_on"]
+            ready = task["status"] == TaskStatus.QUEUED and all(
+                tasks[d]["status"] == TaskStatus.COMPLETED for d in task["depends_on"]
             )
             if ready:
                 changed[task_id] = tasks[task_id] = lifecycle.transition(
-                    task, "initializing", at=now
+                    task, TaskStatus.INITIALIZING, at=now
                 )
                 limit -= 1
         return changed
@@ -441,8 +463,8 @@ def _run_status(current: str | None, tasks: dict[str, dict[str, Any]]) -> str | 
     a task waits for an operator (an effect in doubt), `running` again once none does."""
     if current not in IN_PROGRESS:
         return None  # a new round writes its own status; a failed run keeps its own
-    waiting = any(t["status"] == "waiting" for t in tasks.values())
-    status = "waiting" if waiting else "running"
+    waiting = any(t["status"] == TaskStatus.WAITING for t in tasks.values())
+    status = (RunStatus.WAITING if waiting else RunStatus.RUNNING).value
     return status if status != current else None
 
 

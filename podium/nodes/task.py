@@ -35,6 +35,7 @@ from podium.governance.recovery import (
 )
 from podium.governance.replay import TaskReplies
 from podium.governance.scope import make_scope, scope_from, with_scope
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes._node import Node
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
 from podium.nodes.record import record, record_transitions
@@ -66,7 +67,7 @@ def make_task_node(
         payload: WorkerInput, config: RunnableConfig
     ) -> tuple[dict[str, Any], dict[str, Any], RunnableConfig, PolicyGuard | None]:
         now = time.time()
-        task = lifecycle.transition(dict(payload["task"]), "running", at=now)
+        task = lifecycle.transition(dict(payload["task"]), TaskStatus.RUNNING, at=now)
         task = {**task, "started_at": now, "attempts": task.get("attempts", 0) + 1}
         if task.get(REPLAY_NS):
             task[REPLAY_NS] = None  # kept only while the task waits (records merge by key)
@@ -82,7 +83,7 @@ def make_task_node(
         )
         # A task not waiting yet stops at an effect in doubt, to be moved to `waiting`;
         # a waiting one raises the effect's gate.
-        scope = replace(scope, moves_to_waiting=payload["task"]["status"] != "waiting")
+        scope = replace(scope, moves_to_waiting=payload["task"]["status"] != TaskStatus.WAITING)
         text = task_message(task, payload["goal"], payload["inputs"])
         if custom:
             inputs: dict[str, Any] = {"goal": text, "messages": [HumanMessage(text)]}
@@ -136,7 +137,7 @@ def make_task_node(
         if guard is not None:
             usage = add_usage(usage, guard.usage)
         done = {
-            **lifecycle.transition(task, "completed", at=now),
+            **lifecycle.transition(task, TaskStatus.COMPLETED, at=now),
             "finished_at": now,
             "error": None,
         }
@@ -168,7 +169,7 @@ def make_task_node(
         the run waiting and sends the task again, which raises the effect's gate."""
         now = time.time()
         held = {
-            **lifecycle.transition(task, "waiting", at=now, reason=str(doubt)),
+            **lifecycle.transition(task, TaskStatus.WAITING, at=now, reason=str(doubt)),
             "error": None,
             REPLAY_NS: replay_namespace(payload, config),
         }
@@ -273,7 +274,7 @@ def _fail(
         },
     ]
     task = {
-        **lifecycle.transition(task, "failed", at=now, reason=reason),
+        **lifecycle.transition(task, TaskStatus.FAILED, at=now, reason=reason),
         "error": reason,
         "failures": failures,
         "finished_at": now,
@@ -283,7 +284,10 @@ def _fail(
     if kind != "budget" and spare and len(tried) <= MAX_FALLBACKS:
         nxt = spare[0]
         task = lifecycle.transition(
-            task, "retrying", at=now, reason=f"reassigned from {task['agent']} to {nxt}: {reason}"
+            task,
+            TaskStatus.RETRYING,
+            at=now,
+            reason=f"reassigned from {task['agent']} to {nxt}: {reason}",
         )
         task = {**task, "agent": nxt, "assigned": [*tried, nxt]}
         _emit("task_reassigned", task, error=reason)
@@ -293,7 +297,7 @@ def _fail(
         return {"tasks": {task["id"]: task}}
     letter = _dead_letter(task, payload, config, workflow=workflow)
     task = {
-        **lifecycle.transition(task, "dead_lettered", at=now, reason=reason),
+        **lifecycle.transition(task, TaskStatus.DEAD_LETTERED, at=now, reason=reason),
         "dead_letter": letter,
     }
     record(
@@ -342,7 +346,7 @@ def _checked(output: Any, task: dict[str, Any]) -> dict[str, Any]:
     """A nested podium workflow that ended `failed` fails this task too."""
     if not isinstance(output, dict):
         raise TaskFailed(task["id"], task["agent"], f"worker returned {type(output).__name__}")
-    if output.get("status") == "failed":
+    if output.get("status") == RunStatus.FAILED:
         reason = str(output.get("error") or "sub-workflow failed")
         raise TaskFailed(task["id"], task["agent"], reason)
     return output

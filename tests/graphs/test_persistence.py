@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from enum import Enum
+
 import pytest
 from langchain_core.tools import tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
+from podium.gates.decision import decide
+from podium.gates.request import Decision
 from podium.testing import tool_call
 from tests.helpers import allowing, run_demo
 
@@ -167,3 +172,42 @@ def test_nested_failure_fails_the_outer_task(scripted):
     assert out["tasks"]["o1"]["status"] == "dead_lettered"
     assert "could not make a valid plan" in out["tasks"]["o1"]["error"]
     assert out["status"] == "failed"
+
+
+def _enums(value: object, path: str = "") -> list[str]:
+    """Where `value` holds an enum member (a `TaskStatus` or `RunStatus` is a str too)."""
+    if isinstance(value, Enum):
+        return [f"{path}: {value!r}"]
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in _enums(v, f"{path}.{k}")]
+    if isinstance(value, list | tuple):
+        return [hit for i, v in enumerate(value) for hit in _enums(v, f"{path}[{i}]")]
+    return []
+
+
+def test_checkpoints_hold_statuses_as_plain_strings(durable_url, scripted, tenant):
+    """Every status a run writes (the gates' pending ones included) is stored as the plain
+    string, so a checkpoint reads back without podium's classes, as LangGraph's strict
+    msgpack mode requires."""
+    plan = {"tasks": [{"id": "t1", "agent": "writer", "instruction": "draft", "depends_on": []}]}
+    graph = podium.build_workflow(
+        [AgentSpec(name="writer", model=scripted("a draft", name="writer"))],
+        name="gated",
+        model=scripted(json.dumps(plan), name="boss"),
+        approve_plan=True,
+        approve_answer=True,
+        approver_roles=["lead"],
+    )
+    thread = f"{tenant}-plain"
+    lead = RunContext(tenant_id=tenant, user_id="lee", roles=frozenset({"lead"}))
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        app.invoke({"goal": "a brief"}, _config(thread), context=RunContext(tenant_id=tenant))
+        decide(app, thread, Decision(decision="approve"), context=lead)
+        out = decide(app, thread, Decision(decision="approve"), context=lead)
+    assert out["status"] == "completed"
+    with podium.open_runtime(durable_url) as rt:  # read back from the database only
+        history = list(rt.compile(graph).get_state_history(_config(thread)))
+    statuses = {s.values.get("status") for s in history}
+    assert {"awaiting_plan_approval", "awaiting_answer_approval", "completed"} <= statuses
+    assert [hit for s in history for hit in _enums(s.values, "values")] == []
