@@ -15,10 +15,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-__all__ = ["Progress", "age", "table", "task_rows", "task_table", "usage_table"]
+from podium.lifecycle import SETTLED, TaskStatus
 
-#: Task statuses a pending gate cannot change any more.
-_SETTLED = frozenset({"completed", "failed", "cancelled", "dead_lettered"})
+__all__ = ["Progress", "age", "table", "task_rows", "task_table", "usage_table"]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -66,14 +65,15 @@ def task_rows(
         if tokens is not None:
             spent = tokens.get(task["id"], 0)
         status, note = task["status"], task.get("error") or ""
-        if not note and status == "cancelled" and task.get("history"):
+        if not note and status == TaskStatus.CANCELLED and task.get("history"):
             note = task["history"][-1].get("reason", "")
         if not note and task.get("model_fallbacks"):
             switch = task["model_fallbacks"][-1]
             note = f"model fallback: {switch['from']} -> {switch['to']}"
         request = waiting.get(task["id"])
-        if request is not None and status not in _SETTLED:
-            status, note = "waiting", _gate_note(request)
+        # A settled task is one a pending gate cannot change any more.
+        if request is not None and status not in SETTLED:
+            status, note = TaskStatus.WAITING.value, _gate_note(request)
         needs = ",".join(task["depends_on"])
         rows.append([task["id"], task["agent"], status, needs, elapsed, spent, _clip(note, 60)])
     return rows
@@ -161,7 +161,8 @@ class Progress:
             self._line(f"{stamp} {event['status']:<10}{event['task_id']} {event['agent']}")
         elif kind == "task_waiting":
             reason = f": {event['reason']}" if event.get("reason") else ""
-            self._line(f"{stamp} {'waiting':<10}{event['task_id']} {event['agent']}{reason}")
+            waiting = TaskStatus.WAITING.value
+            self._line(f"{stamp} {waiting:<10}{event['task_id']} {event['agent']}{reason}")
         elif kind == "retry":
             who = f"{event.get('task_id') or ''} {event.get('agent') or ''}".strip()
             self._line(

@@ -16,6 +16,7 @@ import podium.names as names
 from podium.context import RunContext
 from podium.errors import ReplayError
 from podium.governance.writers import holding_thread
+from podium.lifecycle import RunStatus, TaskStatus
 from podium.stores.dead_letters.store import DeadLetter
 
 
@@ -31,13 +32,13 @@ def requeued_tasks(
         )
     changes = {}
     task = lifecycle.requeue(tasks[task_id], at=at, reason=reason)
-    task = lifecycle.transition(task, "initializing", at=at)
+    task = lifecycle.transition(task, TaskStatus.INITIALIZING, at=at)
     if agent:
         task = {**task, "agent": agent}
     changes[task_id] = task
     blocked = {task_id}
     for other_id, other in tasks.items():  # plans are small; dependents follow their deps
-        if other["status"] == "cancelled" and blocked & set(other["depends_on"]):
+        if other["status"] == TaskStatus.CANCELLED and blocked & set(other["depends_on"]):
             changes[other_id] = lifecycle.requeue(other, at=at, reason=f"replay of {task_id}")
             blocked.add(other_id)
     return changes
@@ -116,9 +117,8 @@ def _requeue(
             reason=f"replay of dead letter {claimed.id} by {context.user_id}",
             at=time.time(),
         )
-        app.update_state(
-            config, {"tasks": changes, "status": "running", "error": None}, as_node=names.SUPERVISOR
-        )
+        update = {"tasks": changes, "status": RunStatus.RUNNING.value, "error": None}
+        app.update_state(config, update, as_node=names.SUPERVISOR)
     except Exception as exc:
         _failed(services, claimed, exc)
         raise

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.governance.writers import WriterClaim
+from podium.lifecycle import RunStatus
 from podium.storage.faults import DatabaseUnavailable, is_database_fault
 
 #: `reason` of the `run_finished` event of a run stopped by an unreachable database.
@@ -111,14 +112,15 @@ class Outcome:
         if "custom" in shape.modes:
             event = {
                 "event": "run_finished",
-                "status": "failed",
+                "status": RunStatus.FAILED.value,
                 "error": error,
                 "reason": DATABASE_UNAVAILABLE,
                 "at": time.time(),
             }
             out.append(shape.chunk("custom", event))
         if "values" in shape.modes:
-            out.append(shape.chunk("values", {**self.latest, "status": "failed", "error": error}))
+            failed = {**self.latest, "status": RunStatus.FAILED.value, "error": error}
+            out.append(shape.chunk("values", failed))
         return out
 
     def record(self, exc: Exception) -> None:
@@ -130,7 +132,7 @@ class Outcome:
         if not isinstance(exc, DatabaseUnavailable):
             return
         try:
-            self.claim.services.threads.set_status(self.claim.thread_id, "failed")
+            self.claim.services.threads.set_status(self.claim.thread_id, RunStatus.FAILED.value)
         except Exception as again:
             if not is_database_fault(again):
                 raise

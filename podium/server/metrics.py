@@ -28,6 +28,8 @@ from podium.status import build_status, metrics_text, store_counts
 OPERATOR_ROLE = "operator"
 #: Busy threads read per request to the server's API.
 _PAGE = 500
+#: Statuses of a LangGraph server run: the server's own vocabulary, not `podium.RunStatus`.
+_SERVER_PENDING, _SERVER_RUNNING = "pending", "running"
 
 
 async def run_counts(client: Any) -> dict[str, dict[str, float]]:
@@ -44,9 +46,9 @@ async def run_counts(client: Any) -> dict[str, dict[str, float]]:
             if not tenant:
                 continue
             for run in await client.runs.list(thread["thread_id"], limit=100, select=["status"]):
-                if run["status"] == "pending":
+                if run["status"] == _SERVER_PENDING:
                     queued[tenant] += 1
-                elif run["status"] == "running":
+                elif run["status"] == _SERVER_RUNNING:
                     running[tenant] += 1
         if len(busy) < _PAGE:
             break

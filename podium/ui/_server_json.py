@@ -17,6 +17,7 @@ from langchain_core.runnables.graph import Edge, Graph, Node
 
 import podium.errors as errors
 from podium.errors import PodiumError
+from podium.lifecycle import RunStatus
 from podium.stores.audit.events import ChainReport, Head, Problem, VerifyReport
 from podium.stores.threads import ThreadInfo
 
@@ -34,7 +35,11 @@ class AuditEntry:
 
 
 #: What a thread's server status reads as before its run wrote a status of its own.
-_SERVER_STATUS = {"busy": "running", "interrupted": "running", "idle": "new"}
+_SERVER_STATUS = {
+    "busy": RunStatus.RUNNING.value,
+    "interrupted": RunStatus.RUNNING.value,
+    "idle": "new",
+}
 
 
 def thread_info(thread: Mapping[str, Any], tenant_id: str) -> ThreadInfo:

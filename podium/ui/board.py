@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from podium.lifecycle import TaskStatus
+
 #: Columns of the board, in order, as the page shows them.
 COLUMNS: tuple[str, ...] = ("task", "agent", "status", "needs", "elapsed", "tokens", "note")
 
@@ -86,15 +88,20 @@ def board_rows(values: Mapping[str, Any], gates: Iterable[Any] = ()) -> list[Boa
             note=_note(task),
         )
         request = waiting.get(task["id"])
-        if request is not None and row.status not in ("completed", "failed"):
-            row = replace(row, status="waiting", finished=None, note=_gate_note(request))
+        if request is not None and row.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+            note = _gate_note(request)
+            row = replace(row, status=TaskStatus.WAITING.value, finished=None, note=note)
         rows.append(row)
     return rows
 
 
 def _note(task: Mapping[str, Any]) -> str:
     note = task.get("error") or ""
-    if not note and task.get("status") in ("cancelled", "retrying") and task.get("history"):
+    if (
+        not note
+        and task.get("status") in (TaskStatus.CANCELLED, TaskStatus.RETRYING)
+        and task.get("history")
+    ):
         note = task["history"][-1].get("reason", "")
     return " ".join(str(note).split())[:120]
 
@@ -132,7 +139,9 @@ class LiveBoard:
         if kind == "plan":
             # A plan starts a round: its tasks replace the previous round's board.
             self._rows = {
-                t["id"]: BoardRow(t["id"], t["agent"], "queued", tuple(t.get("depends_on") or ()))
+                t["id"]: BoardRow(
+                    t["id"], t["agent"], TaskStatus.QUEUED.value, tuple(t.get("depends_on") or ())
+                )
                 for t in event.get("tasks") or ()
             }
         elif kind == "run_finished":
@@ -152,27 +161,36 @@ class LiveBoard:
         if not task_id:
             return  # a plan or answer gate: no task row to mark
         at = event.get("at")
-        row = self._rows.get(task_id) or BoardRow(task_id, event.get("agent") or "?", "queued")
+        row = self._rows.get(task_id) or BoardRow(
+            task_id, event.get("agent") or "?", TaskStatus.QUEUED.value
+        )
         if kind == "task_started":
-            row = replace(row, status=event.get("status") or "running", started=at, note="")
+            row = replace(
+                row, status=event.get("status") or TaskStatus.RUNNING.value, started=at, note=""
+            )
         elif kind == "task_finished":
             note = event.get("error") or ""
-            row = replace(row, status=event.get("status") or "completed", finished=at, note=note)
+            row = replace(
+                row,
+                status=event.get("status") or TaskStatus.COMPLETED.value,
+                finished=at,
+                note=note,
+            )
         elif kind == "task_reassigned":
             row = replace(
                 row,
                 agent=event.get("agent") or row.agent,
-                status=event.get("status") or "retrying",
+                status=event.get("status") or TaskStatus.RETRYING.value,
                 note=f"reassigned: {event.get('error') or ''}".strip(),
             )
         elif kind == "task_waiting":
-            row = replace(row, status="waiting", note=event.get("reason") or "")
+            row = replace(row, status=TaskStatus.WAITING.value, note=event.get("reason") or "")
         elif kind == "retry":
             failed = f"{event.get('what')} failed ({event.get('error_type')})"
             note = f"retry {event.get('attempt', 0) + 1}: {failed}"
             row = replace(row, note=note)
         else:
-            row = replace(row, status="waiting", note=_gate_event_note(event))
+            row = replace(row, status=TaskStatus.WAITING.value, note=_gate_event_note(event))
         self._rows[task_id] = replace(row, note=" ".join(str(row.note).split())[:120])
 
     def rows(self) -> list[BoardRow]:

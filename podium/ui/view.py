@@ -14,12 +14,13 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from podium.lifecycle import RunStatus
 from podium.render import age
 from podium.ui.board import BoardRow, board_rows
 from podium.ui.cards import GateCard, gate_card
 
 #: Run statuses after which the page says how the run ended.
-UNHAPPY = ("failed", "partial")
+UNHAPPY = (RunStatus.FAILED, RunStatus.PARTIAL)
 _HEADING = re.compile(r"^(#{1,4})(?=\s)", re.MULTILINE)
 
 
@@ -159,7 +160,11 @@ def thread_entries(
             thread_id=t.thread_id,
             workflow=t.workflow,
             title=t.title or t.thread_id,
-            status="waiting" if t.thread_id in gated and t.status == "running" else t.status,
+            status=(
+                RunStatus.WAITING.value
+                if t.thread_id in gated and t.status == RunStatus.RUNNING
+                else t.status
+            ),
             age=age(now - t.updated_at),
         )
         for t in threads

@@ -23,6 +23,7 @@ from podium.gates.decision import decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import catalog, get_workflow
 from podium.graphs.outage import DATABASE_UNAVAILABLE
+from podium.lifecycle import RunStatus
 from podium.runtime import open_runtime
 from podium.streaming import STREAM_MODES, parts
 from podium.tracing.tracer import Tracer, settings_from_env, tracing_config
@@ -286,14 +287,14 @@ class Workbench:
         if unreachable is not None:
             # The database is unreachable: the run ended `failed` where it was, and nothing
             # of the thread can be read to show more.
-            return RunOutcome(error=f"the run failed: {unreachable}", status="failed")
+            return RunOutcome(error=f"the run failed: {unreachable}", status=RunStatus.FAILED.value)
         gates = pending_gates(app, thread_id)
         if error and reopen and any(g.request.gate_id == reopen for g in gates):
             # The decision never reached the gate: open it again for another decision.
             self.rt.services.approvals.unclaim(reopen)
         values = app.get_state(config_of(thread_id)).values
         status = values.get("status")
-        if error is None and status == "failed" and values.get("error"):
+        if error is None and status == RunStatus.FAILED and values.get("error"):
             # A run that ended failed says why (a refused input, a budget, a bad plan).
             error = f"the run failed: {values['error']}"
         self._score(thread_id, app)
