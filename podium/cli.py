@@ -36,6 +36,7 @@ from podium.gates.decision import pending_gates
 from podium.graphs.catalog import catalog
 from podium.graphs.catalog import describe as describe_workflow
 from podium.graphs.research_brief import DEMO_GOAL, default_policy_path
+from podium.lifecycle import RUN_FINISHED, RunStatus
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 #: Modules of podium.commands whose `register(subparsers)` adds command groups.
@@ -241,8 +242,8 @@ def cmd_threads(args: argparse.Namespace) -> int:
 def thread_status(stored: str, open_gates: int) -> str:
     """The status to show: a thread with open gates is `waiting`, whatever step it was in
     when the gate was raised (the index says `running` until the run moves on)."""
-    if open_gates and stored not in ("completed", "failed", "partial"):
-        return "waiting" if open_gates == 1 else f"waiting ({open_gates} gates)"
+    if open_gates and stored not in RUN_FINISHED:
+        return RunStatus.WAITING.value if open_gates == 1 else f"waiting ({open_gates} gates)"
     return stored
 
 

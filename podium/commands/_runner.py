@@ -26,6 +26,7 @@ from podium.gates.decision import PendingGate, decide, pending_gates
 from podium.gates.request import Decision
 from podium.graphs.catalog import get_workflow
 from podium.graphs.outage import DATABASE_UNAVAILABLE
+from podium.lifecycle import RunStatus
 from podium.runtime import PodiumRuntime
 from podium.stores.approvals import GateRecord
 from podium.stores.ledger import CostRow
@@ -422,7 +423,7 @@ def report(
     print(render.task_table(values, tokens=spent))
     print()
     print(usage_table(ledger.for_thread(thread_id, tenant)))
-    return EXIT_OK if values.get("status") == "completed" else EXIT_RUN_FAILED
+    return EXIT_OK if values.get("status") == RunStatus.COMPLETED else EXIT_RUN_FAILED
 
 
 def task_tokens(ledger: Any, thread_id: str, tenant: str, values: dict[str, Any]) -> dict[str, int]:

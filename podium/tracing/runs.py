@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import podium.names as names
+
 #: Nodes of podium's built-in worker graph, folded into their task's span.
-WORKER_NODES = frozenset({"agent", "tools"})  # podium.graphs.names.WORKER_AGENT, WORKER_TOOLS
+WORKER_NODES = frozenset({names.WORKER_AGENT, names.WORKER_TOOLS})
 #: Callback methods that name a parent run, besides chain start/end/error.
 PARENTED = (
     "on_chat_model_start",
