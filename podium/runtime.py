@@ -198,7 +198,6 @@ async def _async_saver(
         open=False,
         name="podium-checkpoints",
         check=idle.acheck,  # replace connections that died idle
-        reset=idle.areturned,
         timeout=min(POOL_WAIT, max(0.5, db.retry_for)),
         reconnect_timeout=POOL_RECONNECT,
     )

@@ -213,7 +213,6 @@ class PostgresDatabase(Database):
             # A connection that died while idle (server restart, terminated backend) is
             # replaced before it is handed out, instead of failing the next statement.
             check=idle.check,
-            reset=idle.returned,
             timeout=min(POOL_WAIT, max(0.5, retry_for)),
             reconnect_timeout=POOL_RECONNECT,
         )

@@ -84,29 +84,28 @@ class CommitPending(Exception):
 
 
 class IdleCheck:
-    """A pool's connection check that pings only connections idle for `after` seconds.
+    """A pool's connection check that pings only connections not handed out for `after`
+    seconds.
 
-    A connection handed back a moment ago was alive a moment ago; pinging it again before
+    A connection handed out a moment ago was alive a moment ago; pinging it again before
     every use would cost a round trip per statement (dozens per run). One that sat idle may
     have died with a restart or a terminated backend, so it is pinged before it is handed
     out. Whatever dies in between fails its statement, which `retry`/`aretry` take over.
-    Pass the instance's `returned` as the pool's `reset=` and its `check`/`acheck` as
-    `check=`.
+    Pass the instance's `check`/`acheck` as the pool's `check=`. It counts from when the
+    connection was last handed out, not returned (never later, so it pings at least as
+    often), which needs no `reset=` callback: with one the pool hands every returned
+    connection to a worker, a thread or task switch per statement.
     """
 
     def __init__(self, after: float = 1.0) -> None:
         self.after = after
-        self._returned_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    def returned(self, conn: Any) -> None:
-        self._returned_at[conn] = time.monotonic()
-
-    async def areturned(self, conn: Any) -> None:
-        self.returned(conn)
+        self._handed_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def _fresh(self, conn: Any) -> bool:
-        at = self._returned_at.get(conn)
-        return at is not None and time.monotonic() - at < self.after
+        now = time.monotonic()
+        at = self._handed_at.get(conn)
+        self._handed_at[conn] = now
+        return at is not None and now - at < self.after
 
     def check(self, conn: Any) -> None:
         if not self._fresh(conn):
