@@ -428,9 +428,12 @@ class PolicySet(Model):
     def routes_on_budget(self) -> bool:
         """Whether a scope downgrades its model when budget runs low: only then does
         routing a model call read what was spent."""
-        blocks: list[Block] = [self.global_, *self.tenants.values(), *self.workflows.values()]
-        blocks += self.agents.values()
-        return any(b.model is not None and b.model.downgrade is not None for b in blocks)
+        def any_downgrade() -> bool:
+            blocks: list[Block] = [self.global_, *self.tenants.values()]
+            blocks += [*self.workflows.values(), *self.agents.values()]
+            return any(b.model is not None and b.model.downgrade is not None for b in blocks)
+
+        return self.memo("routes_on_budget", any_downgrade)
 
     @property
     def is_baseline(self) -> bool:
