@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -67,6 +67,9 @@ class ModelCall:
     label: str
     reservation: Reservation | None
     retry: RetrySettings
+    #: Keyword arguments of the call itself (`max_tokens` under a budget): passed to
+    #: `invoke`, as a binding would, without building a binding per call.
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Governor(GovernorCore):
@@ -176,7 +179,7 @@ class Governor(GovernorCore):
         def attempt() -> Any:
             self._breaker_check("model", prepared)
             return call_with_timeout(
-                lambda: _governed_invoke(prepared.model, messages, config),
+                lambda: _governed_invoke(prepared.model, messages, config, prepared.kwargs),
                 self._model_timeout(prepared),
                 f"model {prepared.label!r}",
             )
@@ -230,7 +233,7 @@ class Governor(GovernorCore):
             if not self._healthy("model", prepared.label, prepared.scope):
                 await s.run_sync(self._breaker_check, "model", prepared)
             return await acall_with_timeout(
-                lambda: _agoverned_invoke(prepared.model, messages, config),
+                lambda: _agoverned_invoke(prepared.model, messages, config, prepared.kwargs),
                 self._model_timeout(prepared),
                 f"model {prepared.label!r}",
             )
@@ -354,7 +357,8 @@ class Governor(GovernorCore):
             model = bind_structured(capped, structured) if structured else capped
         else:
             model = self._bind(prepared.model, tools, structured)
-            model = model.bind(max_tokens=output_cap(prepared.model))
+            cap = {"max_tokens": output_cap(prepared.model)}
+            return replace(prepared, model=model, reservation=reservation, kwargs=cap)
         return replace(prepared, model=model, reservation=reservation)
 
     @contextmanager
@@ -595,14 +599,18 @@ def output_cap(model: Any) -> int:
     return int(getattr(model, "max_tokens", None) or DEFAULT_OUTPUT_RESERVE)
 
 
-def _governed_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:
+def _governed_invoke(
+    model: Any, messages: Sequence[BaseMessage], config: Any, kwargs: Mapping[str, Any]
+) -> Any:
     with governed():
-        return model.invoke(list(messages), config)
+        return model.invoke(list(messages), config, **kwargs)
 
 
-async def _agoverned_invoke(model: Any, messages: Sequence[BaseMessage], config: Any) -> Any:
+async def _agoverned_invoke(
+    model: Any, messages: Sequence[BaseMessage], config: Any, kwargs: Mapping[str, Any]
+) -> Any:
     with governed():
-        return await model.ainvoke(list(messages), config)
+        return await model.ainvoke(list(messages), config, **kwargs)
 
 
 def _spend(usage: Usage) -> dict[str, float]:

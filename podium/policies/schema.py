@@ -428,6 +428,7 @@ class PolicySet(Model):
     def routes_on_budget(self) -> bool:
         """Whether a scope downgrades its model when budget runs low: only then does
         routing a model call read what was spent."""
+
         def any_downgrade() -> bool:
             blocks: list[Block] = [self.global_, *self.tenants.values()]
             blocks += [*self.workflows.values(), *self.agents.values()]
