@@ -63,7 +63,7 @@ def run(settings: Settings) -> list[Figure]:
         with podium.open_runtime(url) as rt:
             samples = interleave(runners(rt, k), settings.reps, f"overhead/{label}")
         figures += [
-            figure("overhead", metric, samples, subject="podium", baseline=PLAIN, target="<= 1.3"),
+            figure("overhead", metric, samples, subject="podium", baseline=PLAIN, target="<= 1.1"),
             figure(
                 "overhead", metric, samples, subject="podium", baseline=SUPERVISOR, target="<= 0.5"
             ),

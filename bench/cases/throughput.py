@@ -69,5 +69,5 @@ def run(settings: Settings) -> list[Figure]:
     log("throughput")
     samples = asyncio.run(_measure(settings))
     return [
-        figure("throughput", metric, samples, subject="podium", baseline=PLAIN, target=">= 0.8")
+        figure("throughput", metric, samples, subject="podium", baseline=PLAIN, target=">= 1.0")
     ]
