@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -169,6 +170,26 @@ def test_buffer_writes_everything_added_in_one_append_per_flush(db, tenant):
     assert calls == [5, 5, 2]
     assert [e.payload["n"] for e in log.events(tenant)] == list(range(12))
     assert buffer.flush() == []
+
+
+def test_buffer_never_writes_from_an_event_loop_thread(db, tenant):
+    calls: list[int] = []
+
+    class CountingLog(AuditLog):
+        def append(self, events):
+            calls.append(len(events))
+            return super().append(events)
+
+    buffer = AuditBuffer(CountingLog(db), max_size=3)
+
+    async def on_the_loop() -> None:
+        for i in range(5):
+            buffer.add(event(tenant, i))  # full at 3: a write here would stall the loop
+        assert calls == [] and len(buffer) == 5
+        await asyncio.to_thread(buffer.add, event(tenant, 5))  # off the loop: it writes
+
+    asyncio.run(on_the_loop())
+    assert calls == [6] and len(buffer) == 0
 
 
 def test_buffer_is_safe_across_threads(db, tenant):

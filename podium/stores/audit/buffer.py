@@ -5,6 +5,7 @@ Re-exported by `podium.stores.audit.log`; import it from there.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Protocol
@@ -23,7 +24,9 @@ class AuditLog(Protocol):
 class AuditBuffer:
     """Collects events in memory and writes them in one `append` per flush.
 
-    Thread-safe. `add` flushes by itself once `max_size` events wait; the runtime
+    Thread-safe. `add` flushes by itself once `max_size` events wait, except on a thread
+    that runs an event loop: a write there would stall every run on the loop, so the
+    events wait for the step's flush, which async nodes make off the loop. The runtime
     flushes at step boundaries and on close. A failed flush keeps its events (ahead of
     any added since) and re-raises, so nothing is silently dropped.
     """
@@ -41,11 +44,12 @@ class AuditBuffer:
             return len(self._pending)
 
     def add(self, event: AuditEvent) -> None:
-        """Queue one event; flushes when `max_size` events are waiting."""
+        """Queue one event; flushes when `max_size` events are waiting (not on an event
+        loop's thread)."""
         with self._lock:
             self._pending.append(event)
             full = len(self._pending) >= self._max_size
-        if full:
+        if full and not _on_event_loop():
             self.flush()
 
     def flush(self) -> list[StoredEvent]:
@@ -67,3 +71,12 @@ class AuditBuffer:
 
     def __exit__(self, *exc: object) -> None:
         self.flush()
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
