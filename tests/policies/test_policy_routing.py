@@ -98,6 +98,16 @@ def test_price_table_overrides_defaults(policy):
     assert PRICES["gpt-4o-mini"][:2] == (0.15, 0.60)  # the shared table is untouched
 
 
+def test_a_price_table_changed_by_its_caller_leaves_the_policys_prices_alone(policy):
+    loaded = policy(POLICY)
+    mine = price_table(loaded)
+    mine["gpt-4o-mini"] = ModelPrice(99.0, 99.0)  # a caller's own table, its own to change
+    del mine["gpt-4o"]
+    prices = price_table(loaded)
+    assert prices["gpt-4o-mini"] == ModelPrice(0.1, 0.4)
+    assert prices["gpt-4o"] == PRICES["gpt-4o"]
+
+
 FALLBACKS = """
 global:
   model: ["openai:gpt-4o", "anthropic:claude-sonnet-4-5"]
