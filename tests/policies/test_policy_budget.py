@@ -104,3 +104,13 @@ def test_remaining_is_capped_by_the_parent(policy):
     assert left["agent_usd"] == pytest.approx(0.1)
     assert remaining_fraction(limits, {"run_usd": 1.5}) == pytest.approx(0.25)
     assert remaining_fraction(BudgetLimits(), {}) is None
+
+
+def test_a_copy_with_other_budgets_answers_with_its_own_limits(policy):
+    loaded = policy(POLICY)
+    call = CallScope("acme")
+    assert budget_limits(loaded, call).get("run_usd").limit == 5.0  # remembered for `loaded`
+    smaller = policy("tenants:\n  acme:\n    budgets:\n      per_run: {usd: 0.01}\n")
+    copied = loaded.model_copy(update={"tenants": smaller.tenants})
+    assert budget_limits(copied, call).get("run_usd").limit == 0.01
+    assert budget_limits(loaded, call).get("run_usd").limit == 5.0
