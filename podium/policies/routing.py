@@ -71,12 +71,13 @@ def model_fallbacks(policy: PolicySet, call: CallScope) -> tuple[str, ...]:
 
 
 def price_table(policy: PolicySet) -> dict[str, ModelPrice]:
-    """USD per 1M tokens per token kind: podium's PRICES overridden by `prices` (one
-    table per policy, which its callers do not change)."""
-    return policy.memo(
+    """USD per 1M tokens per token kind: podium's PRICES overridden by `prices` (built
+    once per policy; each caller gets its own copy to change)."""
+    table = policy.memo(
         "price_table",
         lambda: {**PRICES, **{name: as_price(price) for name, price in policy.prices.items()}},
     )
+    return dict(table)
 
 
 def _use(model: str, current: str, why: str, rule: str) -> Decision:
