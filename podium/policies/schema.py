@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import re2
 from pydantic import (
@@ -415,6 +415,13 @@ class PolicySet(Model):
         except KeyError:
             value = self._memo[key] = build()
         return value
+
+    def __copy__(self) -> Self:
+        # `model_copy(update=...)` copies, then sets other fields: the copy's answers are
+        # its own, not the ones remembered for this policy.
+        copied = super().__copy__()
+        copied._memo = {}
+        return copied
 
     @classmethod
     def baseline(cls) -> PolicySet:
