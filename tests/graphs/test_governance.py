@@ -618,6 +618,54 @@ def test_policy_routes_the_agent_to_another_model(scripted, tmp_path, tenant):
     assert routed["details"]["model"] == "demo"
 
 
+ROUTE_UNDER_BUDGET_POLICY = """
+workflows:
+  gov:
+    budgets:
+      per_run: {tokens: 10000}
+agents:
+  worker:
+    model: {use: demo}
+"""
+
+
+async def test_a_model_route_under_a_budget_reads_no_spend_on_the_event_loop(
+    scripted, tmp_path, tenant, postgres_url, monkeypatch
+):
+    # No downgrade rule: what was spent cannot change the route, and an async model call
+    # prepares on the event loop, where a database read would block every other run.
+    never = scripted(name="worker")  # routed to demo: any call fails the test
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", model=never)],
+        name="gov",
+        supervisor=ONE_TASK,
+        policies=_write(tmp_path, ROUTE_UNDER_BUDGET_POLICY),
+    )
+    on_loop: list[tuple[str, str]] = []
+    async with podium.open_async_runtime(postgres_url) as rt:
+        budgets, spent = rt.services.budgets, rt.services.budgets.spent
+
+        def watched(tenant_id: str, scope_key: str, unit: str) -> float:
+            try:
+                asyncio.get_running_loop()
+                on_loop.append((scope_key, unit))
+            except RuntimeError:
+                pass  # a worker thread
+            return spent(tenant_id, scope_key, unit)
+
+        monkeypatch.setattr(budgets, "spent", watched)
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"},
+            {"configurable": {"thread_id": "route-budget"}},
+            context=RunContext(tenant_id=tenant),
+        )
+        decisions = _decisions(rt, "route-budget", tenant)
+    assert out["status"] == "completed"
+    [routed] = [d for d in decisions if d["what"] == "model_route"]
+    assert routed["rule"] == "agents.worker.model.use"
+    assert on_loop == [], f"spend read on the event loop: {on_loop}"
+
+
 DOWNGRADE_POLICY = """
 workflows:
   gov:
