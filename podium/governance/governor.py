@@ -396,10 +396,15 @@ class Governor(GovernorCore):
         fraction = None
         limits = P.budget_limits(policy, call)
         # Reading what was spent costs a query per level: only when a downgrade could apply
-        # (the rule routes at a fraction of 0.0 only if it exists).
-        if len(limits) and P.route_model(
-            policy, call, current=current, remaining_fraction=0.0
-        ).details.get("routed"):
+        # (the rule routes at a fraction of 0.0 only if it exists). Without a downgrade rule
+        # an async call prepares on the event loop (`_acall_one`), where it must not read.
+        if (
+            len(limits)
+            and policy.routes_on_budget
+            and P.route_model(policy, call, current=current, remaining_fraction=0.0).details.get(
+                "routed"
+            )
+        ):
             fraction = P.remaining_fraction(limits, self._spent(scope, policy, call))
         decision = P.route_model(
             policy,
