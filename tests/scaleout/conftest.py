@@ -37,6 +37,8 @@ TOKEN_SECRET = "scaleout-token-secret"
 #: Seconds between the engine's run heartbeats; a dead process's runs are reclaimed after
 #: about two of them plus one sweep.
 HEARTBEAT = 2.0
+#: Runs one engine process takes at once (N_JOBS_PER_WORKER).
+JOBS_PER_PROCESS = 10
 #: The scale-out tests' own Redis db (PODIUM_TEST_REDIS_DB overrides).
 REDIS_DB = int(os.environ.get("PODIUM_TEST_REDIS_DB", "13"))
 
@@ -74,6 +76,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             api_keys=API_KEYS,
             token_secret=TOKEN_SECRET,
             heartbeat=HEARTBEAT,
+            jobs_per_process=JOBS_PER_PROCESS,
         ),
     )
     try:

@@ -24,11 +24,13 @@ from langgraph_sdk import get_sync_client
 import podium
 from podium.server import sign_token
 
-from .conftest import TOKEN_SECRET
+from .conftest import JOBS_PER_PROCESS, TOKEN_SECRET
 
 pytestmark = pytest.mark.scaleout
 
-RUNS = 6
+#: More runs than one process takes at once: the engine may hand every run it can to one
+#: process, and some runs must be left untouched by the kill.
+RUNS = JOBS_PER_PROCESS + 2
 #: Seconds to wait for a run to be mid-task, and for every run to reach its gate after the kill.
 KILL_WAIT, DEADLINE = 30.0, 60.0
 #: A reply recorded at most this long ago belongs to a task still running: its tool calls
