@@ -1,8 +1,12 @@
-"""The binding: what `rt.compile` hands every graph it compiles (services and governor).
+"""The binding: what `rt.compile` hands every graph it compiles (services and governor),
+and, below a node that governs calls, who is calling (the `Scope`).
 
 It travels in the compiled graph's config under one key, so nested graphs and custom
 workers below a podium workflow see the same runtime. `bound(config)` is the one way
-code inside a run reaches it. A graph compiled without a runtime (plain
+code inside a run reaches it: `bound(config).services`, `.governor`, `.scope`. Run
+identity (tenant, user, roles) is LangGraph's run context, read through its `Runtime`;
+a node turns it into the scope with `with_scope`. The governor itself never looks
+anything up: its callers pass the scope in. A graph compiled without a runtime (plain
 `graph.compile()`) gets a process-local binding on an in-memory database, made on first
 use, so policies, budgets and recovery still apply; this is the only process-wide value.
 """
@@ -21,7 +25,7 @@ from langgraph.types import Command
 
 import podium.policies as P
 from podium.governance.governor import Governor
-from podium.governance.scope import call_scope, scope_from
+from podium.governance.scope import Scope, call_scope
 from podium.storage.database import SqliteDatabase
 from podium.stores.services import Services
 
@@ -31,14 +35,20 @@ BINDING_KEY = "__podium_binding"
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """The services of one runtime and its governor."""
+    """The services of one runtime, its governor, and the scope of the calls below (None
+    outside a node that governs calls)."""
 
     services: Services
     governor: Governor
+    scope: Scope | None = None
 
     @classmethod
     def of(cls, services: Services) -> Binding:
         return cls(services, Governor(services))
+
+    def scoped(self, scope: Scope) -> Binding:
+        """This binding for calls made by `scope`."""
+        return self if scope is self.scope else Binding(self.services, self.governor, scope)
 
 
 _local: Binding | None = None
@@ -60,17 +70,24 @@ def bound(config: RunnableConfig | None) -> Binding:
     return binding if isinstance(binding, Binding) else local_binding()
 
 
+def with_scope(config: RunnableConfig, scope: Scope) -> RunnableConfig:
+    """A copy of `config` whose binding carries `scope` (nothing else changes)."""
+    configurable = config.get("configurable") or {}
+    return {**config, "configurable": {**configurable, BINDING_KEY: bound(config).scoped(scope)}}
+
+
 def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:
     """Refuse (PolicyViolation) a read of `namespace` that the caller's policy does not allow.
 
     Tools that read stores or corpora call this with the namespace they are about to read.
     """
-    scope = scope_from(config)
+    binding = bound(config)
+    scope = binding.scope
     if scope is None or scope.policies is None:
         return
     decision = P.evaluate_data_scope(scope.policies, call_scope(scope), namespace)
     if not decision.allowed:
-        bound(config).governor.record_decision(scope, "data_scope", decision)
+        binding.governor.record_decision(scope, "data_scope", decision)
         decision.raise_if_denied()
 
 
@@ -80,12 +97,14 @@ def tool_node_hooks() -> dict[str, Any]:
     def wrap(
         request: ToolCallRequest, execute: Callable[[ToolCallRequest], ToolMessage | Command[Any]]
     ) -> ToolMessage | Command[Any]:
-        return bound(request.runtime.config).governor.wrap_tool_call(request, execute)
+        binding = bound(request.runtime.config if request.runtime is not None else None)
+        return binding.governor.wrap_tool_call(request, execute, binding.scope)
 
     async def awrap(
         request: ToolCallRequest,
         execute: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
     ) -> ToolMessage | Command[Any]:
-        return await bound(request.runtime.config).governor.awrap_tool_call(request, execute)
+        binding = bound(request.runtime.config if request.runtime is not None else None)
+        return await binding.governor.awrap_tool_call(request, execute, binding.scope)
 
     return {"wrap_tool_call": wrap, "awrap_tool_call": awrap}

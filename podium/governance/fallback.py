@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 
 import podium.policies as P
 from podium.governance.core import GovernorCore
 from podium.governance.progress import emit
 from podium.governance.recovery import classify
-from podium.governance.scope import Scope, call_scope, scope_from
+from podium.governance.scope import Scope, call_scope
 from podium.governance.structured import StructuredReply
 from podium.models import model_label, resolve_model
 
@@ -53,13 +52,8 @@ class ModelChain:
         governor: GovernorCore,
         model: Any,
         fallbacks: Sequence[Any],
-        agent: str,
-        task_id: str | None,
-        config: RunnableConfig | None,
+        scope: Scope,
     ) -> None:
-        scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
-        if scope.agent != agent:
-            scope = scope.for_agent(agent, task_id)
         self.governor, self.scope = governor, scope
         listed: tuple[str, ...] = ()
         if scope.policies is not None:

@@ -17,7 +17,6 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from podium.governance.marks import GOVERNED_REPLY
-from podium.governance.scope import SCOPE_KEY
 
 
 class GovernedChatModel(BaseChatModel):
@@ -55,7 +54,7 @@ class GovernedChatModel(BaseChatModel):
         # the reply's usage), so a trace shows one generation per call, not two.
         return {
             "callbacks": [],
-            "configurable": {SCOPE_KEY: self.scope, BINDING_KEY: self.binding},
+            "configurable": {BINDING_KEY: self.binding.scoped(self.scope)},
         }
 
     def _generate(
@@ -71,6 +70,7 @@ class GovernedChatModel(BaseChatModel):
             agent=self.agent,
             task_id=self.scope.task_id,
             config=self._config(),
+            scope=self.scope,
             tools=self.tools,
         )
         return _result(reply)
@@ -88,6 +88,7 @@ class GovernedChatModel(BaseChatModel):
             agent=self.agent,
             task_id=self.scope.task_id,
             config=self._config(),
+            scope=self.scope,
             tools=self.tools,
         )
         return _result(reply)

@@ -36,7 +36,6 @@ import podium.governance.tool_call as tool_call
 from podium.governance.calls import REFUSED, Call, carries_step, in_graph_step
 from podium.governance.guard import ToolRefused
 from podium.governance.records import digest
-from podium.governance.scope import SCOPE_KEY
 
 
 class CallIds:
@@ -158,8 +157,7 @@ class GovernedTool(BaseTool):
             config = {**config, "callbacks": callbacks}
         configurable = {
             **(config.get("configurable") or {}),
-            SCOPE_KEY: self.scope,
-            BINDING_KEY: self.binding,
+            BINDING_KEY: self.binding.scoped(self.scope),
         }
         config = {**config, "configurable": configurable}
         args = self._args(tool_input)

@@ -41,7 +41,7 @@ from podium.governance.recovery import (
     retry_settings,
 )
 from podium.governance.replay import TaskReplies, with_call_ids
-from podium.governance.scope import Scope, call_scope, scope_from
+from podium.governance.scope import Scope, call_scope
 from podium.governance.structured import Structured, bind_structured, unwrap, uses_native
 from podium.models import cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
@@ -91,26 +91,29 @@ class Governor(GovernorCore):
         agent: str,
         task_id: str | None,
         config: RunnableConfig | None = None,
+        scope: Scope | None = None,
         tools: Sequence[Any] = (),
         structured: Structured | None = None,
         fallbacks: Sequence[Any] = (),
     ) -> Any:
-        """One model call, governed. Returns the reply (an `AIMessage`), or with
+        """One model call, governed, made by `scope` (its caller; without one, an agent
+        outside any workflow, under no policy). Returns the reply (an `AIMessage`), or with
         `structured` on a model that supports it natively a `StructuredReply`.
 
         When the model is down (its transient failures outlast the retries, or its breaker
         is open) the next of `fallbacks` (or of the policy's model list) takes the call.
         """
-        log, step = _replay_log(config, agent, messages)
+        caller = _caller(scope, agent, task_id)
+        log, step = _replay_log(caller, messages)
         if log is not None and step is not None and (recorded := log.recorded(step)) is not None:
             # A reply an earlier run of this task already paid for: the same tool calls
             # again, no second bill (whichever model of the chain gave it).
-            return self._replayed(config, agent, task_id, recorded, messages, step)
-        chain = ModelChain(self, model, fallbacks, agent, task_id, config)
+            return self._replayed(caller, recorded, messages, step)
+        chain = ModelChain(self, model, fallbacks, caller)
         for candidate in chain:
             try:
                 reply = self._call_one(
-                    candidate.model, messages, agent=agent, task_id=task_id, config=config,
+                    candidate.model, messages, scope=caller, config=config,
                     tools=tools, structured=structured, route=candidate.route,
                     log=log, step=step,
                 )  # fmt: skip
@@ -128,22 +131,24 @@ class Governor(GovernorCore):
         agent: str,
         task_id: str | None,
         config: RunnableConfig | None = None,
+        scope: Scope | None = None,
         tools: Sequence[Any] = (),
         structured: Structured | None = None,
         fallbacks: Sequence[Any] = (),
     ) -> Any:
         """`call_model` for async runs."""
         s = self.services
-        log, step = _replay_log(config, agent, messages)
+        caller = _caller(scope, agent, task_id)
+        log, step = _replay_log(caller, messages)
         if log is not None and step is not None:
             recorded = log.recorded(step) if log.loaded else await s.run_sync(log.recorded, step)
             if recorded is not None:
-                return self._replayed(config, agent, task_id, recorded, messages, step)
-        chain = ModelChain(self, model, fallbacks, agent, task_id, config)
+                return self._replayed(caller, recorded, messages, step)
+        chain = ModelChain(self, model, fallbacks, caller)
         for candidate in chain:
             try:
                 reply = await self._acall_one(
-                    candidate.model, messages, agent=agent, task_id=task_id, config=config,
+                    candidate.model, messages, scope=caller, config=config,
                     tools=tools, structured=structured, route=candidate.route,
                     log=log, step=step,
                 )  # fmt: skip
@@ -158,8 +163,7 @@ class Governor(GovernorCore):
         model: Runnable[Any, Any],
         messages: Sequence[BaseMessage],
         *,
-        agent: str,
-        task_id: str | None,
+        scope: Scope,
         config: RunnableConfig | None,
         tools: Sequence[Any],
         structured: Structured | None,
@@ -168,7 +172,7 @@ class Governor(GovernorCore):
         step: str | None = None,
     ) -> Any:
         s = self.services
-        prepared, limits = self._prepare(model, agent, task_id, config, route=route)
+        prepared, limits = self._prepare(model, scope, route=route)
         if limits:
             s.ratelimiter.acquire(
                 prepared.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep
@@ -192,7 +196,7 @@ class Governor(GovernorCore):
                 on_retry=self._on_retry(prepared.scope, f"model:{prepared.label}"),
             )
         except Exception as exc:
-            failure = explained(exc, model=chosen, label=prepared.label, agent=agent)
+            failure = explained(exc, model=chosen, label=prepared.label, agent=scope.agent)
             self._model_failed(prepared, failure)
             if failure is exc:
                 raise
@@ -204,8 +208,7 @@ class Governor(GovernorCore):
         model: Runnable[Any, Any],
         messages: Sequence[BaseMessage],
         *,
-        agent: str,
-        task_id: str | None,
+        scope: Scope,
         config: RunnableConfig | None,
         tools: Sequence[Any],
         structured: Structured | None,
@@ -214,12 +217,11 @@ class Governor(GovernorCore):
         step: str | None = None,
     ) -> Any:
         s = self.services
-        scope = scope_from(config)
-        if route and scope is not None and scope.policies and scope.policies.routes_on_budget:
+        if route and scope.policies and scope.policies.routes_on_budget:
             # Routing reads what was spent: a database call.
-            prepared, limits = await s.run_sync(self._prepare, model, agent, task_id, config, route)
+            prepared, limits = await s.run_sync(self._prepare, model, scope, route)
         else:
-            prepared, limits = self._prepare(model, agent, task_id, config, route)
+            prepared, limits = self._prepare(model, scope, route)
         if limits:
             await s.aacquire(prepared.scope.tenant_id, limits)
         chosen = prepared.model
@@ -256,7 +258,7 @@ class Governor(GovernorCore):
                 await asyncio.shield(release)
             raise
         except Exception as exc:
-            failure = explained(exc, model=chosen, label=prepared.label, agent=agent)
+            failure = explained(exc, model=chosen, label=prepared.label, agent=scope.agent)
             if prepared.reservation is not None and s.budgets.runs_on_loop:
                 await s.budgets.arelease(prepared.reservation)
                 prepared = replace(prepared, reservation=None)
@@ -280,16 +282,11 @@ class Governor(GovernorCore):
     def _prepare(
         self,
         model: Runnable[Any, Any],
-        agent: str,
-        task_id: str | None,
-        config: RunnableConfig | None,
+        scope: Scope,
         route: bool = True,
     ) -> tuple[ModelCall, list[P.RateLimit]]:
-        """Who calls, which model (after routing), and which rate limits apply. A fallback
-        model is not routed: it is what the chain chose."""
-        scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
-        if scope.agent != agent:
-            scope = scope.for_agent(agent, task_id)
+        """Which model (after routing) and which rate limits apply to a call by `scope`. A
+        fallback model is not routed: it is what the chain chose."""
         policy = scope.policies or EMPTY_POLICY
         call = call_scope(scope)
         if route:
@@ -524,16 +521,13 @@ class Governor(GovernorCore):
 
     def _replayed(
         self,
-        config: RunnableConfig | None,
-        agent: str,
-        task_id: str | None,
+        scope: Scope,
         reply: AIMessage,
         messages: Sequence[BaseMessage],
         step: str | None,
     ) -> AIMessage:
         """A reply recorded by an earlier run of the task: no call, no bill, one audit
         event saying so."""
-        scope = scope_from(config) or Scope(workflow="-", agent=agent, task_id=task_id)
         self.audit_model_call(scope, reply, None, messages=messages, step=step)
         return reply
 
@@ -543,26 +537,28 @@ class Governor(GovernorCore):
         self,
         request: ToolCallRequest,
         execute: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+        scope: Scope | None = None,
     ) -> ToolMessage | Command[Any]:
-        """The built-in worker's `ToolNode` hook: the call goes through the one decision."""
-        scope, call, run = _tool_node_call(request, execute)
+        """The built-in worker's `ToolNode` hook: the call, made by `scope`, goes through
+        the one decision."""
+        scope, call, run = _tool_node_call(request, execute, scope)
         return _governed_tool.run(self, scope, call, run)
 
     async def awrap_tool_call(
         self,
         request: ToolCallRequest,
         execute: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+        scope: Scope | None = None,
     ) -> ToolMessage | Command[Any]:
         """`wrap_tool_call` for async runs."""
-        scope, call, run = _tool_node_call(request, execute)
+        scope, call, run = _tool_node_call(request, execute, scope)
         return await _governed_tool.arun(self, scope, call, run)
 
 
 def _tool_node_call(
-    request: ToolCallRequest, execute: Callable[[ToolCallRequest], R]
+    request: ToolCallRequest, execute: Callable[[ToolCallRequest], R], scope: Scope | None
 ) -> tuple[Scope, Call, Callable[[Call], R]]:
-    config = request.runtime.config if request.runtime is not None else None
-    scope = scope_from(config) or Scope(workflow="-", agent="-")
+    scope = scope or Scope(workflow="-", agent="-")
     tc = request.tool_call
     call = Call(tc["name"], dict(tc.get("args") or {}), tc.get("id") or "", request.tool)
     if not call.id:
@@ -576,13 +572,20 @@ def _tool_node_call(
     return scope, call, run
 
 
+def _caller(scope: Scope | None, agent: str, task_id: str | None) -> Scope:
+    """Who makes a model call for `agent`: `scope` (as that agent), or an agent outside
+    any workflow."""
+    if scope is None:
+        return Scope(workflow="-", agent=agent, task_id=task_id)
+    return scope if scope.agent == agent else scope.for_agent(agent, task_id)
+
+
 def _replay_log(
-    config: RunnableConfig | None, agent: str, messages: Sequence[BaseMessage]
+    scope: Scope, messages: Sequence[BaseMessage]
 ) -> tuple[TaskReplies | None, str | None]:
     """The task's reply log and this call's step, when the call is a task's model call."""
-    scope = scope_from(config)
-    log = scope.replies if scope is not None else None
-    if log is None or log.key.agent != agent:
+    log = scope.replies
+    if log is None or log.key.agent != scope.agent:
         return None, None
     return log, log.step(messages)
 

@@ -1,9 +1,8 @@
 """Scope: who is calling (workflow, agent, task, tenant, roles) and under which policies.
 
-The task node puts a Scope into the config it hands a worker, so every governed model
-and tool call below it, in the built-in worker or in a custom graph, knows its caller.
-It travels under a `__`-prefixed configurable key, which LangGraph keeps out of
-checkpoint metadata.
+The task node puts a Scope into the binding of the config it hands a worker
+(`podium.governance.binding.with_scope`), so every governed model and tool call below it,
+in the built-in worker or in a custom graph, knows its caller.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from langchain_core.runnables import RunnableConfig
 
 import podium.policies as P
 from podium.context import resolve_context
-
-SCOPE_KEY = "__podium_scope"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +89,6 @@ def make_scope(
         policies=policies,
         run_attempt=attempt if isinstance(attempt, int) and attempt > 1 else 1,
     )
-
-
-def scope_from(config: RunnableConfig | None) -> Scope | None:
-
-    return ((config or {}).get("configurable") or {}).get(SCOPE_KEY)
-
-
-def with_scope(config: RunnableConfig, scope: Scope) -> RunnableConfig:
-    """A copy of `config` carrying `scope` (nothing else changes)."""
-    return {**config, "configurable": {**(config.get("configurable") or {}), SCOPE_KEY: scope}}
 
 
 def call_scope(scope: Scope) -> P.CallScope:

@@ -23,7 +23,6 @@ import podium.names as names
 from podium.errors import PolicyViolation, TaskFailed
 from podium.governance.binding import bound, tool_node_hooks
 from podium.governance.fallback import FALLBACK_KEY
-from podium.governance.scope import scope_from
 from podium.governance.usage import model_name_of, priced_usage
 from podium.models import model_label
 from podium.nodes._node import Node, untraced
@@ -70,7 +69,7 @@ def build_worker(
         return steps
 
     def _update(reply: AIMessage, steps: int, config: RunnableConfig) -> dict[str, Any]:
-        usage = priced_usage(reply, model_name_of(reply, label), scope_from(config))
+        usage = priced_usage(reply, model_name_of(reply, label), bound(config).scope)
         update = {"messages": [reply], "steps": steps + 1, "usage": {spec.name: usage}}
         switch = reply.response_metadata.get(FALLBACK_KEY)
         if switch:
@@ -79,12 +78,14 @@ def build_worker(
 
     def agent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
-        reply = bound(config).governor.call_model(
+        binding = bound(config)
+        reply = binding.governor.call_model(
             model,
             state["messages"],
             agent=spec.name,
             task_id=state.get("task_id"),
             config=config,
+            scope=binding.scope,
             tools=tools,
             fallbacks=fallbacks,
         )
@@ -92,12 +93,14 @@ def build_worker(
 
     async def aagent(state: WorkerState, config: RunnableConfig) -> dict[str, Any]:
         steps = _check(state)
-        reply = await bound(config).governor.acall_model(
+        binding = bound(config)
+        reply = await binding.governor.acall_model(
             model,
             state["messages"],
             agent=spec.name,
             task_id=state.get("task_id"),
             config=config,
+            scope=binding.scope,
             tools=tools,
             fallbacks=fallbacks,
         )

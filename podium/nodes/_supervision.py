@@ -12,7 +12,6 @@ from langchain_core.runnables import RunnableConfig
 import podium.names as names
 from podium.context import current_context
 from podium.governance.binding import bound
-from podium.governance.scope import scope_from
 from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes.record import record
 from podium.state import ANSWER_NAME, WorkflowState
@@ -40,7 +39,7 @@ def _dead_letter_turn(
 ) -> str:
     """Keep the turn the router wanted next, with the reason, for an operator to look at."""
     configurable = config.get("configurable") or {}
-    scope = scope_from(config)
+    scope = bound(config).scope
     letter = bound(config).services.dead_letters.add(
         tenant_id=scope.tenant_id if scope else "default",
         workflow=workflow,

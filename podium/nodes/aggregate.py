@@ -18,8 +18,8 @@ from langgraph.runtime import get_runtime
 
 import podium.names as names
 import podium.policies as P
-from podium.governance.binding import bound
-from podium.governance.scope import make_scope, with_scope
+from podium.governance.binding import bound, with_scope
+from podium.governance.scope import make_scope
 from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes.record import record, set_thread_status
 from podium.state import ANSWER_NAME, WorkflowState

@@ -8,7 +8,6 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from podium.governance.binding import bound
-from podium.governance.scope import scope_from
 
 
 def record(
@@ -21,7 +20,7 @@ def record(
     hook: str | None = None,
 ) -> None:
     """Buffer an audit event for the scope carried by `config` (written at the step's end)."""
-    scope = scope_from(config)
+    scope = bound(config).scope
     if scope is None:
         return
     bound(config).services.recorder.scope_event(

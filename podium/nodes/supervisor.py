@@ -33,8 +33,8 @@ import podium.names as names
 import podium.nodes.prompts as prompts
 import podium.policies as P
 from podium.errors import PlanError, RunError
-from podium.governance.binding import bound
-from podium.governance.scope import make_scope, scope_from, with_scope
+from podium.governance.binding import bound, with_scope
+from podium.governance.scope import make_scope
 from podium.governance.structured import Structured, StructuredMode, StructuredReply
 from podium.governance.usage import model_name_of, priced_usage
 from podium.lifecycle import RunStatus, TaskStatus
@@ -149,6 +149,7 @@ class Supervisor:
                             agent=names.SUPERVISOR,
                             task_id=None,
                             config=cfg,
+                            scope=bound(cfg).scope,
                             structured=structured,
                             fallbacks=self.fallbacks,
                         )
@@ -181,6 +182,7 @@ class Supervisor:
                             agent=names.SUPERVISOR,
                             task_id=None,
                             config=cfg,
+                            scope=bound(cfg).scope,
                             structured=structured,
                             fallbacks=self.fallbacks,
                         )
@@ -385,7 +387,7 @@ class Supervisor:
     def _needs_plan_approval(self, config: RunnableConfig) -> bool:
         if self.approve_plan:
             return True
-        scope = scope_from(config)
+        scope = bound(config).scope
         if self.policies is None or scope is None:
             return False
         from podium.governance.scope import call_scope
@@ -405,7 +407,7 @@ class Supervisor:
         The reply is structured output when the model supports it natively (a
         `StructuredReply`), else text holding JSON; both are validated the same way.
         """
-        scope = scope_from(config)
+        scope = bound(config).scope
         request = Structured(schema, self.structured_output)
         error: PlanError | None = None
         for _attempt in range(2):

@@ -24,7 +24,7 @@ import podium.lifecycle as lifecycle
 import podium.policies as P
 from podium.context import current_context
 from podium.errors import TaskFailed
-from podium.governance.binding import bound
+from podium.governance.binding import bound, with_scope
 from podium.governance.guard import PolicyGuard
 from podium.governance.in_doubt import EffectInDoubt
 from podium.governance.recovery import (
@@ -34,7 +34,7 @@ from podium.governance.recovery import (
     describe,
 )
 from podium.governance.replay import TaskReplies
-from podium.governance.scope import make_scope, scope_from, with_scope
+from podium.governance.scope import make_scope
 from podium.lifecycle import RunStatus, TaskStatus
 from podium.nodes._node import Node
 from podium.nodes.prompts import WORKER_SYSTEM, task_message
@@ -106,21 +106,23 @@ def make_task_node(
             thread = scope.thread_id + replay_namespace(payload, config)
             key = TaskKey(scope.tenant_id, thread, scope.round, task["id"], spec.name)
             scope = replace(scope, replies=TaskReplies(bound(config).services.replies, key))
-        cfg, guard = for_task(with_scope(config, scope), task["id"], spec.name), None
+        cfg, guard = for_task(config, task["id"], spec.name), None
         if custom:
             # Tools podium did not hand over (a compiled graph's own): the guard vets every
             # call of them below this task and accounts every model call that podium's
             # governor did not make.
             guard = PolicyGuard(bound(config).governor, scope)
             cfg = merge_configs(cfg, {"callbacks": [guard]})
-        return task, inputs, cfg, guard
+        # Last: merging a partial config brings back the node's own configurable (LangGraph's
+        # config of the running step), whose binding carries no scope.
+        return task, inputs, with_scope(cfg, scope), guard
 
     def timeout(cfg: RunnableConfig) -> float | None:
         if spec.timeout is not None or policies is None:
             return spec.timeout
         from podium.governance.scope import call_scope
 
-        scope = scope_from(cfg)
+        scope = bound(cfg).scope
         assert scope is not None  # prepare() put it there
         return P.agent_settings(policies, call_scope(scope)).timeout
 
@@ -182,7 +184,7 @@ def make_task_node(
     def graph_of(cfg: RunnableConfig) -> Any:
         """The worker of this task (a factory's worker is built with the task's tools)."""
         if isinstance(worker, WorkerFactory):
-            return worker.build(scope_from(cfg), bound(cfg))
+            return worker.build(bound(cfg).scope, bound(cfg))
         return worker
 
     def run(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
@@ -381,7 +383,7 @@ def _emit(event: str, task: dict[str, Any], **extra: Any) -> None:
 
 def _replies(config: RunnableConfig) -> TaskReplies | None:
     """The recorded replies (and attempt) of this run of the task, when it has a thread."""
-    scope = scope_from(config)
+    scope = bound(config).scope
     return scope.replies if scope is not None else None
 
 

@@ -10,7 +10,6 @@ from langchain_core.tools import InjectedToolCallId, tool
 from podium.gates.interrupt import await_decision, gate_id
 from podium.gates.request import GateRequest
 from podium.governance.binding import bound
-from podium.governance.scope import scope_from
 
 
 @tool
@@ -27,7 +26,7 @@ def ask_human(
     Returns:
         The person's answer.
     """
-    scope, services = scope_from(config), bound(config).services
+    scope, services = bound(config).scope, bound(config).services
     thread = scope.thread_id if scope else None
     request = GateRequest(
         gate_id=gate_id(thread, scope.task_id if scope else None, tool_call_id),
