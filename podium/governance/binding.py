@@ -1,12 +1,21 @@
 """The binding: what `rt.compile` hands every graph it compiles (services and governor),
 and, below a node that governs calls, who is calling (the `Scope`).
 
-It travels in the compiled graph's config under one key, so nested graphs and custom
-workers below a podium workflow see the same runtime. `bound(config)` is the one way
-code inside a run reaches it: `bound(config).services`, `.governor`, `.scope`. Run
-identity (tenant, user, roles) is LangGraph's run context, read through its `Runtime`;
-a node turns it into the scope with `with_scope`. The governor itself never looks
-anything up: its callers pass the scope in. A graph compiled without a runtime (plain
+It travels in the compiled graph's config, so nested graphs and custom workers below a
+podium workflow see the same runtime. `bound(config)` is the one way code inside a run
+reaches it: `bound(config).services`, `.governor`, `.scope`. Run identity (tenant, user,
+roles) is LangGraph's run context, read through its `Runtime`; a node turns it into the
+scope with `with_scope`. The governor itself never looks anything up: its callers pass
+the scope in.
+
+Two configurable keys hold it: `rt.compile` puts the runtime's binding in the graph's own
+config (`BINDING_KEY`), and `with_scope` puts the binding of the calls below a node, with
+their scope, beside it (`SCOPED_KEY`), which `bound` reads first. One key would not do:
+LangGraph merges a compiled graph's own config over the config of the step that runs
+it, so a graph compiled by `rt.compile` and called from inside a task without the node's
+config (`helper.invoke(inputs)`, as LangGraph calls a subgraph with its own state) would
+replace the task's scoped binding with its runtime's unscoped one, and its calls would be
+made under no policy. A graph compiled without a runtime (plain
 `graph.compile()`) gets a process-local binding on an in-memory database, made on first
 use, so policies, budgets and recovery still apply; this is the only process-wide value.
 """
@@ -29,8 +38,13 @@ from podium.governance.scope import Scope, call_scope
 from podium.storage.database import SqliteDatabase
 from podium.stores.services import Services
 
-#: The configurable key holding the `Binding` (`__`-prefixed: kept out of checkpoints).
+#: The configurable key holding the runtime's `Binding`, in the config of every graph
+#: `rt.compile` compiles (`__`-prefixed: kept out of checkpoints).
 BINDING_KEY = "__podium_binding"
+#: The configurable key holding the binding of the calls below a node that governs calls
+#: (`with_scope`): the runtime's binding with the caller's scope. A graph's own config
+#: never sets it, so it outlives the merge of a nested graph's config (module docstring).
+SCOPED_KEY = "__podium_scoped_binding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +79,25 @@ def local_binding() -> Binding:
 
 
 def bound(config: RunnableConfig | None) -> Binding:
-    """The binding of the runtime that compiled the running graph (or the local one)."""
-    binding: Any = ((config or {}).get("configurable") or {}).get(BINDING_KEY)
-    return binding if isinstance(binding, Binding) else local_binding()
+    """The binding of the calls below the node that set a scope (`with_scope`), else the
+    binding of the runtime that compiled the running graph (else the local one)."""
+    configurable = (config or {}).get("configurable") or {}
+    for key in (SCOPED_KEY, BINDING_KEY):
+        binding: Any = configurable.get(key)
+        if isinstance(binding, Binding):
+            return binding
+    return local_binding()
+
+
+def scoped_configurable(binding: Binding, scope: Scope) -> dict[str, Any]:
+    """The configurable entry that makes the calls below it ones made by `scope`."""
+    return {SCOPED_KEY: binding.scoped(scope)}
 
 
 def with_scope(config: RunnableConfig, scope: Scope) -> RunnableConfig:
     """A copy of `config` whose binding carries `scope` (nothing else changes)."""
     configurable = config.get("configurable") or {}
-    return {**config, "configurable": {**configurable, BINDING_KEY: bound(config).scoped(scope)}}
+    return {**config, "configurable": {**configurable, **scoped_configurable(bound(config), scope)}}
 
 
 def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:

@@ -48,13 +48,13 @@ class GovernedChatModel(BaseChatModel):
         return self.model_copy(update={"tools": inner})
 
     def _config(self) -> dict[str, Any]:
-        from podium.governance.binding import BINDING_KEY
+        from podium.governance.binding import scoped_configurable
 
         # No callbacks for the inner call: this model's own run is the one traced (with
         # the reply's usage), so a trace shows one generation per call, not two.
         return {
             "callbacks": [],
-            "configurable": {BINDING_KEY: self.binding.scoped(self.scope)},
+            "configurable": scoped_configurable(self.binding, self.scope),
         }
 
     def _generate(

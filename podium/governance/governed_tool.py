@@ -150,14 +150,14 @@ class GovernedTool(BaseTool):
         # The caller's config (callbacks for tracing; inside a graph step, the step's
         # own config comes with it), plus the task's scope and binding, which the tool
         # object carries: the inner tool can check data scopes from any thread.
-        from podium.governance.binding import BINDING_KEY
+        from podium.governance.binding import scoped_configurable
 
         config = ensure_config(config)
         if callbacks is not None:
             config = {**config, "callbacks": callbacks}
         configurable = {
             **(config.get("configurable") or {}),
-            BINDING_KEY: self.binding.scoped(self.scope),
+            **scoped_configurable(self.binding, self.scope),
         }
         config = {**config, "configurable": configurable}
         args = self._args(tool_input)

@@ -114,7 +114,8 @@ def make_task_node(
             guard = PolicyGuard(bound(config).governor, scope)
             cfg = merge_configs(cfg, {"callbacks": [guard]})
         # Last: merging a partial config brings back the node's own configurable (LangGraph's
-        # config of the running step), whose binding carries no scope.
+        # config of the running step), whose binding carries no scope, or, in a nested
+        # workflow, the enclosing task's.
         return task, inputs, with_scope(cfg, scope), guard
 
     def timeout(cfg: RunnableConfig) -> float | None:
