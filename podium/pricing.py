@@ -10,7 +10,8 @@ when one is set, else as output (which is how OpenAI, Anthropic and Google bill 
 Model names are matched exactly, then without a provider prefix ("openai:gpt-4o"), then
 by the longest table entry that the name extends with a version ("gpt-4o-2024-08-06"
 is priced as "gpt-4o", "gpt-4o-mini-2024-07-18" as "gpt-4o-mini"). A model that is no
-entry's version has no price and costs 0.0: name it in a policy's `prices`.
+entry's version has no price and costs 0.0: name it in a policy's `prices`. Under a USD
+budget the governor refuses such a model's calls, since they would never count.
 
 Some models cost more per token when the prompt is long (GPT-5.4 and later past 272k
 input tokens, Claude Sonnet 4.5 and Gemini Pro past 200k): `LONG_CONTEXT` holds those

@@ -15,7 +15,7 @@ import podium.lifecycle as lifecycle
 import podium.names as names
 from podium.context import RunContext
 from podium.errors import ReplayError
-from podium.governance.writers import holding_thread
+from podium.governance.writers import holding_thread, holds_thread
 from podium.lifecycle import RunStatus, TaskStatus
 from podium.stores.dead_letters.store import DeadLetter
 
@@ -104,14 +104,26 @@ def _requeue(
     config: Any,
 ) -> DeadLetter:
     """Claim the letter and write its task back into the thread's state (under the
-    thread's lock: `config` carries it); returns the claimed letter."""
+    thread's lock: `config` carries it); returns the claimed letter.
+
+    A letter an earlier replay claimed and never finished (its process died, or an outage
+    stopped its run) is taken over: holding the thread's lock proves that replay is gone.
+    Its task is put back only if that replay stopped before putting it back; otherwise
+    the thread goes on from its last checkpoint, so nothing the earlier replay did runs
+    twice (a task it already settled does not run again).
+    """
     claimed: DeadLetter = services.dead_letters.claim_for_replay(
-        letter.id, letter.tenant_id, by=context.user_id
+        letter.id, letter.tenant_id, by=context.user_id, take_over=holds_thread(config)
     )
     try:
         values = app.get_state(config).values
+        tasks = values.get("tasks") or {}
+        if "took_over_from" in (claimed.resolution or {}) and not _stopped_before_requeue(
+            tasks.get(claimed.task_id), claimed
+        ):
+            return claimed
         changes = requeued_tasks(
-            values.get("tasks") or {},
+            tasks,
             claimed.task_id,
             agent=agent,
             reason=f"replay of dead letter {claimed.id} by {context.user_id}",
@@ -123,6 +135,18 @@ def _requeue(
         _failed(services, claimed, exc)
         raise
     return claimed
+
+
+def _stopped_before_requeue(task: Any, claimed: DeadLetter) -> bool:
+    """Whether the replay that claimed `claimed` stopped before it put the task back: the
+    task is still settled by this letter (a task the replay put back is in progress or
+    settled again, and a task that failed for good again carries a new letter)."""
+    if not task:
+        return True  # requeued_tasks explains why the letter cannot be replayed
+    return task.get("status") in lifecycle.REPLAYABLE and task.get("dead_letter") in (
+        None,
+        claimed.id,
+    )
 
 
 def _failed(services: Any, claimed: DeadLetter, exc: Exception) -> None:

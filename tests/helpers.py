@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,14 +176,20 @@ def fail_a_task(url: str, tenant: str, tools: list[str], policy_dir: Path) -> No
     from podium.policies import load_policies
     from podium.testing import tool_calls
 
+    # The calls run at once, and the first failure ends the task: a call not started by
+    # then is never made. Each waits for the others to start, so every tool fails once.
+    started = threading.Barrier(len(tools), timeout=10)
+
     @tool
     def fetch_feed(name: str) -> str:
         """Fetch a news feed."""
+        started.wait()
         raise ConnectionError("feed host down")
 
     @tool
     def fetch_index(name: str) -> str:
         """Fetch a search index."""
+        started.wait()
         raise ConnectionError("index host down")
 
     path = policy_dir / "failing-tools.yaml"
@@ -203,5 +211,13 @@ def fail_a_task(url: str, tenant: str, tools: list[str], policy_dir: Path) -> No
             {"configurable": {"thread_id": f"{tenant}-fetch"}},
             context=podium.RunContext(tenant_id=tenant),
         )
+        # The other calls fail on their own threads while the task ends: wait for each
+        # tool's failure to be recorded.
+        deadline = time.monotonic() + 10
+        while len(
+            rt.db.query("SELECT 1 FROM podium_breakers WHERE last_error_tenant = ?", (tenant,))
+        ) < len(tools):
+            assert time.monotonic() < deadline, "a tool's failure was not recorded"
+            time.sleep(0.01)
     model.assert_consumed()
     assert out["tasks"]["t1"]["status"] == "dead_lettered", out["tasks"]["t1"]

@@ -26,6 +26,7 @@ from langgraph.types import Command
 
 import podium.governance.tool_call as _governed_tool
 import podium.policies as P
+from podium.errors import PolicyViolation
 from podium.governance.calls import Call
 from podium.governance.context_window import explained
 from podium.governance.core import GovernorCore
@@ -45,6 +46,7 @@ from podium.governance.scope import Scope, call_scope
 from podium.governance.structured import Structured, bind_structured, unwrap, uses_native
 from podium.models import cost_usd, model_label, resolve_model
 from podium.policies.ratelimit import model_entry
+from podium.pricing import price_of
 from podium.state import Usage
 from podium.stores.breakers.store import BreakerSettings
 from podium.stores.budgets.store import Claim, Reservation
@@ -428,6 +430,18 @@ class Governor(GovernorCore):
         tokens = approx_tokens(message_text(messages)) + output_cap(model)
         prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
+        usd_limit = next((limit for limit in limits if limit.unit == "usd"), None)
+        if usd_limit is not None and price_of(label, prices) is None:
+            # Its calls would count as free: the USD budget would never stop them.
+            refusal = PolicyViolation(
+                usd_limit.rule,
+                f"model {label!r} has no price, so the USD budget it sets cannot count what "
+                f"the model spends; price it in the policy: `prices: {{{label}: {{input: "
+                "<USD per million input tokens>, output: <USD per million output tokens>}}`",
+                {"model": label, "budget": usd_limit.key},
+            )
+            self.record(scope, "budget", {"refused": str(refusal)})
+            raise refusal
         return [
             Claim(
                 self._budget_key(scope, limit.scope),

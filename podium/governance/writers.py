@@ -94,6 +94,12 @@ def holding_thread(app: Any, config: Any, context: Any = None) -> Iterator[Runna
         held.release()
 
 
+def holds_thread(config: Any) -> bool:
+    """Whether `config` carries its caller's writer lock (`holding_thread` took it)."""
+    held = ((config or {}).get("configurable") or {}).get(HELD_KEY)
+    return isinstance(held, HeldThread) and held.held
+
+
 def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
     """`run()`'s chunks, with the thread's writer lock held from the first chunk asked for
     until the run ends or the caller stops reading (nothing to take when its caller holds

@@ -666,6 +666,52 @@ async def test_a_model_route_under_a_budget_reads_no_spend_on_the_event_loop(
     assert on_loop == [], f"spend read on the event loop: {on_loop}"
 
 
+USD_BUDGET_POLICY = """
+workflows:
+  gov:
+    budgets:
+      per_run: {usd: 0.50}
+"""
+
+
+@pytest.mark.parametrize("priced", [False, True])
+def test_a_usd_budget_refuses_a_model_it_cannot_price(priced, scripted, tmp_path, tenant):
+    # A model with no price would count as free, and the USD budget would never stop it.
+    text = USD_BUDGET_POLICY
+    if priced:
+        text += "prices:\n  acme-llm-7: {input: 1.0, output: 2.0}\n"
+    model = scripted("done", name="worker") if priced else scripted(name="worker")
+    model.model_name = "acme-llm-7"  # never called when unpriced: it has no reply scripted
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", model=model)],
+        name="gov",
+        supervisor=ONE_TASK,
+        policies=_write(tmp_path, text),
+    )
+    with podium.open_runtime("memory://") as rt:
+        out = _run(rt, graph, "unpriced", tenant)
+        rt.services.flush()
+        refusals = [
+            e.payload["refused"]
+            for e in rt.services.audit.timeline("unpriced", tenant)
+            if e.kind == "budget"
+        ]
+        spent = rt.services.ledger.totals(tenant, by="model", thread_id="unpriced")
+    if priced:
+        assert out["status"] == "completed" and refusals == []
+        [row] = spent
+        assert (row.key, row.cost_usd > 0) == ("acme-llm-7", True)
+        return
+    assert out["status"] == "failed"
+    task = out["tasks"]["t1"]
+    assert task["status"] == "dead_lettered"
+    for said in (task["error"], *refusals):
+        assert "model 'acme-llm-7' has no price" in said
+        assert "workflows.gov.budgets.per_run.usd" in said
+        assert "prices: {acme-llm-7: {input:" in said
+    assert len(refusals) == 1 and spent == []
+
+
 DOWNGRADE_POLICY = """
 workflows:
   gov:

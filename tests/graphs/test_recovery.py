@@ -21,7 +21,8 @@ from langchain_core.tools import ToolException, tool
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.errors import DeadLetterStateError
+from podium.errors import DeadLetterStateError, ThreadBusy
+from podium.governance.writers import holding_thread
 from podium.replay import finish, replay
 from podium.stores.effects.store import EffectKey
 from podium.testing import tool_call
@@ -577,6 +578,132 @@ def test_dlq_cli_lists_shows_replays_and_discards(tmp_path, tenant):
     assert done.status == "replayed" and done.resolution["replay_by"] == "oncall"
     assert closed.status == "discarded" and closed.resolution["reason"] == "duplicate request"
     assert state["status"] == "completed" and state["answer"] == flow.ANSWER
+
+
+def _dlq_env(flow, phase: str, **extra: str) -> dict[str, str]:
+    root = Path(podium.__file__).resolve().parent.parent
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SCRIPTS), str(root)]),
+        "PODIUM_WORKFLOWS": f"{flow.NAME}=dlq_flow:build",
+        "PODIUM_TEST_DLQ_PHASE": phase,
+        **extra,
+    }
+
+
+def _dead_lettered(flow, url: str, thread: str, tenant: str):
+    with podium.open_runtime(url) as rt:
+        app = rt.compile(flow.build(phase="fail"))
+        out = app.invoke({"goal": "answer"}, _config(thread), context=RunContext(tenant_id=tenant))
+        assert out["tasks"]["t1"]["status"] == "dead_lettered"
+        [letter] = rt.services.dead_letters.list(tenant)
+    return letter
+
+
+def _replays_of(task: dict) -> list[dict]:
+    """The history entries that put `task` back for a replay."""
+    return [
+        h for h in task["history"] if h["to"] == "queued" and "replay" in (h.get("reason") or "")
+    ]
+
+
+def test_a_replay_killed_mid_run_is_taken_over_by_the_next(durable_url, tmp_path, tenant):
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-killed"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    mark = tmp_path / "in-model-call"
+
+    def replay_as(user: str) -> list[str]:
+        return [sys.executable, "-m", "podium.cli", "dlq", "replay", letter.id, "--quiet",
+                "--user", user, "--db", durable_url, "--tenant", tenant]  # fmt: skip
+
+    killed = subprocess.Popen(
+        replay_as("ana"),
+        env=_dlq_env(flow, "hang", PODIUM_TEST_DLQ_MARK=str(mark)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists():  # ana's replay is in the worker's model call
+            assert killed.poll() is None, killed.communicate()
+            assert time.monotonic() < deadline, "the replay never reached the model call"
+            time.sleep(0.05)
+    finally:
+        killed.kill()
+        killed.communicate()
+    with podium.open_runtime(durable_url) as rt:
+        stuck = rt.services.dead_letters.get(letter.id, tenant)
+    assert stuck.status == "replaying" and stuck.resolution["replay_by"] == "ana"
+
+    # ana's replay is gone with its process (and the thread's writer lock with it): the
+    # next replay takes the letter over and runs the thread on from its last checkpoint.
+    again = subprocess.run(
+        replay_as("bob"),
+        env=_dlq_env(flow, "fixed"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    assert flow.ANSWER in again.stdout
+    assert f"replay of {letter.id}: task t1 is now completed" in again.stderr
+    with podium.open_runtime(durable_url) as rt:
+        done = rt.services.dead_letters.get(letter.id, tenant)
+        state = rt.compile(flow.build()).get_state(_config(thread)).values
+    assert done.status == "replayed"
+    assert done.resolution["replay_by"] == "bob"
+    assert done.resolution["took_over_from"]["replay_by"] == "ana"
+    assert done.resolution["result"]["status"] == "completed"
+    assert state["status"] == "completed" and state["answer"] == flow.ANSWER
+    # ana had put the task back; bob went on from there instead of putting it back again.
+    assert len(_replays_of(state["tasks"]["t1"])) == 1
+
+
+def test_a_replay_that_died_before_putting_its_task_back_is_taken_over(durable_url, tenant):
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-claimed"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    with podium.open_runtime(durable_url) as rt:
+        # ana's process claimed the letter and died before it wrote anything to the thread.
+        rt.services.dead_letters.claim_for_replay(letter.id, tenant, by="ana")
+        app = rt.compile(flow.build(phase="fixed"))
+        out = replay(
+            app, letter, services=rt.services, context=RunContext(tenant_id=tenant, user_id="bob")
+        )
+        status = finish(app, letter, services=rt.services)
+        done = rt.services.dead_letters.get(letter.id, tenant)
+    assert status == "completed" and out["answer"] == flow.ANSWER
+    assert len(_replays_of(out["tasks"]["t1"])) == 1
+    assert done.status == "replayed"
+    assert (done.resolution["replay_by"], done.resolution["took_over_from"]["replay_by"]) == (
+        "bob",
+        "ana",
+    )
+
+
+def test_a_replay_still_running_is_not_taken_over(durable_url, tenant):
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-running"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    context = RunContext(tenant_id=tenant, user_id="bob")
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(flow.build(phase="fixed"))
+        rt.services.dead_letters.claim_for_replay(letter.id, tenant, by="ana")
+        # ana's replay is running: it holds the thread's writer lock.
+        with (
+            holding_thread(app, _config(thread), RunContext(tenant_id=tenant)),
+            pytest.raises(ThreadBusy),
+        ):
+            replay(app, letter, services=rt.services, context=context)
+        still = rt.services.dead_letters.get(letter.id, tenant)
+    assert still.status == "replaying" and still.resolution == {
+        "replay_by": "ana",
+        "replay_started_at": still.resolution["replay_started_at"],
+    }
 
 
 # -- the same on async runs ----------------------------------------------------------------

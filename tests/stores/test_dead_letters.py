@@ -134,6 +134,33 @@ def test_failed_replay_returns_to_pending_with_the_new_error(db, tenant):
     assert letters.claim_for_replay(letter.id, tenant, by="bob").status == "replaying"
 
 
+def test_a_replay_that_stopped_is_taken_over_only_by_one_holding_its_thread(db, tenant):
+    clock = Clock()
+    letters = DeadLetters(db, clock=clock)
+    letter = _add(letters, tenant)
+    letters.claim_for_replay(letter.id, tenant, by="ana")  # then ana's process died
+    # Without the thread's writer lock nothing proves ana's replay is gone.
+    with pytest.raises(DeadLetterStateError, match="already being replayed by 'ana'"):
+        letters.claim_for_replay(letter.id, tenant, by="bob")
+    clock.now = 1040.0
+    taken = letters.claim_for_replay(letter.id, tenant, by="bob", take_over=True)
+    assert (taken.status, taken.updated_at) == ("replaying", 1040.0)
+    assert taken.resolution == {
+        "replay_by": "bob",
+        "replay_started_at": 1040.0,
+        "took_over_from": {"replay_by": "ana", "replay_started_at": 1000.0},
+    }
+    done = letters.finish_replay(letter.id, tenant, ok=True, result={"status": "completed"})
+    assert done.status == "replayed"
+    # A finished letter is never taken over: replaying it again would repeat its effects.
+    with pytest.raises(DeadLetterStateError, match="already replayed"):
+        letters.claim_for_replay(letter.id, tenant, by="carol", take_over=True)
+    other = _add(letters, tenant, task_id="t3")
+    letters.discard(other.id, tenant, by="bob", reason="duplicate")
+    with pytest.raises(DeadLetterStateError, match="discarded"):
+        letters.claim_for_replay(other.id, tenant, by="carol", take_over=True)
+
+
 def test_discard(db, tenant):
     letters = DeadLetters(db)
     letter = _add(letters, tenant)

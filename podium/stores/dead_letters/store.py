@@ -2,6 +2,7 @@
 
 pending --claim_for_replay--> replaying --finish_replay(ok)--> replayed
 replaying --finish_replay(not ok)--> pending (the replay's error appended to attempts)
+replaying --claim_for_replay(take_over)--> replaying (a replay that stopped: see below)
 pending --discard--> discarded
 
 A letter points at the last good checkpoint of its thread (`last_checkpoint_id`,
@@ -9,6 +10,11 @@ A letter points at the last good checkpoint of its thread (`last_checkpoint_id`,
 `claim_for_replay` is an atomic pending -> replaying step: of two replays of the same
 letter, from two threads or two processes, exactly one proceeds; the other gets
 `DeadLetterStateError`. That is what keeps a double replay from duplicating effects.
+
+A replay whose process died (SIGKILL, a crash) or whose run an outage stopped never
+finishes its letter. Its thread's writer lock went with it, so a caller that holds that
+lock knows no replay is running and may take the letter over (`take_over=True`): the
+claim names the new replayer and keeps the one it replaced (`took_over_from`).
 """
 
 from __future__ import annotations
@@ -157,8 +163,15 @@ class DeadLetters:
         """
         return _get(self._db, id, tenant_id)
 
-    def claim_for_replay(self, id: str, tenant_id: str, by: str) -> DeadLetter:
+    def claim_for_replay(
+        self, id: str, tenant_id: str, by: str, *, take_over: bool = False
+    ) -> DeadLetter:
         """Atomically move a pending letter to replaying; only one claim ever wins.
+
+        Args:
+            take_over: Also claim a letter left `replaying` by a replay that stopped. Only
+                for a caller holding the thread's writer lock, which a running replay holds
+                until it ends: holding it proves that replay is gone.
 
         Raises:
             DeadLetterNotFound: no such letter for this tenant.
@@ -168,8 +181,11 @@ class DeadLetters:
 
         def take(cur: Cursor) -> DeadLetter:
             letter = _get(cur, id, tenant_id)
-            _require(letter, "pending", "replay")
-            claim = {"replay_by": by, "replay_started_at": now}
+            claim: dict[str, Any] = {"replay_by": by, "replay_started_at": now}
+            if take_over and letter.status == "replaying":
+                claim["took_over_from"] = dict(letter.resolution or {})
+            else:
+                _require(letter, "pending", "replay")
             _update(cur, letter, "replaying", now, resolution=claim)
             return _get(cur, id, tenant_id)
 
