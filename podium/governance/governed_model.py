@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from podium.governance.marks import GOVERNED_REPLY
+from podium.governance.marks import GOVERNED_MODEL_TYPE, GOVERNED_REPLY
 
 
 class GovernedChatModel(BaseChatModel):
@@ -38,7 +38,7 @@ class GovernedChatModel(BaseChatModel):
 
     @property
     def _llm_type(self) -> str:
-        return "podium-governed"
+        return GOVERNED_MODEL_TYPE
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> GovernedChatModel:
         """This model with `tools` bound (the governor binds them to the chosen model)."""

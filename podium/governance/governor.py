@@ -430,18 +430,7 @@ class Governor(GovernorCore):
         tokens = approx_tokens(message_text(messages)) + output_cap(model)
         prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
-        usd_limit = next((limit for limit in limits if limit.unit == "usd"), None)
-        if usd_limit is not None and price_of(label, prices) is None:
-            # Its calls would count as free: the USD budget would never stop them.
-            refusal = PolicyViolation(
-                usd_limit.rule,
-                f"model {label!r} has no price, so the USD budget it sets cannot count what "
-                f"the model spends; price it in the policy: `prices: {{{label}: {{input: "
-                "<USD per million input tokens>, output: <USD per million output tokens>}}`",
-                {"model": label, "budget": usd_limit.key},
-            )
-            self.record(scope, "budget", {"refused": str(refusal)})
-            raise refusal
+        self.refuse_unpriced(scope, label, limits, prices)
         return [
             Claim(
                 self._budget_key(scope, limit.scope),
@@ -451,6 +440,41 @@ class Governor(GovernorCore):
             )
             for limit in limits
         ]
+
+    def refuse_unpriced(
+        self,
+        scope: Scope,
+        label: str,
+        limits: P.BudgetLimits | None = None,
+        prices: dict[str, Any] | None = None,
+    ) -> None:
+        """Refuse a call of model `label` that a USD budget applies to but no price
+        covers: its calls would count as free, and the budget would never stop them.
+
+        Raises:
+            PolicyViolation: naming the model and the `prices` entry to add (recorded as
+                a budget refusal in the audit log).
+        """
+        if not scope.policies:
+            return
+        if limits is None:
+            limits = P.budget_limits(scope.policies, call_scope(scope))
+        usd_limit = next((limit for limit in limits if limit.unit == "usd"), None)
+        if usd_limit is None:
+            return
+        if prices is None:
+            prices = P.price_table(scope.policies)
+        if price_of(label, prices) is not None:
+            return
+        refusal = PolicyViolation(
+            usd_limit.rule,
+            f"model {label!r} has no price, so the USD budget it sets cannot count what "
+            f"the model spends; price it in the policy: `prices: {{{label}: {{input: "
+            "<USD per million input tokens>, output: <USD per million output tokens>}}`",
+            {"model": label, "budget": usd_limit.key},
+        )
+        self.record(scope, "budget", {"refused": str(refusal)})
+        raise refusal
 
     def _spent(self, scope: Scope, policy: P.PolicySet, call: P.CallScope) -> dict[str, float]:
         spent: dict[str, float] = {}

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.prebuilt.tool_node import ToolInvocationError
 
 import podium.policies as P
 from podium.errors import PolicyViolation
-from podium.governance.marks import GOVERNED_REPLY, is_governed
+from podium.governance.marks import GOVERNED_MODEL_TYPE, GOVERNED_REPLY, is_governed
 from podium.governance.scope import Scope
 from podium.state import Usage, add_usage, empty_usage
 
@@ -40,7 +40,9 @@ class _QuietRefusals(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        return "ToolRefused(" not in text and "GraphInterrupt(" not in text
+        return not any(
+            kind in text for kind in ("ToolRefused(", "GraphInterrupt(", "PolicyViolation(")
+        )
 
 
 logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals())
@@ -59,7 +61,8 @@ class ToolRefused(ToolInvocationError, PolicyViolation):
 
 
 class PolicyGuard(BaseCallbackHandler):
-    """Vets every tool call and accounts every model call below a custom worker."""
+    """Vets every tool call and accounts every model call below a custom worker (and
+    refuses an unpriced model's calls under a USD budget, as the governor does)."""
 
     raise_error = True
     run_inline = True
@@ -124,6 +127,27 @@ class PolicyGuard(BaseCallbackHandler):
             s = self.governor.services
             s.ratelimiter.acquire(self.scope.tenant_id, limits, timeout=s.rate_wait, sleep=s.sleep)
 
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Refuse, before it is made, a call of a model podium did not hand over that a
+        USD budget applies to but no price covers (as the governor refuses its own): it
+        would be accounted as free, and the budget would never count it."""
+        params = kwargs.get("invocation_params") or {}
+        if (
+            is_governed()
+            or self.scope.policies is None
+            or params.get("_type") == GOVERNED_MODEL_TYPE
+        ):
+            return  # podium's governed model: the governor decides
+        self.governor.refuse_unpriced(self.scope, _model_of(serialized, params, metadata))
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         if is_governed() or (response.llm_output or {}).get(GOVERNED_REPLY):
             return  # accounted by the governor already
@@ -134,6 +158,17 @@ class PolicyGuard(BaseCallbackHandler):
                     usage = self.governor.account(self.scope, message)
                     with self._lock:  # a graph may run model calls in parallel
                         self.usage = add_usage(self.usage, usage)
+
+
+def _model_of(
+    serialized: dict[str, Any] | None, params: dict[str, Any], metadata: dict[str, Any] | None
+) -> str:
+    """The name a model call's model is priced by, as its callbacks see the call."""
+    named = (metadata or {}).get("ls_model_name")
+    for value in (named, params.get("model_name"), params.get("model"), params.get("model_id")):
+        if isinstance(value, str) and value:
+            return value
+    return str((serialized or {}).get("name") or params.get("_type") or "unknown")
 
 
 def _parse(text: str) -> dict[str, Any]:

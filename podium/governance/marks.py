@@ -11,6 +11,9 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: The `_llm_type` of podium's governed model, as callbacks see it in a call's
+#: invocation params (the guard leaves its calls to the governor).
+GOVERNED_MODEL_TYPE = "podium-governed"
 #: `llm_output` marker of a reply of podium's governed model (accounted already).
 GOVERNED_REPLY = "podium_governed"
 

@@ -663,6 +663,70 @@ def test_a_replay_killed_mid_run_is_taken_over_by_the_next(durable_url, tmp_path
     assert len(_replays_of(state["tasks"]["t1"])) == 1
 
 
+def test_a_replay_killed_after_its_side_effect_is_taken_over_without_repeating_it(
+    durable_url, tmp_path, tenant
+):
+    flow = _load_script_module("dlq_effect_flow")
+    sent, mark = tmp_path / "sent.txt", tmp_path / "in-model-call"
+    env = {"PODIUM_TEST_DLQ_SENT": str(sent), "PODIUM_TEST_DLQ_MARK": str(mark)}
+    os.environ.update(env)  # the first run builds the flow in this process
+    thread = f"{tenant}-effect"
+    try:
+        with podium.open_runtime(durable_url) as rt:
+            app = rt.compile(flow.build(phase="fail"))
+            out = app.invoke(
+                {"goal": "report"}, _config(thread), context=RunContext(tenant_id=tenant)
+            )
+            assert out["tasks"]["t1"]["status"] == "dead_lettered"
+            [letter] = rt.services.dead_letters.list(tenant)
+    finally:
+        for key in env:
+            os.environ.pop(key)
+    assert len(sent.read_text().splitlines()) == 1
+
+    def replay_as(user: str) -> list[str]:
+        return [sys.executable, "-m", "podium.cli", "dlq", "replay", letter.id, "--quiet",
+                "--user", user, "--db", durable_url, "--tenant", tenant]  # fmt: skip
+
+    killed = subprocess.Popen(
+        replay_as("ana"),
+        env=_dlq_env(flow, "hang", PODIUM_WORKFLOWS=f"{flow.NAME}=dlq_effect_flow:build", **env),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists():  # ana's replay sent the report and asks the model on
+            assert killed.poll() is None, killed.communicate()
+            assert time.monotonic() < deadline, "the replay never reached the model call"
+            time.sleep(0.05)
+    finally:
+        killed.kill()
+        killed.communicate()
+    made = len(sent.read_text().splitlines())
+    assert made >= 2  # the replay sent the report again before it was killed
+
+    again = subprocess.run(
+        replay_as("bob"),
+        env=_dlq_env(flow, "fixed", PODIUM_WORKFLOWS=f"{flow.NAME}=dlq_effect_flow:build", **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"replay of {letter.id}: task t1 is now completed" in again.stderr
+    # bob went on from ana's recorded model replies: their sends were answered from the
+    # effect ledger, not made again.
+    assert len(sent.read_text().splitlines()) == made, sent.read_text()
+    with podium.open_runtime(durable_url) as rt:
+        done = rt.services.dead_letters.get(letter.id, tenant)
+    assert done.status == "replayed"
+    assert done.resolution["took_over_from"]["replay_by"] == "ana"
+
+
 def test_a_replay_that_died_before_putting_its_task_back_is_taken_over(durable_url, tenant):
     flow = _load_script_module("dlq_flow")
     thread = f"{tenant}-claimed"
