@@ -430,7 +430,8 @@ class Governor(GovernorCore):
         tokens = approx_tokens(message_text(messages)) + output_cap(model)
         prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
-        self.refuse_unpriced(scope, label, limits, prices)
+        if not usd:  # a priced model costs something; only a free or unpriced one is looked up
+            self.refuse_unpriced(scope, label, limits, prices)
         return [
             Claim(
                 self._budget_key(scope, limit.scope),
