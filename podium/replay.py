@@ -61,8 +61,12 @@ def replay(
     a thread another run is running refuses the replay (`ThreadBusy`) before the letter
     is claimed.
 
+    The letter's outcome is recorded before the lock is given back, so no later replay
+    can take for stopped a replay that only has its outcome left to write.
+
     Returns the run's output, or with `stream_mode` its event stream (the replay starts
-    when the stream is first read); call `finish(...)` with the outcome when it is done.
+    when the stream is first read, and the outcome is recorded when it ends); `finish`
+    returns the task's new status.
     """
     config = {"configurable": {"thread_id": letter.thread_id}}
     if stream_mode:
@@ -70,10 +74,12 @@ def replay(
     with holding_thread(app, config, context) as held:
         claimed = _requeue(app, letter, services, context, agent, held)
         try:
-            return app.invoke(None, held, context=context)
+            output = app.invoke(None, held, context=context)
         except Exception as exc:
             _failed(services, claimed, exc)
             raise
+        _finish(app, claimed, services, held)
+        return output
 
 
 def _streamed(
@@ -93,6 +99,7 @@ def _streamed(
             _failed(services, claimed, exc)
             raise
         yield from events
+        _finish(app, claimed, services, held)
 
 
 def _requeue(
@@ -159,12 +166,25 @@ def _failed(services: Any, claimed: DeadLetter, exc: Exception) -> None:
 
 
 def finish(app: Any, letter: DeadLetter, *, services: Any) -> str:
+    """The replayed task's new status, once the replay of `letter` ended.
+
+    A replay records its outcome itself; a streamed replay whose reader stopped early
+    did not, and this records it (the letter is then finished as it stands).
+    """
+    current = services.dead_letters.get(letter.id, letter.tenant_id)
+    recorded = ((current.resolution or {}).get("result") or {}).get("status")
+    if current.status == "replayed" and recorded is not None:
+        return str(recorded)
+    return _finish(app, letter, services, {"configurable": {"thread_id": letter.thread_id}})
+
+
+def _finish(app: Any, letter: DeadLetter, services: Any, config: Any) -> str:
     """Record the replay's outcome on the letter; returns the task's new status.
 
     A replay that ran is finished whatever its outcome; when the task failed for good
     again, the run filed a new dead letter, named in the result, so one letter stays open.
     """
-    values = app.get_state({"configurable": {"thread_id": letter.thread_id}}).values
+    values = app.get_state(config).values
     task = (values.get("tasks") or {}).get(letter.task_id) or {}
     status = str(task.get("status", "missing"))
     result = {"status": status, "agent": task.get("agent"), "error": task.get("error")}

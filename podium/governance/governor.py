@@ -306,16 +306,8 @@ class Governor(GovernorCore):
         structured: Structured | None = None,
     ) -> ModelCall:
         """Reserve budget for the call and bind the agent's tools to the chosen model."""
-        claims, scope = self._claims(prepared, messages), prepared.scope
-        reservation = None
-        if claims:
-            with self._refusals_recorded(scope):
-                reservation = self.services.budgets.reserve(
-                    scope.tenant_id,
-                    claims,
-                    ref=f"{scope.run_key}:{scope.agent}",
-                    wait=self.services.budget_wait,
-                )
+        claims = self._claims(prepared, messages)
+        reservation = self.hold(prepared.scope, claims) if claims else None
         return self._admitted(prepared, tools, reservation, structured)
 
     async def _aadmit(
@@ -419,15 +411,25 @@ class Governor(GovernorCore):
 
     def _claims(self, prepared: ModelCall, messages: Sequence[BaseMessage]) -> list[Claim]:
         """What a model call must hold on each budget level (none without budgets)."""
-        scope, model, label = prepared.scope, prepared.model, prepared.label
+        # The hold covers the prompt and the most the reply may write (`_admitted` binds
+        # max_tokens to that), so settling never exceeds what was held.
+        return self.claims(prepared.scope, prepared.label, messages, output_cap(prepared.model))
+
+    def claims(
+        self, scope: Scope, label: str, messages: Sequence[BaseMessage], most_output: int
+    ) -> list[Claim]:
+        """What a call of model `label` by `scope` must hold on each budget level, for
+        `messages` and a reply of at most `most_output` tokens (none without budgets).
+
+        Raises:
+            PolicyViolation: a USD budget applies and no price covers the model.
+        """
         if not scope.policies:
             return []
         limits = P.budget_limits(scope.policies, call_scope(scope))
         if not len(limits):
             return []
-        # The hold covers the prompt and the most the reply may write (`_admitted` binds
-        # max_tokens to that), so settling never exceeds what was held.
-        tokens = approx_tokens(message_text(messages)) + output_cap(model)
+        tokens = approx_tokens(message_text(messages)) + most_output
         prices = P.price_table(scope.policies)
         usd = cost_usd(label, tokens, tokens, prices)
         if not usd:  # a priced model costs something; only a free or unpriced one is looked up
@@ -443,11 +445,7 @@ class Governor(GovernorCore):
         ]
 
     def refuse_unpriced(
-        self,
-        scope: Scope,
-        label: str,
-        limits: P.BudgetLimits | None = None,
-        prices: dict[str, Any] | None = None,
+        self, scope: Scope, label: str, limits: P.BudgetLimits, prices: dict[str, Any]
     ) -> None:
         """Refuse a call of model `label` that a USD budget applies to but no price
         covers: its calls would count as free, and the budget would never stop them.
@@ -456,15 +454,9 @@ class Governor(GovernorCore):
             PolicyViolation: naming the model and the `prices` entry to add (recorded as
                 a budget refusal in the audit log).
         """
-        if not scope.policies:
-            return
-        if limits is None:
-            limits = P.budget_limits(scope.policies, call_scope(scope))
         usd_limit = next((limit for limit in limits if limit.unit == "usd"), None)
         if usd_limit is None:
             return
-        if prices is None:
-            prices = P.price_table(scope.policies)
         if price_of(label, prices) is not None:
             return
         refusal = PolicyViolation(
@@ -476,6 +468,44 @@ class Governor(GovernorCore):
         )
         self.record(scope, "budget", {"refused": str(refusal)})
         raise refusal
+
+    def hold(self, scope: Scope, claims: Sequence[Claim]) -> Reservation:
+        """Hold `claims` for a call by `scope` (a refusal is audited).
+
+        Raises:
+            BudgetExceeded: a level has no room for its claim.
+        """
+        with self._refusals_recorded(scope):
+            return self.services.budgets.reserve(
+                scope.tenant_id,
+                claims,
+                ref=f"{scope.run_key}:{scope.agent}",
+                wait=self.services.budget_wait,
+            )
+
+    def hold_unhanded(
+        self,
+        scope: Scope,
+        label: str,
+        messages: Sequence[BaseMessage],
+        max_tokens: int | None,
+    ) -> Reservation | None:
+        """Hold budget for a call of a model podium did not hand over (a compiled graph's
+        own, which the callback guard sees start), as for podium's own calls; None when
+        no budget applies. Its reply is not capped at the hold, so settling may exceed it.
+
+        Raises:
+            BudgetExceeded, PolicyViolation: as `claims` and `hold`.
+        """
+        claims = self.claims(scope, label, messages, max_tokens or DEFAULT_OUTPUT_RESERVE)
+        return self.hold(scope, claims) if claims else None
+
+    def settle_unhanded(self, reservation: Reservation, usage: Usage | None) -> None:
+        """Settle a `hold_unhanded` hold with what the call spent (None: it failed)."""
+        if usage is None:
+            self.services.budgets.release(reservation)
+        else:
+            self.services.budgets.settle(reservation, _spend(usage))
 
     def _spent(self, scope: Scope, policy: P.PolicySet, call: P.CallScope) -> dict[str, float]:
         spent: dict[str, float] = {}

@@ -29,9 +29,14 @@ from podium.errors import PolicyViolation
 from podium.governance.marks import GOVERNED_MODEL_TYPE, GOVERNED_REPLY, is_governed
 from podium.governance.scope import Scope
 from podium.state import Usage, add_usage, empty_usage
+from podium.stores.budgets.store import Reservation
 
 if TYPE_CHECKING:
     from podium.governance.governor import Governor
+
+
+#: Exceptions a callback raises on purpose: a refusal or a gate, not a fault.
+_QUIET = ("ToolRefused(", "GraphInterrupt(", "PolicyViolation(", "BudgetExceeded(")
 
 
 class _QuietRefusals(logging.Filter):
@@ -41,7 +46,8 @@ class _QuietRefusals(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         return not any(
-            kind in text for kind in ("ToolRefused(", "GraphInterrupt(", "PolicyViolation(")
+            kind in text
+            for kind in ("ToolRefused(", "GraphInterrupt(", "PolicyViolation(", "BudgetExceeded(")
         )
 
 
@@ -73,6 +79,8 @@ class PolicyGuard(BaseCallbackHandler):
         self._seen: dict[str, int] = {}
         #: Usage of the model calls accounted here, for the run state's `usage`.
         self.usage: Usage = empty_usage()
+        #: Budget held for each model call in flight, by the call's run id.
+        self._held: dict[UUID, Reservation] = {}
         self._lock = threading.Lock()
 
     def on_tool_start(
@@ -136,9 +144,10 @@ class PolicyGuard(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Refuse, before it is made, a call of a model podium did not hand over that a
-        USD budget applies to but no price covers (as the governor refuses its own): it
-        would be accounted as free, and the budget would never count it."""
+        """Hold budget, before it is made, for a call of a model podium did not hand over,
+        as the governor does for its own: a call with no room is refused
+        (`BudgetExceeded`), and so is an unpriced model under a USD budget, which would
+        count as free."""
         params = kwargs.get("invocation_params") or {}
         if (
             is_governed()
@@ -146,18 +155,39 @@ class PolicyGuard(BaseCallbackHandler):
             or params.get("_type") == GOVERNED_MODEL_TYPE
         ):
             return  # podium's governed model: the governor decides
-        self.governor.refuse_unpriced(self.scope, _model_of(serialized, params, metadata))
+        most = params.get("max_tokens") or params.get("max_completion_tokens")
+        held = self.governor.hold_unhanded(
+            self.scope,
+            _model_of(serialized, params, metadata),
+            messages[0] if messages else [],
+            int(most) if isinstance(most, int | float) else None,
+        )
+        if held is not None:
+            with self._lock:
+                self._held[run_id] = held
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         if is_governed() or (response.llm_output or {}).get(GOVERNED_REPLY):
             return  # accounted by the governor already
+        spent: Usage | None = None
         for generations in response.generations:
             for generation in generations:
                 message = getattr(generation, "message", None)
                 if message is not None and getattr(message, "usage_metadata", None):
                     usage = self.governor.account(self.scope, message)
+                    spent = usage if spent is None else add_usage(spent, usage)
                     with self._lock:  # a graph may run model calls in parallel
                         self.usage = add_usage(self.usage, usage)
+        with self._lock:
+            held = self._held.pop(run_id, None)
+        if held is not None:
+            self.governor.settle_unhanded(held, spent or empty_usage())
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            held = self._held.pop(run_id, None)
+        if held is not None:
+            self.governor.settle_unhanded(held, None)  # the call failed: nothing spent
 
 
 def _model_of(

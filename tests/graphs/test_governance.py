@@ -747,6 +747,53 @@ def test_a_usd_budget_refuses_a_custom_workers_unpriced_model(scripted, tmp_path
     assert "prices: {acme-llm-7: {input:" in task["error"]
 
 
+@pytest.mark.parametrize("mode", ["sync, memory", "async, PostgreSQL"])
+def test_a_custom_workers_own_model_spends_the_usd_budget(mode, tmp_path, tenant, request):
+    # Each reply reports $0.40 (100k input tokens at $4 per million). The guard holds
+    # budget before each call of the graph's own model and settles what it spent: the
+    # third call finds $0.80 spent against $0.50 and is refused before it is made.
+    usage = {"input_tokens": 100_000, "output_tokens": 0, "total_tokens": 100_000}
+    # Two replies only: a third call would fail for want of a reply, not of budget.
+    model = ScriptedChatModel(
+        responses=[AIMessage("first", usage_metadata=usage)] * 2, name="custom"
+    )
+    model.model_name = "acme-llm-7"
+    text = USD_BUDGET_POLICY + "prices:\n  acme-llm-7: {input: 4.0, output: 4.0}\n"
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", graph=_custom_worker(model, calls=3))],
+        name="gov",
+        supervisor=ONE_TASK,
+        policies=_write(tmp_path, text),
+    )
+    thread, context = "custom-priced", RunContext(tenant_id=tenant)
+    config = {"configurable": {"thread_id": thread}}
+    if mode.startswith("sync"):
+        with podium.open_runtime("memory://") as rt:
+            out = rt.compile(graph).invoke({"goal": "g"}, config, context=context)
+            rt.services.flush()
+            rows = rt.services.ledger.totals(tenant, by="model", thread_id=thread)
+            refusals = [e for e in rt.services.audit.timeline(thread, tenant) if e.kind == "budget"]
+    else:
+
+        async def run() -> tuple[Any, Any, Any]:
+            url = request.getfixturevalue("postgres_url")
+            async with podium.open_async_runtime(url) as rt:
+                out = await rt.compile(graph).ainvoke({"goal": "g"}, config, context=context)
+                rt.services.flush()
+                rows = rt.services.ledger.totals(tenant, by="model", thread_id=thread)
+                events = rt.services.audit.timeline(thread, tenant)
+                return out, rows, [e for e in events if e.kind == "budget"]
+
+        out, rows, refusals = asyncio.run(run())
+    assert len(model.calls) == 2
+    [row] = rows
+    assert row.cost_usd == pytest.approx(0.80)
+    task = out["tasks"]["t1"]
+    assert task["status"] == "failed", task
+    assert "BudgetExceeded" in task["error"] and "0.8 already spent" in task["error"], task["error"]
+    assert len(refusals) == 1 and "no room" in refusals[0].payload["refused"]
+
+
 DOWNGRADE_POLICY = """
 workflows:
   gov:

@@ -749,6 +749,25 @@ def test_a_replay_that_died_before_putting_its_task_back_is_taken_over(durable_u
     )
 
 
+def test_a_replay_that_ended_is_never_taken_over(durable_url, tenant):
+    # The replay gives the thread's lock back only after it recorded its outcome: a
+    # second replay right after it finds the letter replayed, not a stopped replay.
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-ended"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(flow.build(phase="fixed"))
+        ana = RunContext(tenant_id=tenant, user_id="ana")
+        out = replay(app, letter, services=rt.services, context=ana)
+        with pytest.raises(DeadLetterStateError, match="already replayed"):
+            replay(app, letter, services=rt.services, context=RunContext(tenant_id=tenant))
+        done = rt.services.dead_letters.get(letter.id, tenant)
+        assert finish(app, letter, services=rt.services) == "completed"
+    assert out["answer"] == flow.ANSWER
+    assert done.status == "replayed" and done.resolution["replay_by"] == "ana"
+    assert "took_over_from" not in done.resolution
+
+
 def test_a_replay_still_running_is_not_taken_over(durable_url, tenant):
     flow = _load_script_module("dlq_flow")
     thread = f"{tenant}-running"
