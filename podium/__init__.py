@@ -34,6 +34,7 @@ from podium.errors import (
     TransientError,
     UnknownAgentError,
     UnknownWorkflowError,
+    WriterLockLost,
 )
 from podium.gates.decision import PendingGate, adecide, apending_gates, decide, pending_gates
 from podium.gates.request import Decision, GateRequest
@@ -98,6 +99,7 @@ __all__ = [
     "UnknownAgentError",
     "UnknownWorkflowError",
     "WorkflowState",
+    "WriterLockLost",
     "__version__",
     "adecide",
     "apending_gates",

@@ -164,6 +164,24 @@ class ThreadBusy(RunError):
         )
 
 
+class WriterLockLost(ThreadBusy):
+    """A running run's writer lock was lost (the database ended the session holding it)
+    and another run took the thread meanwhile: the run stopped at a step boundary, so
+    the other run is the thread's one writer."""
+
+    def __init__(self, thread_id: str, tenant_id: str, holder: str = "") -> None:
+        self.thread_id, self.tenant_id, self.holder = thread_id, tenant_id, holder
+        by = f" ({holder})" if holder else ""
+        RunError.__init__(
+            self,
+            f"the run of thread {thread_id!r} of tenant {tenant_id!r} lost its writer lock "
+            f"(the database ended the session holding it) and another run took the thread"
+            f"{by}; this run stopped after its last step so the thread has one writer. "
+            f"When that run ends, look at the thread (`podium show {thread_id} --tenant "
+            f"{tenant_id}`) and resume it if needed",
+        )
+
+
 class ApiKeyNotFound(PodiumError):
     """An API key id that podium's database has no record of (for the tenant, if given)."""
 

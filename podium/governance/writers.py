@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,15 +103,24 @@ def holds_thread(config: Any) -> bool:
 def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
     """`run()`'s chunks, with the thread's writer lock held from the first chunk asked for
     until the run ends or the caller stops reading (nothing to take when its caller holds
-    it)."""
+    it). After each chunk the lock is made sure of (`HeldThread.check`, when its session
+    may have ended): a run that lost it to another stops there with `WriterLockLost`."""
     if claim.held is not None:
-        yield from run()
+        yield from _checked(claim.held, run)
         return
     held = claim.acquire()
     try:
-        yield from run()
+        yield from _checked(held, run)
     finally:
         held.release()
+
+
+def _checked(held: HeldThread, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    with contextlib.closing(run()) as chunks:  # type: ignore[type-var]
+        for chunk in chunks:
+            yield chunk
+            if held.suspect():
+                held.check()
 
 
 async def aone_writer(
@@ -121,16 +130,26 @@ async def aone_writer(
     where the database is remote (`Services.run_sync`)."""
     services = claim.services
     if claim.held is not None:
-        async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
+        async with contextlib.aclosing(_achecked(claim.held, services, run)) as chunks:
             async for chunk in chunks:
                 yield chunk
         return
     held = await services.run_sync(claim.acquire)
     try:
-        async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
+        async with contextlib.aclosing(_achecked(held, services, run)) as chunks:
             async for chunk in chunks:
                 yield chunk
     finally:
         # Shielded: a cancelled run still gives its lock back (the release goes on even
         # if this await is cancelled again).
         await asyncio.shield(asyncio.ensure_future(services.run_sync(held.release)))
+
+
+async def _achecked(
+    held: HeldThread, services: Any, run: Callable[[], AsyncIterator[Any]]
+) -> AsyncGenerator[Any, None]:
+    async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
+        async for chunk in chunks:
+            yield chunk
+            if held.suspect():  # no I/O on the loop unless the session may have ended
+                await services.run_sync(held.check)

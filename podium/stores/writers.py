@@ -18,6 +18,14 @@ crashed process never blocks a thread:
   runs, and would keep a killed holder's thread blocked until the lease ran out. flock is
   local to one machine, as SQLite's own locking is.
 - memory://: a set in this process, where that database and its checkpoints live.
+
+A PostgreSQL lock can also be lost while its run goes on: the server ends the lock
+session (a terminated backend, a restart) and the process lives. Another process may
+take the thread then. The holder finds out at the run's next step (`HeldThread.lost`,
+which `podium.governance.writers.one_writer` asks between steps): it opens a new session
+and takes the lock again, and when another run holds it by then, the run stops there
+with `WriterLockLost` instead of writing a second branch. A step that was running when
+the session ended may still have written its checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import select
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -32,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from podium.errors import DatabaseError, ThreadBusy
+from podium.errors import DatabaseError, ThreadBusy, WriterLockLost
 from podium.storage.database import Database, PostgresDatabase, SqliteDatabase
 
 #: Server-side TCP keepalives of a PostgreSQL lock session: a holder whose machine is gone
@@ -56,12 +65,37 @@ class HeldThread:
     """A thread's writer lock, held until `release` (which may be called more than once,
     from any thread)."""
 
-    def __init__(self, tenant_id: str, thread_id: str, release: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        tenant_id: str,
+        thread_id: str,
+        release: Callable[[], None],
+        *,
+        suspect: Callable[[], bool] | None = None,
+        lost: Callable[[], str | None] | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.thread_id = thread_id
         self._release = release
+        self._suspect = suspect
+        self._lost = lost
         self._guard = threading.Lock()
         self._held = True
+
+    def suspect(self) -> bool:
+        """Whether the lock may have been lost (no I/O: cheap enough for every step)."""
+        return self._suspect is not None and self._held and self._suspect()
+
+    def check(self) -> None:
+        """Make sure the lock is still held, taking it again on a new session if its
+        session ended (may do I/O: call it when `suspect()`).
+
+        Raises:
+            WriterLockLost: another run holds the thread now.
+        """
+        holder = self._lost() if self._lost is not None and self._held else None
+        if holder is not None:
+            raise WriterLockLost(self.thread_id, self.tenant_id, holder)
 
     @property
     def held(self) -> bool:
@@ -200,6 +234,9 @@ class PostgresWriters(ThreadWriters):
         self._guard = threading.Lock()
         self._conn: Any = None
         self._held: set[int] = set()
+        #: Locks of runs still running that a new session could not take again, with who
+        #: holds them now.
+        self._lost: dict[int, str] = {}
 
     def acquire(self, tenant_id: str, thread_id: str) -> HeldThread:
         key = lock_key(tenant_id, thread_id)
@@ -212,7 +249,44 @@ class PostgresWriters(ThreadWriters):
             if holder is not None:
                 raise ThreadBusy(thread_id, tenant_id, holder)
             self._held.add(key)
-        return HeldThread(tenant_id, thread_id, functools.partial(self._release, key))
+        return HeldThread(
+            tenant_id,
+            thread_id,
+            functools.partial(self._release, key),
+            suspect=self._suspect,
+            lost=functools.partial(self._lost_to, key),
+        )
+
+    def _suspect(self) -> bool:
+        """Whether the lock session may have ended: it is closed, a lock was not taken
+        again, or the server sent something on it (an idle session hears nothing until
+        the server ends it)."""
+        conn = self._conn
+        if self._lost or conn is None or conn.closed:
+            return True
+        try:
+            return bool(select.select([conn.pgconn.socket], [], [], 0)[0])
+        except Exception:  # OSError, or psycopg's: the connection is broken
+            return True
+
+    def _lost_to(self, key: int) -> str | None:
+        """Who holds `key` now, when this runtime lost it; None while it holds it (its
+        session is checked and, when it ended, opened again with the locks taken again)."""
+        import psycopg
+
+        with self._guard:
+            if key not in self._lost and self._suspect():
+                try:
+                    if self._conn is not None and not self._conn.closed:
+                        self._conn.execute("SELECT 1")  # raises when the server ended it
+                    self._session()
+                except psycopg.Error:
+                    self._drop()
+                    try:
+                        self._session()
+                    except psycopg.Error:
+                        return None  # the database is down: the run meets that itself
+            return self._lost.get(key)
 
     def close(self) -> None:
         with self._guard:
@@ -248,9 +322,12 @@ class PostgresWriters(ThreadWriters):
         try:
             settings = ", ".join(f"set_config('{name}', %s, false)" for name in KEEPALIVES)
             conn.execute(f"SELECT {settings}", [str(v) for v in KEEPALIVES.values()])
-            # The old session's locks died with it: take those of runs still running again.
-            for key in sorted(self._held):
-                conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            # The old session's locks died with it: take those of runs still running again
+            # (a run whose lock another session took meanwhile stops at its next step).
+            for key in sorted(self._held.difference(self._lost)):
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if not (row is not None and row[0]):
+                    self._lost[key] = _holder(conn, key) or "another PostgreSQL session"
         except BaseException:
             conn.close()
             raise
@@ -267,6 +344,8 @@ class PostgresWriters(ThreadWriters):
 
         with self._guard:
             self._held.discard(key)
+            if self._lost.pop(key, None) is not None:
+                return  # another session holds it
             if self._conn is None or self._conn.closed:
                 return  # the session is gone, and its lock with it
             try:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -176,3 +177,68 @@ def test_a_killed_holder_does_not_keep_the_thread(flow, durable_url, tenant, tmp
     history = _history(flow, durable_url, thread)
     _assert_one_line(history)
     assert history[0].values["status"] == "completed"
+
+
+# -- a lock lost mid-run (PostgreSQL ends the lock session) ---------------------------------
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("taken", [True, False], ids=["taken meanwhile", "free"])
+def test_a_run_that_lost_its_lock_stops_at_its_next_step(fresh_postgres_url, tenant, taken, mode):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from podium import AgentSpec, Plan, WriterLockLost
+    from podium.testing import ScriptedChatModel
+    from tests.stores.test_writer_locks import _end_lock_sessions
+
+    calling, go = threading.Event(), threading.Event()
+
+    def slow(messages):
+        calling.set()
+        assert go.wait(WAIT_LIMIT)
+        return "facts"
+
+    first = ScriptedChatModel(responses=[slow], name="first")
+    second = ScriptedChatModel(responses=["report"], name="second")
+    graph = podium.build_workflow(
+        [AgentSpec(name="first", model=first), AgentSpec(name="second", model=second)],
+        name="lost_lock",
+        supervisor=Plan.chain(("first", "find facts"), ("second", "write it up")),
+    )
+    thread = f"{tenant}-lost"
+    with (
+        podium.open_runtime(fresh_postgres_url) as rt,
+        podium.open_runtime(fresh_postgres_url) as elsewhere,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        app, context = rt.compile(graph), RunContext(tenant_id=tenant)
+        if mode == "invoke":
+            run = pool.submit(app.invoke, {"goal": "g"}, _config(thread), context=context)
+        else:  # an async runtime on its own event loop, on the pool's thread
+
+            async def arun() -> dict:
+                async with podium.open_async_runtime(fresh_postgres_url) as art:
+                    aapp = art.compile(graph)
+                    return await aapp.ainvoke({"goal": "g"}, _config(thread), context=context)
+
+            run = pool.submit(asyncio.run, arun())
+        assert calling.wait(WAIT_LIMIT)
+        _end_lock_sessions(fresh_postgres_url)
+        other = elsewhere.services.writers.acquire(tenant, thread) if taken else None
+        go.set()
+        try:
+            if taken:
+                with pytest.raises(WriterLockLost, match="lost its writer lock"):
+                    run.result(WAIT_LIMIT)
+                # It stopped after the step that was running: the next task never ran.
+                assert second.calls == []
+                tasks = app.get_state(_config(thread)).values["tasks"]
+                assert tasks["t2"]["status"] == "queued"
+            else:
+                out = run.result(WAIT_LIMIT)
+                assert out["status"] == "completed" and out["answer"]
+                assert len(second.calls) == 1
+        finally:
+            if other is not None:
+                other.release()

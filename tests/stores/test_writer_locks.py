@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from podium import ThreadBusy
+from podium import ThreadBusy, WriterLockLost
 from podium.storage.database import open_database
 from podium.storage.urls import parse_url
 from podium.stores.writers import FileWriters, HeldThread, lock_key, open_writers
@@ -208,3 +208,64 @@ def test_postgres_locks_are_taken_again_when_their_session_is_lost(fresh_postgre
         other.close()
         one.close()
         two.close()
+
+
+def _end_lock_sessions(url: str) -> None:
+    """End the writer-lock sessions on `url`'s database, as a restart or an operator's
+    pg_terminate_backend would, and wait until the server has closed them."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as look:
+        look.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'podium-writers' AND datname = %s",
+            (name,),
+        )
+        deadline = time.monotonic() + 5.0
+        while _writer_sessions(look, url) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def test_a_run_whose_lock_session_ended_takes_its_lock_again(fresh_postgres_url, tenant):
+    one, two = (open_database(parse_url(fresh_postgres_url)) for _ in range(2))
+    mine, other = open_writers(one), open_writers(two)
+    try:
+        running = mine.acquire(tenant, "a")
+        assert not running.suspect()  # a live, idle session: nothing to look at
+        _end_lock_sessions(fresh_postgres_url)
+        deadline = time.monotonic() + 5.0  # the server's goodbye reaches the socket
+        while not running.suspect() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running.suspect()
+        running.check()  # no one took it: taken again on a new session
+        assert not running.suspect()
+        with pytest.raises(ThreadBusy):
+            other.acquire(tenant, "a")
+        running.release()
+        other.acquire(tenant, "a").release()
+    finally:
+        for closing in (mine, other, one, two):
+            closing.close()
+
+
+def test_a_run_whose_lock_another_run_took_is_told_at_its_next_check(fresh_postgres_url, tenant):
+    one, two = (open_database(parse_url(fresh_postgres_url)) for _ in range(2))
+    mine, other = open_writers(one), open_writers(two)
+    try:
+        running = mine.acquire(tenant, "a")
+        _end_lock_sessions(fresh_postgres_url)
+        taker = other.acquire(tenant, "a")  # the thread looks free to everyone else
+        with pytest.raises(WriterLockLost, match="lost its writer lock") as lost:
+            running.check()
+        assert "PostgreSQL session pid" in lost.value.holder
+        with pytest.raises(WriterLockLost):
+            running.check()  # and stays lost
+        running.release()  # gives back nothing another session holds
+        with pytest.raises(ThreadBusy):
+            mine.acquire(tenant, "a")
+        taker.release()
+        mine.acquire(tenant, "a").release()
+    finally:
+        for closing in (mine, other, one, two):
+            closing.close()
