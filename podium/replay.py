@@ -7,6 +7,7 @@ atomic: a second replay of the same letter is refused, so effects do not repeat.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,8 @@ from podium.errors import ReplayError
 from podium.governance.writers import holding_thread, holds_thread
 from podium.lifecycle import RunStatus, TaskStatus
 from podium.stores.dead_letters.store import DeadLetter
+
+log = logging.getLogger(__name__)
 
 
 def requeued_tasks(
@@ -94,11 +97,17 @@ def _streamed(
     with holding_thread(app, config, context) as held:
         claimed = _requeue(app, letter, services, context, agent, held)
         try:
-            events = app.stream(None, held, context=context, stream_mode=stream_mode)
-        except Exception as exc:
-            _failed(services, claimed, exc)
+            yield from app.stream(None, held, context=context, stream_mode=stream_mode)
+        except BaseException:
+            # The reader stopped early (the run stops with it) or the run raised: the
+            # letter is finished as the thread stands, while the lock is still held, so
+            # no replay takes it over meanwhile. If even that fails, the letter stays
+            # `replaying` and the next replay takes it over.
+            try:
+                _finish(app, claimed, services, held)
+            except Exception:
+                log.warning("could not record the replay of %s", claimed.id, exc_info=True)
             raise
-        yield from events
         _finish(app, claimed, services, held)
 
 
@@ -168,8 +177,9 @@ def _failed(services: Any, claimed: DeadLetter, exc: Exception) -> None:
 def finish(app: Any, letter: DeadLetter, *, services: Any) -> str:
     """The replayed task's new status, once the replay of `letter` ended.
 
-    A replay records its outcome itself; a streamed replay whose reader stopped early
-    did not, and this records it (the letter is then finished as it stands).
+    A replay records its outcome itself (a streamed one also when its reader stopped
+    early or its run raised: the letter is then finished as the thread stands); one
+    that could not is finished here as it stands.
     """
     current = services.dead_letters.get(letter.id, letter.tenant_id)
     recorded = ((current.resolution or {}).get("result") or {}).get("status")

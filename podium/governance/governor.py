@@ -469,8 +469,11 @@ class Governor(GovernorCore):
         self.record(scope, "budget", {"refused": str(refusal)})
         raise refusal
 
-    def hold(self, scope: Scope, claims: Sequence[Claim]) -> Reservation:
-        """Hold `claims` for a call by `scope` (a refusal is audited).
+    def hold(
+        self, scope: Scope, claims: Sequence[Claim], *, wait: float | None = None
+    ) -> Reservation:
+        """Hold `claims` for a call by `scope` (a refusal is audited), waiting up to `wait`
+        seconds (None: `Services.budget_wait`) for other calls' holds in the way.
 
         Raises:
             BudgetExceeded: a level has no room for its claim.
@@ -480,7 +483,7 @@ class Governor(GovernorCore):
                 scope.tenant_id,
                 claims,
                 ref=f"{scope.run_key}:{scope.agent}",
-                wait=self.services.budget_wait,
+                wait=self.services.budget_wait if wait is None else wait,
             )
 
     def hold_unhanded(
@@ -489,16 +492,19 @@ class Governor(GovernorCore):
         label: str,
         messages: Sequence[BaseMessage],
         max_tokens: int | None,
+        *,
+        wait: float | None = None,
     ) -> Reservation | None:
         """Hold budget for a call of a model podium did not hand over (a compiled graph's
         own, which the callback guard sees start), as for podium's own calls; None when
         no budget applies. Its reply is not capped at the hold, so settling may exceed it.
+        `wait` as in `hold` (the guard passes 0 on an event loop, which it must not block).
 
         Raises:
             BudgetExceeded, PolicyViolation: as `claims` and `hold`.
         """
         claims = self.claims(scope, label, messages, max_tokens or DEFAULT_OUTPUT_RESERVE)
-        return self.hold(scope, claims) if claims else None
+        return self.hold(scope, claims, wait=wait) if claims else None
 
     def settle_unhanded(self, reservation: Reservation, usage: Usage | None) -> None:
         """Settle a `hold_unhanded` hold with what the call spent (None: it failed)."""

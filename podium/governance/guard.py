@@ -13,6 +13,7 @@ already governed are marked through a context variable and pass straight through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -81,6 +82,12 @@ class PolicyGuard(BaseCallbackHandler):
         self.usage: Usage = empty_usage()
         #: Budget held for each model call in flight, by the call's run id.
         self._held: dict[UUID, Reservation] = {}
+        #: The run ids of each batch of model calls (`generate` with several message
+        #: lists) held here, by run id: a batch stopped by a refusal or a failure never
+        #: ends its other calls.
+        self._batch_of: dict[UUID, list[UUID]] = {}
+        #: The batch whose calls this thread is starting (they start one after another).
+        self._starting = threading.local()
         self._lock = threading.Lock()
 
     def on_tool_start(
@@ -156,17 +163,58 @@ class PolicyGuard(BaseCallbackHandler):
         ):
             return  # podium's governed model: the governor decides
         most = params.get("max_tokens") or params.get("max_completion_tokens")
-        held = self.governor.hold_unhanded(
-            self.scope,
-            _model_of(serialized, params, metadata),
-            messages[0] if messages else [],
-            int(most) if isinstance(most, int | float) else None,
-        )
+        batch = self._batch(run_id, kwargs.get("batch_size"))
+        # No waiting for other calls' holds where it would block: on an event loop (this
+        # handler runs inline there), nothing else runs meanwhile, so no hold in the way is
+        # settled; behind a call of the same batch, the batch's own holds stay until it ends.
+        wait = 0.0 if _on_event_loop() or len(batch) > 1 else None
+        try:
+            held = self.governor.hold_unhanded(
+                self.scope,
+                _model_of(serialized, params, metadata),
+                messages[0] if messages else [],
+                int(most) if isinstance(most, int | float) else None,
+                wait=wait,
+            )
+        except BaseException:
+            self._release(batch)  # the batch stops here: its calls held so far are not made
+            raise
         if held is not None:
             with self._lock:
                 self._held[run_id] = held
 
+    def _batch(self, run_id: UUID, size: Any) -> list[UUID]:
+        """The run ids of the batch `run_id` starts in, so far (itself alone outside one)."""
+        if not isinstance(size, int) or size < 2:
+            return [run_id]
+        batch: list[UUID] | None = getattr(self._starting, "batch", None)
+        if batch is None or len(batch) >= size:
+            batch = self._starting.batch = []
+        batch.append(run_id)
+        with self._lock:
+            self._batch_of[run_id] = batch
+        return batch
+
+    def _release(self, run_ids: list[UUID]) -> None:
+        """Give back the holds of calls that were never made or never end."""
+        with self._lock:
+            gone = [self._held.pop(r) for r in run_ids if r in self._held]
+            for r in run_ids:
+                self._batch_of.pop(r, None)
+        for held in gone:
+            self.governor.settle_unhanded(held, None)
+
+    def close(self) -> None:
+        """Give back what model calls still hold once the worker ended (calls that never
+        ended: a batch stopped by a failure, a stream dropped unfinished); the usage
+        ledger has whatever they reported."""
+        with self._lock:
+            left = list(self._held)
+        self._release(left)
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            self._batch_of.pop(run_id, None)
         if is_governed() or (response.llm_output or {}).get(GOVERNED_REPLY):
             return  # accounted by the governor already
         spent: Usage | None = None
@@ -186,8 +234,22 @@ class PolicyGuard(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
             held = self._held.pop(run_id, None)
+            batch = self._batch_of.pop(run_id, None)
         if held is not None:
             self.governor.settle_unhanded(held, None)  # the call failed: nothing spent
+        if batch is not None and not _on_event_loop():
+            # A failed call stops a synchronous batch (`generate`): its other calls never
+            # end. (An async batch ends each of them.)
+            self._release(batch)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs an event loop (the guard is then called on it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _model_of(

@@ -219,6 +219,9 @@ def make_task_node(
             update = failed(task, exc, payload, cfg)
             bound(config).services.flush()
             return update
+        finally:
+            if guard is not None:
+                guard.close()  # budget held by model calls that never ended
 
     async def arun(payload: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
         task, inputs, cfg, guard = prepare(payload, config)
@@ -249,6 +252,9 @@ def make_task_node(
             update = await services.run_sync(failed, task, exc, payload, cfg)
             await services.run_sync(services.flush)
             return update
+        finally:
+            if guard is not None:
+                guard.close()  # as in `run`
 
     return Node(spec.name, run, arun)
 

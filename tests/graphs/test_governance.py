@@ -14,11 +14,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -467,6 +469,7 @@ def test_rate_limited_tool_call_is_refused_after_the_wait_budget(tmp_path, tenan
 SHARED_SCRIPT = """
 import json, sys
 
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
 import podium
@@ -792,6 +795,122 @@ def test_a_custom_workers_own_model_spends_the_usd_budget(mode, tmp_path, tenant
     assert task["status"] == "failed", task
     assert "BudgetExceeded" in task["error"] and "0.8 already spent" in task["error"], task["error"]
     assert len(refusals) == 1 and "no room" in refusals[0].payload["refused"]
+
+
+TOKEN_BUDGET_POLICY = """
+workflows:
+  gov:
+    budgets:
+      per_run: {tokens: 1500}
+"""
+# Each call of a scripted model without max_tokens holds ~1030 tokens (its prompt and
+# the default reply reserve): one call fits the 1500-token budget, two at once do not.
+
+
+def _async_custom_worker(model: Any) -> Any:
+    """A compiled graph of its own that awaits one call of `model` (on the event loop)."""
+    from langgraph.graph import MessagesState
+
+    async def call(state: MessagesState) -> dict:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("call", call)
+    builder.add_edge(START, "call")
+    return builder.compile()
+
+
+@pytest.mark.parametrize("url", ["memory://", "postgres"])
+def test_a_custom_workers_async_model_call_never_blocks_the_event_loop_on_budget(
+    url, tmp_path, tenant, request
+):
+    # Two custom workers run in parallel on one event loop; each awaits its graph's own
+    # model. The guard runs inline on the loop: waiting there for w1's hold to be settled
+    # would stop w1's call too, so w2's call is refused at once instead of after
+    # `budget_wait`, and w1's call goes on.
+    if url == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    first = ScriptedChatModel(responses=["one"], name="first", latency=0.3)
+    second = ScriptedChatModel(responses=[], name="second")  # refused: never called
+    plan = Plan(
+        tasks=[
+            PlannedTask(id="t1", agent="w1", instruction="a"),
+            PlannedTask(id="t2", agent="w2", instruction="b"),
+        ]
+    )
+    graph = podium.build_workflow(
+        [
+            AgentSpec(name="w1", graph=_async_custom_worker(first)),
+            AgentSpec(name="w2", graph=_async_custom_worker(second)),
+        ],
+        name="gov",
+        supervisor=plan,
+        policies=_write(tmp_path, TOKEN_BUDGET_POLICY),
+    )
+    thread = "loop-budget"
+
+    async def run() -> tuple[Any, float, float]:
+        async with podium.open_async_runtime(url, budget_wait=20.0) as rt:
+            started = time.monotonic()
+            out = await rt.compile(graph).ainvoke(
+                {"goal": "g"},
+                {"configurable": {"thread_id": thread}},
+                context=RunContext(tenant_id=tenant),
+            )
+            took = time.monotonic() - started
+            held = rt.services.budgets.reserved(tenant, f"run:{thread}:1", "tokens")
+            return out, took, held
+
+    out, took, held = asyncio.run(run())
+    assert took < 10, f"the event loop was blocked for {took:.1f}s"
+    assert out["tasks"]["t1"]["status"] == "completed", out["tasks"]["t1"]
+    assert out["tasks"]["t2"]["status"] == "failed"
+    assert "BudgetExceeded" in out["tasks"]["t2"]["error"]
+    assert len(first.calls) == 1 and held == 0
+
+
+def _batch_worker(model: Any, lists: int) -> Any:
+    """A compiled graph of its own that asks `model` for `lists` replies in one batch."""
+    from langgraph.graph import MessagesState
+
+    def call(state: MessagesState, config: RunnableConfig) -> dict:
+        batch = [state["messages"]] * lists
+        result = model.generate(batch, callbacks=config.get("callbacks"))
+        return {"messages": [result.generations[0][0].message]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("call", call)
+    builder.add_edge(START, "call")
+    return builder.compile()
+
+
+@pytest.mark.parametrize("case", ["refused", "failed"])
+def test_a_custom_workers_batch_that_stops_leaves_no_budget_held(case, tmp_path, tenant):
+    # `generate` with two message lists starts (and holds for) both calls before making
+    # either. "refused": the second has no room (the first's hold is in the way), so
+    # neither call is made; "failed": the first call fails, and the batch stops without
+    # ending the second. Either way no hold may outlive the task (for the TTL, 15
+    # minutes, every later call of the run would find it in the way).
+    policy = TOKEN_BUDGET_POLICY.replace("1500", "1500" if case == "refused" else "5000")
+    replies = [] if case == "refused" else [ValueError("the model broke"), "two"]
+    model = ScriptedChatModel(responses=replies, name="batch")
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", graph=_batch_worker(model, 2))],
+        name="gov",
+        supervisor=ONE_TASK,
+        policies=_write(tmp_path, policy),
+    )
+    thread = f"batch-{case}"
+    with podium.open_runtime("memory://", budget_wait=20.0) as rt:
+        started = time.monotonic()
+        out = _run(rt, graph, thread, tenant)
+        took = time.monotonic() - started
+        held = rt.services.budgets.reserved(tenant, f"run:{thread}:1", "tokens")
+    task = out["tasks"]["t1"]
+    assert task["status"] in ("failed", "dead_lettered"), task
+    assert held == 0
+    # A refused call of the batch does not wait for its own batch's hold.
+    assert took < 10, f"the batch waited {took:.1f}s for its own hold"
 
 
 DOWNGRADE_POLICY = """

@@ -768,6 +768,66 @@ def test_a_replay_that_ended_is_never_taken_over(durable_url, tenant):
     assert "took_over_from" not in done.resolution
 
 
+def test_a_streamed_replay_whose_reader_stopped_early_is_never_taken_over(durable_url, tenant):
+    # ana reads one event of her streamed replay and stops. Her replay records its
+    # outcome (as the thread stands) before it gives the thread's lock back, so bob's
+    # replay right after is refused; taking it over, bob's replay would run while
+    # ana's `finish` closed the letter under it, and fail to record its own outcome.
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-stopped-reading"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(flow.build(phase="fixed"))
+        ana = RunContext(tenant_id=tenant, user_id="ana")
+        events = replay(app, letter, services=rt.services, context=ana, stream_mode="updates")
+        next(events)
+        events.close()
+        with pytest.raises(DeadLetterStateError, match="already replayed"):
+            replay(app, letter, services=rt.services, context=RunContext(tenant_id=tenant))
+        status = finish(app, letter, services=rt.services)
+        done = rt.services.dead_letters.get(letter.id, tenant)
+    assert done.status == "replayed" and done.resolution["replay_by"] == "ana"
+    assert "took_over_from" not in done.resolution
+    assert status == done.resolution["result"]["status"]
+
+
+class _BreaksMidStream:
+    """`app`, whose streamed runs raise after their first event (the database went away)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str):
+        return getattr(self.app, name)
+
+    def stream(self, *args, **kwargs):
+        for event in self.app.stream(*args, **kwargs):
+            yield event
+            raise ConnectionError("the database went away")
+
+
+def test_a_streamed_replay_that_raises_mid_stream_is_never_taken_over(durable_url, tenant):
+    # The run raises after its first event (the worker's task has completed by then).
+    # The letter is finished as the thread stands before the lock is given back: left
+    # `replaying`, the next replay would take it over and run the thread on.
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-raises"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    with podium.open_runtime(durable_url) as rt:
+        app = _BreaksMidStream(rt.compile(flow.build(phase="fixed")))
+        ana = RunContext(tenant_id=tenant, user_id="ana")
+        events = replay(app, letter, services=rt.services, context=ana, stream_mode="updates")
+        with pytest.raises(ConnectionError):
+            list(events)
+        with pytest.raises(DeadLetterStateError, match="already replayed"):
+            replay(app, letter, services=rt.services, context=RunContext(tenant_id=tenant))
+        status = finish(app, letter, services=rt.services)
+        done = rt.services.dead_letters.get(letter.id, tenant)
+    assert done.status == "replayed" and done.resolution["replay_by"] == "ana"
+    assert "took_over_from" not in done.resolution
+    assert status == done.resolution["result"]["status"] == "completed"
+
+
 def test_a_replay_still_running_is_not_taken_over(durable_url, tenant):
     flow = _load_script_module("dlq_flow")
     thread = f"{tenant}-running"
