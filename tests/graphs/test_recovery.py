@@ -607,47 +607,46 @@ def _replays_of(task: dict) -> list[dict]:
     ]
 
 
-def test_a_replay_killed_mid_run_is_taken_over_by_the_next(durable_url, tmp_path, tenant):
-    flow = _load_script_module("dlq_flow")
-    thread = f"{tenant}-killed"
-    letter = _dead_lettered(flow, durable_url, thread, tenant)
-    mark = tmp_path / "in-model-call"
+def _replay_cli(letter, user: str, url: str, tenant: str) -> list[str]:
+    return [sys.executable, "-m", "podium.cli", "dlq", "replay", letter.id, "--quiet",
+            "--user", user, "--db", url, "--tenant", tenant]  # fmt: skip
 
-    def replay_as(user: str) -> list[str]:
-        return [sys.executable, "-m", "podium.cli", "dlq", "replay", letter.id, "--quiet",
-                "--user", user, "--db", durable_url, "--tenant", tenant]  # fmt: skip
 
+def _kill_in_model_call(command: list[str], env: dict[str, str], mark, cwd) -> None:
+    """Start a replay and SIGKILL it once its model call created `mark`."""
     killed = subprocess.Popen(
-        replay_as("ana"),
-        env=_dlq_env(flow, "hang", PODIUM_TEST_DLQ_MARK=str(mark)),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 60
-        while not mark.exists():  # ana's replay is in the worker's model call
+        while not mark.exists():
             assert killed.poll() is None, killed.communicate()
             assert time.monotonic() < deadline, "the replay never reached the model call"
             time.sleep(0.05)
     finally:
         killed.kill()
         killed.communicate()
+
+
+def _replay_again(command: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_a_replay_killed_mid_run_is_taken_over_by_the_next(durable_url, tmp_path, tenant):
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-killed"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    mark = tmp_path / "in-model-call"
+    ana, bob = (_replay_cli(letter, user, durable_url, tenant) for user in ("ana", "bob"))
+    # ana's replay is killed in the worker's model call.
+    _kill_in_model_call(ana, _dlq_env(flow, "hang", PODIUM_TEST_DLQ_MARK=str(mark)), mark, tmp_path)
     with podium.open_runtime(durable_url) as rt:
         stuck = rt.services.dead_letters.get(letter.id, tenant)
     assert stuck.status == "replaying" and stuck.resolution["replay_by"] == "ana"
 
     # ana's replay is gone with its process (and the thread's writer lock with it): the
     # next replay takes the letter over and runs the thread on from its last checkpoint.
-    again = subprocess.run(
-        replay_as("bob"),
-        env=_dlq_env(flow, "fixed"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _replay_again(bob, _dlq_env(flow, "fixed"), tmp_path)
     assert again.returncode == 0, again.stderr
     assert flow.ANSWER in again.stdout
     assert f"replay of {letter.id}: task t1 is now completed" in again.stderr
@@ -684,38 +683,14 @@ def test_a_replay_killed_after_its_side_effect_is_taken_over_without_repeating_i
             os.environ.pop(key)
     assert len(sent.read_text().splitlines()) == 1
 
-    def replay_as(user: str) -> list[str]:
-        return [sys.executable, "-m", "podium.cli", "dlq", "replay", letter.id, "--quiet",
-                "--user", user, "--db", durable_url, "--tenant", tenant]  # fmt: skip
-
-    killed = subprocess.Popen(
-        replay_as("ana"),
-        env=_dlq_env(flow, "hang", PODIUM_WORKFLOWS=f"{flow.NAME}=dlq_effect_flow:build", **env),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not mark.exists():  # ana's replay sent the report and asks the model on
-            assert killed.poll() is None, killed.communicate()
-            assert time.monotonic() < deadline, "the replay never reached the model call"
-            time.sleep(0.05)
-    finally:
-        killed.kill()
-        killed.communicate()
+    ana, bob = (_replay_cli(letter, user, durable_url, tenant) for user in ("ana", "bob"))
+    workflows = {"PODIUM_WORKFLOWS": f"{flow.NAME}=dlq_effect_flow:build", **env}
+    # ana's replay sends the report, then is killed as it asks the model on.
+    _kill_in_model_call(ana, _dlq_env(flow, "hang", **workflows), mark, tmp_path)
     made = len(sent.read_text().splitlines())
     assert made >= 2  # the replay sent the report again before it was killed
 
-    again = subprocess.run(
-        replay_as("bob"),
-        env=_dlq_env(flow, "fixed", PODIUM_WORKFLOWS=f"{flow.NAME}=dlq_effect_flow:build", **env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _replay_again(bob, _dlq_env(flow, "fixed", **workflows), tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"replay of {letter.id}: task t1 is now completed" in again.stderr
     # bob went on from ana's recorded model replies: their sends were answered from the
