@@ -105,6 +105,19 @@ def server(tmp_path) -> Iterator[str]:
             proc.wait()
 
 
+def _attached(page, text: str, name: str) -> None:
+    """Wait for `text` in the page's DOM; if it never comes, fail with a screenshot and the
+    page's visible text saved under tests/artifacts/ (`name`.png / `name`.txt)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_text(text).wait_for(state="attached")
+    except PlaywrightTimeout:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        (ARTIFACTS / f"{name}.txt").write_text(page.inner_text("body"))
+        pytest.fail(f"{text!r} never appeared; see tests/artifacts/{name}.png and .txt")
+
+
 def test_goal_approval_and_answer_in_a_real_browser(playwright_api, server, tmp_path):
     sync_playwright, expect = playwright_api
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -126,8 +139,10 @@ def test_goal_approval_and_answer_in_a_real_browser(playwright_api, server, tmp_
             # .streamlit/config.toml, read next to app.py, hides the "Deploy" button.
             expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
             expect(page.get_by_text("Deploy", exact=True)).to_have_count(0)
-            # The board is a canvas grid: its cells exist for screen readers, hidden.
-            page.get_by_text("approval needed: publish_report").wait_for(state="attached")
+            # The board is a canvas grid: its cells exist for screen readers, hidden, and
+            # are drawn for the rows in view.
+            page.get_by_text("Task board", exact=True).scroll_into_view_if_needed()
+            _attached(page, "approval needed: publish_report", "ui-gate-missing")
             page.wait_for_timeout(500)  # let the last deltas paint
             page.screenshot(path=str(ARTIFACTS / "ui-gate.png"), full_page=True)
 
