@@ -91,6 +91,10 @@ def test_run_on_a_named_thread_and_tenant(tmp_path):
         (["show", "nope"], "no thread 'nope' for tenant 'default'; list the tenant's threads with"),
         (["audit", "show", "nope"], "no thread 'nope' for tenant 'default'"),
         (["dlq", "show", "nope"], "dead letters with `podium dlq list --tenant TENANT`"),
+        (["edit", "t", "--args", "[1, 2]"], "--args must be a JSON object of argument names"),
+        (["edit", "t", "--args", "{oops"], "--args must be JSON: Expecting property name"),
+        (["edit", "t", "--plan", '{"tasks": 1}'], "--plan must be a JSON list of tasks"),
+        (["edit", "t", "--plan", "[1]"], "--plan must be a JSON list of tasks; at 0: input"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 import podium.render as render
 from podium.commands._common import caller, command, db_and_tenant, runtime
 from podium.commands._runner import (
@@ -127,13 +129,20 @@ def _decision(args: argparse.Namespace) -> Decision:
         return Decision(decision="reject", **common)
     if args.verb == "respond":
         return Decision(decision="respond", response=args.response, **common)
+    flag, shape = ("--args", "object") if args.args is not None else ("--plan", "list")
     try:
         if args.args is not None:
             return Decision(decision="edit", args=json.loads(args.args), **common)
         if args.plan is not None:
             return Decision(decision="edit", plan=json.loads(args.plan), **common)
     except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{flag} must be JSON: {exc.msg} at char {exc.pos}") from exc
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"][1:])
         raise ConfigurationError(
-            f"--args/--plan must be JSON: {exc.msg} at char {exc.pos}"
+            f"{flag} must be a JSON {shape}"
+            + (" of tasks" if flag == "--plan" else " of argument names to values")
+            + f"; {('at ' + where + ': ') if where else ''}{first['msg'].lower()}"
         ) from exc
     return Decision(decision="edit", answer=args.answer, **common)
