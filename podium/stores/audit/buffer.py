@@ -11,18 +11,18 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from podium.errors import AuditError
-from podium.stores.audit.events import AuditEvent, StoredEvent
+from podium.stores.audit.events import AuditEvent
 
 
 class AuditLog(Protocol):
     """What the buffer writes to (`podium.stores.audit.log.AuditLog`, which imports this
     module)."""
 
-    def append(self, events: Sequence[AuditEvent]) -> list[StoredEvent]: ...
+    def write(self, events: Sequence[AuditEvent]) -> None: ...
 
 
 class AuditBuffer:
-    """Collects events in memory and writes them in one `append` per flush.
+    """Collects events in memory and writes them in one batch per flush.
 
     Thread-safe. `add` flushes by itself once `max_size` events wait, except on a thread
     that runs an event loop: a write there would stall every run on the loop, so the
@@ -52,15 +52,15 @@ class AuditBuffer:
         if full and not _on_event_loop():
             self.flush()
 
-    def flush(self) -> list[StoredEvent]:
-        """Write everything added so far in one `append`; returns what was stored."""
+    def flush(self) -> None:
+        """Write everything added so far in one batch."""
         with self._flushing:
             with self._lock:
                 batch, self._pending = self._pending, []
             if not batch:
-                return []
+                return
             try:
-                return self._log.append(batch)
+                self._log.write(batch)
             except BaseException:
                 with self._lock:
                     self._pending[:0] = batch

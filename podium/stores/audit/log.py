@@ -129,6 +129,11 @@ class AuditLog:
         written = {tenant: iter([_stored(r) for r in rows]) for tenant, rows in chains.items()}
         return [next(written[event.tenant_id]) for event in events]
 
+    def write(self, events: Sequence[AuditEvent]) -> None:
+        """`append` without reading the stored events back (the buffer's flush)."""
+        if events:
+            self._writer.append(list(events), self._clock())
+
     # -- reading --------------------------------------------------------------------------
 
     def tenants(self) -> list[str]:
