@@ -166,8 +166,8 @@ class ThreadBusy(RunError):
 
 class WriterLockLost(ThreadBusy):
     """A running run's writer lock was lost (the database ended the session holding it)
-    and another run took the thread meanwhile: the run stopped at a step boundary, so
-    the other run is the thread's one writer."""
+    and another run took the thread meanwhile: the run stopped before its next checkpoint
+    write, so the other run is the thread's one writer."""
 
     def __init__(self, thread_id: str, tenant_id: str, holder: str = "") -> None:
         self.thread_id, self.tenant_id, self.holder = thread_id, tenant_id, holder
@@ -176,7 +176,7 @@ class WriterLockLost(ThreadBusy):
             self,
             f"the run of thread {thread_id!r} of tenant {tenant_id!r} lost its writer lock "
             f"(the database ended the session holding it) and another run took the thread"
-            f"{by}; this run stopped after its last step so the thread has one writer. "
+            f"{by}; this run stopped before writing more, so the thread has one writer. "
             f"When that run ends, look at the thread (`podium show {thread_id} --tenant "
             f"{tenant_id}`) and resume it if needed",
         )

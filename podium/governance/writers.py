@@ -31,6 +31,7 @@ from langchain_core.runnables.config import ensure_config, merge_configs
 
 from podium.context import resolve_context
 from podium.governance.binding import bound
+from podium.storage.fence import WRITER_FENCE
 from podium.stores.services import Services
 from podium.stores.writers import HeldThread
 
@@ -100,11 +101,19 @@ def holds_thread(config: Any) -> bool:
     return isinstance(held, HeldThread) and held.held
 
 
-def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
-    """`run()`'s chunks, with the thread's writer lock held from the first chunk asked for
-    until the run ends or the caller stops reading (nothing to take when its caller holds
-    it). After each chunk the lock is made sure of (`HeldThread.check`, when its session
-    may have ended): a run that lost it to another stops there with `WriterLockLost`."""
+def fenced(config: Any, held: HeldThread) -> RunnableConfig:
+    """`config` carrying the run's writer lock, which the PostgreSQL savers check before
+    each checkpoint write (`WRITER_FENCE`): a run that lost its lock to another run is
+    refused its next write, even in the middle of a step."""
+    return merge_configs(ensure_config(config), {"configurable": {WRITER_FENCE: held}})
+
+
+def one_writer(claim: WriterClaim, run: Callable[[HeldThread], Iterator[Any]]) -> Iterator[Any]:
+    """`run(held)`'s chunks, with the thread's writer lock held from the first chunk asked
+    for until the run ends or the caller stops reading (nothing to take when its caller
+    holds it). After each chunk the lock is made sure of (`HeldThread.check`, when its
+    session may have ended), and `run` passes it to its checkpoint writes (`fenced`): a
+    run that lost it to another stops with `WriterLockLost` and writes nothing more."""
     if claim.held is not None:
         yield from _checked(claim.held, run)
         return
@@ -115,8 +124,8 @@ def one_writer(claim: WriterClaim, run: Callable[[], Iterator[Any]]) -> Iterator
         held.release()
 
 
-def _checked(held: HeldThread, run: Callable[[], Iterator[Any]]) -> Iterator[Any]:
-    with contextlib.closing(run()) as chunks:  # type: ignore[type-var]
+def _checked(held: HeldThread, run: Callable[[HeldThread], Iterator[Any]]) -> Iterator[Any]:
+    with contextlib.closing(run(held)) as chunks:  # type: ignore[type-var]
         for chunk in chunks:
             yield chunk
             if held.suspect():
@@ -124,7 +133,7 @@ def _checked(held: HeldThread, run: Callable[[], Iterator[Any]]) -> Iterator[Any
 
 
 async def aone_writer(
-    claim: WriterClaim, run: Callable[[], AsyncIterator[Any]]
+    claim: WriterClaim, run: Callable[[HeldThread], AsyncIterator[Any]]
 ) -> AsyncIterator[Any]:
     """`one_writer` for async runs: taking and giving back the lock stay off the loop
     where the database is remote (`Services.run_sync`)."""
@@ -146,9 +155,9 @@ async def aone_writer(
 
 
 async def _achecked(
-    held: HeldThread, services: Any, run: Callable[[], AsyncIterator[Any]]
+    held: HeldThread, services: Any, run: Callable[[HeldThread], AsyncIterator[Any]]
 ) -> AsyncGenerator[Any, None]:
-    async with contextlib.aclosing(run()) as chunks:  # type: ignore[type-var]
+    async with contextlib.aclosing(run(held)) as chunks:  # type: ignore[type-var]
         async for chunk in chunks:
             yield chunk
             if held.suspect():  # no I/O on the loop unless the session may have ended

@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langgraph.graph.state import CompiledStateGraph
 
-from podium.governance.writers import aone_writer, one_writer, writer_claim
+from podium.governance.writers import aone_writer, fenced, one_writer, writer_claim
 from podium.graphs.outage import Outcome, StreamShape, afailing_softly, failing_softly
 
 #: Key of the input that carries what the entry check found (read by the supervisor).
@@ -94,7 +94,8 @@ class Workflow(CompiledStateGraph[Any, Any, Any, Any]):
             StreamShape.of(kwargs.get("stream_mode"), self.stream_mode, kwargs), claim
         )
         return failing_softly(
-            outcome, lambda: one_writer(claim, lambda: parent(checked, config, **kwargs))
+            outcome,
+            lambda: one_writer(claim, lambda held: parent(checked, fenced(config, held), **kwargs)),
         )
 
     def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -107,7 +108,10 @@ class Workflow(CompiledStateGraph[Any, Any, Any, Any]):
             StreamShape.of(kwargs.get("stream_mode"), self.stream_mode, kwargs), claim
         )
         return afailing_softly(
-            outcome, lambda: aone_writer(claim, lambda: parent(checked, config, **kwargs))
+            outcome,
+            lambda: aone_writer(
+                claim, lambda held: parent(checked, fenced(config, held), **kwargs)
+            ),
         )
 
     @classmethod

@@ -23,7 +23,7 @@ from langgraph.types import Durability
 import podium.lifecycle as lifecycle
 import podium.policies as P
 from podium.context import current_context
-from podium.errors import TaskFailed
+from podium.errors import TaskFailed, WriterLockLost
 from podium.governance.binding import bound, with_scope
 from podium.governance.guard import PolicyGuard
 from podium.governance.in_doubt import EffectInDoubt
@@ -212,9 +212,10 @@ def make_task_node(
             bound(config).services.flush()
             raise
         except Exception as exc:
-            if is_database_fault(exc):
-                # The database failed, not the task: stop the run (its effects are
-                # recorded; a resume re-runs the task) instead of dead-lettering it.
+            if is_database_fault(exc) or isinstance(exc, WriterLockLost):
+                # The database failed, or another run took the thread: not the task. Stop
+                # the run (its effects are recorded; a resume re-runs the task) instead of
+                # dead-lettering it.
                 raise
             update = failed(task, exc, payload, cfg)
             bound(config).services.flush()
@@ -247,7 +248,7 @@ def make_task_node(
             await services.run_sync(services.flush)
             raise
         except Exception as exc:
-            if is_database_fault(exc):
+            if is_database_fault(exc) or isinstance(exc, WriterLockLost):
                 raise  # as in `run`
             update = await services.run_sync(failed, task, exc, payload, cfg)
             await services.run_sync(services.flush)

@@ -7,10 +7,15 @@ have no effect, so each call can run again after its connection dropped
 podium's `PostgresDatabase` of the same URL, so they share its view of an outage: once
 the database was found unavailable, the reads that report a stopped run try once instead
 of waiting the whole window again.
+
+Every write is fenced by the run's writer lock: a run whose lock session ended, and whose
+thread another run took meanwhile, is refused its next checkpoint write, even in the
+middle of a step, so the thread never gets a second writer (`podium.storage.fence`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +30,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from podium.storage.database import PostgresDatabase
+from podium.storage.fence import suspect_fence
 
 T = TypeVar("T")
 
@@ -62,6 +68,8 @@ class RetryingPostgresSaver(PostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         parent = super().put
+        if (fence := suspect_fence(config)) is not None:
+            fence.check()
         return self._again(lambda: parent(config, checkpoint, metadata, new_versions))
 
     def put_writes(
@@ -72,6 +80,8 @@ class RetryingPostgresSaver(PostgresSaver):
         task_path: str = "",
     ) -> None:
         parent = super().put_writes
+        if (fence := suspect_fence(config)) is not None:
+            fence.check()
         self._again(lambda: parent(config, writes, task_id, task_path))
 
 
@@ -115,6 +125,8 @@ class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         parent = super().aput
+        if (fence := suspect_fence(config)) is not None:
+            await asyncio.to_thread(fence.check)  # rare: only when the session may be gone
         return await self._again(lambda: parent(config, checkpoint, metadata, new_versions))
 
     async def aput_writes(
@@ -125,4 +137,6 @@ class RetryingAsyncPostgresSaver(AsyncPostgresSaver):
         task_path: str = "",
     ) -> None:
         parent = super().aput_writes
+        if (fence := suspect_fence(config)) is not None:
+            await asyncio.to_thread(fence.check)
         await self._again(lambda: parent(config, writes, task_id, task_path))

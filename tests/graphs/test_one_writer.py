@@ -182,9 +182,25 @@ def test_a_killed_holder_does_not_keep_the_thread(flow, durable_url, tenant, tmp
 # -- a lock lost mid-run (PostgreSQL ends the lock session) ---------------------------------
 
 
+def _checkpoint_rows(url: str, thread: str) -> tuple[int, int]:
+    """(checkpoints, pending writes) stored for `thread`, every namespace."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        [(checkpoints,)] = conn.execute(
+            "SELECT count(*) FROM checkpoints WHERE thread_id = %s", (thread,)
+        ).fetchall()
+        [(writes,)] = conn.execute(
+            "SELECT count(*) FROM checkpoint_writes WHERE thread_id = %s", (thread,)
+        ).fetchall()
+    return checkpoints, writes
+
+
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
 @pytest.mark.parametrize("taken", [True, False], ids=["taken meanwhile", "free"])
-def test_a_run_that_lost_its_lock_stops_at_its_next_step(fresh_postgres_url, tenant, taken, mode):
+def test_a_run_that_lost_its_lock_stops_before_its_next_write(
+    fresh_postgres_url, tenant, taken, mode
+):
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
@@ -226,15 +242,20 @@ def test_a_run_that_lost_its_lock_stops_at_its_next_step(fresh_postgres_url, ten
         assert calling.wait(WAIT_LIMIT)
         _end_lock_sessions(fresh_postgres_url)
         other = elsewhere.services.writers.acquire(tenant, thread) if taken else None
+        written = _checkpoint_rows(fresh_postgres_url, thread)
         go.set()
         try:
             if taken:
                 with pytest.raises(WriterLockLost, match="lost its writer lock"):
                     run.result(WAIT_LIMIT)
-                # It stopped after the step that was running: the next task never ran.
+                # It stopped in the step that was running, before writing anything more
+                # (the worker's end, the step's checkpoint): the thread has one writer.
                 assert second.calls == []
+                assert _checkpoint_rows(fresh_postgres_url, thread) == written
                 tasks = app.get_state(_config(thread)).values["tasks"]
+                assert tasks["t1"]["status"] != "completed"  # the new holder runs it again
                 assert tasks["t2"]["status"] == "queued"
+                assert elsewhere.services.dead_letters.list(tenant) == []  # not the task's fault
             else:
                 out = run.result(WAIT_LIMIT)
                 assert out["status"] == "completed" and out["answer"]
