@@ -453,7 +453,7 @@ class DeadLetterNotFound(RunError):
 class DeadLetterStateError(RunError):
     """An action the letter's status does not allow (double replay, discarding a replayed one)."""
 
-    def __init__(self, letter: DeadLetter, action: str) -> None:
+    def __init__(self, letter: DeadLetter, action: str, next_step: str = "") -> None:
         self.id = letter.id
         self.status = letter.status
         self.action = action
@@ -466,7 +466,8 @@ class DeadLetterStateError(RunError):
             "discarded": f"it was discarded by {res.get('discarded_by')!r} "
             f"({res.get('reason')!r}); nothing more can be done with it",
         }[letter.status]
-        super().__init__(f"cannot {action} dead letter {letter.id!r}: {why}")
+        then = f". {next_step}" if next_step else ""
+        super().__init__(f"cannot {action} dead letter {letter.id!r}: {why}{then}")
 
 
 class ReplayError(RunError):

@@ -15,7 +15,7 @@ from typing import Any
 import podium.lifecycle as lifecycle
 import podium.names as names
 from podium.context import RunContext
-from podium.errors import ReplayError
+from podium.errors import DeadLetterStateError, ReplayError
 from podium.governance.writers import holding_thread, holds_thread
 from podium.lifecycle import RunStatus, TaskStatus
 from podium.stores.dead_letters.store import DeadLetter
@@ -65,7 +65,11 @@ def replay(
     is claimed.
 
     The letter's outcome is recorded before the lock is given back, so no later replay
-    can take for stopped a replay that only has its outcome left to write.
+    can take for stopped a replay that only has its outcome left to write. A run that
+    raises once the task is back on the thread (LangGraph's recursion limit, say), or a
+    stream whose reader stops early, finishes the letter as the thread stands, with why
+    the run stopped: its task is no longer dead-lettered, so it cannot be put back again.
+    A later replay is refused and says how to run the thread on (`podium resume`).
 
     Returns the run's output, or with `stream_mode` its event stream (the replay starts
     when the stream is first read, and the outcome is recorded when it ends); `finish`
@@ -78,8 +82,8 @@ def replay(
         claimed = _requeue(app, letter, services, context, agent, held)
         try:
             output = app.invoke(None, held, context=context)
-        except Exception as exc:
-            _failed(services, claimed, exc)
+        except BaseException as exc:
+            _finish_as_it_stands(app, claimed, services, held, exc)
             raise
         _finish(app, claimed, services, held)
         return output
@@ -98,17 +102,24 @@ def _streamed(
         claimed = _requeue(app, letter, services, context, agent, held)
         try:
             yield from app.stream(None, held, context=context, stream_mode=stream_mode)
-        except BaseException:
-            # The reader stopped early (the run stops with it) or the run raised: the
-            # letter is finished as the thread stands, while the lock is still held, so
-            # no replay takes it over meanwhile. If even that fails, the letter stays
-            # `replaying` and the next replay takes it over.
-            try:
-                _finish(app, claimed, services, held)
-            except Exception:
-                log.warning("could not record the replay of %s", claimed.id, exc_info=True)
+        except BaseException as exc:  # the reader stopped early, or the run raised
+            _finish_as_it_stands(app, claimed, services, held, exc)
             raise
         _finish(app, claimed, services, held)
+
+
+def _finish_as_it_stands(
+    app: Any, claimed: DeadLetter, services: Any, config: Any, exc: BaseException
+) -> None:
+    """The replay's run stopped early (it raised, or its reader stopped) after the task was
+    put back: finish the letter as the thread stands, while the lock is still held, so no
+    replay takes it over meanwhile. Sent back to `pending`, the letter could not be
+    replayed again: its task is no longer dead-lettered. If even this fails, the letter
+    stays `replaying` and the next replay takes it over."""
+    try:
+        _finish(app, claimed, services, config, stopped=exc)
+    except Exception:
+        log.warning("could not record the replay of %s", claimed.id, exc_info=True)
 
 
 def _requeue(
@@ -128,16 +139,17 @@ def _requeue(
     the thread goes on from its last checkpoint, so nothing the earlier replay did runs
     twice (a task it already settled does not run again).
     """
-    claimed: DeadLetter = services.dead_letters.claim_for_replay(
-        letter.id, letter.tenant_id, by=context.user_id, take_over=holds_thread(config)
-    )
+    claimed = _claim(app, letter, services, context, config)
     try:
         values = app.get_state(config).values
         tasks = values.get("tasks") or {}
+        task = tasks.get(claimed.task_id)
         if "took_over_from" in (claimed.resolution or {}) and not _stopped_before_requeue(
-            tasks.get(claimed.task_id), claimed
+            task, claimed
         ):
             return claimed
+        if task and task.get("status") not in lifecycle.REPLAYABLE:
+            raise ReplayError(_put_back_already(claimed, str(task.get("status"))))
         changes = requeued_tasks(
             tasks,
             claimed.task_id,
@@ -151,6 +163,47 @@ def _requeue(
         _failed(services, claimed, exc)
         raise
     return claimed
+
+
+def _claim(
+    app: Any, letter: DeadLetter, services: Any, context: RunContext, config: Any
+) -> DeadLetter:
+    """Claim the letter; a letter already replayed whose thread has not finished (that
+    replay's run stopped early) is refused with how to run the thread on."""
+    try:
+        claimed: DeadLetter = services.dead_letters.claim_for_replay(
+            letter.id, letter.tenant_id, by=context.user_id, take_over=holds_thread(config)
+        )
+    except DeadLetterStateError as refused:
+        if refused.status != "replayed":
+            raise
+        snapshot = app.get_state(config)
+        if not (snapshot.next or snapshot.tasks):
+            raise
+        current = services.dead_letters.get(letter.id, letter.tenant_id)
+        raise DeadLetterStateError(current, refused.action, _run_on(current)) from None
+    return claimed
+
+
+def _run_on(letter: DeadLetter) -> str:
+    result = (letter.resolution or {}).get("result") or {}
+    why = f" when its run stopped ({result['stopped']})" if result.get("stopped") else ""
+    return (
+        f"That replay left task {letter.task_id!r} {result.get('status')!r}{why}, and thread "
+        f"{letter.thread_id!r} has not finished: run it on from its last checkpoint with "
+        f"`podium resume {letter.thread_id} --tenant {letter.tenant_id}`"
+    )
+
+
+def _put_back_already(letter: DeadLetter, status: str) -> str:
+    return (
+        f"task {letter.task_id!r} is {status!r} on thread {letter.thread_id!r}, no longer "
+        "dead-lettered: an earlier replay put it back and the thread went on with it, so "
+        "replaying the letter would run it twice. Run the thread on with "
+        f"`podium resume {letter.thread_id} --tenant {letter.tenant_id}` if it has not "
+        f"finished, and close the letter with `podium dlq discard {letter.id} --reason "
+        f"'put back by an earlier replay' --tenant {letter.tenant_id}`"
+    )
 
 
 def _stopped_before_requeue(task: Any, claimed: DeadLetter) -> bool:
@@ -188,11 +241,14 @@ def finish(app: Any, letter: DeadLetter, *, services: Any) -> str:
     return _finish(app, letter, services, {"configurable": {"thread_id": letter.thread_id}})
 
 
-def _finish(app: Any, letter: DeadLetter, services: Any, config: Any) -> str:
+def _finish(
+    app: Any, letter: DeadLetter, services: Any, config: Any, stopped: BaseException | None = None
+) -> str:
     """Record the replay's outcome on the letter; returns the task's new status.
 
     A replay that ran is finished whatever its outcome; when the task failed for good
     again, the run filed a new dead letter, named in the result, so one letter stays open.
+    A run that stopped early (`stopped`) is finished as the thread stands, with why.
     """
     values = app.get_state(config).values
     task = (values.get("tasks") or {}).get(letter.task_id) or {}
@@ -200,5 +256,15 @@ def _finish(app: Any, letter: DeadLetter, services: Any, config: Any) -> str:
     result = {"status": status, "agent": task.get("agent"), "error": task.get("error")}
     if task.get("dead_letter") and task["dead_letter"] != letter.id:
         result["new_dead_letter"] = task["dead_letter"]
+    if stopped is not None:
+        result["stopped"] = _why_stopped(stopped)
     services.dead_letters.finish_replay(letter.id, letter.tenant_id, ok=True, result=result)
     return status
+
+
+def _why_stopped(exc: BaseException) -> str:
+    if isinstance(exc, GeneratorExit):
+        return "its reader stopped reading the run's events"
+    # The first line says what happened; LangGraph adds a troubleshooting link after it.
+    text = " ".join(str(exc).strip().split("\n", 1)[0].split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

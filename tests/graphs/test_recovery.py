@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from langchain_core.tools import ToolException, tool
+from langgraph.errors import GraphRecursionError
 
 import podium
+import podium.names as names
 from podium import AgentSpec, Plan, PlannedTask, RunContext
-from podium.errors import DeadLetterStateError, ThreadBusy
+from podium.errors import DeadLetterStateError, ReplayError, ThreadBusy
 from podium.governance.writers import holding_thread
-from podium.replay import finish, replay
+from podium.replay import finish, replay, requeued_tasks
 from podium.stores.effects.store import EffectKey
 from podium.testing import tool_call
 
@@ -801,6 +803,95 @@ def test_a_streamed_replay_that_raises_mid_stream_is_never_taken_over(durable_ur
     assert done.status == "replayed" and done.resolution["replay_by"] == "ana"
     assert "took_over_from" not in done.resolution
     assert status == done.resolution["result"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("stream_mode", [None, "updates"])
+def test_a_replay_whose_run_raises_is_finished_as_the_thread_stands(
+    durable_url, tmp_path, tenant, stream_mode
+):
+    # The replay's run hits LangGraph's recursion limit after it put t1 and t2 back and
+    # ran them, before the answer is aggregated. The letter is finished as the thread
+    # stands: sent back to `pending`, its next replay could not put t1 back (it is no
+    # longer dead-lettered). Replaying it again is refused and names the way on, and
+    # the thread goes on from where the run stopped, running neither task again.
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-recursion"
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(flow.build_chain(phase="fail"))
+        out = app.invoke({"goal": "answer"}, _config(thread), context=RunContext(tenant_id=tenant))
+        assert [t["status"] for t in out["tasks"].values()] == ["dead_lettered", "cancelled"]
+        [letter] = rt.services.dead_letters.list(tenant)
+        app = rt.compile(flow.build_chain(phase="fixed"))
+        ana = RunContext(tenant_id=tenant, user_id="ana")
+        limited = app.with_config(recursion_limit=2)
+        with pytest.raises(GraphRecursionError):
+            ran = replay(
+                limited, letter, services=rt.services, context=ana, stream_mode=stream_mode
+            )
+            if stream_mode:
+                list(ran)
+        done = rt.services.dead_letters.get(letter.id, tenant)
+        with pytest.raises(DeadLetterStateError, match="already replayed") as refused:
+            replay(app, letter, services=rt.services, context=RunContext(tenant_id=tenant))
+        assert finish(app, letter, services=rt.services) == "completed"
+        assert app.get_state(_config(thread)).next  # the answer is still to be aggregated
+    assert done.status == "replayed" and done.resolution["replay_by"] == "ana"
+    assert done.resolution["result"]["status"] == "completed"
+    assert done.resolution["result"]["stopped"].startswith("GraphRecursionError: ")
+    resume = f"podium resume {thread} --tenant {tenant}"
+    assert resume in str(refused.value) and "GraphRecursionError" in str(refused.value)
+
+    # The CLI says the same, and its resume finishes the thread.
+    env = _dlq_env(flow, "fixed", PODIUM_WORKFLOWS=f"{flow.CHAIN}=dlq_flow:build_chain")
+    again = _replay_again(_replay_cli(letter, "bob", durable_url, tenant), env, tmp_path)
+    assert again.returncode == 2 and resume in again.stderr, again.stderr
+    resumed = _replay_again(
+        [sys.executable, "-m", "podium.cli", "resume", thread,
+         "--db", durable_url, "--tenant", tenant],
+        env,
+        tmp_path,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert flow.ANSWER in resumed.stdout
+    with podium.open_runtime(durable_url) as rt:
+        state = rt.compile(flow.build_chain()).get_state(_config(thread)).values
+        assert rt.services.dead_letters.get(letter.id, tenant) == done
+    assert state["status"] == "completed" and state["answer"]
+    assert [t["status"] for t in state["tasks"].values()] == ["completed", "completed"]
+    assert len(_replays_of(state["tasks"]["t1"])) == 1
+    # With the thread finished, a replay is refused as replayed, with nothing to resume.
+    last = _replay_again(_replay_cli(letter, "bob", durable_url, tenant), env, tmp_path)
+    assert last.returncode == 2 and "already replayed" in last.stderr
+    assert "podium resume" not in last.stderr
+
+
+def test_a_pending_letter_whose_task_was_put_back_is_refused_with_the_way_on(durable_url, tenant):
+    # A letter an older replay sent back to `pending` after it had put its task back
+    # (its run raised). The task is no longer dead-lettered, so it cannot be put back:
+    # the replay is refused with what to do instead, and the thread is left as it was.
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-put-back"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    context = RunContext(tenant_id=tenant, user_id="ana")
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(flow.build(phase="fixed"))
+        rt.services.dead_letters.claim_for_replay(letter.id, tenant, by="ana")
+        with holding_thread(app, _config(thread), context) as held:
+            tasks = app.get_state(held).values["tasks"]
+            changes = requeued_tasks(tasks, "t1", agent=None, reason="replay", at=time.time())
+            update = {"tasks": changes, "status": "running", "error": None}
+            app.update_state(held, update, as_node=names.SUPERVISOR)
+        result = {"error": "the run raised", "error_type": "GraphRecursionError"}
+        rt.services.dead_letters.finish_replay(letter.id, tenant, ok=False, result=result)
+        before = app.get_state(_config(thread)).values
+        with pytest.raises(ReplayError, match="'initializing'") as refused:
+            replay(app, letter, services=rt.services, context=context)
+        after = app.get_state(_config(thread)).values
+        out = app.invoke(None, _config(thread), context=context)
+    assert f"podium resume {thread} --tenant {tenant}" in str(refused.value)
+    assert f"podium dlq discard {letter.id}" in str(refused.value)
+    assert after == before
+    assert out["tasks"]["t1"]["status"] == "completed" and out["answer"] == flow.ANSWER
 
 
 def test_a_replay_still_running_is_not_taken_over(durable_url, tenant):
