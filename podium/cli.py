@@ -240,8 +240,8 @@ def cmd_threads(args: argparse.Namespace) -> int:
 
 
 def thread_status(stored: str, open_gates: int) -> str:
-    """The status to show: a thread with open gates is `waiting`, whatever step it was in
-    when the gate was raised (the index says `running` until the run moves on)."""
+    """The status to show: a thread with open gates is `waiting` (the index says so once a
+    gate stops its run; a thread indexed before that was recorded may still say `running`)."""
     if open_gates and stored not in RUN_FINISHED:
         return RunStatus.WAITING.value if open_gates == 1 else f"waiting ({open_gates} gates)"
     return stored

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -218,6 +220,7 @@ def test_a_thread_at_a_gate_is_waiting_and_its_tables_agree_with_costs(tmp_path)
     thread, _, status = listed.stdout.splitlines()[2].split()[:3]
     assert status == "waiting", listed.stdout
     assert "1 waiting at a gate: see `" in listed.stdout
+    assert _stored_status(tmp_path, thread) == "waiting"  # stored so, not only shown so
 
     shown = podium("show", thread, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
@@ -246,6 +249,16 @@ def test_a_thread_at_a_gate_is_waiting_and_its_tables_agree_with_costs(tmp_path)
     assert approved.returncode == 0, approved.stderr
     after = podium("threads", cwd=tmp_path).stdout.splitlines()[2].split()
     assert after[2] == "completed"
+    assert _stored_status(tmp_path, thread) == "completed"
+
+
+def _stored_status(cwd: Path, thread: str) -> str:
+    """The status the thread index of the embedded default database holds."""
+    with closing(sqlite3.connect(cwd / ".podium" / "podium.db")) as db:
+        [(status,)] = db.execute(
+            "SELECT status FROM podium_threads WHERE thread_id = ?", (thread,)
+        ).fetchall()
+    return str(status)
 
 
 def _shell(command: str, *, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess:

@@ -222,7 +222,6 @@ def _drain(
 def _waiting_in_doubt(
     rt: PodiumRuntime, thread_id: str, gates: list[PendingGate], *, tenant: str
 ) -> int:
-    rt.threads.set_status(thread_id, "waiting")
     for gate in gates:
         print(f"waiting: gate {gate.request.gate_id}: {describe(gate)}", file=sys.stderr)
         command = decide_command(thread_id, gate, db=rt.url.raw, tenant=tenant)

@@ -1,8 +1,14 @@
 """How a run waits for a person: the gate is opened in the approvals store, announced on
 the stream and raised as a LangGraph `interrupt()`; a decision resumes it.
 
-Used by the tool-call path (approval of a tool call) and by the gate node (plans and
-final answers).
+Used by the tool-call path (approval of a tool call, an effect in doubt), by ask_human
+(a question) and by the gate node (plans and final answers), at any depth of nesting.
+
+Every gate passes here, so here the thread index learns that a run waits: when a gate
+stops the run, the thread is `waiting`; when a decision lets it go on and no other gate
+of the thread is open, it is `running` again (the run's end then writes its final status,
+`podium.nodes.aggregate`). So the stored status is right for every reader (the CLI, the
+app, a LangGraph server's runs, a query of the table), whoever started or resumed the run.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from langgraph.config import get_stream_writer
+from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from podium.context import current_context
 from podium.gates.request import Decision, GateRequest, caller_mismatch, fits, may_decide
+from podium.lifecycle import RunStatus
 
 if TYPE_CHECKING:
     from podium.stores.services import Services
@@ -45,7 +53,13 @@ def await_decision(
     _emit_gate(request)
     note: str | None = None
     while True:
-        raw = interrupt({**request.model_dump(), "note": note} if note else request.model_dump())
+        try:
+            raw = interrupt(
+                {**request.model_dump(), "note": note} if note else request.model_dump()
+            )
+        except GraphInterrupt:
+            _stopped(request, services)
+            raise
         try:
             decision = Decision.model_validate(
                 raw if not isinstance(raw, str) else {"decision": raw}
@@ -66,9 +80,25 @@ def await_decision(
         if note is None:
             decision = decision.model_copy(update={"user": ctx.user_id})
             services.approvals.record(request.gate_id, decision, ctx.user_id)
+            _going_on(request, services)
             return decision
         # The decision did not pass: the gate is raised again, so it is open again.
         services.approvals.unclaim(request.gate_id)
+
+
+def _stopped(request: GateRequest, services: Services) -> None:
+    """The run stops at `request`'s gate until someone decides it: its thread waits."""
+    if request.thread_id is not None:
+        services.threads.set_status(request.thread_id, RunStatus.WAITING.value)
+
+
+def _going_on(request: GateRequest, services: Services) -> None:
+    """`request`'s gate is decided and the run goes on: its thread runs again, unless
+    another of its gates is still open (a parallel task's, which stops the run again)."""
+    thread = request.thread_id
+    if thread is None or services.approvals.open_on_thread(thread, request.tenant_id):
+        return
+    services.threads.set_status(thread, RunStatus.RUNNING.value)
 
 
 def _emit_gate(request: GateRequest) -> None:

@@ -160,6 +160,15 @@ class Approvals:
             (gate_id,),
         )
 
+    def open_on_thread(self, thread_id: str, tenant_id: str) -> int:
+        """How many of the thread's gates are open (pending or escalated, not decided)."""
+        rows = self._db.query(
+            "SELECT COUNT(*) AS n FROM podium_approvals WHERE thread_id = ? AND tenant_id = ? "
+            "AND status IN ('pending', 'escalated')",
+            (thread_id, tenant_id),
+        )
+        return int(rows[0]["n"])
+
     def pending(self, tenant_id: str) -> tuple[list[GateRecord], list[GateRecord]]:
         """Open gates, oldest first, and those newly escalated because they expired.
 

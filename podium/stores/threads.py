@@ -1,7 +1,9 @@
 """The thread index: which threads exist, for which tenant, of which workflow, in what state.
 
-Written by the workflow graph itself (its root supervisor and aggregate nodes), so a
-thread started from Python, the CLI, Streamlit or a notebook is listed alike.
+Written by the workflow graph itself (its root supervisor, aggregate and gate nodes, and
+every gate as it stops or lets go of a run: `podium.gates.interrupt`), so a thread
+started from Python, the CLI, Streamlit, a notebook or a LangGraph server is listed alike,
+`waiting` whenever its run waits at an open gate.
 """
 
 from __future__ import annotations

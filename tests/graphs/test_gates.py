@@ -19,6 +19,7 @@ from podium import AgentSpec, Plan, PlannedTask, RunContext
 from podium.commands.approvals import cmd_approvals
 from podium.gates.decision import GateForbidden, adecide, apending_gates, decide, pending_gates
 from podium.gates.request import Decision, GateRequest
+from podium.graphs.research_brief import DEMO_GOAL
 from podium.policies import PolicySet, load_policies
 from podium.stores.approvals import AlreadyDecided, GateError
 from podium.testing import tool_call
@@ -820,3 +821,122 @@ def test_approvals_command_escalates_expired_gates_and_records_an_audit_event(
         assert len(rt.services.audit.events(tenant, kind="escalation")) == 1
         out = decide(app, thread, "approve", context=_ctx(tenant, "editor"))
     assert out["status"] == "completed" and payments.sent == [("bob", 10)]
+
+
+# -- the thread index while a run waits at a gate ------------------------------------------
+
+
+def _stored_status(rt, thread: str, tenant: str) -> str:
+    """The status the thread index holds (what the server, metrics and SQL readers see)."""
+    return rt.threads.get(thread, tenant_id=tenant).status
+
+
+def test_index_says_waiting_at_the_demos_publish_gate_then_completed(durable_url, tenant):
+    thread = f"{tenant}-brief"
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(podium.build_research_brief())
+        out = app.invoke({"goal": DEMO_GOAL}, _config(thread), context=_ctx(tenant))
+        assert out["__interrupt__"] and _only_gate(app, thread).request.tool == "publish_report"
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        with pytest.raises(GateForbidden):
+            decide(app, thread, "approve", context=_ctx(tenant))
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(app, thread, "approve", context=_ctx(tenant, "editor"))
+        assert out["status"] == "completed"
+        assert _stored_status(rt, thread, tenant) == "completed"
+
+
+async def test_index_says_waiting_at_a_gate_of_an_async_run(durable_url, tenant):
+    thread = f"{tenant}-abrief"
+    async with podium.open_async_runtime(durable_url) as rt:
+        app = rt.compile(podium.build_research_brief())
+        await app.ainvoke({"goal": DEMO_GOAL}, _config(thread), context=_ctx(tenant))
+        assert len(await apending_gates(app, thread)) == 1
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = await adecide(app, thread, "approve", context=_ctx(tenant, "editor"))
+        assert out["status"] == "completed"
+        assert _stored_status(rt, thread, tenant) == "completed"
+
+
+def test_index_says_waiting_at_a_question_gate_then_completed(durable_url, scripted, tenant):
+    agent = AgentSpec(
+        name="clerk",
+        tools=[ask_human],
+        model=scripted(tool_call("ask_human", {"question": "Which city?"}), Seen(), name="clerk"),
+    )
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="clerk", instruction="book a trip")])
+    graph = podium.build_workflow(
+        [agent], name="trip", supervisor=plan, policies=allowing(clerk=["ask_human"])
+    )
+    thread = f"{tenant}-question"
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        _start(app, thread, tenant)
+        assert _only_gate(app, thread).request.kind == "question"
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(
+            app, thread, Decision(decision="respond", response="Lisbon"), context=_ctx(tenant)
+        )
+        assert out["answer"] == "saw: Lisbon"
+        assert _stored_status(rt, thread, tenant) == "completed"
+
+
+def test_index_says_waiting_at_a_gate_of_an_inner_workflow_then_completed(
+    durable_url, scripted, tenant, tmp_path
+):
+    payments = Payments()
+    inner = _payer_workflow(scripted, payments, _policy(tmp_path), Seen(), name="inner")
+    outer = podium.build_workflow(
+        [AgentSpec(name="team", graph=inner.compile())],
+        name="outer",
+        supervisor=Plan(tasks=[PlannedTask(id="o1", agent="team", instruction="pay")]),
+    )
+    thread = f"{tenant}-inner"
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(outer)
+        _start(app, thread, tenant)
+        assert _only_gate(app, thread).request.workflow == "inner"
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(app, thread, "approve", context=_ctx(tenant, "editor"))
+        assert out["status"] == "completed" and payments.sent == [("bob", 10)]
+        assert _stored_status(rt, thread, tenant) == "completed"
+
+
+def test_index_says_waiting_at_plan_and_answer_gates(durable_url, scripted, tenant, tmp_path):
+    boss = scripted(_plan_json(("t1", "writer", "write")), name="boss")
+    agents = [AgentSpec(name="writer", model=scripted("draft answer", name="writer"))]
+    graph = podium.build_workflow(
+        agents, name="reviewed", model=boss, approve_plan=True, approve_answer=True
+    )
+    thread = f"{tenant}-reviewed"
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        _start(app, thread, tenant)
+        assert _only_gate(app, thread).request.kind == "plan"
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        decide(app, thread, "approve", context=_ctx(tenant))
+        assert _only_gate(app, thread).request.kind == "answer"
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(app, thread, "approve", context=_ctx(tenant))
+        assert out["status"] == "completed"
+        assert _stored_status(rt, thread, tenant) == "completed"
+
+
+def test_index_stays_waiting_until_the_last_parallel_gate_is_decided(
+    durable_url, scripted, tenant, tmp_path
+):
+    payments = Payments()
+    graph, _seen = _three_payers(scripted, payments, tmp_path)
+    thread, editor = f"{tenant}-three", _ctx(tenant, "editor")
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        _start(app, thread, tenant)
+        gates = _gates_by_task(app, thread)
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        decide(app, thread, "approve", context=editor, gate=gates["t1"])
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        decide(app, thread, "approve", context=editor, gate=gates["t2"])
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(app, thread, "approve", context=editor)
+        assert out["status"] == "completed" and len(payments.sent) == 3
+        assert _stored_status(rt, thread, tenant) == "completed"

@@ -54,6 +54,7 @@ def test_research_brief_stops_at_the_editor_gate_and_completes_on_approval(serve
         ).fetchone()
     assert row == ("acme", "pending")
     assert ana.threads.get(thread_id)["status"] == "interrupted"
+    assert _indexed_status(server, thread_id) == "waiting"  # podium's thread index agrees
 
     out = ana.runs.wait(
         thread_id,
@@ -64,6 +65,15 @@ def test_research_brief_stops_at_the_editor_gate_and_completes_on_approval(serve
     assert out["answer"].startswith("# Brief")
     assert (server.workdir / "reports").is_dir()  # the approved publish_report ran
     assert ana.threads.get(thread_id)["status"] == "idle"
+    assert _indexed_status(server, thread_id) == "completed"
+
+
+def _indexed_status(server, thread_id: str) -> str:
+    with sqlite3.connect(server.workdir / "podium.db") as db:
+        [(status,)] = db.execute(
+            "SELECT status FROM podium_threads WHERE thread_id = ?", (thread_id,)
+        ).fetchall()
+    return str(status)
 
 
 def test_a_user_without_the_gate_role_gets_403_and_the_gate_stays_open(server) -> None:
