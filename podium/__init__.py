@@ -3,6 +3,7 @@
 from podium.context import RunContext
 from podium.errors import (
     AlreadyDecided,
+    ApiKeyExists,
     ApiKeyNotFound,
     AuditError,
     BreakerKeyError,
@@ -57,6 +58,7 @@ __all__ = [
     "AgentRegistry",
     "AgentSpec",
     "AlreadyDecided",
+    "ApiKeyExists",
     "ApiKeyNotFound",
     "AuditError",
     "BreakerKeyError",

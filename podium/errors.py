@@ -192,6 +192,35 @@ class ApiKeyNotFound(PodiumError):
         super().__init__(f"no API key {key_id!r}{of}; list the keys with `podium keys list`")
 
 
+class ApiKeyExists(PodiumError):
+    """A user of a tenant already has an active API key with the label asked for.
+
+    A key's secret is kept only as a digest, so a second `create` cannot hand the first
+    key out again; it is refused rather than issuing a second working secret, since the
+    usual cause is the same command run again (after a lost answer or a crash).
+
+    Attributes:
+        key_id: The active key's id.
+        tenant_id: Its tenant.
+        identity: Its user.
+        label: Its label ("" for none).
+    """
+
+    def __init__(self, key_id: str, tenant_id: str, identity: str, label: str) -> None:
+        self.key_id = key_id
+        self.tenant_id = tenant_id
+        self.identity = identity
+        self.label = label
+        labelled = f"labelled {label!r}" if label else "with no label"
+        super().__init__(
+            f"user {identity!r} of tenant {tenant_id!r} already has an active API key "
+            f"{key_id} {labelled}; no second key was made. Its secret was shown once, when "
+            f"it was created: if you did not keep it, revoke it (`podium keys revoke "
+            f"{key_id}`) and create it again; for a second key at once (a rotation), give "
+            "the new one another --label, then revoke the old one"
+        )
+
+
 class PolicyError(ConfigurationError):
     """A policy file is malformed or names an agent, tool or workflow that does not exist.
 

@@ -181,6 +181,11 @@ class Progress:
         print(text, file=self.out, flush=True)
 
 
+def count(n: int, noun: str) -> str:
+    """ "1 tenant", "0 tenants", "2 tenants": a count with its noun (regular plurals)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def age(seconds: float) -> str:
     """ "12s ago", "5m ago", "3h ago", "2d ago"."""
     seconds = max(0, int(seconds))

@@ -4,6 +4,8 @@
 (`sqlite:///.podium/server.db`), so run these where the server runs, with its
 environment. `create` prints the key once, alone on stdout (capture it:
 `KEY=$(podium keys create ...)`); the database keeps only its SHA-256.
+A user of a tenant has one active key per label, so `create` run again is refused
+(exit 2, one line naming the key to revoke) rather than issuing a second secret.
 """
 
 from __future__ import annotations

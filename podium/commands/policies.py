@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import podium.render as render
 from podium.commands._common import command
 from podium.context import DEFAULT_TENANT
 from podium.errors import ConfigurationError, PolicyError
@@ -140,11 +141,10 @@ def _names_of(workflows: list[str]) -> tuple[set[str], set[str]]:
 
 def _summary(policy: PolicySet) -> str:
     counts = [
-        f"{len(getattr(policy, section))} {section}"
+        render.count(len(getattr(policy, section)), section.removesuffix("s"))
         for section in ("tenants", "workflows", "agents", "tools", "models")
     ]
-    files = len(policy.sources)
-    return f"{files} file{'s' if files != 1 else ''}: " + ", ".join(counts)
+    return f"{render.count(len(policy.sources), 'file')}: " + ", ".join(counts)
 
 
 def _default_file() -> str:

@@ -6,8 +6,9 @@ A token is accepted when
       only, so `alg: none` and an HS256 token "signed" with the public key are refused
       before any key is looked at);
     - its `kid` names a key of the issuer's JWKS (`PODIUM_JWT_JWKS_URL`, or the `jwks_uri`
-      of the issuer's discovery document), and the signature verifies with that key and
-      that key's own algorithm;
+      of the issuer's discovery document), the algorithm is one that key may verify
+      (`key_algorithms`: the key's `alg` when it names one, else its key type and curve),
+      and the signature verifies with that key and that algorithm;
     - `iss` is the configured issuer, `aud` holds the configured audience, `exp` is in the
       future and `nbf` / `iat` are not, each with `leeway` seconds of clock skew;
     - its claims name a tenant and a user (the roles claim may be absent: no roles).
@@ -47,6 +48,13 @@ from podium.server._credentials import CredentialError, Principal, check_name
 ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+#: The algorithms of each key type (RFC 7518 section 3.1): every RSA signature for an RSA
+#: key; for EC and OKP keys, the one their curve is for (ES256 is P-256 only, and so on).
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+_CURVE_ALGORITHMS = {
+    "EC": {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"},
+    "OKP": {"Ed25519": "EdDSA", "Ed448": "EdDSA"},
+}
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 #: Claims tried, in order, for the name the app shows ("Signed in as ...").
 DISPLAY_CLAIMS = ("name", "email", "preferred_username")
@@ -232,18 +240,24 @@ class JwtVerifier:
                 f"{', '.join(s.algorithms)} (PODIUM_JWT_ALGORITHMS)"
             )
         key = self._keys.key(header.get("kid"))
-        if key.algorithm_name != alg:
-            # A key is used with its own algorithm only: an RSA key never checks an
-            # HMAC, an EC key never an RSA signature.
+        members = _jwk_members(key)
+        usable = key_algorithms(members) & set(s.algorithms)
+        if alg not in usable:
+            # A key is used with the algorithms of its own type only: an RSA key never
+            # checks an HMAC or an EC signature, an EC key never an RSA signature nor one
+            # meant for another curve.
             raise CredentialError(
                 f"token algorithm {alg!r} does not match its key {key.key_id!r} "
-                f"({key.algorithm_name})"
+                f"({_describe(members)}: {', '.join(sorted(usable)) or 'none'} accepted)"
             )
         try:
+            # The key object, not the PyJWK: a PyJWK is bound to one algorithm (PyJWT's
+            # guess, RS256, for an RSA key without `alg`), while the checks above have
+            # already settled which one of the key's algorithms this token uses.
             claims = jwt.decode(
                 token,
-                key,
-                algorithms=list(s.algorithms),
+                key.key,
+                algorithms=[alg],
                 audience=list(s.audience),
                 issuer=s.issuer,
                 leeway=s.leeway,
@@ -288,6 +302,44 @@ class JwtVerifier:
         if isinstance(exc, jwt.DecodeError):
             return f"malformed token: {exc}"
         return f"invalid token: {exc}"
+
+
+def key_algorithms(jwk: Mapping[str, Any]) -> frozenset[str]:
+    """The signature algorithms a JWK may verify (RFC 7517 section 4.4, RFC 7518 3.1).
+
+    `alg` is optional in a JWK, so the key type decides: an RSA key verifies RS256/384/512
+    and PS256/384/512, an EC key the ES algorithm of its curve (`crv`), an OKP key EdDSA
+    (Ed25519, Ed448). A symmetric (`oct`) key or an unknown type verifies nothing here. A
+    key's `alg` narrows this to the one algorithm it names; an `alg` its type cannot use
+    (ES384 on a P-256 key, RS256 on an EC key) leaves nothing.
+    """
+    kty, crv = str(jwk.get("kty")), str(jwk.get("crv"))
+    if kty == "RSA":
+        fits = _RSA_ALGORITHMS
+    else:
+        curve = _CURVE_ALGORITHMS.get(kty, {}).get(crv)
+        fits = frozenset({curve} if curve is not None else ())
+    alg = jwk.get("alg")
+    return fits if alg is None else fits & {alg}
+
+
+def _jwk_members(key: PyJWK) -> Mapping[str, Any]:
+    """The members of the JWK `key` was made from.
+
+    PyJWT exposes `kty`, `kid` and `use` only, and its `algorithm_name` cannot tell a
+    declared `alg` from its own guess. Should it stop keeping the members, the key is
+    taken to declare the algorithm it was bound to: one algorithm, never more.
+    """
+    members = getattr(key, "_jwk_data", None)
+    if isinstance(members, Mapping) and members.get("kty") == key.key_type:
+        return members
+    return {"kty": key.key_type, "alg": key.algorithm_name}
+
+
+def _describe(jwk: Mapping[str, Any]) -> str:
+    """A key's type for a message: "RSA", "EC P-256", "RSA, alg RS256"."""
+    kind = " ".join(str(jwk[m]) for m in ("kty", "crv") if jwk.get(m) is not None)
+    return f"{kind}, alg {jwk['alg']}" if jwk.get("alg") is not None else kind
 
 
 def principal_of(claims: Mapping[str, Any], settings: JwtSettings) -> Principal:

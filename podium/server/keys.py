@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import ApiKeyNotFound, ConfigurationError
+from podium.errors import ApiKeyExists, ApiKeyNotFound, ConfigurationError
 from podium.server._credentials import CredentialError, Principal, check_name
 from podium.storage.database import Cursor, Database
 
@@ -98,8 +98,14 @@ class ApiKeys:
     ) -> tuple[str, ApiKeyInfo]:
         """A new key for `identity` of `tenant_id`; the key itself is returned only here.
 
+        A user of a tenant has at most one active key per label. The same request run
+        again (after a lost answer, or a crash between the insert and the output) is
+        refused with the existing key's id rather than issuing a second working secret;
+        the check and the insert hold one lock, so two concurrent runs make one key.
+
         Raises:
             ConfigurationError: for a malformed tenant, user, role or label.
+            ApiKeyExists: the user already has an active key with this label.
         """
         where = "podium keys create"
         info = ApiKeyInfo(
@@ -111,19 +117,31 @@ class ApiKeys:
             created_at=self._clock(),
         )
         key = f"{KEY_PREFIX}{info.key_id}_{secrets.token_urlsafe(32)}"
-        self._db.execute(
-            "INSERT INTO podium_api_keys (key_id, digest, tenant_id, identity, roles, label, "
-            "created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            (
-                info.key_id,
-                _digest(key),
-                info.tenant_id,
-                info.identity,
-                json.dumps(list(info.roles)),
-                info.label,
-                info.created_at,
-            ),
-        )
+
+        def insert(cur: Cursor) -> None:
+            rows = cur.query(
+                "SELECT key_id FROM podium_api_keys WHERE tenant_id = ? AND identity = ? "
+                "AND label = ? AND revoked_at IS NULL ORDER BY created_at, key_id",
+                (info.tenant_id, info.identity, info.label),
+            )
+            if rows:
+                raise ApiKeyExists(rows[0]["key_id"], info.tenant_id, info.identity, info.label)
+            cur.execute(
+                "INSERT INTO podium_api_keys (key_id, digest, tenant_id, identity, roles, "
+                "label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    info.key_id,
+                    _digest(key),
+                    info.tenant_id,
+                    info.identity,
+                    json.dumps(list(info.roles)),
+                    info.label,
+                    info.created_at,
+                ),
+            )
+
+        lock = "api_key_owner:" + json.dumps([info.tenant_id, info.identity, info.label])
+        self._db.transact(insert, lock=lock)
         return key, info
 
     def list(self, tenant_id: str | None = None) -> list[ApiKeyInfo]:

@@ -26,6 +26,26 @@ def test_check_valid_file(capsys):
     assert "valid" in capsys.readouterr().out
 
 
+def test_check_counts_each_section_in_the_singular_or_plural(write_policy, capsys):
+    one = write_policy(
+        """
+        tenants: {acme: {}}
+        workflows: {brief: {}, digest: {}}
+        agents: {}
+        tools: {calculate: {}}
+        """
+    )
+    assert run(["policies", "check", str(one)]) == 0
+    assert capsys.readouterr().out == (
+        f"{one}: valid (1 file: 1 tenant, 2 workflows, 0 agents, 1 tool, 0 models)\n"
+    )
+    two = write_policy("tenants: {acme: {}, globex: {}}\n", name="more.yaml")
+    assert run(["policies", "check", str(two)]) == 0
+    assert capsys.readouterr().out == (
+        f"{two}: valid (1 file: 2 tenants, 0 workflows, 0 agents, 0 tools, 0 models)\n"
+    )
+
+
 def test_check_bad_file_exits_2_with_location(write_policy, capsys):
     path = write_policy("global:\n  tools:\n    alow: []\n")
     assert run(["policies", "check", str(path)]) == 2

@@ -16,37 +16,59 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 AUDIENCE = "https://podium.test/api"
 
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A private key, its key id and algorithm."""
+    """A private key (bytes: a symmetric secret), its key id and algorithm; `declares`:
+    whether its JWK names the algorithm (`alg` is optional in a JWK)."""
 
     kid: str
     alg: str
     private: Any
+    declares: bool = True
 
     @classmethod
     def rsa(cls, kid: str) -> SigningKey:
         return cls(kid, "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
     @classmethod
-    def ec(cls, kid: str) -> SigningKey:
-        return cls(kid, "ES256", ec.generate_private_key(ec.SECP256R1()))
+    def ec(cls, kid: str, curve: ec.EllipticCurve | None = None) -> SigningKey:
+        curve = curve or ec.SECP256R1()
+        alg = {256: "ES256", 384: "ES384", 521: "ES512"}[curve.key_size]
+        return cls(kid, alg, ec.generate_private_key(curve))
+
+    @classmethod
+    def ed25519(cls, kid: str) -> SigningKey:
+        return cls(kid, "EdDSA", ed25519.Ed25519PrivateKey.generate())
+
+    @classmethod
+    def secret(cls, kid: str) -> SigningKey:
+        return cls(kid, "HS256", b"s" * 32)
+
+    def without_alg(self) -> SigningKey:
+        """The same key, published without `alg`."""
+        return replace(self, declares=False)
+
+    def signing_as(self, kid: str, alg: str | None = None) -> SigningKey:
+        """This private key presented under another key id (and header `alg`)."""
+        return replace(self, kid=kid, alg=alg or self.alg)
 
     def jwk(self) -> dict[str, Any]:
         algorithm = jwt.get_algorithm_by_name(self.alg)
-        public = json.loads(algorithm.to_jwk(self.private.public_key()))
-        return {**public, "kid": self.kid, "alg": self.alg, "use": "sig"}
+        secret = isinstance(self.private, bytes)
+        public = json.loads(algorithm.to_jwk(self.private if secret else self.private.public_key()))
+        alg = {"alg": self.alg} if self.declares else {}
+        return {**public, "kid": self.kid, **alg, "use": "sig"}
 
     def public_pem(self) -> bytes:
         return self.private.public_key().public_bytes(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from podium.errors import ConfigurationError
 from podium.server._credentials import CredentialError, Principal
@@ -21,6 +22,7 @@ from podium.server._jwt import (
     JwtVerifier,
     KeysUnavailable,
     jwt_settings_from_env,
+    key_algorithms,
     principal_of,
 )
 
@@ -268,6 +270,128 @@ def test_each_refusal_says_what_is_wrong(idp: IdentityProvider) -> None:
     # An ES256 key's kid on an RS256 token: the key's own algorithm decides.
     with pytest.raises(CredentialError, match="token algorithm 'RS256' does not match its key"):
         verifier.verify(idp.token(SigningKey("ec-1", "RS256", RSA.private)))
+
+
+# Keys published without `alg` (RFC 7517: optional), and two that declare one.
+BARE_RSA = SigningKey.rsa("rsa-bare").without_alg()
+BARE_P256 = SigningKey.ec("p256-bare").without_alg()
+BARE_P384 = SigningKey.ec("p384-bare", ec.SECP384R1()).without_alg()
+BARE_ED25519 = SigningKey.ed25519("ed-bare").without_alg()
+BARE_SECRET = SigningKey.secret("oct-bare").without_alg()
+RS256_ONLY = SigningKey.rsa("rsa-rs256")
+# A P-256 key whose JWK claims ES384 (an algorithm of another curve).
+MISLABELLED = SigningKey("p256-es384", "ES384", SigningKey.ec("x").private)
+OTHER_P384 = SigningKey.ec("other", ec.SECP384R1())
+ALGORITHMS = ("RS256", "RS512", "PS256", "ES256", "ES384", "EdDSA")
+
+
+@pytest.fixture
+def bare_idp() -> Iterator[IdentityProvider]:
+    keys = (BARE_RSA, BARE_P256, BARE_P384, BARE_ED25519, BARE_SECRET, RS256_ONLY, MISLABELLED)
+    provider = IdentityProvider(*keys)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+@pytest.mark.parametrize(
+    ("signer", "problem"),
+    [
+        # Without `alg`, an RSA key verifies every RSA algorithm the server accepts.
+        (BARE_RSA, None),
+        (BARE_RSA.signing_as("rsa-bare", "PS256"), None),
+        (BARE_RSA.signing_as("rsa-bare", "RS512"), None),
+        (BARE_RSA.signing_as("rsa-bare", "RS384"), "token algorithm 'RS384' is not accepted"),
+        (
+            BARE_P256.signing_as("rsa-bare"),
+            "token algorithm 'ES256' does not match its key 'rsa-bare' "
+            "(RSA: PS256, RS256, RS512 accepted)",
+        ),
+        # An EC key verifies the algorithm of its curve only.
+        (BARE_P256, None),
+        (BARE_P384, None),
+        (
+            BARE_RSA.signing_as("p256-bare"),
+            "token algorithm 'RS256' does not match its key 'p256-bare' (EC P-256: ES256 accepted)",
+        ),
+        (
+            BARE_RSA.signing_as("p256-bare", "PS256"),
+            "token algorithm 'PS256' does not match its key 'p256-bare'",
+        ),
+        (
+            OTHER_P384.signing_as("p256-bare"),
+            "token algorithm 'ES384' does not match its key 'p256-bare' (EC P-256: ES256 accepted)",
+        ),
+        (
+            BARE_P256.signing_as("p384-bare"),
+            "token algorithm 'ES256' does not match its key 'p384-bare' (EC P-384: ES384 accepted)",
+        ),
+        (BARE_ED25519, None),
+        (
+            BARE_P256.signing_as("ed-bare"),
+            "token algorithm 'ES256' does not match its key 'ed-bare' "
+            "(OKP Ed25519: EdDSA accepted)",
+        ),
+        # A symmetric key verifies nothing: HS256 is refused before any key is looked at,
+        # and no other algorithm is one of its own.
+        (BARE_SECRET, "token algorithm 'HS256' is not accepted"),
+        (
+            BARE_RSA.signing_as("oct-bare"),
+            "token algorithm 'RS256' does not match its key 'oct-bare' (oct: none accepted)",
+        ),
+        # A declared `alg` decides, and one the key's type cannot use leaves nothing.
+        (RS256_ONLY, None),
+        (
+            RS256_ONLY.signing_as("rsa-rs256", "PS256"),
+            "token algorithm 'PS256' does not match its key 'rsa-rs256' "
+            "(RSA, alg RS256: RS256 accepted)",
+        ),
+        (
+            OTHER_P384.signing_as("p256-es384"),
+            "token algorithm 'ES384' does not match its key 'p256-es384' "
+            "(EC P-256, alg ES384: none accepted)",
+        ),
+    ],
+    ids=lambda v: f"{v.kid}:{v.alg}" if isinstance(v, SigningKey) else "",
+)
+def test_the_key_type_and_curve_decide_the_algorithm(
+    bare_idp: IdentityProvider, signer: SigningKey, problem: str | None
+) -> None:
+    verifier = JwtVerifier(settings(bare_idp, algorithms=ALGORITHMS))
+    token = bare_idp.token(signer)
+    if problem is None:
+        assert verifier.verify(token).identity == "auth0|ana"
+        return
+    with pytest.raises(CredentialError) as refused:
+        verifier.verify(token)
+    assert problem in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("jwk", "algorithms"),
+    [
+        ({"kty": "RSA"}, {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}),
+        ({"kty": "RSA", "alg": "PS384"}, {"PS384"}),
+        ({"kty": "RSA", "alg": "ES256"}, set()),
+        ({"kty": "RSA", "alg": "HS256"}, set()),
+        ({"kty": "EC", "crv": "P-256"}, {"ES256"}),
+        ({"kty": "EC", "crv": "P-384"}, {"ES384"}),
+        ({"kty": "EC", "crv": "P-521"}, {"ES512"}),
+        ({"kty": "EC", "crv": "P-256", "alg": "ES512"}, set()),
+        ({"kty": "EC"}, set()),  # `crv` is required for EC keys
+        ({"kty": "EC", "crv": "secp256k1"}, set()),
+        ({"kty": "OKP", "crv": "Ed25519"}, {"EdDSA"}),
+        ({"kty": "OKP", "crv": "Ed448"}, {"EdDSA"}),
+        ({"kty": "OKP", "crv": "X25519"}, set()),  # key agreement, not signatures
+        ({"kty": "oct"}, set()),
+        ({"kty": "oct", "alg": "HS256"}, set()),
+        ({"kty": "unknown"}, set()),
+        ({}, set()),
+    ],
+)
+def test_key_algorithms(jwk: dict, algorithms: set[str]) -> None:
+    assert key_algorithms(jwk) == algorithms
 
 
 def test_leeway_absorbs_clock_skew(idp: IdentityProvider) -> None:

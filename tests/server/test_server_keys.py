@@ -7,15 +7,17 @@ cross-process revocation runs on the durable ones, through two separate connecti
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from podium.cli import main
-from podium.errors import ApiKeyNotFound, ConfigurationError
+from podium.errors import ApiKeyExists, ApiKeyNotFound, ConfigurationError
 from podium.server._credentials import CredentialError, Principal
 from podium.server.keys import ApiKeys, is_stored_key
-from podium.storage.database import open_database
+from podium.storage.database import Database, open_database
 from podium.storage.urls import parse_url
 
 
@@ -84,6 +86,66 @@ def test_a_revocation_reaches_another_connection_at_once(durable_url: str) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_a_create_run_again_is_refused_with_the_key_to_revoke(durable_url: str, capsys) -> None:
+    """A retried `create` (lost answer, crash after the insert) issues no second secret."""
+    t = tenant()
+    create = ["keys", "create", "--db", durable_url, "--tenant", t, "--user", "ci",
+              "--role", "editor", "--label", "nightly brief"]  # fmt: skip
+    assert main(create) == 0
+    key_id = capsys.readouterr().out.strip().split("_")[1]
+
+    assert main(create) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # `KEY=$(podium keys create ...)` gets nothing, and the script stops
+    assert err == (
+        f"podium: error: user 'ci' of tenant '{t}' already has an active API key {key_id} "
+        "labelled 'nightly brief'; no second key was made. Its secret was shown once, when it "
+        f"was created: if you did not keep it, revoke it (`podium keys revoke {key_id}`) and "
+        "create it again; for a second key at once (a rotation), give the new one another "
+        "--label, then revoke the old one\n"
+    )
+    # Other roles are no way around it: one active key per user and label.
+    assert main([*create, "--role", "admin"]) == 2
+    assert f"active API key {key_id} " in capsys.readouterr().err
+
+    # A rotation: a second label, then the old key revoked; then the first label is free.
+    assert main([*create[:-1], "nightly brief 2"]) == 0
+    rotated = capsys.readouterr().out.strip().split("_")[1]
+    assert main(["keys", "revoke", key_id, "--db", durable_url]) == 0
+    assert main(create) == 0
+    again = capsys.readouterr().out.strip().split("_")[1]
+    db = open_database(parse_url(durable_url))
+    try:
+        active = {(k.key_id, k.label) for k in ApiKeys(db).list(t) if k.active}
+    finally:
+        db.close()
+    assert active == {(rotated, "nightly brief 2"), (again, "nightly brief")}
+
+
+def test_concurrent_identical_creates_make_one_key(durable_url: str) -> None:
+    t = tenant()
+    dbs = [open_database(parse_url(durable_url)) for _ in range(4)]
+    try:
+        start = threading.Barrier(len(dbs))
+
+        def create(db: Database) -> str:
+            keys = ApiKeys(db)
+            start.wait()
+            try:
+                return keys.create(t, "ci", ["editor"], label="deploy")[1].key_id
+            except ApiKeyExists as exc:
+                return f"refused {exc.key_id}"
+
+        with ThreadPoolExecutor(len(dbs)) as pool:
+            outcomes = list(pool.map(create, dbs))
+        (made,) = [o for o in outcomes if not o.startswith("refused")]
+        assert sorted(outcomes) == sorted([made] + [f"refused {made}"] * (len(dbs) - 1))
+        assert [k.key_id for k in ApiKeys(dbs[0]).list(t)] == [made]
+    finally:
+        for db in dbs:
+            db.close()
 
 
 def test_the_keys_commands(tmp_path, capsys) -> None:
