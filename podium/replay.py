@@ -18,6 +18,7 @@ from podium.context import RunContext
 from podium.errors import DeadLetterStateError, ReplayError
 from podium.governance.writers import holding_thread, holds_thread
 from podium.lifecycle import RunStatus, TaskStatus
+from podium.stores.dead_letters.letters import replay_result
 from podium.stores.dead_letters.store import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def replay(
     raises once the task is back on the thread (LangGraph's recursion limit, say), or a
     stream whose reader stops early, finishes the letter as the thread stands, with why
     the run stopped: its task is no longer dead-lettered, so it cannot be put back again.
-    A later replay is refused and says how to run the thread on (`podium resume`).
+    A later replay is refused and says how to run the thread on (`podium resume`); the
+    run that finishes the thread records the task's final outcome on the letter.
 
     Returns the run's output, or with `stream_mode` its event stream (the replay starts
     when the stream is first read, and the outcome is recorded when it ends); `finish`
@@ -252,14 +254,14 @@ def _finish(
     """
     values = app.get_state(config).values
     task = (values.get("tasks") or {}).get(letter.task_id) or {}
-    status = str(task.get("status", "missing"))
-    result = {"status": status, "agent": task.get("agent"), "error": task.get("error")}
-    if task.get("dead_letter") and task["dead_letter"] != letter.id:
-        result["new_dead_letter"] = task["dead_letter"]
+    result = replay_result(task, letter.id)
     if stopped is not None:
+        # The run that finishes the thread settles the letter (`podium.nodes.letters`);
+        # the round tells it the task it finishes is the one this replay put back.
         result["stopped"] = _why_stopped(stopped)
+        result["round"] = values.get("round", 0)
     services.dead_letters.finish_replay(letter.id, letter.tenant_id, ok=True, result=result)
-    return status
+    return str(result["status"])
 
 
 def _why_stopped(exc: BaseException) -> str:

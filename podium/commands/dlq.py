@@ -13,6 +13,7 @@ import podium.replay as replays
 from podium.commands._common import command, db_and_tenant, runtime
 from podium.commands._runner import GateMode, compile_workflow, follow
 from podium.context import RunContext
+from podium.stores.dead_letters import DeadLetter
 
 
 def register(sub: Any) -> None:
@@ -60,7 +61,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [
         [
             d.id,
-            d.status,
+            _status(d),
             render.age(now - d.created_at),
             d.workflow,
             d.thread_id,
@@ -76,6 +77,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _status(letter: DeadLetter) -> str:
+    """A replayed letter whose replay's run stopped says so until a run finishes its thread
+    (`podium resume` shows the way on)."""
+    if "stopped" in ((letter.resolution or {}).get("result") or {}):
+        return f"{letter.status} (run stopped)"
+    return letter.status
 
 
 def cmd_show(args: argparse.Namespace) -> int:

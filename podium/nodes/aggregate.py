@@ -21,6 +21,7 @@ import podium.policies as P
 from podium.governance.binding import bound, with_scope
 from podium.governance.scope import make_scope
 from podium.lifecycle import RunStatus, TaskStatus
+from podium.nodes.letters import settle_stopped_replays
 from podium.nodes.record import record, set_thread_status
 from podium.state import ANSWER_NAME, WorkflowState
 
@@ -66,6 +67,7 @@ def make_aggregate(
             get_stream_writer()({"event": "run_finished", "status": status, "at": time.time()})
             record(cfg, "plan", {"finished": status, "error": error}, actor="system:podium")
             set_thread_status(config, status)
+            settle_stopped_replays(config, scope.tenant_id, state)
             return {
                 "answer": answer,
                 "status": status,

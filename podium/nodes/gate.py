@@ -23,6 +23,7 @@ from podium.gates.interrupt import await_decision, gate_id
 from podium.gates.request import Decision, GateKind, GateRequest
 from podium.governance.binding import bound
 from podium.lifecycle import RunStatus, TaskStatus
+from podium.nodes.letters import settle_stopped_replays
 from podium.nodes.record import set_thread_status
 from podium.plan import Plan, validate_plan
 from podium.state import ANSWER_NAME
@@ -61,6 +62,7 @@ def make_gate_node(
             decision = await_decision(request, services)
             command = _after_answer(state, decision)
             set_thread_status(config, (command.update or {})["status"])
+            settle_stopped_replays(config, ctx.tenant_id, state)
         services.recorder.event(
             "approval",
             f"user:{ctx.user_id}",

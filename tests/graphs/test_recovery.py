@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from langchain_core.tools import ToolException, tool
 from langgraph.errors import GraphRecursionError
+from langgraph.types import Command
 
 import podium
 import podium.names as names
@@ -614,6 +615,10 @@ def _replay_cli(letter, user: str, url: str, tenant: str) -> list[str]:
             "--user", user, "--db", url, "--tenant", tenant]  # fmt: skip
 
 
+def _dlq_list_cli(url: str, tenant: str) -> list[str]:
+    return [sys.executable, "-m", "podium.cli", "dlq", "list", "--db", url, "--tenant", tenant]
+
+
 def _kill_in_model_call(command: list[str], env: dict[str, str], mark, cwd) -> None:
     """Start a replay and SIGKILL it once its model call created `mark`."""
     killed = subprocess.Popen(
@@ -845,6 +850,8 @@ def test_a_replay_whose_run_raises_is_finished_as_the_thread_stands(
     env = _dlq_env(flow, "fixed", PODIUM_WORKFLOWS=f"{flow.CHAIN}=dlq_flow:build_chain")
     again = _replay_again(_replay_cli(letter, "bob", durable_url, tenant), env, tmp_path)
     assert again.returncode == 2 and resume in again.stderr, again.stderr
+    listed = _replay_again(_dlq_list_cli(durable_url, tenant), env, tmp_path)
+    assert f"{letter.id}  replayed (run stopped)" in listed.stdout, listed.stderr
     resumed = _replay_again(
         [sys.executable, "-m", "podium.cli", "resume", thread,
          "--db", durable_url, "--tenant", tenant],
@@ -855,14 +862,98 @@ def test_a_replay_whose_run_raises_is_finished_as_the_thread_stands(
     assert flow.ANSWER in resumed.stdout
     with podium.open_runtime(durable_url) as rt:
         state = rt.compile(flow.build_chain()).get_state(_config(thread)).values
-        assert rt.services.dead_letters.get(letter.id, tenant) == done
+        settled = rt.services.dead_letters.get(letter.id, tenant)
     assert state["status"] == "completed" and state["answer"]
     assert [t["status"] for t in state["tasks"].values()] == ["completed", "completed"]
     assert len(_replays_of(state["tasks"]["t1"])) == 1
+    # The resume that finished the thread settled the letter: it no longer says stopped.
+    assert settled.status == "replayed"
+    assert settled.resolution["result"] == {"status": "completed", "agent": "worker", "error": None}
+    assert settled.resolution["run_stopped"] == done.resolution["result"]
+    assert settled.resolution["thread_finished_at"] >= done.resolution["finished_at"]
+    listed = _replay_again(_dlq_list_cli(durable_url, tenant), env, tmp_path)
+    assert f"{letter.id}  replayed " in listed.stdout and "run stopped" not in listed.stdout
     # With the thread finished, a replay is refused as replayed, with nothing to resume.
     last = _replay_again(_replay_cli(letter, "bob", durable_url, tenant), env, tmp_path)
     assert last.returncode == 2 and "already replayed" in last.stderr
     assert "podium resume" not in last.stderr
+
+
+class _RaisesAtOnce:
+    """`app`, whose runs raise before their first step (the database went away)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str):
+        return getattr(self.app, name)
+
+    def invoke(self, *args, **kwargs):
+        raise ConnectionError("the database went away")
+
+
+def test_the_run_that_finishes_a_stopped_replays_thread_settles_its_letter(durable_url, tenant):
+    # The replay's run raises before t1 runs: the letter is finished with t1 as it stood
+    # (`initializing`) and why the run stopped. Any later run that finishes the thread
+    # (here an `invoke` from Python) records t1's final outcome on the letter.
+    flow = _load_script_module("dlq_flow")
+    thread = f"{tenant}-settled"
+    letter = _dead_lettered(flow, durable_url, thread, tenant)
+    ana = RunContext(tenant_id=tenant, user_id="ana")
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(flow.build(phase="fixed"))
+        with pytest.raises(ConnectionError):
+            replay(_RaisesAtOnce(app), letter, services=rt.services, context=ana)
+        stopped = rt.services.dead_letters.get(letter.id, tenant)
+        assert stopped.status == "replayed"
+        assert stopped.resolution["result"] == {
+            "status": "initializing",
+            "agent": "worker",
+            "error": None,
+            "stopped": "ConnectionError: the database went away",
+            "round": 1,
+        }
+        assert rt.services.dead_letters.stopped_replays(tenant, thread) == [stopped]
+        out = app.invoke(None, _config(thread), context=ana)
+        settled = rt.services.dead_letters.get(letter.id, tenant)
+        assert rt.services.dead_letters.stopped_replays(tenant, thread) == []
+        assert finish(app, letter, services=rt.services) == "completed"
+    assert out["status"] == "completed" and out["answer"] == flow.ANSWER
+    assert settled.status == "replayed" and settled.resolution["replay_by"] == "ana"
+    assert settled.resolution["result"] == {"status": "completed", "agent": "worker", "error": None}
+    assert settled.resolution["run_stopped"] == stopped.resolution["result"]
+
+
+def test_a_stopped_replays_letter_is_settled_when_the_answer_gate_ends_the_run(
+    durable_url, scripted, tenant
+):
+    # The run after the stopped replay completes t1 and waits at the answer gate: the
+    # thread has not finished, so the letter still says its run stopped, until the
+    # approval ends the run.
+    worker = scripted(ValueError("the model broke"), "the answer", name="worker")
+    graph = podium.build_workflow(
+        [AgentSpec(name="worker", model=worker)],
+        name="dlq_gated",
+        supervisor=ONE_TASK,
+        approve_answer=True,
+    )
+    thread = f"{tenant}-gated"
+    ana = RunContext(tenant_id=tenant, user_id="ana")
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        out = app.invoke({"goal": "g"}, _config(thread), context=ana)
+        assert out["tasks"]["t1"]["status"] == "dead_lettered"
+        [letter] = rt.services.dead_letters.list(tenant)
+        with pytest.raises(ConnectionError):
+            replay(_RaisesAtOnce(app), letter, services=rt.services, context=ana)
+        app.invoke(None, _config(thread), context=ana)
+        assert app.get_state(_config(thread)).next == (names.GATE,)
+        waiting = rt.services.dead_letters.get(letter.id, tenant)
+        app.invoke(Command(resume={"decision": "approve"}), _config(thread), context=ana)
+        settled = rt.services.dead_letters.get(letter.id, tenant)
+    assert waiting.resolution["result"]["stopped"] == "ConnectionError: the database went away"
+    assert settled.resolution["result"] == {"status": "completed", "agent": "worker", "error": None}
+    assert settled.resolution["run_stopped"] == waiting.resolution["result"]
 
 
 def test_a_pending_letter_whose_task_was_put_back_is_refused_with_the_way_on(durable_url, tenant):

@@ -161,6 +161,43 @@ def test_a_replay_that_stopped_is_taken_over_only_by_one_holding_its_thread(db, 
         letters.claim_for_replay(other.id, tenant, by="carol", take_over=True)
 
 
+def test_a_stopped_replay_is_settled_once_its_thread_finishes(db, tenant):
+    # A replay whose run stopped leaves the letter `replayed` with the thread unfinished;
+    # the run that finishes the thread records the task's final outcome, once.
+    clock = Clock()
+    letters = DeadLetters(db, clock=clock)
+    letter, done, other = (_add(letters, tenant, task_id=t) for t in ("t2", "t3", "t4"))
+    elsewhere = _add(letters, tenant, thread_id=f"{tenant}-other")
+    stopped = {"status": "initializing", "stopped": "GraphRecursionError: limit", "round": 1}
+    for each in (letter, elsewhere):
+        letters.claim_for_replay(each.id, tenant, by="ana")
+        letters.finish_replay(each.id, tenant, ok=True, result=stopped)
+    letters.claim_for_replay(done.id, tenant, by="ana")
+    letters.finish_replay(done.id, tenant, ok=True, result={"status": "completed"})
+    assert letters.stopped_replays(tenant, f"{tenant}-thread") == [letters.get(letter.id, tenant)]
+    assert letters.stopped_replays(f"{tenant}-b", f"{tenant}-thread") == []
+
+    clock.now = 1050.0
+    final = {"status": "completed", "agent": "writer", "error": None}
+    settled = letters.settle_stopped_replay(letter.id, tenant, result=final)
+    assert (settled.status, settled.updated_at) == ("replayed", 1050.0)
+    assert settled.resolution == {
+        "replay_by": "ana",
+        "replay_started_at": 1000.0,
+        "finished_at": 1000.0,
+        "result": final,
+        "run_stopped": stopped,
+        "thread_finished_at": 1050.0,
+    }
+    assert letters.stopped_replays(tenant, f"{tenant}-thread") == []
+    assert [d.id for d in letters.stopped_replays(tenant, f"{tenant}-other")] == [elsewhere.id]
+    # Settling again (the node that finished the thread ran again) changes nothing.
+    clock.now = 1060.0
+    assert letters.settle_stopped_replay(letter.id, tenant, result={"status": "x"}) == settled
+    with pytest.raises(DeadLetterStateError, match="cannot settle the replay of"):
+        letters.settle_stopped_replay(other.id, tenant, result=final)
+
+
 def test_discard(db, tenant):
     letters = DeadLetters(db)
     letter = _add(letters, tenant)

@@ -69,8 +69,13 @@ class DeadLetter:
         updated_at: Last status change.
         resolution: None while pending and never replayed. Otherwise a dict:
             replaying {"replay_by", "replay_started_at"}; replayed adds "finished_at" and
-            "result"; pending after a failed replay {"last_replay": {...the same keys}};
-            discarded {"discarded_by", "reason", "discarded_at"}.
+            "result" (`replay_result`); pending after a failed replay {"last_replay":
+            {...the same keys}}; discarded {"discarded_by", "reason", "discarded_at"}.
+            A replay whose run stopped early (it raised, or its reader stopped) leaves the
+            thread unfinished: its result adds "stopped" (why) and "round". The run that
+            finishes the thread settles the letter: "result" becomes the task's final
+            outcome, the stopped one moves to "run_stopped", and "thread_finished_at" is
+            added.
     """
 
     id: str
@@ -126,3 +131,17 @@ def from_row(row: Mapping[str, Any]) -> DeadLetter:
         updated_at=row["updated_at"],
         resolution=None if row["resolution"] is None else json.loads(row["resolution"]),
     )
+
+
+def replay_result(task: Mapping[str, Any], letter_id: str) -> dict[str, Any]:
+    """The `result` a replay of letter `letter_id` records from the task as the thread has
+    it: its status, agent and error, and the new letter it was filed under when it failed
+    for good again (so one letter of the task stays open)."""
+    result = {
+        "status": str(task.get("status", "missing")),
+        "agent": task.get("agent"),
+        "error": task.get("error"),
+    }
+    if task.get("dead_letter") and task["dead_letter"] != letter_id:
+        result["new_dead_letter"] = task["dead_letter"]
+    return result

@@ -15,6 +15,11 @@ A replay whose process died (SIGKILL, a crash) or whose run an outage stopped ne
 finishes its letter. Its thread's writer lock went with it, so a caller that holds that
 lock knows no replay is running and may take the letter over (`take_over=True`): the
 claim names the new replayer and keeps the one it replaced (`took_over_from`).
+
+A replay whose run stopped early once its task was back on the thread (it raised, or
+its reader stopped) is `replayed` with the thread unfinished: its result says why
+("stopped"). The run that finishes the thread settles it (`settle_stopped_replay`), so
+the letter then tells the task's final outcome, not the one it had when the run stopped.
 """
 
 from __future__ import annotations
@@ -218,6 +223,44 @@ class DeadLetters:
 
         return self._db.transact(finish, lock=f"dead_letters:{id}")
 
+    def stopped_replays(self, tenant_id: str, thread_id: str) -> builtins.list[DeadLetter]:
+        """The thread's replayed letters whose replay's run stopped before the thread
+        finished (their result says why: "stopped"), oldest first."""
+        rows = self._db.query(
+            "SELECT * FROM podium_dead_letters WHERE tenant_id = ? AND thread_id = ? "
+            "AND status = 'replayed' ORDER BY created_at, id",
+            (tenant_id, thread_id),
+        )
+        return [d for d in map(from_row, rows) if _stopped(d)]
+
+    def settle_stopped_replay(
+        self, id: str, tenant_id: str, *, result: Mapping[str, Any]
+    ) -> DeadLetter:
+        """The thread a stopped replay left unfinished has finished: `result`, the task's
+        final outcome, becomes the letter's result; the one recorded when the run stopped
+        is kept as "run_stopped". A letter already settled is returned unchanged.
+
+        Raises:
+            DeadLetterStateError: the letter is not replayed.
+        """
+        now = self._clock()
+
+        def settle(cur: Cursor) -> DeadLetter:
+            letter = _get(cur, id, tenant_id)
+            _require(letter, "replayed", "settle the replay of")
+            if not _stopped(letter):
+                return letter
+            resolution = dict(letter.resolution or {})
+            resolution.update(
+                run_stopped=resolution.get("result"),
+                result=dict(result),
+                thread_finished_at=now,
+            )
+            _update(cur, letter, "replayed", now, resolution=resolution)
+            return _get(cur, id, tenant_id)
+
+        return self._db.transact(settle, lock=f"dead_letters:{id}")
+
     def discard(self, id: str, tenant_id: str, *, by: str, reason: str) -> DeadLetter:
         """Give up on a pending letter for good.
 
@@ -258,6 +301,10 @@ def _get(cur: Cursor, id: str, tenant_id: str) -> DeadLetter:
     if not rows:
         raise DeadLetterNotFound(id, tenant_id)
     return from_row(rows[0])
+
+
+def _stopped(letter: DeadLetter) -> bool:
+    return "stopped" in ((letter.resolution or {}).get("result") or {})
 
 
 def _require(letter: DeadLetter, status: DeadLetterStatus, action: str) -> None:
