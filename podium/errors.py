@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from podium.words import count
+
 # What some errors read of the stores' values. Protocols, not imports: the stores import
-# this module, and this module imports nothing of podium's.
+# this module, and this module imports nothing of podium's but `podium.words`.
 
 
 class GateRecord(Protocol):
@@ -377,7 +379,7 @@ class TooManyRuns(PodiumError):
         self.busy = busy
         self.waited = waited
         super().__init__(
-            f"tenant {tenant_id!r} has {busy} runs in flight or queued and its limit "
+            f"tenant {tenant_id!r} has {count(busy, 'run')} in flight or queued and its limit "
             f"({rule}) is {limit}; no slot came free in {waited:.2f}s: retry later, or "
             "raise max_runs (or run_wait) in the policy"
         )

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium.errors import PlanError
+from podium.words import count
 
 
 class PlannedTask(BaseModel):
@@ -90,7 +91,7 @@ def validate_plan(plan: Plan, agents: Iterable[str], *, max_tasks: int | None = 
     """
     if max_tasks is not None and len(plan.tasks) > max_tasks:
         raise PlanError(
-            f"the plan has {len(plan.tasks)} tasks; at most {max_tasks} are allowed: "
+            f"the plan has {count(len(plan.tasks), 'task')}; at most {max_tasks} are allowed: "
             "merge small steps into fewer tasks"
         )
     known = set(agents)

@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from podium.lifecycle import SETTLED, TaskStatus
+from podium.words import count
 
-__all__ = ["Progress", "age", "table", "task_rows", "task_table", "usage_table"]
+__all__ = ["Progress", "age", "count", "table", "task_rows", "task_table", "usage_table"]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -151,7 +152,7 @@ class Progress:
         kind = event.get("event")
         stamp = f"[{time.monotonic() - self.start:6.2f}s]"
         if kind == "plan":
-            self._line(f"{stamp} plan: {len(event['tasks'])} tasks")
+            self._line(f"{stamp} plan: {count(len(event['tasks']), 'task')}")
             for task in event["tasks"]:
                 needs = f" (after {', '.join(task['depends_on'])})" if task["depends_on"] else ""
                 self._line(f"           {task['id']} {task['agent']}: {task['instruction']}{needs}")
@@ -179,11 +180,6 @@ class Progress:
 
     def _line(self, text: str) -> None:
         print(text, file=self.out, flush=True)
-
-
-def count(n: int, noun: str) -> str:
-    """ "1 tenant", "0 tenants", "2 tenants": a count with its noun (regular plurals)."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def age(seconds: float) -> str:

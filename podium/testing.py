@@ -23,6 +23,7 @@ from pydantic import PrivateAttr
 
 from podium.streaming import reply_chunks
 from podium.tokens import approx_tokens, message_text  # re-exported for tests
+from podium.words import count
 
 Reply = AIMessage | str | Exception | Callable[[list[BaseMessage]], "AIMessage | str"]
 
@@ -87,8 +88,8 @@ class ScriptedChatModel(BaseChatModel):
         """Raise if scripted responses were left unused."""
         if self.remaining > 0:
             raise AssertionError(
-                f"scripted model {self.name!r} was called {len(self._calls)} times but "
-                f"{len(self.responses)} responses were scripted ({self.remaining} unused)"
+                f"scripted model {self.name!r} was called {count(len(self._calls), 'time')} but "
+                f"{count(len(self.responses), 'response')} scripted ({self.remaining} unused)"
             )
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, Any]:
@@ -99,8 +100,9 @@ class ScriptedChatModel(BaseChatModel):
             index = len(self._calls)
             if index >= len(self.responses):
                 raise ScriptExhausted(
-                    f"scripted model {self.name!r} called {index + 1} times but scripted for "
-                    f"{len(self.responses)}; last input: {message_text(messages[-1:])[:300]!r}"
+                    f"scripted model {self.name!r} called {count(index + 1, 'time')} but "
+                    f"scripted for {len(self.responses)}; "
+                    f"last input: {message_text(messages[-1:])[:300]!r}"
                 )
             self._calls.append(list(messages))
             reply = self.responses[index]

@@ -151,6 +151,29 @@ def test_extra_workflows_from_the_environment(tmp_path):
     assert ran.returncode == 0, ran.stderr
 
 
+def test_a_one_task_plan_is_said_in_the_singular(tmp_path):
+    (tmp_path / "one_flow.py").write_text(
+        "import podium\n"
+        "from podium.testing import ScriptedChatModel\n"
+        "def build(model=None):\n"
+        "    model = ScriptedChatModel(responses=['done'], name='echo')\n"
+        "    plan = podium.Plan(tasks=[podium.PlannedTask(id='t1', agent='echo',\n"
+        "        instruction='say it')])\n"
+        "    return podium.build_workflow([podium.AgentSpec(name='echo', model=model)],\n"
+        "        name='one', supervisor=plan, approve_plan=True)\n"
+    )
+    env = {"PODIUM_WORKFLOWS": "one=one_flow:build"}
+    # Unattended, the run stops at the plan's gate and sums the plan up.
+    stopped = podium("run", "one", "Say it", "--thread", "o1", cwd=tmp_path, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "plan of 1 task:" in stopped.stderr, stopped.stderr
+    # Approved, the progress lines announce the plan.
+    ran = podium("run", "one", "Say it", "--approve-all", cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "plan: 1 task\n" in ran.stderr, ran.stderr
+    assert "1 tasks" not in stopped.stderr + ran.stderr + ran.stdout
+
+
 def _decide_with(stderr: str) -> str:
     """The command the CLI printed for deciding a gate, without its trailing remark."""
     line = next(line for line in stderr.splitlines() if "decide with: " in line)

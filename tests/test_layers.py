@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "podium.state",
             "podium.registry",
             "podium.streaming",
+            "podium.words",
             # Pure values with no podium imports of their own, used by stores and models.
             "podium.gates.request",
             "podium.nodes.prompts",

@@ -328,13 +328,13 @@ def describe(gate: PendingGate, *, full: bool = False) -> str:
     elif r.kind == "plan":
         tasks = r.plan or []
         if full:
-            text = f"plan of {len(tasks)} tasks:\n" + "\n".join(
+            text = f"plan of {render.count(len(tasks), 'task')}:\n" + "\n".join(
                 f"  {t['id']} {t['agent']}: {t.get('instruction', '')}"
                 + (f" (after {', '.join(t['depends_on'])})" if t.get("depends_on") else "")
                 for t in tasks
             )
         else:
-            text = f"plan of {len(tasks)} tasks: " + "; ".join(
+            text = f"plan of {render.count(len(tasks), 'task')}: " + "; ".join(
                 f"{t['id']} {t['agent']}" for t in tasks
             )
     elif r.kind == "answer":

@@ -114,13 +114,13 @@ UNKEYED_NOTE = (
 def _verdict(chain: ChainReport, keyed: bool = True) -> str:
     if chain.problem is None:
         return (
-            f"OK    tenant {chain.tenant_id}: {chain.count} events, "
+            f"OK    tenant {chain.tenant_id}: {render.count(chain.count, 'event')}, "
             f"head {chain.head.seq} {chain.head.hash}" + ("" if keyed else ", unkeyed (SHA-256)")
         )
     problem = chain.problem
     return (
         f"FAIL  tenant {chain.tenant_id}: seq {problem.seq} {problem.kind}: {problem.detail} "
-        f"({chain.count} events verified before it)"
+        f"({render.count(chain.count, 'event')} verified before it)"
     )
 
 

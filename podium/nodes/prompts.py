@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from podium.words import count
+
 PLAN_MARKER = "Answer with a JSON plan only"
 CHOICE_MARKER = "Answer with a JSON choice only"
 SUMMARY_CHARS = 400
@@ -72,7 +74,7 @@ def progress_message(goal: str, done: Iterable[Mapping[str, Any]]) -> str:
         parts.append(f"Earlier tasks by agent ({len(older)}): {listed}")
     parts += [f"- {r['task_id']} {r['agent']}: {clip(r['summary'], SUMMARY_CHARS)}" for r in recent]
     body = "\n".join(parts) if parts else "nothing yet"
-    return f"Goal: {goal}\n\nDone so far ({len(records)} tasks):\n{body}"
+    return f"Goal: {goal}\n\nDone so far ({count(len(records), 'task')}):\n{body}"
 
 
 def task_message(task: Mapping[str, Any], goal: str, inputs: Iterable[Mapping[str, Any]]) -> str:

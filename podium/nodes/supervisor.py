@@ -63,6 +63,7 @@ from podium.plan import (
 )
 from podium.registry import AgentRegistry
 from podium.state import RESET, Usage, WorkerInput, WorkflowState, add_usage, empty_usage
+from podium.words import count
 
 #: What the step asks a model: the messages, and the schema of the reply it parses.
 Ask = tuple[list[BaseMessage], Structured]
@@ -338,7 +339,7 @@ class Supervisor:
                 update["usage"] = {names.SUPERVISOR: usage}
                 return _failed(
                     update,
-                    f"the router made {turns} delegations without finishing "
+                    f"the router made {count(turns, 'delegation')} without finishing "
                     f"(max_turns={self.max_turns})",
                 )
             bounce = _ping_pong([*(t["agent"] for t in tasks.values()), choice.next])

@@ -19,6 +19,7 @@ from podium.policies.output import OutputFilters, output_filters
 from podium.policies.ratelimit import RateLimit, rate_limits_for
 from podium.policies.schema import PolicySet
 from podium.policies.settings import agent_settings, tool_settings
+from podium.words import count
 
 _WIDTH = 16
 
@@ -115,7 +116,7 @@ def _buckets(what: str, limits: list[RateLimit]) -> list[str]:
         return [_line(what, "no rate limit applies", "default")]
     lines = []
     for limit in limits:
-        text = f"{what}: {limit.key} {limit.capacity} calls per {limit.per:g}s"
+        text = f"{what}: {limit.key} {count(limit.capacity, 'call')} per {limit.per:g}s"
         lines.append(_line("bucket", text, limit.rule))
     return lines
 

@@ -22,11 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import podium.policies._pii as _pii
+import podium.words as words
 from podium.policies.decision import CallScope, Decision, allow, first, key, layers
 from podium.policies.schema import PolicySet, Redaction, compiled
 
 DEFAULT_MARKER = " [truncated]"
-_NOUNS = {"card": "card number(s)", "email": "e-mail address(es)", "phone": "phone number(s)"}
+_NOUNS = {
+    "card": ("card number", "card numbers"),
+    "email": ("e-mail address", "e-mail addresses"),
+    "phone": ("phone number", "phone numbers"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +97,7 @@ def filter_output(
         if count:
             decisions.append(
                 allow(
-                    f"redacted {count} match(es) of {redaction.pattern!r}",
+                    f"redacted {words.count(count, 'match', 'matches')} of {redaction.pattern!r}",
                     rule,
                     filter="redact",
                     pattern=redaction.pattern,
@@ -104,7 +109,11 @@ def filter_output(
         if count:
             decisions.append(
                 allow(
-                    f"redacted {count} {_NOUNS[kind]}", rule, filter="pii", kind=kind, count=count
+                    f"redacted {words.count(count, *_NOUNS[kind])}",
+                    rule,
+                    filter="pii",
+                    kind=kind,
+                    count=count,
                 )
             )
     if filters.max_length is not None and len(text) > filters.max_length:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from podium.policies.decision import key
 from podium.policies.schema import PolicySet
+from podium.words import count
 
 #: Seconds an embedded run waits for a slot when no policy says.
 DEFAULT_RUN_WAIT = 30.0
@@ -60,6 +61,6 @@ def admit(limit: RunLimit | None, busy: int) -> RunAdmission:
         return RunAdmission(True)
     return RunAdmission(
         False,
-        f"tenant {limit.tenant!r} has {busy} runs in flight or queued, its limit "
+        f"tenant {limit.tenant!r} has {count(busy, 'run')} in flight or queued, its limit "
         f"({limit.rule}) is {limit.max_runs}; retry when one has finished, or raise the limit",
     )

@@ -27,6 +27,7 @@ from podium.server._credentials import (
 )
 from podium.server._jwt import JwtVerifier, jwt_settings_from_env
 from podium.server.keys import ApiKeys, is_stored_key
+from podium.words import count
 
 #: The environment variables `sign_in_from_env` reads.
 ENVIRONMENT = (
@@ -110,7 +111,7 @@ class SignIn:
             )
         if self.plain_keys:
             notes.append(
-                f"PODIUM_API_KEYS holds {self.plain_keys} key(s) in plain text: fine for "
+                f"PODIUM_API_KEYS holds {count(self.plain_keys, 'key')} in plain text: fine for "
                 "development; elsewhere use `podium keys create` or sha256: entries"
             )
         return notes

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from langchain_core.tools import ToolException, tool
 
+from podium.words import count
+
 #: Where reports go, relative to the working directory of the process.
 REPORTS_DIR = Path("reports")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,80}\.md$")
@@ -39,7 +41,7 @@ def publish_report(filename: str, content: str) -> str:
     target = REPORTS_DIR / name
     data = content.encode("utf-8")
     _write_inside(REPORTS_DIR, name, data)
-    return f"published {target.as_posix()} ({len(data)} bytes)"
+    return f"published {target.as_posix()} ({count(len(data), 'byte')})"
 
 
 def _write_inside(folder: Path, name: str, data: bytes) -> None:

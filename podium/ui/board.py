@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from podium.lifecycle import TaskStatus
+from podium.words import count
 
 #: Columns of the board, in order, as the page shows them.
 COLUMNS: tuple[str, ...] = ("task", "agent", "status", "needs", "elapsed", "tokens", "note")
@@ -210,7 +211,7 @@ class LiveBoard:
             counts[row.status] = counts.get(row.status, 0) + 1
         parts = ", ".join(f"{n} {status}" for status, n in counts.items())
         tail = f" · run {self.status}" if self.status else ""
-        return f"{len(self._rows)} tasks: {parts}{tail}"
+        return f"{count(len(self._rows), 'task')}: {parts}{tail}"
 
 
 def _gate_event_note(event: Mapping[str, Any]) -> str:

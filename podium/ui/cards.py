@@ -16,6 +16,7 @@ from typing import Any
 
 from podium.errors import PodiumError
 from podium.gates.request import Decision
+from podium.words import count
 
 #: What each gate kind can be answered with, in the order the buttons appear.
 VERBS: dict[str, tuple[str, ...]] = {
@@ -85,7 +86,7 @@ def gate_card(gate: Any) -> GateCard:
         body = _pretty(r.args or {})
         fmt, editable = "json", body
     elif r.kind == "plan":
-        title = f"the supervisor proposes a plan of {len(r.plan or [])} tasks"
+        title = f"the supervisor proposes a plan of {count(len(r.plan or []), 'task')}"
         body = _pretty(r.plan or [])
         fmt, editable = "json", body
     elif r.kind == "answer":

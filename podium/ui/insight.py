@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from podium.words import count
+
 _P_TAGS = re.compile(r"</?p>")
 #: Payload keys worth a glance in the timeline, in the order they are shown.
 _SUMMARY_KEYS = (
@@ -115,14 +117,14 @@ def chain_status(report: Any, tenant_id: str) -> ChainStatus:
     if chain.ok:
         return ChainStatus(
             True,
-            f"audit chain intact: {chain.count} events for tenant {tenant_id!r}, "
+            f"audit chain intact: {count(chain.count, 'event')} for tenant {tenant_id!r}, "
             f"head {chain.head.hash[:12]}… (seq {chain.head.seq})",
         )
     problem = chain.problem
     return ChainStatus(
         False,
         f"audit chain broken at seq {problem.seq} ({problem.kind}): {problem.detail}; "
-        f"{chain.count} events verified before it",
+        f"{count(chain.count, 'event')} verified before it",
     )
 
 

@@ -109,7 +109,7 @@ def test_the_headers_choose_the_credential(tmp_path) -> None:
         with pytest.raises(CredentialError, match=re.escape(problem)):
             who(**headers)
     assert sign_in.warnings() == [
-        "PODIUM_API_KEYS holds 1 key(s) in plain text: fine for development; elsewhere use "
+        "PODIUM_API_KEYS holds 1 key in plain text: fine for development; elsewhere use "
         "`podium keys create` or sha256: entries"
     ]
 

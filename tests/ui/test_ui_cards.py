@@ -49,7 +49,7 @@ def test_tool_card_shows_the_call_argument_by_argument():
 @pytest.mark.parametrize(
     ("pending", "title", "fmt", "editable", "verbs"),
     [
-        (PLAN, "the supervisor proposes a plan of 1 tasks", "json", True, "approve edit reject"),
+        (PLAN, "the supervisor proposes a plan of 1 task", "json", True, "approve edit reject"),
         (ANSWER, "the final answer is ready for review", "markdown", True, "approve edit reject"),
         (QUESTION, "writer asks a question", "markdown", False, "respond reject"),
     ],
