@@ -940,3 +940,42 @@ def test_index_stays_waiting_until_the_last_parallel_gate_is_decided(
         out = decide(app, thread, "approve", context=editor)
         assert out["status"] == "completed" and len(payments.sent) == 3
         assert _stored_status(rt, thread, tenant) == "completed"
+
+
+class IndexReader:
+    """A scripted reply that reads the thread index while the run is under way."""
+
+    def __init__(self) -> None:
+        self.rt = None
+        self.thread, self.tenant = "", ""
+        self.seen: list[str] = []
+
+    def __call__(self, messages) -> str:
+        self.seen.append(_stored_status(self.rt, self.thread, self.tenant))
+        return "done"
+
+
+def test_a_gate_left_open_by_an_earlier_round_does_not_keep_the_next_one_waiting(
+    durable_url, scripted, tenant
+):
+    reader = IndexReader()
+    boss = scripted(_plan_json(("t1", "writer", "one")), _plan_json(("t1", "writer", "two")))
+    agents = [AgentSpec(name="writer", model=scripted(reader, name="writer"))]
+    graph = podium.build_workflow(agents, name="reviewed", model=boss, approve_plan=True)
+    thread = f"{tenant}-rounds"
+    with podium.open_runtime(durable_url) as rt:
+        reader.rt, reader.thread, reader.tenant = rt, thread, tenant
+        app = rt.compile(graph)
+        _start(app, thread, tenant)
+        stale = _only_gate(app, thread).request.gate_id
+        # A new goal on the thread while the first plan waits: a new round.
+        app.invoke({"goal": "pay again"}, _config(thread), context=_ctx(tenant))
+        assert _only_gate(app, thread).request.gate_id != stale
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(app, thread, "approve", context=_ctx(tenant))
+        assert out["status"] == "completed"
+        # The writer ran after the only live gate was decided: the thread was running.
+        assert reader.seen == ["running"]
+        # The first round's gate cannot be decided any more: it is not listed as pending.
+        assert rt.services.approvals.get(stale, tenant).status == "abandoned"
+        assert rt.services.approvals.pending(tenant)[0] == []
