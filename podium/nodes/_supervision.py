@@ -121,12 +121,22 @@ def _done_records(tasks: Mapping[str, Any], results: Mapping[str, Any]) -> list[
 
 
 def _index_thread(config: RunnableConfig, workflow: str, title: str, status: str) -> None:
-    """Record the thread in the runtime's index (root graph only; nested runs share it)."""
+    """Record the thread in the runtime's index as a new round starts (root graph only;
+    nested runs share it).
+
+    The new round replaces whatever run the thread had: gates an earlier round left open
+    can never be decided now, so they are abandoned and no longer keep the thread
+    `waiting` (`podium.gates.interrupt`). Only a thread whose last round did not complete
+    can have such gates, so a round after a completed one costs no statement more.
+    """
     configurable = config.get("configurable") or {}
     thread_id = configurable.get("thread_id")
     if thread_id is None or "|" in configurable.get("checkpoint_ns", ""):
         return
     ctx = current_context(config)
-    bound(config).services.threads.record(
+    services = bound(config).services
+    before = services.threads.record(
         str(thread_id), tenant_id=ctx.tenant_id, workflow=workflow, title=title, status=status
     )
+    if before not in (None, RunStatus.COMPLETED):
+        services.approvals.abandon_open(str(thread_id), ctx.tenant_id)

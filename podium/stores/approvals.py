@@ -2,7 +2,9 @@
 
 A gate row is opened when the gate is raised (idempotently: code before `interrupt()`
 re-runs on resume) and claimed atomically when decided, so a second decision (a double
-click, two browser tabs) is refused with who decided what and when.
+click, two browser tabs) is refused with who decided what and when. A gate still open when
+a new round starts on its thread is `abandoned`: the new input replaced the run that
+waited at it, so no decision can reach it any more (raised again, it is open again).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class GateRecord:
     kind: str
     agent: str | None
     request: GateRequest
-    status: str  # pending | escalated | decided
+    status: str  # pending | escalated | decided | abandoned
     decision: dict[str, Any] | None
     decided_by: str | None
     requested_at: float
@@ -73,10 +75,19 @@ class Approvals:
         db.ensure_schema("approvals", SCHEMA)
 
     def open(self, request: GateRequest) -> None:
-        """Record a raised gate (a no-op when it is already recorded)."""
+        """Record a raised gate (a no-op when it is already recorded; an abandoned gate
+        raised again, on a fork of its thread, is pending again)."""
 
         def insert(cur: Cursor) -> None:
-            if cur.query("SELECT 1 FROM podium_approvals WHERE gate_id = ?", (request.gate_id,)):
+            rows = cur.query(
+                "SELECT status FROM podium_approvals WHERE gate_id = ?", (request.gate_id,)
+            )
+            if rows and rows[0]["status"] == "abandoned":
+                cur.execute(
+                    "UPDATE podium_approvals SET status = 'pending' WHERE gate_id = ?",
+                    (request.gate_id,),
+                )
+            if rows:
                 return
             cur.execute(
                 "INSERT INTO podium_approvals (gate_id, tenant_id, thread_id, workflow, kind, "
@@ -158,6 +169,16 @@ class Approvals:
             "THEN 'pending' ELSE 'escalated' END, decision = NULL, decided_by = NULL, "
             "decided_at = NULL WHERE gate_id = ?",
             (gate_id,),
+        )
+
+    def abandon_open(self, thread_id: str, tenant_id: str) -> None:
+        """Mark the thread's open gates abandoned: a new round started on the thread, so
+        the run that waited at them is gone (they no longer keep the thread `waiting`, are
+        not listed as pending and are never escalated)."""
+        self._db.execute(
+            "UPDATE podium_approvals SET status = 'abandoned' WHERE thread_id = ? "
+            "AND tenant_id = ? AND status IN ('pending', 'escalated')",
+            (thread_id, tenant_id),
         )
 
     def open_on_thread(self, thread_id: str, tenant_id: str) -> int:

@@ -50,13 +50,14 @@ class ThreadIndex:
 
     def record(
         self, thread_id: str, *, tenant_id: str, workflow: str, title: str, status: str
-    ) -> None:
-        """Create or update a thread. A thread id another tenant owns is refused."""
+    ) -> str | None:
+        """Create or update a thread; returns the status it had (None for a new thread).
+        A thread id another tenant owns is refused."""
         now = time.time()
 
-        def upsert(cur: Cursor) -> None:
+        def upsert(cur: Cursor) -> str | None:
             rows = cur.query(
-                "SELECT tenant_id FROM podium_threads WHERE thread_id = ?", (thread_id,)
+                "SELECT tenant_id, status FROM podium_threads WHERE thread_id = ?", (thread_id,)
             )
             if rows and rows[0]["tenant_id"] != tenant_id:
                 raise ThreadOwnedElsewhere(thread_id, tenant_id)
@@ -66,13 +67,14 @@ class ThreadIndex:
                     "WHERE thread_id = ?",
                     (status, title[:200], now, thread_id),
                 )
-            else:
-                cur.execute(
-                    "INSERT INTO podium_threads VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (thread_id, tenant_id, workflow, title[:200], status, now, now),
-                )
+                return str(rows[0]["status"])
+            cur.execute(
+                "INSERT INTO podium_threads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (thread_id, tenant_id, workflow, title[:200], status, now, now),
+            )
+            return None
 
-        self._db.transact(upsert)
+        return self._db.transact(upsert)
 
     def set_status(self, thread_id: str, status: str) -> None:
         self._db.execute(

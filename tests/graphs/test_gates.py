@@ -940,3 +940,83 @@ def test_index_stays_waiting_until_the_last_parallel_gate_is_decided(
         out = decide(app, thread, "approve", context=editor)
         assert out["status"] == "completed" and len(payments.sent) == 3
         assert _stored_status(rt, thread, tenant) == "completed"
+
+
+class IndexReader:
+    """A scripted reply that reads the thread index while the run is under way."""
+
+    def __init__(self) -> None:
+        self.rt = None
+        self.thread, self.tenant = "", ""
+        self.seen: list[str] = []
+
+    def __call__(self, messages) -> str:
+        self.seen.append(_stored_status(self.rt, self.thread, self.tenant))
+        return "done"
+
+
+def test_index_runs_again_once_a_raw_resume_decides_parallel_gates_at_once(
+    durable_url, scripted, tenant, tmp_path
+):
+    """LangGraph's own `Command(resume={interrupt id: decision, ...})`, no `decide`: each
+    gate is marked decided from inside its task, and the last of them lets the thread run."""
+    payments, reader = Payments(), IndexReader()
+    agents = [
+        AgentSpec(
+            name=agent,
+            tools=[payments.tool()],
+            model=scripted(tool_call("send_payment", {"to": payee, "amount": 10}), Seen()),
+        )
+        for agent, payee in (("alpha", "alice"), ("beta", "bob"))
+    ]
+    agents.append(AgentSpec(name="checker", model=scripted(reader, name="checker")))
+    plan = Plan(
+        tasks=[
+            PlannedTask(id="t1", agent="alpha", instruction="pay alice"),
+            PlannedTask(id="t2", agent="beta", instruction="pay bob"),
+            PlannedTask(id="t3", agent="checker", instruction="check", depends_on=["t1", "t2"]),
+        ]
+    )
+    graph = podium.build_workflow(
+        agents, name="payroll", supervisor=plan, policies=_policy(tmp_path)
+    )
+    thread = f"{tenant}-raw-parallel"
+    with podium.open_runtime(durable_url) as rt:
+        reader.rt, reader.thread, reader.tenant = rt, thread, tenant
+        app = rt.compile(graph)
+        _start(app, thread, tenant)
+        gates = pending_gates(app, thread)
+        assert len(gates) == 2 and _stored_status(rt, thread, tenant) == "waiting"
+        resume = {g.interrupt_id: Decision(decision="approve").model_dump() for g in gates}
+        out = app.invoke(Command(resume=resume), _config(thread), context=_ctx(tenant, "editor"))
+        assert out["status"] == "completed" and len(payments.sent) == 2
+        assert reader.seen == ["running"]
+        assert {rt.services.approvals.get(g.request.gate_id, tenant).status for g in gates} == {
+            "decided"
+        }
+
+
+def test_a_gate_left_open_by_an_earlier_round_does_not_keep_the_next_one_waiting(
+    durable_url, scripted, tenant
+):
+    reader = IndexReader()
+    boss = scripted(_plan_json(("t1", "writer", "one")), _plan_json(("t1", "writer", "two")))
+    agents = [AgentSpec(name="writer", model=scripted(reader, name="writer"))]
+    graph = podium.build_workflow(agents, name="reviewed", model=boss, approve_plan=True)
+    thread = f"{tenant}-rounds"
+    with podium.open_runtime(durable_url) as rt:
+        reader.rt, reader.thread, reader.tenant = rt, thread, tenant
+        app = rt.compile(graph)
+        _start(app, thread, tenant)
+        stale = _only_gate(app, thread).request.gate_id
+        # A new goal on the thread while the first plan waits: a new round.
+        app.invoke({"goal": "pay again"}, _config(thread), context=_ctx(tenant))
+        assert _only_gate(app, thread).request.gate_id != stale
+        assert _stored_status(rt, thread, tenant) == "waiting"
+        out = decide(app, thread, "approve", context=_ctx(tenant))
+        assert out["status"] == "completed"
+        # The writer ran after the only live gate was decided: the thread was running.
+        assert reader.seen == ["running"]
+        # The first round's gate cannot be decided any more: it is not listed as pending.
+        assert rt.services.approvals.get(stale, tenant).status == "abandoned"
+        assert rt.services.approvals.pending(tenant)[0] == []
