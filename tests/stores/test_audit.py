@@ -290,3 +290,33 @@ def test_writers_that_each_know_a_stale_head_still_keep_one_chain(durable_url, t
     assert a.verify(tenant)[tenant].ok
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("key", [None, b"k"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"z": 1, "a": [1.5, -0.0, 1e300, None, True], "m": {"é": "ü\u2028", "b": '"\\'}},
+        {"tokens": {"input": 120, "output": 80}, "cost_usd": 0.0012, "big": 2**70},
+    ],
+)
+def test_a_new_rows_hash_is_the_digest_verify_recomputes(payload, key):
+    # `seal` splices the event's canonical payload into the hashed message instead of
+    # parsing it again; the text must be the one `digest` builds, byte for byte, or
+    # every sealed row would fail verification.
+    from podium.stores.audit.chain import HMAC, SHA256, digest, seal
+    from podium.stores.audit.write import _new_row
+
+    made = AuditEvent(
+        kind="model_call",
+        actor="agent:researcher",
+        payload=payload,
+        tenant_id="t\u00e9",
+        workflow="w",
+        thread_id=None,
+        task_id="t1",
+    )
+    row = seal(_new_row(made, 7, "0" * 64, 1.25), key)
+    assert row["mode"] == (HMAC if key else SHA256)
+    assert row["hash"] == digest(row, row["mode"], key)

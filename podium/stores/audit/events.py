@@ -5,6 +5,7 @@ Re-exported by `podium.stores.audit.log`; import them from there.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -35,11 +36,15 @@ ACTOR_TYPES: frozenset[str] = frozenset({"agent", "user", "system"})
 _CUSTOM_KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
+#: One encoder for every call (`json.dumps` with options builds a new one each time).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, non-ASCII kept as is (encode as UTF-8 to hash)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +68,20 @@ class Actor:
     @classmethod
     def parse(cls, text: str) -> Actor:
         """`"agent:researcher"` -> `Actor("agent", "researcher")`."""
-        kind, sep, name = text.partition(":")
-        if not sep:
-            raise AuditError(f"actor {text!r} has no type; write it as 'agent:NAME', ...")
-        return cls(kind, name)
+        return _parse_actor(text)
 
     def __str__(self) -> str:
         return f"{self.type}:{self.name}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_actor(text: str) -> Actor:
+    """`Actor.parse`, remembered: a run names the same few actors in every event (an
+    `Actor` is frozen, so one value serves them all)."""
+    kind, sep, name = text.partition(":")
+    if not sep:
+        raise AuditError(f"actor {text!r} has no type; write it as 'agent:NAME', ...")
+    return Actor(kind, name)
 
 
 def _check_kind(kind: Any) -> None:
