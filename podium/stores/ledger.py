@@ -47,7 +47,7 @@ ADDED_COLUMNS = {
 
 GroupBy = Literal["tenant", "workflow", "agent", "model", "thread", "attempt"]
 #: Most usage rows in one INSERT (14 parameters each; SQLite allows 32,766 per statement).
-_BATCH = 2000
+MAX_ROWS_PER_INSERT = 2000
 #: Grouping name -> column. Only these fixed names ever reach the SQL text.
 _COLUMNS: dict[str, str] = {
     "tenant": "tenant_id",
@@ -123,13 +123,13 @@ class UsageLedger:
         rows = self._rows(entries)
         if not rows:
             return
-        if len(rows) <= _BATCH:  # the usual case: one statement, atomic on its own
+        if len(rows) <= MAX_ROWS_PER_INSERT:  # the usual case: one statement, atomic on its own
             self._db.execute(*_insert(rows))
             return
 
         def insert(cur: Cursor) -> None:
-            for start in range(0, len(rows), _BATCH):
-                cur.execute(*_insert(rows[start : start + _BATCH]))
+            for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+                cur.execute(*_insert(rows[start : start + MAX_ROWS_PER_INSERT]))
 
         self._db.transact(insert)
 

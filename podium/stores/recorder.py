@@ -1,7 +1,8 @@
 """The recorder: one place where run events become audit rows, usage rows and hook calls.
 
-Events are buffered in memory and written in one transaction per flush; nodes flush at
-the end of each step, so writing costs one round trip per step, not one per event.
+Events and usage rows are buffered in memory and written together in one transaction per
+flush; nodes flush at the end of each step, so writing costs one round trip per step, not
+one per event.
 Lifecycle hooks are called with keyword arguments only (plus `**kwargs` on the hook's
 side, so new fields never break old hooks); a hook that raises is logged and ignored.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.stores.audit.log import Actor, AuditBuffer, AuditEvent, AuditLog
-from podium.stores.ledger import UsageEntry, UsageLedger
+from podium.stores.ledger import MAX_ROWS_PER_INSERT, UsageEntry, UsageLedger
 
 log = logging.getLogger("podium.hooks")
 
@@ -119,17 +120,20 @@ class Recorder:
             self._usage.append(entry)
 
     def flush(self) -> None:
-        """Write buffered audit events and usage rows."""
+        """Write buffered audit events and usage rows, in one transaction (one statement
+        on PostgreSQL's usual path)."""
         with self._lock:
             usage, self._usage = self._usage, []
-        if usage:
-            try:
+        try:
+            bill = self._ledger.insert(usage) if 0 < len(usage) <= MAX_ROWS_PER_INSERT else None
+            if not self._audit.flush(also=bill) or bill is None:
+                # No events waited (so the bill was not written), or too many rows for one
+                # statement.
                 self._ledger.record(usage)
-            except BaseException:
-                with self._lock:
-                    self._usage[:0] = usage
-                raise
-        self._audit.flush()
+        except BaseException:
+            with self._lock:
+                self._usage[:0] = usage
+            raise
 
     def _call_hooks(self, name: str, **fields: Any) -> None:
         for hook in list(self._hooks.get(name, ())):

@@ -158,9 +158,9 @@ def test_buffer_writes_everything_added_in_one_write_per_flush(db, tenant):
     calls: list[int] = []
 
     class CountingLog(AuditLog):
-        def write(self, events):
+        def write(self, events, also=None):
             calls.append(len(events))
-            super().write(events)
+            super().write(events, also)
 
     log = CountingLog(db)
     with AuditBuffer(log, max_size=5) as buffer:
@@ -177,9 +177,9 @@ def test_buffer_never_writes_from_an_event_loop_thread(db, tenant):
     calls: list[int] = []
 
     class CountingLog(AuditLog):
-        def write(self, events):
+        def write(self, events, also=None):
             calls.append(len(events))
-            super().write(events)
+            super().write(events, also)
 
     buffer = AuditBuffer(CountingLog(db), max_size=3)
 
@@ -218,10 +218,10 @@ def test_a_failed_flush_keeps_its_events_in_order(db, tenant):
     class FlakyLog(AuditLog):
         fail = True
 
-        def write(self, events):
+        def write(self, events, also=None):
             if self.fail:
                 raise RuntimeError("database away")
-            super().write(events)
+            super().write(events, also)
 
     log = FlakyLog(db)
     buffer = AuditBuffer(log, max_size=100)

@@ -12,13 +12,14 @@ from typing import Protocol
 
 from podium.errors import AuditError
 from podium.stores.audit.events import AuditEvent
+from podium.stores.audit.write import Statement
 
 
 class AuditLog(Protocol):
     """What the buffer writes to (`podium.stores.audit.log.AuditLog`, which imports this
     module)."""
 
-    def write(self, events: Sequence[AuditEvent]) -> None: ...
+    def write(self, events: Sequence[AuditEvent], also: Statement | None = None) -> None: ...
 
 
 class AuditBuffer:
@@ -52,19 +53,22 @@ class AuditBuffer:
         if full and not _on_event_loop():
             self.flush()
 
-    def flush(self) -> None:
-        """Write everything added so far in one batch."""
+    def flush(self, also: Statement | None = None) -> bool:
+        """Write everything added so far in one batch, with `also` (one more statement,
+        see `AuditLog.write`) in its transaction; False when nothing was waiting (and
+        `also` was not run)."""
         with self._flushing:
             with self._lock:
                 batch, self._pending = self._pending, []
             if not batch:
-                return
+                return False
             try:
-                self._log.write(batch)
+                self._log.write(batch, also)
             except BaseException:
                 with self._lock:
                     self._pending[:0] = batch
                 raise
+            return True
 
     def __enter__(self) -> AuditBuffer:
         return self
