@@ -37,6 +37,7 @@ from podium.stores.budgets.sql import (
     Claim,
     Reservation,
     delete_sql,
+    holds_pg_sql,
     insert_sql,
     purge_sql,
     refusal_of,
@@ -143,7 +144,7 @@ class Budgets:
             sums = self._db.transact(hold)
         else:
             # Two statements, each committed on its own (one round trip each).
-            self._insert(self._db, reservation, "reserved", [c.amount for c in claims], now)
+            self._db.execute(*holds_pg_sql([reservation]))
             sums = self._sums_of(self._db, tenant_id, claims, now)
         refusal = refusal_of(tenant_id, claims, sums)
         if refusal is not None:
