@@ -274,11 +274,12 @@ class Governor(GovernorCore):
         if (log is None or step is None) and self._healthy("model", prepared.label, prepared.scope):
             # Nothing to write now (no reply to record, a breaker known closed): the audit
             # event and usage row wait in the step's buffer, so no hop to a worker thread.
-            reply, usage = self._finish_model(prepared, reply, messages, log, step)
+            reply, usage, settled = self._finish_model(prepared, reply, messages, log, step)
         else:
             finish = self._finish_model
-            reply, usage = await s.run_sync(finish, prepared, reply, messages, log, step)
-        await s.budgets.asettle(prepared.reservation, _spend(usage))
+            reply, usage, settled = await s.run_sync(finish, prepared, reply, messages, log, step)
+        if not settled:
+            await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 
     def _prepare(
@@ -557,8 +558,8 @@ class Governor(GovernorCore):
         log: TaskReplies | None = None,
         step: str | None = None,
     ) -> Any:
-        reply, usage = self._finish_model(prepared, reply, messages, log, step)
-        if prepared.reservation is not None:
+        reply, usage, settled = self._finish_model(prepared, reply, messages, log, step)
+        if prepared.reservation is not None and not settled:
             # Settled now, not with the step's batch: the next call must see the real spend
             # (a reservation's estimate can be lower than what the call used).
             self.services.budgets.settle(prepared.reservation, _spend(usage))
@@ -571,10 +572,11 @@ class Governor(GovernorCore):
         messages: Sequence[BaseMessage],
         log: TaskReplies | None = None,
         step: str | None = None,
-    ) -> tuple[Any, Usage]:
+    ) -> tuple[Any, Usage, bool]:
         """Check the reply, close the breaker's failure count and record the call; a
-        task's reply is recorded with its bill before it is returned (so before any of
-        its tool calls runs)."""
+        task's reply is recorded with its bill, and its budget hold settled, before it is
+        returned (so before any of its tool calls runs). The flag says whether the hold
+        was settled here."""
         reply, structured = unwrap(result)
         if not isinstance(reply, AIMessage):
             raise TypeError(
@@ -586,13 +588,16 @@ class Governor(GovernorCore):
         if log is None or step is None or structured is not None:
             reply = with_call_ids(reply)
             usage = self.account(scope, reply, label=prepared.label, messages=messages)
-            return (structured or reply), usage
+            return (structured or reply), usage, False
         usage, entry = self.bill(scope, reply, label=prepared.label)
-        reply = log.record(step, reply, [entry])
+        settlement = None
+        if prepared.reservation is not None:
+            settlement = self.services.budgets.settlement(prepared.reservation, _spend(usage))
+        reply = log.record(step, reply, [entry], settlement)
         self.audit_model_call(
             scope, reply, usage, label=prepared.label, messages=messages, step=step
         )
-        return reply, usage
+        return reply, usage, settlement is not None
 
     def _replayed(
         self,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import AIMessage, BaseMessage
 
 if TYPE_CHECKING:
+    from podium.stores.budgets.store import Settlement
     from podium.stores.ledger import UsageEntry
     from podium.stores.replies import ModelReplies, TaskKey
 
@@ -67,11 +68,19 @@ class TaskReplies:
                     self._recorded = loaded
         return self._recorded.get(step)
 
-    def record(self, step: str, reply: AIMessage, usage: Sequence[UsageEntry]) -> AIMessage:
-        """Record `reply` (its tool calls given ids when they have none) and its bill;
-        returns the reply to use (an earlier run's, when two runs raced)."""
+    def record(
+        self,
+        step: str,
+        reply: AIMessage,
+        usage: Sequence[UsageEntry],
+        settlement: Settlement | None = None,
+    ) -> AIMessage:
+        """Record `reply` (its tool calls given ids when they have none), its bill and its
+        budget settlement; returns the reply to use (an earlier run's, when two runs
+        raced)."""
         prefix = f"call-r{self.key.round}-{self.key.task_id}-{step}"
-        return self._store.record(self.key, step, with_call_ids(reply, prefix), usage)
+        reply = with_call_ids(reply, prefix)
+        return self._store.record(self.key, step, reply, usage, settlement)
 
 
 def with_call_ids(reply: AIMessage, prefix: str | None = None) -> AIMessage:

@@ -9,8 +9,8 @@ whatever ids a provider makes up, and no reply is paid for twice. A reply is key
 tenant, thread, round, task, agent and step (the step counts the model replies the
 task's conversation already holds, so it is the same on every run of the task).
 
-A reply and its usage row are written in one transaction: the bill exists exactly when
-the reply does.
+A reply, its usage row and its call's budget settlement are written in one transaction
+(one statement on PostgreSQL): the bill exists exactly when the reply does.
 
 Attempts: each run of a task starts by counting itself (`begin`, in the same round trip
 that reads the recorded replies). A run that starts while the task's previous run neither
@@ -34,6 +34,7 @@ from langchain_core.messages import AIMessage, message_to_dict, messages_from_di
 from podium.storage.database import Cursor, Database
 
 if TYPE_CHECKING:
+    from podium.stores.budgets.store import Settlement
     from podium.stores.ledger import UsageEntry, UsageLedger
 
 SCHEMA = [
@@ -156,43 +157,60 @@ class ModelReplies:
         return {row["step"]: _message(row["message"]) for row in rows}
 
     def record(
-        self, task: TaskKey, step: str, reply: AIMessage, usage: Sequence[UsageEntry] = ()
+        self,
+        task: TaskKey,
+        step: str,
+        reply: AIMessage,
+        usage: Sequence[UsageEntry] = (),
+        settlement: Settlement | None = None,
     ) -> AIMessage:
-        """Keep `reply` as the task's reply at `step`, with its usage rows.
+        """Keep `reply` as the task's reply at `step`, with its usage rows and, when
+        given, its call's budget settlement: all committed together.
 
         When a reply is already recorded at `step` (two runs of one task raced), the
-        first one stands and is returned; this call's usage is still recorded (the
-        provider billed it).
+        first one stands and is returned; this call's usage and spend are still
+        recorded (the provider billed it).
         """
         text = json.dumps(message_to_dict(reply))
         if self._db.dialect == "postgres":
-            return self._record_in_one_statement(task, step, reply, text, usage)
-        now = self._clock()
+            kept, turned = self._record_in_one_statement(task, step, text, usage, settlement)
+        else:
+            now = self._clock()
 
-        def keep(cur: Cursor) -> str | None:
-            kept = cur.query(
-                "INSERT INTO podium_model_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING RETURNING step",
-                (*task.params(), step, text, now),
-            )
-            self._ledger.write(cur, usage)
-            if kept:
-                return None
-            rows = cur.query(
-                f"SELECT message FROM podium_model_replies {_WHERE_TASK} AND step = ?",
-                (*task.params(), step),
-            )
-            return str(rows[0]["message"])
+            def keep(cur: Cursor) -> tuple[str | None, bool]:
+                kept = cur.query(
+                    "INSERT INTO podium_model_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING RETURNING step",
+                    (*task.params(), step, text, now),
+                )
+                self._ledger.write(cur, usage)
+                turned = settlement.turn(cur) if settlement is not None else True
+                if kept:
+                    return None, turned
+                rows = cur.query(
+                    f"SELECT message FROM podium_model_replies {_WHERE_TASK} AND step = ?",
+                    (*task.params(), step),
+                )
+                return str(rows[0]["message"]), turned
 
-        first = self._db.transact(keep)
-        return reply if first is None else _message(first)
+            kept, turned = self._db.transact(keep)
+        if settlement is not None:
+            settlement.finish(turned)
+        return reply if kept is None else _message(kept)
 
     def _record_in_one_statement(
-        self, task: TaskKey, step: str, reply: AIMessage, text: str, usage: Sequence[UsageEntry]
-    ) -> AIMessage:
-        """`record` on PostgreSQL: the reply and its bill in one statement (atomic, one
-        round trip instead of a transaction's four). Running it twice (a retry after a
-        lost connection) writes each row once: the bill's rows carry their ids."""
+        self,
+        task: TaskKey,
+        step: str,
+        text: str,
+        usage: Sequence[UsageEntry],
+        settlement: Settlement | None,
+    ) -> tuple[str | None, bool]:
+        """`record` on PostgreSQL: the reply, its bill and its settlement in one statement
+        (atomic, one round trip instead of a transaction's four). Running it twice (a
+        retry after a lost connection) writes each row once: the bill's rows carry their
+        ids, and a settled hold is no longer there to turn. Returns the reply already
+        recorded (None: this one was kept) and whether the hold was turned."""
         sql = (
             "WITH kept AS (INSERT INTO podium_model_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING RETURNING step)"
@@ -201,13 +219,22 @@ class ModelReplies:
         if (bill := self._ledger.insert(usage)) is not None:
             sql += f", bill AS ({bill[0]})"
             params += bill[1]
-        if self._db.query(f"{sql} SELECT step FROM kept", params):
-            return reply
+        turned = "true"
+        if settlement is not None:
+            ctes, more = settlement.ctes()
+            sql += f", {ctes}"
+            params += more
+            turned = "EXISTS (SELECT 1 FROM settled)"
+        [row] = self._db.query(
+            f"{sql} SELECT EXISTS (SELECT 1 FROM kept) AS kept, {turned} AS turned", params
+        )
+        if row["kept"]:
+            return None, bool(row["turned"])
         rows = self._db.query(
             f"SELECT message FROM podium_model_replies {_WHERE_TASK} AND step = ?",
             (*task.params(), step),
         )
-        return _message(rows[0]["message"])
+        return str(rows[0]["message"]), bool(row["turned"])
 
 
 def _message(text: str) -> AIMessage:

@@ -12,6 +12,8 @@ from langchain_core.messages import AIMessage
 
 from podium.storage.database import Database, open_database
 from podium.storage.urls import parse_url
+from podium.stores.budgets.sql import Claim, Reservation
+from podium.stores.budgets.store import Budgets
 from podium.stores.ledger import UsageEntry, UsageLedger
 from podium.stores.replies import ModelReplies, TaskKey, TaskStart
 
@@ -136,4 +138,50 @@ def test_a_begin_written_twice_counts_the_run_once(postgres_url: str, task: Task
     replies = ModelReplies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
     assert replies.begin(task).attempt == 1
     assert replies.begin(task).attempt == 2
+    db.close()
+
+
+def _hold(db: Database, task: TaskKey) -> tuple[Budgets, Reservation, str]:
+    budgets, scope = Budgets(db), f"run:{task.thread_id}:0"
+    return (
+        budgets,
+        budgets.reserve(task.tenant_id, [Claim(scope, "tokens", 10_000, 500)], ref="r"),
+        scope,
+    )
+
+
+def test_a_replys_budget_settlement_commits_with_it(db: Database, task: TaskKey) -> None:
+    ledger = UsageLedger(db)
+    replies = ModelReplies(db, ledger)
+    budgets, hold, scope = _hold(db, task)
+    assert budgets.reserved(task.tenant_id, scope, "tokens") == 500
+    settlement = budgets.settlement(hold, {"tokens": 110})
+    replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)], settlement)
+    assert budgets.spent(task.tenant_id, scope, "tokens") == 110
+    assert budgets.reserved(task.tenant_id, scope, "tokens") == 0
+    assert spent(ledger, task) == (1, 100)
+    db.close()
+
+
+def test_a_settlement_whose_hold_is_gone_counts_its_spend_once(db: Database, task: TaskKey) -> None:
+    # The hold was purged (its call outlived the TTL) or lost: the spend happened and
+    # counts, once, however often the record is written.
+    replies = ModelReplies(db, UsageLedger(db))
+    budgets, hold, scope = _hold(db, task)
+    budgets.release(hold)
+    for _ in range(2):
+        settlement = budgets.settlement(hold, {"tokens": 110})
+        replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)], settlement)
+    assert budgets.spent(task.tenant_id, scope, "tokens") == 110
+    assert budgets.reserved(task.tenant_id, scope, "tokens") == 0
+    db.close()
+
+
+def test_a_settled_record_written_twice_settles_once(db: Database, task: TaskKey) -> None:
+    replies = ModelReplies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
+    budgets, hold, scope = _hold(db, task)
+    settlement = budgets.settlement(hold, {"tokens": 110})
+    replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)], settlement)
+    assert budgets.spent(task.tenant_id, scope, "tokens") == 110
+    assert budgets.reserved(task.tenant_id, scope, "tokens") == 0
     db.close()

@@ -90,6 +90,9 @@ class MemoryBudgets(Budgets):
             self._add_spend(reservation, spent)
             self._settled.add(reservation.reservation_id)
 
+    def settlement(self, reservation: Reservation, actual: Mapping[str, float]) -> None:
+        return None  # nothing to write: `settle` is a change in memory
+
     def release(self, reservation: Reservation) -> None:
         with self._lock:
             self._drop_hold(reservation.reservation_id)

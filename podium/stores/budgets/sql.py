@@ -263,18 +263,24 @@ def settle_many_pg_sql(
     )
 
 
-def settle_pg_sql(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
-    """`settle_update_sql` feeding the totals, as one PostgreSQL statement."""
+def settle_pg_ctes(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
+    """`settle_update_sql` feeding the totals, as two common table expressions for a
+    caller's `WITH` (`settled` holds the rows turned: none when the hold is gone)."""
     update, params = settle_update_sql(reservation, actual, now)
     return (
-        f"WITH settled AS ({update}) INSERT INTO podium_budget_spent "
+        f"settled AS ({update}), budget_totals AS (INSERT INTO podium_budget_spent "
         "(tenant_id, scope_key, unit, amount) "
         "SELECT tenant_id, scope_key, unit, amount FROM settled ORDER BY scope_key, unit "
         "ON CONFLICT (tenant_id, scope_key, unit) "
-        "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount "
-        "RETURNING scope_key",
+        "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount)",
         params,
     )
+
+
+def settle_pg_sql(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
+    """`settle_pg_ctes` as one PostgreSQL statement; a row per level turned."""
+    ctes, params = settle_pg_ctes(reservation, actual, now)
+    return f"WITH {ctes} SELECT scope_key FROM settled", params
 
 
 def refusal_of(

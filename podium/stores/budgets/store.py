@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from podium.errors import BudgetExceeded, ConfigurationError
@@ -36,11 +37,13 @@ from podium.stores.budgets.sql import (
     SCHEMA,
     Claim,
     Reservation,
+    Statement,
     delete_sql,
     holds_pg_sql,
     insert_sql,
     purge_sql,
     refusal_of,
+    settle_pg_ctes,
     settle_pg_sql,
     settle_update_sql,
     sums_from,
@@ -230,6 +233,16 @@ class Budgets:
             return
         self._settle_gone(reservation, spent, now)
 
+    def settlement(
+        self, reservation: Reservation, actual: Mapping[str, float]
+    ) -> Settlement | None:
+        """`settle`, for a caller to write with its own statement (a task's recorded reply
+        and its bill, so a model call's records cost one round trip); None when the caller
+        must `settle` instead (nothing held, or budgets kept in process memory)."""
+        if not reservation.claims:
+            return None
+        return Settlement(self, reservation, dict(actual), self._clock())
+
     def _settle_gone(self, reservation: Reservation, spent: Sequence[float], now: float) -> None:
         """Settle a reservation whose hold is gone: settled already (nothing to do), or
         purged as abandoned (the spend still counts)."""
@@ -258,15 +271,7 @@ class Budgets:
         if self._db.dialect == "postgres":
             return bool(self._db.query(*settle_pg_sql(reservation, actual, now)))
 
-        def turn(cur: Cursor) -> bool:
-            rows = cur.query(*settle_update_sql(reservation, actual, now))
-            if rows:
-                self._upsert_totals(
-                    cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
-                )
-            return bool(rows)
-
-        return self._db.transact(turn)
+        return self._db.transact(Settlement(self, reservation, dict(actual), now).turn)
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation that was not used (the call failed before spending)."""
@@ -368,6 +373,40 @@ class Budgets:
 
     def _delete(self, cur: Cursor, reservation: Reservation, extra: str) -> None:
         cur.execute(*delete_sql(reservation, extra))
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A reservation's settlement, written inside another statement or transaction: on
+    PostgreSQL as common table expressions of the caller's statement (`ctes`), on SQLite
+    in the caller's transaction (`turn`); then `finish` with whether the hold was turned
+    (a hold that was gone is settled as `settle` does, after the caller's commit)."""
+
+    budgets: Budgets
+    reservation: Reservation
+    actual: dict[str, float]
+    now: float
+
+    def ctes(self) -> Statement:
+        """`settled AS (...), budget_totals AS (...)`, and their parameters; `settled`
+        holds a row per level turned."""
+        return settle_pg_ctes(self.reservation, self.actual, self.now)
+
+    def turn(self, cur: Cursor) -> bool:
+        """Turn the live hold into spend within `cur`'s transaction; False when it was gone."""
+        rows = cur.query(*settle_update_sql(self.reservation, self.actual, self.now))
+        if rows:
+            self.budgets._upsert_totals(
+                cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
+            )
+        return bool(rows)
+
+    def finish(self, turned: bool) -> None:
+        """After the caller's commit: settle a hold that was gone (settled already, or
+        purged as abandoned: the spend still counts)."""
+        if not turned:
+            spent = [float(self.actual.get(c.unit, 0.0)) for c in self.reservation.claims]
+            self.budgets._settle_gone(self.reservation, spent, self.now)
 
 
 def _pause(attempt: int) -> float:
