@@ -23,6 +23,7 @@ doubt (`pause` marked either), keeps the attempt.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -241,3 +242,61 @@ def _message(text: str) -> AIMessage:
     [message] = messages_from_dict([json.loads(text)])
     assert isinstance(message, AIMessage)
     return message
+
+
+class MemoryReplies(ModelReplies):
+    """`ModelReplies` for an in-memory runtime (`memory://`, whose database lives and dies
+    with this process): the same answers, kept in a dictionary instead of SQL rows. A task
+    re-run in this process (its thread resumed after its run raised) still replays its
+    recorded replies and counts its attempts; the bills go to the usage ledger."""
+
+    def __init__(
+        self,
+        db: Database,
+        ledger: UsageLedger,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db, self._ledger, self._clock = db, ledger, clock
+        self._replies: dict[tuple[str, str, int, str, str], dict[str, AIMessage]] = {}
+        self._runs: dict[tuple[str, str, int, str, str], tuple[int, bool]] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, task: TaskKey) -> TaskStart:
+        key = task.params()
+        with self._lock:
+            attempt, paused = self._runs.get(key, (0, False))
+            attempt = attempt if paused else attempt + 1
+            self._runs[key] = (attempt, False)
+            replies = dict(self._replies.get(key, {}))
+        return TaskStart(attempt, {step: m.model_copy() for step, m in replies.items()})
+
+    def pause(self, task: TaskKey) -> None:
+        key = task.params()
+        with self._lock:
+            if key in self._runs:
+                self._runs[key] = (self._runs[key][0], True)
+
+    def load(self, task: TaskKey) -> dict[str, AIMessage]:
+        with self._lock:
+            replies = dict(self._replies.get(task.params(), {}))
+        return {step: m.model_copy() for step, m in replies.items()}
+
+    def record(
+        self,
+        task: TaskKey,
+        step: str,
+        reply: AIMessage,
+        usage: Sequence[UsageEntry] = (),
+        settlement: Settlement | None = None,
+    ) -> AIMessage:
+        self._ledger.record(usage)  # first: a reply is kept only with its bill
+        if settlement is not None:
+            settlement.finish(self._db.transact(settlement.turn))
+        with self._lock:
+            kept = self._replies.setdefault(task.params(), {})
+            first = kept.get(step)
+            if first is None:
+                kept[step] = reply.model_copy()
+                return reply
+        return first.model_copy()  # two runs of one task raced: the first reply stands

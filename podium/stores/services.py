@@ -28,7 +28,7 @@ from podium.stores.effects import EffectLedger
 from podium.stores.ledger import UsageLedger
 from podium.stores.ratelimit import RateLimiter
 from podium.stores.recorder import Recorder
-from podium.stores.replies import ModelReplies
+from podium.stores.replies import MemoryReplies, ModelReplies
 from podium.stores.run_slots import RunSlots
 from podium.stores.threads import ThreadIndex
 from podium.stores.writers import ThreadWriters, open_writers
@@ -126,7 +126,7 @@ class Services:
             audit=audit,
             dead_letters=DeadLetters(db, clock=clock),
             recorder=Recorder(audit, ledger),
-            replies=ModelReplies(db, ledger, clock=clock),
+            replies=(MemoryReplies if db.in_memory else ModelReplies)(db, ledger, clock=clock),
         )
 
     async def run_sync(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:

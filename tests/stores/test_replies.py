@@ -15,7 +15,12 @@ from podium.storage.urls import parse_url
 from podium.stores.budgets.sql import Claim, Reservation
 from podium.stores.budgets.store import Budgets
 from podium.stores.ledger import UsageEntry, UsageLedger
-from podium.stores.replies import ModelReplies, TaskKey, TaskStart
+from podium.stores.replies import MemoryReplies, ModelReplies, TaskKey, TaskStart
+
+
+def open_replies(db: Any, ledger: UsageLedger) -> ModelReplies:
+    """The replies store a runtime on `db` gets (`memory://` keeps them in a dictionary)."""
+    return (MemoryReplies if db.in_memory else ModelReplies)(db, ledger)
 
 
 @pytest.fixture
@@ -51,7 +56,7 @@ def spent(ledger: UsageLedger, task: TaskKey) -> tuple[int, int]:
 
 def test_a_reply_and_its_bill_are_recorded_together(db: Database, task: TaskKey) -> None:
     ledger = UsageLedger(db)
-    replies = ModelReplies(db, ledger)
+    replies = open_replies(db, ledger)
     assert replies.load(task) == {}
     kept = replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)])
     assert kept.tool_calls[0]["id"] == "call-heat pumps"
@@ -66,7 +71,7 @@ def test_the_first_reply_at_a_step_stands_and_each_call_is_billed(
     db: Database, task: TaskKey
 ) -> None:
     ledger = UsageLedger(db)
-    replies = ModelReplies(db, ledger)
+    replies = open_replies(db, ledger)
     replies.record(task, "0.0", reply("first"), [bill(task, 100)])
     kept = replies.record(task, "0.0", reply("second"), [bill(task, 50)])
     assert kept.content == "first"
@@ -96,7 +101,7 @@ def test_a_record_written_twice_bills_once(postgres_url: str, task: TaskKey) -> 
     # makes the retry run again; the embedded back ends write them in one transaction.
     db = open_database(parse_url(postgres_url))
     ledger = UsageLedger(db)
-    replies = ModelReplies(Twice(db), ledger)  # type: ignore[arg-type]
+    replies = open_replies(Twice(db), ledger)  # type: ignore[arg-type]
     kept = replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)])
     assert kept.content == "heat pumps"
     assert spent(ledger, task) == (1, 100)
@@ -106,7 +111,7 @@ def test_a_record_written_twice_bills_once(postgres_url: str, task: TaskKey) -> 
 def test_a_run_that_follows_an_unfinished_run_is_the_next_attempt(
     db: Database, task: TaskKey
 ) -> None:
-    replies = ModelReplies(db, UsageLedger(db))
+    replies = open_replies(db, UsageLedger(db))
     first = replies.begin(task)
     assert (first.attempt, first.replies) == (1, {})
     replies.record(task, "1.0", reply("heat pumps"), [bill(task, 100)])
@@ -122,7 +127,7 @@ def test_a_run_that_follows_an_unfinished_run_is_the_next_attempt(
 
 
 def test_a_run_that_continues_after_a_gate_keeps_its_attempt(db: Database, task: TaskKey) -> None:
-    replies = ModelReplies(db, UsageLedger(db))
+    replies = open_replies(db, UsageLedger(db))
     assert replies.begin(task).attempt == 1
     replies.pause(task)  # stopped at a gate
     assert replies.begin(task).attempt == 1  # the decision continues it: no retry
@@ -135,7 +140,7 @@ def test_a_begin_written_twice_counts_the_run_once(postgres_url: str, task: Task
     # A lost connection between the commit and its answer makes the retry run the
     # statement again: still one run of the task.
     db = open_database(parse_url(postgres_url))
-    replies = ModelReplies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
+    replies = open_replies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
     assert replies.begin(task).attempt == 1
     assert replies.begin(task).attempt == 2
     db.close()
@@ -152,7 +157,7 @@ def _hold(db: Database, task: TaskKey) -> tuple[Budgets, Reservation, str]:
 
 def test_a_replys_budget_settlement_commits_with_it(db: Database, task: TaskKey) -> None:
     ledger = UsageLedger(db)
-    replies = ModelReplies(db, ledger)
+    replies = open_replies(db, ledger)
     budgets, hold, scope = _hold(db, task)
     assert budgets.reserved(task.tenant_id, scope, "tokens") == 500
     settlement = budgets.settlement(hold, {"tokens": 110})
@@ -166,7 +171,7 @@ def test_a_replys_budget_settlement_commits_with_it(db: Database, task: TaskKey)
 def test_a_settlement_whose_hold_is_gone_counts_its_spend_once(db: Database, task: TaskKey) -> None:
     # The hold was purged (its call outlived the TTL) or lost: the spend happened and
     # counts, once, however often the record is written.
-    replies = ModelReplies(db, UsageLedger(db))
+    replies = open_replies(db, UsageLedger(db))
     budgets, hold, scope = _hold(db, task)
     budgets.release(hold)
     for _ in range(2):
@@ -178,7 +183,7 @@ def test_a_settlement_whose_hold_is_gone_counts_its_spend_once(db: Database, tas
 
 
 def test_a_settled_record_written_twice_settles_once(db: Database, task: TaskKey) -> None:
-    replies = ModelReplies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
+    replies = open_replies(Twice(db), UsageLedger(db))  # type: ignore[arg-type]
     budgets, hold, scope = _hold(db, task)
     settlement = budgets.settlement(hold, {"tokens": 110})
     replies.record(task, "0.0", reply("heat pumps"), [bill(task, 100)], settlement)
