@@ -46,8 +46,9 @@ def await_decision(
     A decision of the wrong shape, naming a user other than the caller, by a user without
     a required role, or failing `validate` (returns a problem or None) does not pass: the
     gate is raised again with the problem noted, so it stays open. Code before this call
-    re-runs on resume. The decision returned carries the caller as `user` (the run's
-    context: on a server, the credential of the request that resumed it).
+    re-runs on resume. The decision returned carries who decided as `user`: the run's
+    caller (on a server, the credential of the request that resumed it), or, for the
+    decision the gate's record holds, the user recorded there (`_decided_as`).
     """
     services.approvals.open(request)
     _emit_gate(request)
@@ -69,21 +70,38 @@ def await_decision(
             services.approvals.unclaim(request.gate_id)
             continue
         ctx = current_context()
-        note = fits(decision, request) or caller_mismatch(decision, ctx.user_id)
-        if note is None and not may_decide(request, ctx.roles):
-            note = (
-                f"user {ctx.user_id!r} may not decide this gate; it needs one of the roles "
-                f"{', '.join(request.roles)}"
-            )
+        decider = _decided_as(request, decision, services)
+        note = fits(decision, request)
+        if note is None and decider is None:
+            note = caller_mismatch(decision, ctx.user_id)
+            if note is None and not may_decide(request, ctx.roles):
+                note = (
+                    f"user {ctx.user_id!r} may not decide this gate; it needs one of the "
+                    f"roles {', '.join(request.roles)}"
+                )
         if note is None and validate is not None:
             note = validate(decision)
         if note is None:
-            decision = decision.model_copy(update={"user": ctx.user_id})
+            decision = decision.model_copy(update={"user": decider or ctx.user_id})
             services.approvals.record(request.gate_id, decision, ctx.user_id)
             _going_on(request, services)
             return decision
         # The decision did not pass: the gate is raised again, so it is open again.
         services.approvals.unclaim(request.gate_id)
+
+
+def _decided_as(request: GateRequest, decision: Decision, services: Services) -> str | None:
+    """Who decided the gate, when `decision` is the decision its record holds: claimed by
+    `podium.decide`, which checked the caller and their roles, or taken by an earlier run
+    of this step (a step with several gates runs again on each resume and takes again the
+    decisions it took before, whoever resumes it now). None for any other decision, which
+    the caller of this run must be allowed to make."""
+    record = services.approvals.get(request.gate_id, request.tenant_id)
+    if record is None or record.status != "decided" or not record.decision:
+        return None
+    held = Decision.model_validate(record.decision).model_copy(update={"user": None})
+    same = held == decision.model_copy(update={"user": None})
+    return record.decided_by if same and decision.user in (None, record.decided_by) else None
 
 
 def _stopped(request: GateRequest, services: Services) -> None:
