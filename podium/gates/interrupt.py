@@ -43,9 +43,10 @@ def await_decision(
 ) -> Decision:
     """Raise the gate and return the first acceptable decision.
 
-    A decision of the wrong shape, naming a user other than the caller, by a user without
-    a required role, or failing `validate` (returns a problem or None) does not pass: the
-    gate is raised again with the problem noted, so it stays open. Code before this call
+    A decision naming another gate (`Decision.gate_id`) is passed over. A decision of the
+    wrong shape, naming a user other than the caller, by a user without a required role,
+    or failing `validate` (returns a problem or None) does not pass: the gate is raised
+    again with the problem noted, so it stays open. Code before this call
     re-runs on resume. The decision returned carries who decided as `user`: the run's
     caller (on a server, the credential of the request that resumed it), or, for the
     decision the gate's record holds, the user recorded there (`_decided_as`).
@@ -68,6 +69,11 @@ def await_decision(
         except ValidationError as exc:
             note = f"invalid decision: {exc.errors()[0]['msg']}"
             services.approvals.unclaim(request.gate_id)
+            continue
+        if decision.gate_id not in (None, request.gate_id):
+            # Another gate's decision, handed here by the order the step's interrupts were
+            # reached (a call earlier in the step that took its decision in an earlier run
+            # does not raise its gate again): not this gate's, so wait for the next value.
             continue
         ctx = current_context()
         decider = _decided_as(request, decision, services)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
+from langgraph.types import Command
 
 import podium
 from podium import AgentSpec, Plan, PlannedTask, RunContext
@@ -270,3 +271,63 @@ def test_each_gate_is_recorded_once_under_the_user_who_decided_it(
     ]
     assert approvals == [(alice.gate_id, "reject", "ana"), (bob.gate_id, "approve", "ed")]
     assert seen.results()["alice"].startswith("Rejected by ana")
+
+
+def test_a_question_asked_beside_gated_calls_gets_its_answer_and_the_calls_their_decisions(
+    durable_url, scripted, tenant, tmp_path
+):
+    """One reply pays alice and bob and asks a question: alice's payment is approved, bob's
+    rejected, then the question (raised when the calls run) is answered. The step runs
+    again on the answer: the answer reaches the question, bob's rejection stays his."""
+    from podium.tools.human import ask_human
+
+    payments, seen = Payments(), Seen()
+    path = tmp_path / "policy.yaml"
+    path.write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
+    reply = tool_calls(
+        ("send_payment", {"to": "alice", "amount": 10}),
+        ("send_payment", {"to": "bob", "amount": 20}),
+        ("ask_human", {"question": "Which memo?"}),
+    )
+    payer = AgentSpec(
+        name="payer",
+        tools=[payments.tool(), ask_human],
+        model=scripted(reply, seen, name="payer"),
+    )
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="payer", instruction="pay")])
+    graph = podium.build_workflow(
+        [payer], name="pay", supervisor=plan, policies=load_policies(path)
+    )
+    thread, editor = f"{tenant}-question", _editor(tenant)
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        app.invoke({"goal": "pay"}, _config(thread), context=editor)
+        decide(app, thread, "approve", context=editor)
+        decide(app, thread, DECISIONS["reject"], context=editor)
+        question = _only(pending_gates(app, thread))
+        assert question.kind == "question" and payments.sent == [("alice", 10)]
+        out = decide(app, thread, Decision(decision="respond", response="rent"), context=editor)
+    assert out["status"] == "completed"
+    assert payments.sent == [("alice", 10)]
+    results = {m.name: m.content for m in seen.messages if isinstance(m, ToolMessage)}
+    assert results["ask_human"] == "rent"
+
+
+def test_a_raw_resume_naming_another_gate_is_not_applied(durable_url, scripted, tenant, tmp_path):
+    payments, seen = Payments(), Seen()
+    order = ("alice", "bob")
+    graph = _graph(scripted, payments, seen, tmp_path, order)
+    thread, editor = f"{tenant}-raw-other", _editor(tenant)
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        app.invoke({"goal": "pay"}, _config(thread), context=editor)
+        [alice] = pending_gates(app, thread)
+        other = {"decision": "approve", "gate_id": "g-someoneelse"}
+        app.invoke(Command(resume={alice.interrupt_id: other}), _config(thread), context=editor)
+        # Passed over: alice's gate is still the one waiting, and nothing ran.
+        assert _only(pending_gates(app, thread)).gate_id == alice.request.gate_id
+        assert _pending_in_store(rt, tenant) == {alice.request.gate_id}
+        assert payments.sent == []
+        decide(app, thread, "approve", context=editor)
+        decide(app, thread, "approve", context=editor)
+    assert sorted(payments.sent) == [("alice", 10), ("bob", 20)]
