@@ -14,8 +14,12 @@ app, a LangGraph server's runs, a query of the table), whoever started or resume
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langgraph.config import get_stream_writer
@@ -29,6 +33,53 @@ from podium.lifecycle import RunStatus
 
 if TYPE_CHECKING:
     from podium.stores.services import Services
+
+
+@dataclass
+class _StepResumes:
+    """The resume values of one graph step that reached a gate other than the one they
+    name, held for that gate (`sharing_resumes`)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    held: dict[str, Any] = field(default_factory=dict)
+
+
+_STEP: ContextVar[_StepResumes | None] = ContextVar("podium_step_resumes", default=None)
+
+
+@contextmanager
+def sharing_resumes() -> Iterator[None]:
+    """Let the gates raised below (one graph step's, from any thread or asyncio task that
+    carries the context) hand each other the decisions that name them.
+
+    LangGraph hands a step's resume values to its interrupts in the order they are
+    reached. Gates raised by calls running in parallel reach them in any order; a gate
+    that takes a decision naming another gate holds it for that gate, which takes it
+    instead of raising its interrupt again, so each decision reaches the gate it names.
+    """
+    token = _STEP.set(_StepResumes())
+    try:
+        yield
+    finally:
+        _STEP.reset(token)
+
+
+def _resume_value(request: GateRequest, payload: dict[str, Any]) -> Any:
+    """The next resume value for `request`'s gate: one another gate of the step held for
+    it, else its interrupt's; raises `GraphInterrupt` when there is none."""
+    step = _STEP.get()
+    if step is None:
+        return interrupt(payload)
+    # One gate at a time: a value taken here is held for the gate it names before another
+    # gate looks for its own, so none is left behind.
+    with step.lock:
+        while request.gate_id not in step.held:
+            raw = interrupt(payload)
+            named = raw.get("gate_id") if isinstance(raw, dict) else None
+            if named in (None, request.gate_id):
+                return raw
+            step.held[named] = raw
+        return step.held.pop(request.gate_id)
 
 
 def gate_id(*parts: Any) -> str:
@@ -56,8 +107,8 @@ def await_decision(
     note: str | None = None
     while True:
         try:
-            raw = interrupt(
-                {**request.model_dump(), "note": note} if note else request.model_dump()
+            raw = _resume_value(
+                request, {**request.model_dump(), "note": note} if note else request.model_dump()
             )
         except GraphInterrupt:
             _stopped(request, services)
@@ -72,8 +123,9 @@ def await_decision(
             continue
         if decision.gate_id not in (None, request.gate_id):
             # Another gate's decision, handed here by the order the step's interrupts were
-            # reached (a call earlier in the step that took its decision in an earlier run
-            # does not raise its gate again): not this gate's, so wait for the next value.
+            # reached (outside `sharing_resumes`, or for a call that took its decision in
+            # an earlier run and does not raise its gate again): not this gate's, so wait
+            # for the next value.
             continue
         ctx = current_context()
         decider = _decided_as(request, decision, services)

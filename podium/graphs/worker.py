@@ -21,6 +21,7 @@ from typing_extensions import TypedDict  # pydantic needs it for JSON schemas be
 
 import podium.names as names
 from podium.errors import PolicyViolation, TaskFailed
+from podium.gates.interrupt import sharing_resumes
 from podium.governance.binding import bound, gate_tool_calls, tool_node_hooks
 from podium.governance.fallback import FALLBACK_KEY
 from podium.governance.tool_call import decided
@@ -131,19 +132,24 @@ def _tools_node(spec: AgentSpec) -> Node:
 
     LangGraph hands a step's resume values to its `interrupt()` calls in the order they
     are reached; gates raised by calls running in parallel would be reached in any order,
-    and a decision could reach another call's gate (`podium.governance.tool_call`)."""
+    and a decision could reach another call's gate (`podium.governance.tool_call`). Gates
+    the calls raise while they run (a question, an effect in doubt) hand each other the
+    decisions that name them (`podium.gates.interrupt.sharing_resumes`)."""
     tool_node = ToolNode(spec.tools, handle_tool_errors=recoverable_tool_error, **tool_node_hooks())
 
     def tools(state: WorkerState, config: RunnableConfig) -> Any:
-        decisions = gate_tool_calls(config, _calls(state), tool_node.tools_by_name)
-        with decided(decisions):
-            return tool_node.invoke(state, config)
+        with sharing_resumes():
+            decisions = gate_tool_calls(config, _calls(state), tool_node.tools_by_name)
+            with decided(decisions):
+                return tool_node.invoke(state, config)
 
     async def atools(state: WorkerState, config: RunnableConfig) -> Any:
         run_sync = bound(config).services.run_sync
-        decisions = await run_sync(gate_tool_calls, config, _calls(state), tool_node.tools_by_name)
-        with decided(decisions):
-            return await tool_node.ainvoke(state, config)
+        with sharing_resumes():
+            calls = _calls(state)
+            decisions = await run_sync(gate_tool_calls, config, calls, tool_node.tools_by_name)
+            with decided(decisions):
+                return await tool_node.ainvoke(state, config)
 
     return Node(names.WORKER_TOOLS, tools, atools)
 

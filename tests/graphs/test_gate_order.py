@@ -331,3 +331,80 @@ def test_a_raw_resume_naming_another_gate_is_not_applied(durable_url, scripted, 
         decide(app, thread, "approve", context=editor)
         decide(app, thread, "approve", context=editor)
     assert sorted(payments.sent) == [("alice", 10), ("bob", 20)]
+
+
+def _asker(scripted: Any, seen: Seen, tmp_path: Any):
+    """One agent whose one reply asks two questions at once."""
+    from podium.tools.human import ask_human
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("global:\n  tools: {allow: ['*']}\n", encoding="utf-8")
+    reply = tool_calls(("ask_human", {"question": "Q1"}), ("ask_human", {"question": "Q2"}))
+    asker = AgentSpec(name="asker", tools=[ask_human], model=scripted(reply, seen, name="asker"))
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="asker", instruction="ask")])
+    return podium.build_workflow([asker], name="ask", supervisor=plan, policies=load_policies(path))
+
+
+def _slow_question(rt: Any, question: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    approvals = rt.services.approvals
+    open_gate = approvals.open
+
+    def slow_open(request: GateRequest) -> None:
+        if request.question == question:
+            time.sleep(0.3)
+        open_gate(request)
+
+    monkeypatch.setattr(approvals, "open", slow_open)
+
+
+def test_two_questions_of_one_reply_each_get_their_own_answer(
+    durable_url, scripted, tenant, tmp_path, monkeypatch
+):
+    """Questions are gates the calls raise while they run, in parallel: the slow first
+    question is reached last, and its answer is handed to it by the other question."""
+    seen = Seen()
+    graph = _asker(scripted, seen, tmp_path)
+    thread, editor = f"{tenant}-questions", _editor(tenant)
+    with podium.open_runtime(durable_url) as rt:
+        _slow_question(rt, "Q1", monkeypatch)
+        app = rt.compile(graph)
+        app.invoke({"goal": "ask"}, _config(thread), context=editor)
+        answered = []
+        while gates := pending_gates(app, thread):
+            question = _only(gates)
+            answer = Decision(decision="respond", response=f"answer to {question.question}")
+            out = decide(app, thread, answer, context=editor, gate=question.gate_id)
+            answered.append(question.question)
+        assert _pending_in_store(rt, tenant) == set()
+    assert sorted(answered) == ["Q1", "Q2"] and out["status"] == "completed"
+    calls = {
+        c["id"]: c["args"]["question"] for m in seen.messages for c in getattr(m, "tool_calls", [])
+    }
+    results = {
+        calls[m.tool_call_id]: m.content for m in seen.messages if isinstance(m, ToolMessage)
+    }
+    assert results == {"Q1": "answer to Q1", "Q2": "answer to Q2"}
+
+
+async def test_two_questions_of_one_reply_each_get_their_own_answer_async(
+    durable_url, scripted, tenant, tmp_path, monkeypatch
+):
+    seen = Seen()
+    graph = _asker(scripted, seen, tmp_path)
+    thread, editor = f"{tenant}-questions-async", _editor(tenant)
+    async with podium.open_async_runtime(durable_url) as rt:
+        _slow_question(rt, "Q1", monkeypatch)
+        app = rt.compile(graph)
+        await app.ainvoke({"goal": "ask"}, _config(thread), context=editor)
+        while gates := await apending_gates(app, thread):
+            question = _only(gates)
+            answer = Decision(decision="respond", response=f"answer to {question.question}")
+            out = await adecide(app, thread, answer, context=editor, gate=question.gate_id)
+    assert out["status"] == "completed"
+    calls = {
+        c["id"]: c["args"]["question"] for m in seen.messages for c in getattr(m, "tool_calls", [])
+    }
+    results = {
+        calls[m.tool_call_id]: m.content for m in seen.messages if isinstance(m, ToolMessage)
+    }
+    assert results == {"Q1": "answer to Q1", "Q2": "answer to Q2"}
