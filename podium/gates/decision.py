@@ -141,8 +141,11 @@ def _claim(
     chosen = _choose(decisions, gate, pending, services, context, thread_id)
     for gate_id, decision in chosen.items():
         _check(pending[gate_id].request, decision, context)
-    # The caller travels with the decision; the graph checks it against the run's context.
-    chosen = {g: d.model_copy(update={"user": context.user_id}) for g, d in chosen.items()}
+    # The caller travels with the decision, and the gate it is for: the graph checks the
+    # caller against the run's context, and applies the decision to that gate only.
+    chosen = {
+        g: d.model_copy(update={"user": context.user_id, "gate_id": g}) for g, d in chosen.items()
+    }
     claimed: list[str] = []
     try:
         for gate_id, decision in chosen.items():

@@ -14,8 +14,12 @@ app, a LangGraph server's runs, a query of the table), whoever started or resume
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langgraph.config import get_stream_writer
@@ -31,6 +35,53 @@ if TYPE_CHECKING:
     from podium.stores.services import Services
 
 
+@dataclass
+class _StepResumes:
+    """The resume values of one graph step that reached a gate other than the one they
+    name, held for that gate (`sharing_resumes`)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    held: dict[str, Any] = field(default_factory=dict)
+
+
+_STEP: ContextVar[_StepResumes | None] = ContextVar("podium_step_resumes", default=None)
+
+
+@contextmanager
+def sharing_resumes() -> Iterator[None]:
+    """Let the gates raised below (one graph step's, from any thread or asyncio task that
+    carries the context) hand each other the decisions that name them.
+
+    LangGraph hands a step's resume values to its interrupts in the order they are
+    reached. Gates raised by calls running in parallel reach them in any order; a gate
+    that takes a decision naming another gate holds it for that gate, which takes it
+    instead of raising its interrupt again, so each decision reaches the gate it names.
+    """
+    token = _STEP.set(_StepResumes())
+    try:
+        yield
+    finally:
+        _STEP.reset(token)
+
+
+def _resume_value(request: GateRequest, payload: dict[str, Any]) -> Any:
+    """The next resume value for `request`'s gate: one another gate of the step held for
+    it, else its interrupt's; raises `GraphInterrupt` when there is none."""
+    step = _STEP.get()
+    if step is None:
+        return interrupt(payload)
+    # One gate at a time: a value taken here is held for the gate it names before another
+    # gate looks for its own, so none is left behind.
+    with step.lock:
+        while request.gate_id not in step.held:
+            raw = interrupt(payload)
+            named = raw.get("gate_id") if isinstance(raw, dict) else None
+            if named in (None, request.gate_id):
+                return raw
+            step.held[named] = raw
+        return step.held.pop(request.gate_id)
+
+
 def gate_id(*parts: Any) -> str:
     """A stable gate id from what identifies the gate (thread, task, tool call id...)."""
     return "g-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
@@ -43,19 +94,21 @@ def await_decision(
 ) -> Decision:
     """Raise the gate and return the first acceptable decision.
 
-    A decision of the wrong shape, naming a user other than the caller, by a user without
-    a required role, or failing `validate` (returns a problem or None) does not pass: the
-    gate is raised again with the problem noted, so it stays open. Code before this call
-    re-runs on resume. The decision returned carries the caller as `user` (the run's
-    context: on a server, the credential of the request that resumed it).
+    A decision naming another gate (`Decision.gate_id`) is passed over. A decision of the
+    wrong shape, naming a user other than the caller, by a user without a required role,
+    or failing `validate` (returns a problem or None) does not pass: the gate is raised
+    again with the problem noted, so it stays open. Code before this call
+    re-runs on resume. The decision returned carries who decided as `user`: the run's
+    caller (on a server, the credential of the request that resumed it), or, for the
+    decision the gate's record holds, the user recorded there (`_decided_as`).
     """
     services.approvals.open(request)
     _emit_gate(request)
     note: str | None = None
     while True:
         try:
-            raw = interrupt(
-                {**request.model_dump(), "note": note} if note else request.model_dump()
+            raw = _resume_value(
+                request, {**request.model_dump(), "note": note} if note else request.model_dump()
             )
         except GraphInterrupt:
             _stopped(request, services)
@@ -68,22 +121,45 @@ def await_decision(
             note = f"invalid decision: {exc.errors()[0]['msg']}"
             services.approvals.unclaim(request.gate_id)
             continue
+        if decision.gate_id not in (None, request.gate_id):
+            # Another gate's decision, handed here by the order the step's interrupts were
+            # reached (outside `sharing_resumes`, or for a call that took its decision in
+            # an earlier run and does not raise its gate again): not this gate's, so wait
+            # for the next value.
+            continue
         ctx = current_context()
-        note = fits(decision, request) or caller_mismatch(decision, ctx.user_id)
-        if note is None and not may_decide(request, ctx.roles):
-            note = (
-                f"user {ctx.user_id!r} may not decide this gate; it needs one of the roles "
-                f"{', '.join(request.roles)}"
-            )
+        decider = _decided_as(request, decision, services)
+        note = fits(decision, request)
+        if note is None and decider is None:
+            note = caller_mismatch(decision, ctx.user_id)
+            if note is None and not may_decide(request, ctx.roles):
+                note = (
+                    f"user {ctx.user_id!r} may not decide this gate; it needs one of the "
+                    f"roles {', '.join(request.roles)}"
+                )
         if note is None and validate is not None:
             note = validate(decision)
         if note is None:
-            decision = decision.model_copy(update={"user": ctx.user_id})
+            decision = decision.model_copy(update={"user": decider or ctx.user_id})
             services.approvals.record(request.gate_id, decision, ctx.user_id)
             _going_on(request, services)
             return decision
         # The decision did not pass: the gate is raised again, so it is open again.
         services.approvals.unclaim(request.gate_id)
+
+
+def _decided_as(request: GateRequest, decision: Decision, services: Services) -> str | None:
+    """Who decided the gate, when `decision` is the decision its record holds: claimed by
+    `podium.decide`, which checked the caller and their roles, or taken by an earlier run
+    of this step (a step with several gates runs again on each resume and takes again the
+    decisions it took before, whoever resumes it now). None for any other decision, which
+    the caller of this run must be allowed to make."""
+    record = services.approvals.get(request.gate_id, request.tenant_id)
+    if record is None or record.status != "decided" or not record.decision:
+        return None
+    held = Decision.model_validate(record.decision).model_copy(update={"user": None})
+    same = held == decision.model_copy(update={"user": None})
+    return record.decided_by if same and decision.user in (None, record.decided_by) else None
 
 
 def _stopped(request: GateRequest, services: Services) -> None:

@@ -66,6 +66,11 @@ class Decision(BaseModel):
 
     An effect gate takes `done` (the effect happened), `retry` (it did not: run the call
     again) or `abandon` (do not run it; the agent is told).
+
+    `gate_id` may name the gate the decision is for (`podium.decide` sets it); a decision
+    that names another gate is never applied to this one. LangGraph hands a step's resume
+    values to its interrupts in the order they are reached, so a step that raised several
+    gates could otherwise give one gate's decision to another.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,6 +82,7 @@ class Decision(BaseModel):
     response: str | None = None
     comment: str = ""
     user: str | None = None
+    gate_id: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> Decision:

@@ -23,18 +23,22 @@ use, so policies, budgets and recovery still apply; this is the only process-wid
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
 import podium.policies as P
+from podium.gates.request import Decision
+from podium.governance.calls import node_call
 from podium.governance.governor import Governor
 from podium.governance.scope import Scope, call_scope
+from podium.governance.tool_call import gate_in_order
 from podium.storage.database import SqliteDatabase
 from podium.stores.services import Services
 
@@ -113,6 +117,18 @@ def check_data_scope(config: RunnableConfig | None, namespace: str) -> None:
     if not decision.allowed:
         binding.governor.record_decision(scope, "data_scope", decision)
         decision.raise_if_denied()
+
+
+def gate_tool_calls(
+    config: RunnableConfig, tool_calls: Sequence[ToolCall], tools: Mapping[str, BaseTool]
+) -> dict[str, Decision]:
+    """Raise the approval gates of one model reply's `tool_calls` one at a time, in call
+    order, before a `ToolNode` runs them in parallel; returns their decisions by call id,
+    to run the calls under (`podium.governance.tool_call.gate_in_order`, `decided`)."""
+    binding = bound(config)
+    scope = binding.scope or Scope(workflow="-", agent="-")
+    calls = [node_call(tc, tools.get(tc["name"])) for tc in tool_calls]
+    return gate_in_order(binding.governor, scope, calls)
 
 
 def tool_node_hooks() -> dict[str, Any]:

@@ -6,7 +6,8 @@ governed tool and the guard.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import ToolMessage
@@ -33,6 +34,19 @@ class Call:
     tool: Any = None
 
 
+def node_call(tool_call: Mapping[str, Any], tool: Any = None) -> Call:
+    """The `Call` of a `ToolNode`'s tool call (a model reply's), its id derived from the
+    tool and the arguments when the model gave none."""
+    call = Call(
+        tool_call["name"], dict(tool_call.get("args") or {}), tool_call.get("id") or "", tool
+    )
+    if not call.id:
+        from podium.governance.records import digest
+
+        call = replace(call, id=f"node-{call.name}-{digest(call.args)[7:19]}")
+    return call
+
+
 def refusal(call: Call, text: str) -> ToolMessage:
     """podium's refusal of a call, as the tool result the model sees."""
     return ToolMessage(
@@ -51,8 +65,9 @@ def message(call: Call, text: str) -> ToolMessage:
 def record_decision(
     gov: GovernorCore, scope: Scope, gate: GateRequest, decision: Decision, **extra: Any
 ) -> None:
-    # The caller who resumed the run (the credential), never the payload's `user`.
-    who = current_context().user_id
+    # Who decided, as the gate verified it (the caller who resumed the run with the
+    # decision, the credential), never a name the payload gave unchecked.
+    who = decision.user or current_context().user_id
     gov.record(
         scope,
         "approval",

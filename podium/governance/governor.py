@@ -27,7 +27,7 @@ from langgraph.types import Command
 import podium.governance.tool_call as _governed_tool
 import podium.policies as P
 from podium.errors import PolicyViolation
-from podium.governance.calls import Call
+from podium.governance.calls import Call, node_call
 from podium.governance.context_window import explained
 from podium.governance.core import GovernorCore
 from podium.governance.fallback import ModelChain
@@ -640,11 +640,7 @@ def _tool_node_call(
 ) -> tuple[Scope, Call, Callable[[Call], R]]:
     scope = scope or Scope(workflow="-", agent="-")
     tc = request.tool_call
-    call = Call(tc["name"], dict(tc.get("args") or {}), tc.get("id") or "", request.tool)
-    if not call.id:
-        from podium.governance.records import digest
-
-        call = replace(call, id=f"node-{tc['name']}-{digest(call.args)[7:19]}")
+    call = node_call(tc, request.tool)
 
     def run(c: Call) -> R:
         return execute(request.override(tool_call={**tc, "args": c.args}))

@@ -8,12 +8,19 @@ Every way a tool runs under podium reaches this module: the built-in worker's
 `ToolNode` (through `wrap_tool_call`), a governed tool object handed to a custom worker
 (`podium.governance.governed_tool.GovernedTool`), and the callback guard of a custom graph
 (`clear`: the part that can run before a tool it did not wrap).
+
+The approval gates of the calls of one model reply are raised one at a time, in call
+order, before any of those calls runs (`gate_in_order`): LangGraph hands a step's resume
+values to its `interrupt()` calls in the order they are reached, so gates reached by
+calls running in parallel could take one another's decisions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
@@ -63,6 +70,61 @@ Execute = Callable[[Call], Outcome]
 
 #: `Execute` for async callers.
 AsyncExecute = Callable[[Call], Awaitable[Outcome]]
+
+#: The decisions of the approval gates of the calls about to run, by call id, taken by
+#: `gate_in_order` (a context variable: LangGraph's executor and asyncio tasks carry it
+#: to the calls).
+_DECIDED: ContextVar[Mapping[str, Decision] | None] = ContextVar("podium_decided", default=None)
+
+
+def gate_in_order(gov: GovernorCore, scope: Scope, calls: Sequence[Call]) -> dict[str, Decision]:
+    """Raise the approval gates of `calls` (one model reply's) one at a time, in call order,
+    and return their decisions by call id; run the calls under `decided(...)` of them.
+
+    LangGraph matches a step's resume values to its `interrupt()` calls by the order they
+    are reached, not by gate. Calls that ran their gates in parallel reached them in any
+    order, so a decision could land on another call's gate (approving alice's payment sent
+    bob's). Raised here, from one thread, the n-th gate of the reply is always the n-th
+    interrupt of the step, on the first run and on every resume: each decision reaches the
+    gate it was given for. The second gate is raised once the first is decided, so one gate
+    of a reply is open at a time. A call refused by the policy raises no gate; `clear`
+    refuses it when it runs.
+    """
+    from podium.governance.scope import call_scope
+
+    decisions: dict[str, Decision] = {}
+    if scope.policies is None or not in_graph_step():
+        return decisions
+    policy, who = scope.policies, call_scope(scope)
+    taken: list[tuple[GateRequest, Call, Decision]] = []
+    for call in calls:
+        if not (
+            P.evaluate_tool(policy, who, call.name).allowed
+            and P.evaluate_arguments(policy, who, call.name, call.args).allowed
+        ):
+            continue
+        approval = P.requires_approval(policy, who, call.name, call.args)
+        if approval.allowed:
+            continue
+        decision = _decision(gov, scope, call, approval, taken)
+        if isinstance(decision, Decision):
+            decisions[call.id] = decision
+    # Audited once all the reply's gates are decided: until then the step runs again on
+    # each resume, and takes again the decisions it took before.
+    for gate, call, decision in taken:
+        record_decision(gov, scope, gate, decision, tool=call.name)
+    return decisions
+
+
+@contextmanager
+def decided(decisions: Mapping[str, Decision]) -> Iterator[None]:
+    """Run the calls of a reply with the decisions `gate_in_order` took for their gates:
+    a call whose gate is decided there is not gated again."""
+    token = _DECIDED.set(decisions)
+    try:
+        yield
+    finally:
+        _DECIDED.reset(token)
 
 
 def run(gov: GovernorCore, scope: Scope, call: Call, execute: Execute) -> Outcome:
@@ -184,7 +246,36 @@ def _record_call(gov: GovernorCore, scope: Scope, call: Call) -> None:
 
 
 def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> Call | ToolMessage:
-    """Raise the approval gate; returns the (possibly edited) call or a refusal."""
+    """Raise the approval gate (unless `gate_in_order` decided it before the call ran);
+    returns the (possibly edited) call or a refusal."""
+    taken = _DECIDED.get()
+    decision: Decision | ToolMessage | None = taken.get(call.id) if taken is not None else None
+    if decision is None:
+        decision = _decision(gov, scope, call, approval)
+    if isinstance(decision, ToolMessage):
+        return decision
+    if decision.decision == "reject":
+        # Who decided, as the gate verified it, never a name the payload gave unchecked.
+        who = decision.user or current_context().user_id
+        text = f"Rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
+        return refusal(call, text + ". The tool was not run.")
+    if decision.decision == "edit":
+        return replace(call, args=dict(decision.args or {}))
+    return call
+
+
+def _decision(
+    gov: GovernorCore,
+    scope: Scope,
+    call: Call,
+    approval: P.Decision,
+    taken: list[tuple[GateRequest, Call, Decision]] | None = None,
+) -> Decision | ToolMessage:
+    """The decision of `call`'s approval gate (raised, or passed by an earlier run of the
+    task), or the refusal of a call outside a graph step, where no gate can be raised.
+
+    A decision taken at the gate is audited here, or added to `taken` for the caller to
+    audit when given."""
     from podium.gates.interrupt import await_decision, gate_id
     from podium.governance.scope import call_scope
 
@@ -227,17 +318,13 @@ def _gate(gov: GovernorCore, scope: Scope, call: Call, approval: P.Decision) -> 
     if earlier is not None:
         # An earlier run of this task got past this gate (the call reached the effect
         # ledger, which only a cleared call does): its decision stands, audited then.
-        return replace(call, args=dict(earlier.args or {})) if earlier.decision == "edit" else call
+        return earlier
     decision = await_decision(gate, gov.services, check_edit)
-    # The caller who resumed the run, never a name the decision's payload gave.
-    who = current_context().user_id
-    record_decision(gov, scope, gate, decision, tool=call.name)
-    if decision.decision == "reject":
-        text = f"Rejected by {who}" + (f": {decision.comment}" if decision.comment else "")
-        return refusal(call, text + ". The tool was not run.")
-    if decision.decision == "edit":
-        return replace(call, args=dict(decision.args or {}))
-    return call
+    if taken is None:
+        record_decision(gov, scope, gate, decision, tool=call.name)
+    else:
+        taken.append((gate, call, decision))
+    return decision
 
 
 def _passed_before(gov: GovernorCore, scope: Scope, call: Call, gate_id: str) -> Decision | None:

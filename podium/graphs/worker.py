@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.messages import AIMessage, AnyMessage, ToolCall
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import ToolException
 from langgraph.graph import END, START, StateGraph
@@ -21,8 +21,10 @@ from typing_extensions import TypedDict  # pydantic needs it for JSON schemas be
 
 import podium.names as names
 from podium.errors import PolicyViolation, TaskFailed
-from podium.governance.binding import bound, tool_node_hooks
+from podium.gates.interrupt import sharing_resumes
+from podium.governance.binding import bound, gate_tool_calls, tool_node_hooks
 from podium.governance.fallback import FALLBACK_KEY
+from podium.governance.tool_call import decided
 from podium.governance.usage import model_name_of, priced_usage
 from podium.models import model_label
 from podium.nodes._node import Node, untraced
@@ -114,10 +116,7 @@ def build_worker(
     builder.add_node(names.WORKER_AGENT, Node(names.WORKER_AGENT, agent, aagent))
     builder.add_edge(START, names.WORKER_AGENT)
     if spec.tools:
-        builder.add_node(
-            names.WORKER_TOOLS,
-            ToolNode(spec.tools, handle_tool_errors=recoverable_tool_error, **tool_node_hooks()),
-        )
+        builder.add_node(names.WORKER_TOOLS, _tools_node(spec))
         builder.add_conditional_edges(
             names.WORKER_AGENT, untraced(route, "route"), [names.WORKER_TOOLS, END]
         )
@@ -125,3 +124,37 @@ def build_worker(
     else:
         builder.add_edge(names.WORKER_AGENT, END)
     return builder
+
+
+def _tools_node(spec: AgentSpec) -> Node:
+    """The tool step: the approval gates of the reply's calls, one at a time in call order,
+    then the calls, in parallel, in a `ToolNode`.
+
+    LangGraph hands a step's resume values to its `interrupt()` calls in the order they
+    are reached; gates raised by calls running in parallel would be reached in any order,
+    and a decision could reach another call's gate (`podium.governance.tool_call`). Gates
+    the calls raise while they run (a question, an effect in doubt) hand each other the
+    decisions that name them (`podium.gates.interrupt.sharing_resumes`)."""
+    tool_node = ToolNode(spec.tools, handle_tool_errors=recoverable_tool_error, **tool_node_hooks())
+
+    def tools(state: WorkerState, config: RunnableConfig) -> Any:
+        with sharing_resumes():
+            decisions = gate_tool_calls(config, _calls(state), tool_node.tools_by_name)
+            with decided(decisions):
+                return tool_node.invoke(state, config)
+
+    async def atools(state: WorkerState, config: RunnableConfig) -> Any:
+        run_sync = bound(config).services.run_sync
+        with sharing_resumes():
+            calls = _calls(state)
+            decisions = await run_sync(gate_tool_calls, config, calls, tool_node.tools_by_name)
+            with decided(decisions):
+                return await tool_node.ainvoke(state, config)
+
+    return Node(names.WORKER_TOOLS, tools, atools)
+
+
+def _calls(state: WorkerState) -> list[ToolCall]:
+    """The tool calls of the reply the tool step answers (the last message)."""
+    last = state["messages"][-1]
+    return list(last.tool_calls) if isinstance(last, AIMessage) else []

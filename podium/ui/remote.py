@@ -346,7 +346,7 @@ class RemoteWorkbench:
         problem = fits(decision, gate.request)
         if problem:
             return RunOutcome(error=f"decision refused: {problem}", waiting=True)
-        payload = decision.model_dump(exclude_none=True)
+        payload = decision.model_copy(update={"gate_id": gate_id}).model_dump(exclude_none=True)
         resume = {"resume": {gate.interrupt_id: payload}}
         return self._run(workflow, thread_id, on_event, command=resume)
 
