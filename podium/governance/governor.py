@@ -278,7 +278,9 @@ class Governor(GovernorCore):
         else:
             finish = self._finish_model
             reply, usage, settled = await s.run_sync(finish, prepared, reply, messages, log, step)
-        if not settled:
+        if settled:  # with the recorded reply: no longer open for the hold batches
+            s.budgets.loop_batches().closed(prepared.reservation)
+        else:
             await s.budgets.asettle(prepared.reservation, _spend(usage))
         return reply
 
@@ -479,6 +481,8 @@ class Governor(GovernorCore):
         Raises:
             BudgetExceeded: a level has no room for its claim.
         """
+        if self.services.recorder.settling:
+            self.services.recorder.flush()  # this process's settled spend first
         with self._refusals_recorded(scope):
             return self.services.budgets.reserve(
                 scope.tenant_id,
@@ -515,6 +519,8 @@ class Governor(GovernorCore):
             self.services.budgets.settle(reservation, _spend(usage))
 
     def _spent(self, scope: Scope, policy: P.PolicySet, call: P.CallScope) -> dict[str, float]:
+        if self.services.recorder.settling:
+            self.services.recorder.flush()  # this process's settled spend first
         spent: dict[str, float] = {}
         for limit in P.budget_limits(policy, call):
             spent[limit.key] = self.services.budgets.spent(
@@ -560,9 +566,15 @@ class Governor(GovernorCore):
     ) -> Any:
         reply, usage, settled = self._finish_model(prepared, reply, messages, log, step)
         if prepared.reservation is not None and not settled:
-            # Settled now, not with the step's batch: the next call must see the real spend
-            # (a reservation's estimate can be lower than what the call used).
-            self.services.budgets.settle(prepared.reservation, _spend(usage))
+            s = self.services
+            settlement = s.budgets.settlement(prepared.reservation, _spend(usage))
+            if settlement is None:
+                s.budgets.settle(prepared.reservation, _spend(usage))
+            else:
+                # Written with the step's records (its usage row and audit event) at the
+                # step's end; a hold or a read of spend made before then writes it first,
+                # so every later call sees the real spend (an estimate can be lower).
+                s.recorder.settle(settlement)
         return reply
 
     def _finish_model(

@@ -13,10 +13,14 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podium.stores.audit.log import Actor, AuditBuffer, AuditEvent, AuditLog
+from podium.stores.audit.write import Joined
 from podium.stores.ledger import MAX_ROWS_PER_INSERT, UsageEntry, UsageLedger
+
+if TYPE_CHECKING:
+    from podium.stores.budgets.store import Settlement
 
 log = logging.getLogger("podium.hooks")
 
@@ -36,6 +40,7 @@ class Recorder:
         self._audit = AuditBuffer(audit, max_size=max_batch)
         self._ledger = ledger
         self._usage: list[UsageEntry] = []
+        self._settlements: list[Settlement] = []
         self._lock = threading.Lock()
         self._hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 
@@ -119,21 +124,46 @@ class Recorder:
         with self._lock:
             self._usage.append(entry)
 
+    def settle(self, settlement: Settlement) -> None:
+        """Buffer a model call's budget settlement, for the step's flush (see `settling`)."""
+        with self._lock:
+            self._settlements.append(settlement)
+
+    @property
+    def settling(self) -> bool:
+        """Whether settlements wait for a flush: a budget hold or read must flush first,
+        so it sees every spend this process settled before it."""
+        return bool(self._settlements)
+
     def flush(self) -> None:
-        """Write buffered audit events and usage rows, in one transaction (one statement
-        on PostgreSQL's usual path)."""
+        """Write buffered audit events, usage rows and budget settlements, in one
+        transaction (one statement on PostgreSQL's usual path)."""
         with self._lock:
             usage, self._usage = self._usage, []
+            settlements, self._settlements = self._settlements, []
         try:
             bill = self._ledger.insert(usage) if 0 < len(usage) <= MAX_ROWS_PER_INSERT else None
-            if not self._audit.flush(also=bill) or bill is None:
-                # No events waited (so the bill was not written), or too many rows for one
-                # statement.
-                self._ledger.record(usage)
+            joined = Joined(bill, settlements) if bill is not None or settlements else None
+            wrote = self._audit.flush(also=joined)
         except BaseException:
-            with self._lock:
+            with self._lock:  # nothing was written: all of it waits for the next flush
                 self._usage[:0] = usage
+                self._settlements[:0] = settlements
             raise
+        if wrote and joined is not None:
+            for settlement, took in zip(settlements, joined.took, strict=True):
+                settlement.finish(took)
+        else:  # no events waited: nothing was written with them
+            bill = None
+            for settlement in settlements:
+                settlement.apply()
+        if bill is None and usage:  # not written with the events, or too many for one
+            try:
+                self._ledger.record(usage)
+            except BaseException:
+                with self._lock:
+                    self._usage[:0] = usage
+                raise
 
     def _call_hooks(self, name: str, **fields: Any) -> None:
         for hook in list(self._hooks.get(name, ())):

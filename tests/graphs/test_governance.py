@@ -1114,3 +1114,71 @@ def test_policy_naming_unknown_agent_or_tool_fails_the_build(
     assert str(error).startswith(f"{path}:{line} {key_path}: "), str(error)
     assert name in str(error)
     assert "known:" in str(error)
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgres"])
+def test_a_second_call_in_one_step_sees_the_first_calls_real_spend(url, tmp_path, tenant, request):
+    # The router's first reply is not a valid choice, so it is asked again in the same
+    # step. Its first call's settlement waits for the step's records; the second call's
+    # hold writes it first: with the first call counted at its hold (~1,030 tokens) the
+    # second (another ~1,030) would not fit the 1,500-token run budget, at its real
+    # spend it does.
+    url = (
+        request.getfixturevalue("postgres_url")
+        if url == "postgres"
+        else (f"sqlite:///{tmp_path / 'podium.db'}")
+    )
+    boss = ScriptedChatModel(
+        responses=["not a choice", '{"next": "w1", "instruction": "go"}', '{"next": "FINISH"}'],
+        name="boss",
+    )
+    worker = ScriptedChatModel(responses=["done"], name="w1")
+    graph = podium.build_workflow(
+        [AgentSpec(name="w1", model=worker)],
+        name="gov",
+        supervisor="router",
+        model=boss,
+        policies=_write(tmp_path, TOKEN_BUDGET_POLICY),
+    )
+    with podium.open_runtime(url) as rt:
+        out = rt.compile(graph).invoke(
+            {"goal": "g"},
+            {"configurable": {"thread_id": "asked-twice"}},
+            context=RunContext(tenant_id=tenant),
+        )
+        key = "run:asked-twice:1"
+        held = rt.services.budgets.reserved(tenant, key, "tokens")
+        spent = rt.services.budgets.spent(tenant, key, "tokens")
+        used = sum(row.total_tokens for row in rt.services.ledger.totals(tenant, by="tenant"))
+    assert out["status"] == "completed", out.get("error")
+    assert len(boss.calls) == 3 and len(worker.calls) == 1
+    assert held == 0 and spent == used > 0
+
+
+async def test_calls_settled_with_their_replies_leave_no_hold_open_for_the_batches(
+    postgres_url, tmp_path, tenant
+):
+    # Async runs on PostgreSQL batch holds and wait a moment for company while enough
+    # holds are open; a task's call settles with its recorded reply, and must close its
+    # hold there too, or every later batch would wait as if eight calls were in flight.
+    agents = [
+        AgentSpec(name=f"w{i}", model=ScriptedChatModel(responses=["ok"], name=f"w{i}"))
+        for i in range(8)
+    ]
+    plan = Plan(tasks=[PlannedTask(id=f"t{i}", agent=f"w{i}", instruction="x") for i in range(8)])
+    graph = podium.build_workflow(
+        agents,
+        name="gov",
+        supervisor=plan,
+        policies=_write(tmp_path, TOKEN_BUDGET_POLICY.replace("1500", "1000000")),
+    )
+    async with podium.open_async_runtime(postgres_url) as rt:
+        out = await rt.compile(graph).ainvoke(
+            {"goal": "g"},
+            {"configurable": {"thread_id": "batched"}},
+            context=RunContext(tenant_id=tenant),
+        )
+        assert rt.services.budgets.runs_on_loop
+        delay = rt.services.budgets.loop_batches().commit_delay()
+    assert out["status"] == "completed", out.get("error")
+    assert delay == 0.0

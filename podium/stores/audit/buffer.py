@@ -12,14 +12,14 @@ from typing import Protocol
 
 from podium.errors import AuditError
 from podium.stores.audit.events import AuditEvent
-from podium.stores.audit.write import Statement
+from podium.stores.audit.write import Joined
 
 
 class AuditLog(Protocol):
     """What the buffer writes to (`podium.stores.audit.log.AuditLog`, which imports this
     module)."""
 
-    def write(self, events: Sequence[AuditEvent], also: Statement | None = None) -> None: ...
+    def write(self, events: Sequence[AuditEvent], also: Joined | None = None) -> None: ...
 
 
 class AuditBuffer:
@@ -53,10 +53,9 @@ class AuditBuffer:
         if full and not _on_event_loop():
             self.flush()
 
-    def flush(self, also: Statement | None = None) -> bool:
-        """Write everything added so far in one batch, with `also` (one more statement,
-        see `AuditLog.write`) in its transaction; False when nothing was waiting (and
-        `also` was not run)."""
+    def flush(self, also: Joined | None = None) -> bool:
+        """Write everything added so far in one batch, with `also` (see `AuditLog.write`)
+        in its transaction; False when nothing was waiting (and `also` was not written)."""
         with self._flushing:
             with self._lock:
                 batch, self._pending = self._pending, []

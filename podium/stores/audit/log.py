@@ -37,7 +37,7 @@ from podium.stores.audit.events import (
     StoredEvent,
     VerifyReport,
 )
-from podium.stores.audit.write import ChainWriter, Statement, micros
+from podium.stores.audit.write import ChainWriter, Joined, micros
 
 __all__ = [
     "ACTOR_TYPES",
@@ -129,10 +129,10 @@ class AuditLog:
         written = {tenant: iter([_stored(r) for r in rows]) for tenant, rows in chains.items()}
         return [next(written[event.tenant_id]) for event in events]
 
-    def write(self, events: Sequence[AuditEvent], also: Statement | None = None) -> None:
+    def write(self, events: Sequence[AuditEvent], also: Joined | None = None) -> None:
         """`append` without reading the stored events back (the buffer's flush), with
-        `also` (one more statement, run again if the batch is retried) committed in the
-        same transaction."""
+        `also` (written again if the batch is retried) committed in the same
+        transaction."""
         if events:
             self._writer.append(list(events), self._clock(), also)
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from podium.storage.database import Cursor, Database, lock_key
 from podium.stores.audit.chain import COLUMNS, GENESIS, seal
@@ -26,6 +28,37 @@ from podium.stores.audit.events import AuditEvent
 
 #: One more statement (SQL with `?` marks, and its parameters) written with a batch.
 Statement = tuple[str, list[Any]]
+
+
+class Joinable(Protocol):
+    """A write that commits with an audit batch and says whether it took effect (a
+    budget settlement: `podium.stores.budgets.store.Settlement`)."""
+
+    def ctes(self, name: str) -> Statement:
+        """Common table expressions for a PostgreSQL `WITH`; the one called `name` has a
+        row when the write took effect."""
+        ...
+
+    def turn(self, cur: Cursor) -> bool:
+        """The write, inside `cur`'s transaction; whether it took effect."""
+        ...
+
+
+@dataclass
+class Joined:
+    """What commits with an audit batch: one statement (`also`) and writes that report
+    whether they took effect (`joinables`; `took` holds their answers once written)."""
+
+    also: Statement | None = None
+    joinables: Sequence[Joinable] = ()
+    took: list[bool] = field(default_factory=list)
+
+    def run(self, cur: Cursor) -> None:
+        """Write everything within `cur`'s transaction."""
+        if self.also is not None:
+            cur.execute(*self.also)
+        self.took = [j.turn(cur) for j in self.joinables]
+
 
 _INSERT = f"INSERT INTO podium_audit_events ({', '.join(COLUMNS)}) VALUES "
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" for _ in COLUMNS) + ")"
@@ -66,10 +99,10 @@ class ChainWriter:
         self._heads_lock = threading.Lock()
 
     def append(
-        self, events: list[AuditEvent], now: float, also: Statement | None = None
+        self, events: list[AuditEvent], now: float, also: Joined | None = None
     ) -> dict[str, list[dict[str, Any]]]:
-        """Seal and insert `events`, and run `also` in the same transaction; the stored
-        rows per tenant, in order. `also` must be safe to run again after a rollback
+        """Seal and insert `events`, and write `also` in the same transaction; the stored
+        rows per tenant, in order. `also` must be safe to write again after a rollback
         (the batch is retried when another writer linked to the same head first)."""
         groups: dict[str, list[AuditEvent]] = defaultdict(list)
         for event in events:
@@ -91,7 +124,7 @@ class ChainWriter:
         tenants: list[str],
         groups: dict[str, list[AuditEvent]],
         now: float,
-        also: Statement | None,
+        also: Joined | None,
     ) -> dict[str, list[dict[str, Any]]]:
         """Read each chain's head under its lock and link the batch to it (retried if
         the primary key says another writer took the next sequence number first)."""
@@ -99,7 +132,7 @@ class ChainWriter:
         def link(cur: Cursor) -> dict[str, list[dict[str, Any]]]:
             self._lock_more(cur, tenants)
             if also is not None:
-                cur.execute(*also)
+                also.run(cur)
             return {tenant: self._write(cur, tenant, groups[tenant], now) for tenant in tenants}
 
         for attempt in range(1, _LOCKED_ATTEMPTS + 1):
@@ -111,7 +144,7 @@ class ChainWriter:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _append_after_known_head(
-        self, tenant: str, events: list[AuditEvent], now: float, also: Statement | None
+        self, tenant: str, events: list[AuditEvent], now: float, also: Joined | None
     ) -> list[dict[str, Any]] | None:
         """Insert the batch after the head this process last wrote; None when there is
         none, or when it was stale (the primary key refused the batch)."""
@@ -128,16 +161,13 @@ class ChainWriter:
                     lock = lock_key(f"audit:{tenant}")
                     if also is None:
                         self._db.execute(_PG_LOCKED_INSERT, [lock, *arrays])
-                    else:  # its CTE runs in the statement, after the lock is taken
-                        sql = _PG_LOCKED_INSERT.replace(
-                            " AS held) ", f" AS held), also_written AS ({also[0]}) ", 1
-                        )
-                        self._db.execute(sql, [lock, *also[1], *arrays])
+                    else:
+                        self._insert_joined(lock, arrays, also)
                 else:  # SQLite serialises writers: the head need not be read again
 
                     def insert(cur: Cursor) -> None:
                         if also is not None:
-                            cur.execute(*also)
+                            also.run(cur)
                         self._insert(cur, rows)
 
                     self._db.transact(insert)
@@ -149,6 +179,26 @@ class ChainWriter:
                     return None
             self._heads[tenant] = (rows[-1]["seq"], rows[-1]["hash"])
         return rows
+
+    def _insert_joined(self, lock: int, arrays: list[list[Any]], also: Joined) -> None:
+        """The batch after its known head with `also` in the same statement: its common
+        table expressions run after the chain's lock is taken, and the statement answers
+        which joined writes took effect."""
+        ctes, params = ["chain_lock AS (SELECT pg_advisory_xact_lock(?) AS held)"], [lock]
+        if also.also is not None:
+            ctes.append(f"also_written AS ({also.also[0]})")
+            params += also.also[1]
+        names = [f"joined_{n}" for n in range(len(also.joinables))]
+        for name, joinable in zip(names, also.joinables, strict=True):
+            sql, more = joinable.ctes(name)
+            ctes.append(sql)
+            params += more
+        ctes.append(f"audit_rows AS ({_PG_LOCKED_INSERT.split(' AS held) ', 1)[1]})")
+        took = ", ".join(f"EXISTS (SELECT 1 FROM {name}) AS {name}" for name in names)
+        [row] = self._db.query(
+            f"WITH {', '.join(ctes)} SELECT {took or 'true AS written'}", [*params, *arrays]
+        )
+        also.took = [bool(row[name]) for name in names]
 
     def _written(self, tenant: str, last: dict[str, Any]) -> bool:
         """Whether the batch ending in `last` is in the chain: the statement was retried

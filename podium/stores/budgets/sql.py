@@ -263,14 +263,16 @@ def settle_many_pg_sql(
     )
 
 
-def settle_pg_ctes(reservation: Reservation, actual: Mapping[str, float], now: float) -> Statement:
+def settle_pg_ctes(
+    reservation: Reservation, actual: Mapping[str, float], now: float, name: str = "settled"
+) -> Statement:
     """`settle_update_sql` feeding the totals, as two common table expressions for a
-    caller's `WITH` (`settled` holds the rows turned: none when the hold is gone)."""
+    caller's `WITH` (`name` holds the rows turned: none when the hold is gone)."""
     update, params = settle_update_sql(reservation, actual, now)
     return (
-        f"settled AS ({update}), budget_totals AS (INSERT INTO podium_budget_spent "
+        f"{name} AS ({update}), {name}_totals AS (INSERT INTO podium_budget_spent "
         "(tenant_id, scope_key, unit, amount) "
-        "SELECT tenant_id, scope_key, unit, amount FROM settled ORDER BY scope_key, unit "
+        f"SELECT tenant_id, scope_key, unit, amount FROM {name} ORDER BY scope_key, unit "
         "ON CONFLICT (tenant_id, scope_key, unit) "
         "DO UPDATE SET amount = podium_budget_spent.amount + excluded.amount)",
         params,

@@ -387,10 +387,10 @@ class Settlement:
     actual: dict[str, float]
     now: float
 
-    def ctes(self) -> Statement:
-        """`settled AS (...), budget_totals AS (...)`, and their parameters; `settled`
-        holds a row per level turned."""
-        return settle_pg_ctes(self.reservation, self.actual, self.now)
+    def ctes(self, name: str = "settled") -> Statement:
+        """`name AS (...), name_totals AS (...)`, and their parameters; `name` holds a
+        row per level turned."""
+        return settle_pg_ctes(self.reservation, self.actual, self.now, name)
 
     def turn(self, cur: Cursor) -> bool:
         """Turn the live hold into spend within `cur`'s transaction; False when it was gone."""
@@ -400,6 +400,10 @@ class Settlement:
                 cur, [(r["tenant_id"], r["scope_key"], r["unit"], r["amount"]) for r in rows]
             )
         return bool(rows)
+
+    def apply(self) -> None:
+        """Settle on its own (`Budgets.settle`), when there is nothing to write it with."""
+        self.budgets.settle(self.reservation, self.actual)
 
     def finish(self, turned: bool) -> None:
         """After the caller's commit: settle a hold that was gone (settled already, or
