@@ -23,6 +23,7 @@ Authorization, default deny:
       cancel of one of its runs or of a run in flight resuming its gate, a cron on it) is a
       403 naming the roles when the user has none of the roles of the gates it reaches. The
       gates are those of the thread's row and of its state (a copy's row lists none);
+    - a run's `command` that does nothing (`resume` null, no `update`, no `goto`) is a 422;
     - a decision is the caller's: one naming another `user` is a 403. The gate is claimed
       in podium's approvals table before the run is queued, so of two concurrent
       decisions on one gate the second is a 409 naming the first (who, what, when), as
@@ -144,6 +145,7 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     if action in ("create", "create_run") or (action == "update" and "metadata" in value):
         _stamp(value, tenant)
     if action == "create_run":
+        _check_command(value)
         # Admission first: a 429 must not leave a gate claimed by the guard below.
         await admit_run(value, tenant, TENANT_KEY)
         await _guard_run(ctx.user, value, tenant)
@@ -373,6 +375,35 @@ def _resumes(run: Mapping[str, Any]) -> bool:
     """Whether a run carries a resume (`command.resume`)."""
     command = (run.get("kwargs") or {}).get("command")
     return isinstance(command, dict) and command.get("resume") is not None
+
+
+def _check_command(value: dict[str, Any]) -> None:
+    """422 for a run's `command` that does nothing or has the wrong shape (the graph would
+    otherwise fail on it, leaving the thread in error)."""
+    kwargs = value.get("kwargs") or {}
+    if "command" not in kwargs or kwargs["command"] is None:
+        return
+    problem = command_problem(kwargs["command"])
+    if problem:
+        raise Auth.exceptions.HTTPException(status_code=422, detail=problem)
+
+
+def command_problem(command: Any) -> str | None:
+    """Why a run's `command` is malformed (None: it is not).
+
+    The server's schema checks the shape of each field; a command with none of `resume`
+    (not null), `update` and `goto` passes it and then fails the run.
+    """
+    if not isinstance(command, dict):
+        return f"command must be an object with resume, update or goto; got {command!r:.80}"
+    if command.get("resume") is None and not command.get("update") and not command.get("goto"):
+        if "resume" in command:
+            return (
+                "command.resume is null: a resume needs a value (the decision, or a map of "
+                "interrupt id to decision); to run without one, leave command out"
+            )
+        return "command does nothing: give it a resume, an update or a goto"
+    return None
 
 
 def _what(kwargs: dict[str, Any], command: dict[str, Any]) -> str:
