@@ -15,8 +15,9 @@ Authorization, default deny:
       would otherwise file the resource under the tenant the client named);
     - every read, search, update and delete is filtered by it, so another tenant's
       thread is a 404 and never appears in a search; creating a thread with another
-      tenant's thread id, or copying another tenant's thread, is a 404 too (not a 409,
-      which would tell that the id exists);
+      tenant's thread id, copying another tenant's thread, or creating an assistant with
+      another tenant's assistant id, is a 404 too (not a 409, which would tell that the id
+      exists);
     - on a thread waiting at a podium gate, every request that changes it (a resume, a
       run with `input`, `command.update` or `command.goto`, a state write, a delete or prune
       of the thread or a delete of one of its runs, which deletes the run's checkpoints, a
@@ -167,6 +168,8 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
 async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
     """Assistants: the workflows of `langgraph.json` are shared; tenants' own are private."""
     tenant = tenant_of(ctx.user)
+    if ctx.action == "create":
+        await _refuse_foreign_assistant(value.get("assistant_id"), tenant)
     if ctx.action in ("create", "update"):
         metadata = _stamp(value, tenant)
         # "created_by: system" marks the shared assistants; a tenant may not claim it.
@@ -298,6 +301,21 @@ async def _refuse_foreign_id(value: dict[str, Any], tenant: str) -> None:
     thread = await _thread(str(thread_id))
     if thread is not None and _owner(thread) != tenant:
         raise _not_found(thread_id)
+
+
+async def _refuse_foreign_assistant(assistant_id: Any, tenant: str) -> None:
+    """404 for creating an assistant with another tenant's assistant id (not the server's
+    409, which would tell that the id exists)."""
+    if assistant_id is None:
+        return
+    found = await _loopback_call(_loopback().assistants.get(str(assistant_id)))
+    if not isinstance(found, Mapping):
+        return
+    metadata = found.get("metadata") or {}
+    if metadata.get("created_by") != "system" and metadata.get(TENANT_KEY) != tenant:
+        raise Auth.exceptions.HTTPException(
+            status_code=404, detail=f"Assistant {assistant_id} not found"
+        )
 
 
 async def _guard_run(user: Any, value: dict[str, Any], tenant: str) -> None:

@@ -222,6 +222,18 @@ def test_assistants_and_store_are_per_tenant(server) -> None:
     with pytest.raises(httpx.HTTPStatusError) as refused:
         gus.assistants.get(mine["assistant_id"])
     assert status_of(refused.value) == 404
+    # Creating one with another tenant's assistant id is a 404 too (a 409 would tell that
+    # the id exists); the owner's own duplicate is its 409.
+    for if_exists in ("raise", "do_nothing"):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            gus.assistants.create(
+                "research_brief", assistant_id=mine["assistant_id"], if_exists=if_exists
+            )
+        assert status_of(refused.value) == 404, refused.value.response.text
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        ana.assistants.create("research_brief", assistant_id=mine["assistant_id"])
+    assert status_of(refused.value) == 409
+
     ana.store.put_item(["notes"], "k", {"text": "acme only"})
     assert ana.store.get_item(["notes"], "k")["value"] == {"text": "acme only"}
     assert gus.store.search_items(["notes"])["items"] == []
