@@ -415,3 +415,28 @@ def test_pruning_a_gated_thread_needs_the_gate_role(server) -> None:
     assert answer.status_code == 403, answer.text
     assert f"may not delete a thread waiting at gate '{gate_id}'" in answer.text
     assert [i["id"] for i in ana.threads.get_state(thread_id)["interrupts"]] == [interrupt["id"]]
+
+
+def test_another_tenants_thread_event_stream_is_404_before_it_starts(server) -> None:
+    """The server checks the thread inside the stream, after its 200 has gone out."""
+    ana = client(server, ACME_EDITOR)
+    thread_id, _interrupt = run_to_gate(ana)
+    body = {"channels": ["values"]}
+    path = f"/threads/{thread_id}/stream/events"
+    foreign = _api(server, GLOBEX_EDITOR, "POST", path, json=body)
+    assert foreign.status_code == 404, foreign.text
+    assert foreign.json()["detail"] == f"Thread with ID {thread_id} not found"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert (
+        _api(
+            server, ACME_EDITOR, "POST", f"/threads/{missing}/stream/events", json=body
+        ).status_code
+        == 404
+    )
+    # No credential is the server's own 401; the owner's stream starts (200, SSE).
+    assert httpx.post(f"{server.url}{path}", json=body, timeout=30).status_code == 401
+    with httpx.stream(
+        "POST", f"{server.url}{path}", headers={"x-api-key": ACME_EDITOR}, json=body, timeout=30
+    ) as own:
+        assert own.status_code == 200
+        assert own.headers["content-type"].startswith("text/event-stream")
