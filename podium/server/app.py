@@ -10,8 +10,10 @@ The server mounts this Starlette app beside its own routes. Its authentication
 middleware does not cover custom routes (`enable_custom_route_auth` is off), so each route
 here checks its own credential: the webhook signature, or the API key / bearer token.
 The app's middleware wraps the whole server: it closes the dev server's debug, wipe and
-deploy routes (see `podium.server._closed_routes`). A route that cannot reach podium's
-database answers 503 with the reason (the URL masked), not 500.
+deploy routes (see `podium.server._closed_routes`), and answers 404 before a thread's
+event stream starts when the caller cannot see the thread (see
+`podium.server._thread_streams`). A route that cannot reach podium's database answers 503
+with the reason (the URL masked), not 500.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.routing import Route
 from podium.errors import DatabaseError
 from podium.server import insight, metrics
 from podium.server._closed_routes import CloseDevServerRoutes
+from podium.server._thread_streams import GuardThreadStreams
 from podium.server.webhooks import trigger
 
 
@@ -39,6 +42,6 @@ app = Starlette(
         *insight.routes,
         *metrics.routes,
     ],
-    middleware=[Middleware(CloseDevServerRoutes)],
+    middleware=[Middleware(CloseDevServerRoutes), Middleware(GuardThreadStreams)],
     exception_handlers={DatabaseError: database_unavailable},
 )

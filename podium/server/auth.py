@@ -15,12 +15,16 @@ Authorization, default deny:
       would otherwise file the resource under the tenant the client named);
     - every read, search, update and delete is filtered by it, so another tenant's
       thread is a 404 and never appears in a search; creating a thread with another
-      tenant's thread id, or copying another tenant's thread, is a 404 too (not a 409,
-      which would tell that the id exists);
+      tenant's thread id, copying another tenant's thread, or creating an assistant with
+      another tenant's assistant id, is a 404 too (not a 409, which would tell that the id
+      exists);
     - on a thread waiting at a podium gate, every request that changes it (a resume, a
-      run with `input`, `command.update` or `command.goto`, a state write, a delete of the
-      thread or of one of its runs, which deletes the run's checkpoints) is a 403 naming
-      the roles when the user has none of the roles of the gates it reaches;
+      run with `input`, `command.update` or `command.goto`, a state write, a delete or prune
+      of the thread or a delete of one of its runs, which deletes the run's checkpoints, a
+      cancel of one of its runs or of a run in flight resuming its gate, a cron on it) is a
+      403 naming the roles when the user has none of the roles of the gates it reaches. The
+      gates are those of the thread's row and of its state (a copy's row lists none);
+    - a run's `command` that does nothing (`resume` null, no `update`, no `goto`) is a 422;
     - a decision is the caller's: one naming another `user` is a 403. The gate is claimed
       in podium's approvals table before the run is queued, so of two concurrent
       decisions on one gate the second is a 409 naming the first (who, what, when), as
@@ -132,6 +136,8 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     action = ctx.action
     # An update without metadata or a cancel action is a state write (POST .../state).
     state_write = action == "update" and "metadata" not in value and not value.get("action")
+    # A cancel: `interrupt` stops the runs, `rollback` also deletes them and their checkpoints.
+    cancel = action == "update" and value.get("action") in ("interrupt", "rollback")
     if action == "read":
         # A copy reads its source, then creates a thread with a fresh id: remember the source.
         _last_read.set(str(value.get("thread_id")))
@@ -140,17 +146,21 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
     if action in ("create", "create_run") or (action == "update" and "metadata" in value):
         _stamp(value, tenant)
     if action == "create_run":
+        _check_command(value)
         # Admission first: a 429 must not leave a gate claimed by the guard below.
         await admit_run(value, tenant, TENANT_KEY)
         await _guard_run(ctx.user, value, tenant)
     elif state_write:
         # A state write could step past a gate; it needs the gate's roles like a resume.
         await _guard_change(ctx.user, value.get("thread_id"), tenant, "update the state of")
+    elif cancel:
+        await _guard_cancel(ctx.user, value, tenant)
     elif action == "delete":
         # Deleting a run deletes the checkpoints it wrote: on a gated thread, its state
-        # and the gate itself.
+        # and the gate itself. A prune names its threads in `thread_ids`.
         verb = "delete" if value.get("run_id") is None else "delete a run of"
-        await _guard_change(ctx.user, value.get("thread_id"), tenant, verb)
+        for thread_id in value.get("thread_ids") or [value.get("thread_id")]:
+            await _guard_change(ctx.user, thread_id, tenant, verb)
     return {TENANT_KEY: tenant}
 
 
@@ -158,6 +168,8 @@ async def on_threads(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.Filt
 async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> dict[str, Any]:
     """Assistants: the workflows of `langgraph.json` are shared; tenants' own are private."""
     tenant = tenant_of(ctx.user)
+    if ctx.action == "create":
+        await _refuse_foreign_assistant(value.get("assistant_id"), tenant)
     if ctx.action in ("create", "update"):
         metadata = _stamp(value, tenant)
         # "created_by: system" marks the shared assistants; a tenant may not claim it.
@@ -173,6 +185,9 @@ async def on_assistants(ctx: Auth.types.AuthContext, value: Any) -> dict[str, An
 async def on_crons(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
     """Crons: stamped and filtered like threads; their runs act as the user who made them."""
     tenant = tenant_of(ctx.user)
+    if ctx.action == "create":
+        # Each firing is a run on the thread: refused at creation, not at every firing.
+        await _guard_change(ctx.user, value.get("thread_id"), tenant, "create a cron on")
     if ctx.action in ("create", "update"):
         _stamp(value, tenant)
         payload = value.get("payload")
@@ -288,6 +303,21 @@ async def _refuse_foreign_id(value: dict[str, Any], tenant: str) -> None:
         raise _not_found(thread_id)
 
 
+async def _refuse_foreign_assistant(assistant_id: Any, tenant: str) -> None:
+    """404 for creating an assistant with another tenant's assistant id (not the server's
+    409, which would tell that the id exists)."""
+    if assistant_id is None:
+        return
+    found = await _loopback_call(_loopback().assistants.get(str(assistant_id)))
+    if not isinstance(found, Mapping):
+        return
+    metadata = found.get("metadata") or {}
+    if metadata.get("created_by") != "system" and metadata.get(TENANT_KEY) != tenant:
+        raise Auth.exceptions.HTTPException(
+            status_code=404, detail=f"Assistant {assistant_id} not found"
+        )
+
+
 async def _guard_run(user: Any, value: dict[str, Any], tenant: str) -> None:
     """A run on a thread waiting at gates: roles, the caller's name, and the claim."""
     thread_id = value.get("thread_id")
@@ -302,15 +332,20 @@ async def _guard_run(user: Any, value: dict[str, Any], tenant: str) -> None:
     resume = command.get("resume")
     interrupts = _interrupts(thread)
     gates = _gates(interrupts)
+    # The roles are those of every gate pending in the thread's row or its state.
+    guarded = _gates(await _pending(thread))
     decisions = _targeted(resume, interrupts) if resume is not None else {}
     if resume is not None and not decisions and (not interrupts or _keyed(resume)):
+        if guarded:
+            # A gate in the state the row does not list (a copy): no decision to claim here.
+            _require_roles(user, list(guarded.values()), _what(kwargs, command))
         raise await _stale(str(thread_id), tenant, resume)
     moves = command.get("update") is not None or command.get("goto") not in (None, "", [])
     only_decides = bool(decisions) and not moves and kwargs.get("input") is None
     if only_decides:
-        _require_roles(user, [gates[i] for i in decisions if i in gates], "decide")
+        _require_roles(user, [guarded[i] for i in decisions if i in guarded], "decide")
     else:
-        _require_roles(user, list(gates.values()), _what(kwargs, command))
+        _require_roles(user, list(guarded.values()), _what(kwargs, command))
     await _claim(user, thread, tenant, decisions, gates)
 
 
@@ -320,7 +355,73 @@ async def _guard_change(user: Any, thread_id: Any, tenant: str, verb: str) -> No
     thread = await _thread(str(thread_id))
     if thread is None or _owner(thread) != tenant:
         return
-    _require_roles(user, list(_gates(_interrupts(thread)).values()), verb)
+    _require_roles(user, list(_gates(await _pending(thread)).values()), verb)
+
+
+async def _guard_cancel(user: Any, value: dict[str, Any], tenant: str) -> None:
+    """A cancel stops the runs it selects; with `action=rollback` it also deletes them and
+    the checkpoints they wrote. Either undoes a decision in flight: on a thread waiting at a
+    gate, or whose run in flight resumes one (its row may already read past the gate; a
+    rollback would bring the gate back with its decision spent), it needs the gate's roles
+    like any other change. Without a thread (`status` or `assistant_id`), every busy thread
+    of the tenant is one it may stop."""
+    thread_id = value.get("thread_id")
+    selection = value.get("metadata") or {}
+    if thread_id is not None:
+        threads = [await _thread(str(thread_id))]
+        run_ids = [str(r) for r in selection.get("run_ids") or ()]
+    else:
+        threads = list(await _busy_threads(tenant))
+        run_ids = []
+    gates: list[GateRequest] = []
+    for thread in threads:
+        if thread is None or _owner(thread) != tenant:
+            continue  # the server's own filter answers 404
+        gates.extend(_gates(await _pending(thread)).values())
+        runs = await _runs_in_flight(str(thread["thread_id"]), run_ids)
+        if any(_resumes(run) for run in runs):
+            record = await asyncio.to_thread(
+                server_runtime().services.approvals.last_decided, str(thread["thread_id"]), tenant
+            )
+            if record is not None:
+                gates.append(record.request)
+    verb = "roll back a run of" if value.get("action") == "rollback" else "cancel a run of"
+    _require_roles(user, gates, verb)
+
+
+def _resumes(run: Mapping[str, Any]) -> bool:
+    """Whether a run carries a resume (`command.resume`)."""
+    command = (run.get("kwargs") or {}).get("command")
+    return isinstance(command, dict) and command.get("resume") is not None
+
+
+def _check_command(value: dict[str, Any]) -> None:
+    """422 for a run's `command` that does nothing or has the wrong shape (the graph would
+    otherwise fail on it, leaving the thread in error)."""
+    kwargs = value.get("kwargs") or {}
+    if "command" not in kwargs or kwargs["command"] is None:
+        return
+    problem = command_problem(kwargs["command"])
+    if problem:
+        raise Auth.exceptions.HTTPException(status_code=422, detail=problem)
+
+
+def command_problem(command: Any) -> str | None:
+    """Why a run's `command` is malformed (None: it is not).
+
+    The server's schema checks the shape of each field; a command with none of `resume`
+    (not null), `update` and `goto` passes it and then fails the run.
+    """
+    if not isinstance(command, dict):
+        return f"command must be an object with resume, update or goto; got {command!r:.80}"
+    if command.get("resume") is None and not command.get("update") and not command.get("goto"):
+        if "resume" in command:
+            return (
+                "command.resume is null: a resume needs a value (the decision, or a map of "
+                "interrupt id to decision); to run without one, leave command out"
+            )
+        return "command does nothing: give it a resume, an update or a goto"
+    return None
 
 
 def _what(kwargs: dict[str, Any], command: dict[str, Any]) -> str:
@@ -463,11 +564,61 @@ async def _thread(thread_id: str) -> Thread | None:
     empty context makes it the server's own read, so another tenant's thread is seen (and
     then refused here, by its owner).
     """
-    task = asyncio.create_task(_loopback().threads.get(thread_id), context=contextvars.Context())
+    found: Thread | None = await _loopback_call(_loopback().threads.get(thread_id))
+    return found
+
+
+async def _loopback_call(call: Any) -> Any:
+    """Run a loopback client call as the server's own request (see `_thread`); None when
+    it fails (no such thread or run)."""
+    task = asyncio.create_task(call, context=contextvars.Context())
     try:
         return await task
     except (LangGraphError, httpx.HTTPError, ValueError):
         return None
+
+
+async def _pending(thread: Mapping[str, Any]) -> dict[str, Any]:
+    """Interrupt id -> value of the interrupts pending in the thread's row or its state.
+
+    The row's list is not enough: a copy of a gated thread, or a thread whose resume was
+    rolled back, has a row listing no interrupt while its latest checkpoint still waits at
+    the gate, and a run from it would step past the gate.
+    """
+    pending = _interrupts(thread)
+    state = await _loopback_call(_loopback().threads.get_state(str(thread["thread_id"])))
+    if isinstance(state, Mapping):
+        items = list(state.get("interrupts") or ())
+        for task in state.get("tasks") or ():
+            items.extend(task.get("interrupts") or ())
+        for item in items:
+            if isinstance(item, Mapping) and item.get("id"):
+                pending.setdefault(str(item["id"]), item.get("value"))
+    return pending
+
+
+async def _busy_threads(tenant: str) -> list[Thread]:
+    found = await _loopback_call(
+        _loopback().threads.search(metadata={TENANT_KEY: tenant}, status="busy", limit=1000)
+    )
+    return list(found or ())
+
+
+async def _runs_in_flight(thread_id: str, run_ids: list[str]) -> list[Any]:
+    """The thread's pending or running runs (those of `run_ids`, when given)."""
+    runs: list[Any] = []
+    if run_ids:
+        for run_id in run_ids:
+            run = await _loopback_call(_loopback().runs.get(thread_id, run_id))
+            if run is not None:
+                runs.append(run)
+    else:
+        for status in ("pending", "running"):
+            listed = await _loopback_call(
+                _loopback().runs.list(thread_id, status=status, limit=1000)
+            )
+            runs.extend(listed or ())
+    return [r for r in runs if r.get("status") in ("pending", "running")]
 
 
 def _owner(thread: Mapping[str, Any]) -> Any:

@@ -29,7 +29,7 @@ from uuid import UUID
 import httpx
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import APIStatusError, LangGraphError, NotFoundError
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -61,6 +61,15 @@ class TriggerPayload(BaseModel):
     goal: str = Field(min_length=1, max_length=20_000)
     thread_id: UUID | None = None
     webhook: HttpUrl | None = None
+
+    @field_validator("goal")
+    @classmethod
+    def _no_nul(cls, goal: str) -> str:
+        # Text columns (PostgreSQL's) cannot hold NUL: the run would be accepted with a 202
+        # and then fail on it, so the body is refused here as malformed.
+        if "\x00" in goal:
+            raise ValueError("goal contains a NUL character")
+        return goal
 
 
 @functools.lru_cache(maxsize=4)

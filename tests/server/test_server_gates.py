@@ -308,3 +308,135 @@ def test_deleting_a_run_of_a_gated_thread_needs_the_gate_role(server) -> None:
     # An editor may delete it, as before.
     ana.runs.delete(thread_id, run["run_id"])
     assert ana.runs.list(thread_id) == []
+
+
+def _api(server, key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(
+        method, f"{server.url}{path}", headers={"x-api-key": key}, timeout=30, **kwargs
+    )
+
+
+def test_rolling_back_a_resume_of_a_gate_needs_the_gate_role(server) -> None:
+    """A rollback deletes the resume run and its checkpoints: the editor's decision would be
+    undone by a user who may not decide the gate."""
+    ana, bob = client(server, ACME_EDITOR), client(server, ACME_VIEWER)
+    thread_id, interrupt = run_to_gate(ana)
+    gate_id = interrupt["value"]["gate_id"]
+    # A delayed resume stays pending, so the rollback below always finds it in flight.
+    run = ana.runs.create(
+        thread_id,
+        "research_brief",
+        command={"resume": {interrupt["id"]: {"decision": "approve"}}},
+        after_seconds=60,
+    )
+    run_id = run["run_id"]
+    by_id = {"thread_id": thread_id, "run_ids": [run_id]}
+    attempts = {
+        "rollback": lambda: bob.runs.cancel(thread_id, run_id, wait=True, action="rollback"),
+        "bulk rollback": lambda: bob.runs.cancel_many(**by_id, action="rollback"),
+        "bulk rollback by status": lambda: bob.runs.cancel_many(
+            status="pending", action="rollback"
+        ),
+        # `action` in the body is not read: this one is an interrupt.
+        "bulk with action in the body": lambda: _api(
+            server, ACME_VIEWER, "POST", "/runs/cancel", json={**by_id, "action": "rollback"}
+        ).raise_for_status(),
+        "interrupt": lambda: bob.runs.cancel(thread_id, run_id, wait=True),
+    }
+    for name, attempt in attempts.items():
+        answer = refused(attempt, name)
+        assert answer.status_code == 403, (name, answer.text)
+        verb = "roll back" if "rollback" in name else "cancel"
+        assert f"may not {verb} a run of a thread waiting at gate '{gate_id}'" in answer.text, (
+            name,
+            answer.text,
+        )
+        assert "it needs one of: editor" in answer.text
+    # Nothing was rolled back: the run is still there, the thread still waits at the gate.
+    assert ana.runs.get(thread_id, run_id)["status"] == "pending"
+    state = ana.threads.get_state(thread_id)
+    assert [i["id"] for i in state["interrupts"]] == [interrupt["id"]]
+    # An editor may roll it back; the thread still waits at the gate.
+    ana.runs.cancel(thread_id, run_id, wait=True, action="rollback")
+    assert [i["id"] for i in ana.threads.get_state(thread_id)["interrupts"]] == [interrupt["id"]]
+
+
+def test_a_copy_of_a_gated_thread_keeps_its_gate_protection(server) -> None:
+    """The copy's thread row lists no interrupt while its state waits at the gate: the
+    role check reads the state too."""
+    ana, bob = client(server, ACME_EDITOR), client(server, ACME_VIEWER)
+    thread_id, interrupt = run_to_gate(ana)
+    gate_id = interrupt["value"]["gate_id"]
+    copy = bob.threads.copy(thread_id)["thread_id"]
+    assert [i["id"] for i in bob.threads.get_state(copy)["interrupts"]] == [interrupt["id"]]
+    before = ana.threads.get_state(copy)["values"]
+    forged = {"answer": "FORGED", "status": "completed"}
+    attempts = {
+        "state": lambda: bob.threads.update_state(copy, forged),
+        "goto": lambda: bob.runs.wait(copy, "research_brief", command={"goto": "__end__"}),
+        "update": lambda: bob.runs.wait(copy, "research_brief", command={"update": forged}),
+        "input": lambda: bob.runs.wait(copy, "research_brief", input={"goal": "other"}),
+        "resume": lambda: bob.runs.wait(
+            copy, "research_brief", command={"resume": {interrupt["id"]: {"decision": "approve"}}}
+        ),
+        "delete": lambda: bob.threads.delete(copy),
+    }
+    for name, attempt in attempts.items():
+        answer = refused(attempt, name)
+        assert answer.status_code == 403, (name, answer.text)
+        assert f"gate '{gate_id}'; it needs one of: editor" in answer.text, (name, answer.text)
+    assert ana.threads.get_state(copy)["values"] == before
+    # The source is untouched and still decided by an editor.
+    out = ana.runs.wait(
+        thread_id, "research_brief", command={"resume": {interrupt["id"]: {"decision": "approve"}}}
+    )
+    assert out["status"] == "completed"
+
+
+def test_a_cron_on_a_gated_thread_needs_the_gate_role(server) -> None:
+    ana, bob = client(server, ACME_EDITOR), client(server, ACME_VIEWER)
+    thread_id, interrupt = run_to_gate(ana)
+    gate_id = interrupt["value"]["gate_id"]
+    answer = refused(
+        lambda: bob.crons.create_for_thread(
+            thread_id, "research_brief", schedule="* * * * *", input={"goal": "other"}
+        )
+    )
+    assert answer.status_code == 403, answer.text
+    assert f"may not create a cron on a thread waiting at gate '{gate_id}'" in answer.text
+    assert not [c for c in ana.crons.search(thread_id=thread_id)]
+
+
+def test_pruning_a_gated_thread_needs_the_gate_role(server) -> None:
+    ana = client(server, ACME_EDITOR)
+    thread_id, interrupt = run_to_gate(ana)
+    gate_id = interrupt["value"]["gate_id"]
+    answer = _api(server, ACME_VIEWER, "POST", "/threads/prune", json={"thread_ids": [thread_id]})
+    assert answer.status_code == 403, answer.text
+    assert f"may not delete a thread waiting at gate '{gate_id}'" in answer.text
+    assert [i["id"] for i in ana.threads.get_state(thread_id)["interrupts"]] == [interrupt["id"]]
+
+
+def test_another_tenants_thread_event_stream_is_404_before_it_starts(server) -> None:
+    """The server checks the thread inside the stream, after its 200 has gone out."""
+    ana = client(server, ACME_EDITOR)
+    thread_id, _interrupt = run_to_gate(ana)
+    body = {"channels": ["values"]}
+    path = f"/threads/{thread_id}/stream/events"
+    foreign = _api(server, GLOBEX_EDITOR, "POST", path, json=body)
+    assert foreign.status_code == 404, foreign.text
+    assert foreign.json()["detail"] == f"Thread with ID {thread_id} not found"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert (
+        _api(
+            server, ACME_EDITOR, "POST", f"/threads/{missing}/stream/events", json=body
+        ).status_code
+        == 404
+    )
+    # No credential is the server's own 401; the owner's stream starts (200, SSE).
+    assert httpx.post(f"{server.url}{path}", json=body, timeout=30).status_code == 401
+    with httpx.stream(
+        "POST", f"{server.url}{path}", headers={"x-api-key": ACME_EDITOR}, json=body, timeout=30
+    ) as own:
+        assert own.status_code == 200
+        assert own.headers["content-type"].startswith("text/event-stream")

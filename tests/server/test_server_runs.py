@@ -222,6 +222,17 @@ def test_assistants_and_store_are_per_tenant(server) -> None:
     with pytest.raises(httpx.HTTPStatusError) as refused:
         gus.assistants.get(mine["assistant_id"])
     assert status_of(refused.value) == 404
+    # Creating one with another tenant's assistant id is a 404 too (a 409 would tell that
+    # the id exists); the owner's own duplicate is its 409.
+    for if_exists in ("raise", "do_nothing"):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            gus.assistants.create(
+                "research_brief", assistant_id=mine["assistant_id"], if_exists=if_exists
+            )
+        assert status_of(refused.value) == 404, refused.value.response.text
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        ana.assistants.create("research_brief", assistant_id=mine["assistant_id"])
+    assert status_of(refused.value) == 409
 
     ana.store.put_item(["notes"], "k", {"text": "acme only"})
     assert ana.store.get_item(["notes"], "k")["value"] == {"text": "acme only"}
@@ -262,3 +273,33 @@ def test_runs_are_traced_in_langfuse_per_thread_and_tenant(server) -> None:
         a for n, _, a in spans() if n == "research_brief" and a.get("session.id") == thread_id
     ]
     assert root.get("user.id") == "acme/ana"
+
+
+def test_a_malformed_command_is_422_naming_what_is_wrong(server) -> None:
+    """A command that does nothing or has the wrong shape would fail the run (the thread
+    would end in error); it is refused before a run is made."""
+    ana = client(server, ACME_EDITOR)
+    thread_id, interrupt = run_to_gate(ana)
+    cases = {
+        "command.resume is null": {"resume": None},
+        "command does nothing": {},
+        "command does nothing: give it": {"update": {}, "goto": []},
+        # The server's own schema refuses a field of the wrong shape.
+        "is not valid": {"update": "x"},
+    }
+    for expected, command in cases.items():
+        response = httpx.post(
+            f"{server.url}/threads/{thread_id}/runs/wait",
+            headers={"x-api-key": ACME_EDITOR},
+            json={"assistant_id": "research_brief", "command": command},
+            timeout=30,
+        )
+        assert response.status_code == 422, (command, response.text)
+        assert expected in response.text, (command, response.text)
+    # Nothing ran: the thread still waits at its gate, and the decision still applies.
+    assert ana.threads.get(thread_id)["status"] == "interrupted"
+    assert len(ana.runs.list(thread_id)) == 1
+    out = ana.runs.wait(
+        thread_id, "research_brief", command={"resume": {interrupt["id"]: {"decision": "approve"}}}
+    )
+    assert out["status"] == "completed"

@@ -225,6 +225,7 @@ def test_webhooks_answer_404_for_unknown_workflows_and_422_for_malformed_bodies(
         b'{"goal": "x", "tenant_id": "globex"}',
         b'{"goal": "x", "thread_id": "not-a-uuid"}',
         b'{"goal": "x", "webhook": "not a url"}',
+        b'{"goal": "a goal with a NUL \\u0000 in it"}',
         b"not json",
     ):
         response = post(server, "research_brief", bad, signed("acme", bad))
