@@ -149,6 +149,10 @@ def _claim(
     claimed: list[str] = []
     try:
         for gate_id, decision in chosen.items():
+            again = _raised_again(services, gate_id, context.tenant_id, decision)
+            if again is not None:
+                chosen[gate_id] = again
+                continue
             services.approvals.claim(gate_id, context.tenant_id, decision, context.user_id)
             claimed.append(gate_id)
     except AlreadyDecided:
@@ -157,6 +161,23 @@ def _claim(
         raise
     resume = {pending[g].interrupt_id: d.model_dump() for g, d in chosen.items()}
     return resume, claimed
+
+
+def _raised_again(
+    services: Services, gate_id: str, tenant_id: str, decision: Decision
+) -> Decision | None:
+    """The recorded decision of a gate that is decided yet waits again (its run lost the
+    resume value to a crash before the step that took it was saved), when `decision` is
+    the same: sent again as recorded (by its decider), it lets the run go on; nothing is
+    decided twice. None for any other gate."""
+    record = services.approvals.get(gate_id, tenant_id)
+    if record is None or record.status != "decided" or not record.decision:
+        return None
+    recorded = Decision.model_validate(record.decision)
+    fields = ("decision", "args", "plan", "answer", "response", "comment")
+    if any(getattr(recorded, f) != getattr(decision, f) for f in fields):
+        return None  # a different decision: `claim` refuses it (`AlreadyDecided`)
+    return recorded.model_copy(update={"gate_id": gate_id})
 
 
 def _choose(

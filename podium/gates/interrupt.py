@@ -13,6 +13,7 @@ app, a LangGraph server's runs, a query of the table), whoever started or resume
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -22,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from langgraph.config import get_stream_writer
+from langgraph.config import get_config, get_stream_writer
 from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 from pydantic import ValidationError
@@ -82,6 +83,36 @@ def _resume_value(request: GateRequest, payload: dict[str, Any]) -> Any:
         return step.held.pop(request.gate_id)
 
 
+def step_key() -> str | None:
+    """The running graph step's checkpoint namespace (its node and task id): the same on
+    every run of the step, resumed or re-run after a crash; None outside a graph step."""
+    try:
+        configurable = get_config().get("configurable") or {}
+    except RuntimeError:
+        return None
+    return configurable.get("checkpoint_ns") or None
+
+
+def take_slot(request: GateRequest) -> None:
+    """Take, and leave unused, the resume value of `request`'s gate in this step's resume
+    values, when the gate needs none (a call that ran in an earlier run of the step) but
+    was raised and decided in this step before: the step's later gates then keep their
+    own values, which LangGraph hands out by the order its interrupts are reached."""
+    step = _STEP.get()
+    with contextlib.suppress(GraphInterrupt):  # none held for it: nothing taken, no wait
+        if step is None:
+            interrupt(request.model_dump())
+            return
+        with step.lock:
+            if request.gate_id in step.held:
+                del step.held[request.gate_id]
+                return
+            raw = interrupt(request.model_dump())
+            named = raw.get("gate_id") if isinstance(raw, dict) else None
+            if named not in (None, request.gate_id):
+                step.held[named] = raw  # another gate's decision, in this gate's place
+
+
 def gate_id(*parts: Any) -> str:
     """A stable gate id from what identifies the gate (thread, task, tool call id...)."""
     return "g-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12]
@@ -102,7 +133,7 @@ def await_decision(
     caller (on a server, the credential of the request that resumed it), or, for the
     decision the gate's record holds, the user recorded there (`_decided_as`).
     """
-    services.approvals.open(request)
+    services.approvals.open(request, raised_in=step_key())
     _emit_gate(request)
     note: str | None = None
     while True:

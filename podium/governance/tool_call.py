@@ -314,7 +314,7 @@ def _decision(
         verdict = P.evaluate_arguments(scope.policies, call_scope(scope), call.name, decision.args)
         return None if verdict.allowed else f"edited arguments refused: {verdict.reason}"
 
-    earlier = _passed_before(gov, scope, call, gate.gate_id)
+    earlier = _passed_before(gov, scope, call, gate)
     if earlier is not None:
         # An earlier run of this task got past this gate (the call reached the effect
         # ledger, which only a cleared call does): its decision stands, audited then.
@@ -327,17 +327,27 @@ def _decision(
     return decision
 
 
-def _passed_before(gov: GovernorCore, scope: Scope, call: Call, gate_id: str) -> Decision | None:
-    """The decision of `gate_id` when an earlier run of the task got past it (a task that
+def _passed_before(
+    gov: GovernorCore, scope: Scope, call: Call, gate: GateRequest
+) -> Decision | None:
+    """The decision of `gate` when an earlier run of the task got past it (a task that
     waited for an effect in doubt runs again with the same recorded replies, so the same
-    calls and gates): the effect ledger holds the call and the gate is decided."""
+    calls and gates; a step resumed after its first calls ran): the effect ledger holds
+    the call and the gate is decided. When this step raised the gate before, its resume
+    value is taken, so the gates after it get theirs (`take_slot`)."""
+    from podium.gates.interrupt import step_key, take_slot
+
     if not call.id or gov.services.effects.get(effect_key(scope, call.id)) is None:
         return None
-    record = gov.services.approvals.get(gate_id, scope.tenant_id)
+    record = gov.services.approvals.get(gate.gate_id, scope.tenant_id)
     if record is None or record.status != "decided" or not record.decision:
         return None
     decision = Decision.model_validate(record.decision)
-    return decision if decision.decision in ("approve", "edit") else None
+    if decision.decision not in ("approve", "edit"):
+        return None
+    if record.raised_in is not None and record.raised_in == step_key():
+        take_slot(gate)
+    return decision
 
 
 def _claim_effect(gov: GovernorCore, p: Prepared) -> ToolMessage | None:

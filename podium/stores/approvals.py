@@ -38,6 +38,13 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS podium_approvals_pending ON podium_approvals (tenant_id, status)",
 ]
+#: Columns added after the table first shipped (`Database.ensure_columns`).
+ADDED_COLUMNS = {
+    # The graph step (its checkpoint namespace) that first raised the gate: a later run
+    # of the same step holds the gate's resume value in the same place (see
+    # `podium.gates.interrupt.take_slot`).
+    "raised_in": "TEXT",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,7 @@ class GateRecord:
     expires_at: float | None
     decided_at: float | None
     escalated_at: float | None
+    raised_in: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> GateRecord:
@@ -73,10 +81,12 @@ class Approvals:
         self._db = db
         self._clock = clock
         db.ensure_schema("approvals", SCHEMA)
+        db.ensure_columns("podium_approvals", ADDED_COLUMNS)
 
-    def open(self, request: GateRequest) -> None:
-        """Record a raised gate (a no-op when it is already recorded; an abandoned gate
-        raised again, on a fork of its thread, is pending again)."""
+    def open(self, request: GateRequest, raised_in: str | None = None) -> None:
+        """Record a raised gate, and the graph step that raised it (a no-op when it is
+        already recorded; an abandoned gate raised again, on a fork of its thread, is
+        pending again)."""
 
         def insert(cur: Cursor) -> None:
             rows = cur.query(
@@ -91,8 +101,8 @@ class Approvals:
                 return
             cur.execute(
                 "INSERT INTO podium_approvals (gate_id, tenant_id, thread_id, workflow, kind, "
-                "agent, request, status, requested_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                "agent, request, status, requested_at, expires_at, raised_in) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
                 (
                     request.gate_id,
                     request.tenant_id,
@@ -103,6 +113,7 @@ class Approvals:
                     request.model_dump_json(),
                     request.requested_at,
                     request.expires_at,
+                    raised_in,
                 ),
             )
 

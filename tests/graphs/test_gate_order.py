@@ -11,9 +11,15 @@ approve/reject.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,10 +96,10 @@ def _slow_gate_for(rt: Any, payee: str, monkeypatch: pytest.MonkeyPatch) -> None
     approvals = rt.services.approvals
     open_gate = approvals.open
 
-    def slow_open(request: GateRequest) -> None:
+    def slow_open(request: GateRequest, raised_in: str | None = None) -> None:
         if (request.args or {}).get("to") == payee:
             time.sleep(0.3)
-        open_gate(request)
+        open_gate(request, raised_in)
 
     monkeypatch.setattr(approvals, "open", slow_open)
 
@@ -349,10 +355,10 @@ def _slow_question(rt: Any, question: str, monkeypatch: pytest.MonkeyPatch) -> N
     approvals = rt.services.approvals
     open_gate = approvals.open
 
-    def slow_open(request: GateRequest) -> None:
+    def slow_open(request: GateRequest, raised_in: str | None = None) -> None:
         if request.question == question:
             time.sleep(0.3)
-        open_gate(request)
+        open_gate(request, raised_in)
 
     monkeypatch.setattr(approvals, "open", slow_open)
 
@@ -408,3 +414,81 @@ async def test_two_questions_of_one_reply_each_get_their_own_answer_async(
         calls[m.tool_call_id]: m.content for m in seen.messages if isinstance(m, ToolMessage)
     }
     assert results == {"Q1": "answer to Q1", "Q2": "answer to Q2"}
+
+
+def test_raw_resumes_keep_their_gates_once_a_call_of_the_reply_ran(
+    durable_url, scripted, tenant, tmp_path
+):
+    # Raw resumes carry no gate id: LangGraph hands them to the step's interrupts by
+    # position. Once alice's payment ran, her gate is not raised again on the next run
+    # of the step, but its value still takes its place, so bob's rejection and the
+    # question's answer reach their own gates (bob was paid on alice's approval).
+    from podium.tools.human import ask_human
+
+    payments, seen = Payments(), Seen()
+    path = tmp_path / "policy.yaml"
+    path.write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
+    reply = tool_calls(
+        ("send_payment", {"to": "alice", "amount": 10}),
+        ("send_payment", {"to": "bob", "amount": 20}),
+        ("ask_human", {"question": "Which memo?"}),
+    )
+    payer = AgentSpec(
+        name="payer",
+        tools=[payments.tool(), ask_human],
+        model=scripted(reply, seen, name="payer"),
+    )
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="payer", instruction="pay")])
+    graph = podium.build_workflow(
+        [payer], name="pay", supervisor=plan, policies=load_policies(path)
+    )
+    thread, editor = f"{tenant}-raw", _editor(tenant)
+    with podium.open_runtime(durable_url) as rt:
+        app = rt.compile(graph)
+        app.invoke({"goal": "pay"}, _config(thread), context=editor)
+        answers = (
+            {"decision": "approve"},
+            {"decision": "reject", "comment": "no"},
+            {"decision": "respond", "response": "rent"},
+        )
+        for value in answers:
+            [gate] = pending_gates(app, thread)
+            out = app.invoke(
+                Command(resume={gate.interrupt_id: value}), _config(thread), context=editor
+            )
+    assert out["status"] == "completed", out.get("error")
+    assert payments.sent == [("alice", 10)]
+    told = {m.tool_call_id: str(m.content) for m in seen.messages if isinstance(m, ToolMessage)}
+    assert any("rent" in text for text in told.values()), told
+
+
+@pytest.mark.parametrize("how", ["raw", "decide"])
+def test_a_rejected_call_stays_unpaid_after_a_crash_between_the_replys_calls(
+    durable_url, tenant, tmp_path, how
+):
+    # Both gates decided (approve alice, reject bob); the process is SIGKILLed after
+    # alice's payment, while a third call of the reply runs. The resumed step runs with
+    # the same resume values: alice's gate is not raised again, and bob's must still get
+    # his rejection, whether the decisions came as raw positional values or by `decide`.
+    script = Path(__file__).parent / "recovery_scripts" / "gate_order_flow.py"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    thread = f"{tenant}-kill-{how}"
+    args = [sys.executable, str(script), durable_url, tenant, thread, str(tmp_path)]
+    child = subprocess.Popen([*args, "first", how], env=env, cwd=tmp_path, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "blocked").exists():
+        assert child.poll() is None, child.stderr.read().decode()[-3000:] if child.stderr else ""
+        assert time.monotonic() < deadline, "the first process never reached the slow tool"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    if child.stderr:
+        child.stderr.close()
+    assert (tmp_path / "sent.txt").read_text().splitlines() == ["alice 10"]
+    done = subprocess.run(
+        [*args, "second", how], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["status"] == "completed", done.stdout[-2000:]
+    assert (tmp_path / "sent.txt").read_text().splitlines() == ["alice 10"]
