@@ -43,7 +43,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from langgraph_sdk import Auth, get_client
@@ -69,6 +69,10 @@ log = logging.getLogger("podium.server")
 TENANT_KEY = "tenant_id"
 
 auth = Auth()
+
+
+#: The LangGraph server's statuses of a run not yet finished (its own, not podium's).
+_SERVER_ACTIVE: tuple[Literal["pending"], Literal["running"]] = ("pending", "running")
 
 
 @functools.cache
@@ -613,12 +617,12 @@ async def _runs_in_flight(thread_id: str, run_ids: list[str]) -> list[Any]:
             if run is not None:
                 runs.append(run)
     else:
-        for status in ("pending", "running"):
+        for status in _SERVER_ACTIVE:
             listed = await _loopback_call(
                 _loopback().runs.list(thread_id, status=status, limit=1000)
             )
             runs.extend(listed or ())
-    return [r for r in runs if r.get("status") in ("pending", "running")]
+    return [r for r in runs if r.get("status") in _SERVER_ACTIVE]
 
 
 def _owner(thread: Mapping[str, Any]) -> Any:
