@@ -141,9 +141,13 @@ class Recorder:
         with self._lock:
             usage, self._usage = self._usage, []
             settlements, self._settlements = self._settlements, []
+        # One settlement joins the batch's statement: two that add to the same running
+        # total (one tenant's day, one run) cannot both update its row in one statement.
+        # The others (several runs' calls in one flush) settle on their own.
+        joining, alone = settlements[:1], settlements[1:]
         try:
             bill = self._ledger.insert(usage) if 0 < len(usage) <= MAX_ROWS_PER_INSERT else None
-            joined = Joined(bill, settlements) if bill is not None or settlements else None
+            joined = Joined(bill, joining) if bill is not None or joining else None
             wrote = self._audit.flush(also=joined)
         except BaseException:
             with self._lock:  # nothing was written: all of it waits for the next flush
@@ -151,12 +155,12 @@ class Recorder:
                 self._settlements[:0] = settlements
             raise
         if wrote and joined is not None:
-            for settlement, took in zip(settlements, joined.took, strict=True):
+            for settlement, took in zip(joining, joined.took, strict=True):
                 settlement.finish(took)
         else:  # no events waited: nothing was written with them
-            bill = None
-            for settlement in settlements:
-                settlement.apply()
+            bill, alone = None, settlements
+        for settlement in alone:
+            settlement.apply()
         if bill is None and usage:  # not written with the events, or too many for one
             try:
                 self._ledger.record(usage)

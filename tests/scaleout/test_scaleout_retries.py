@@ -95,7 +95,13 @@ def test_a_step_run_again_after_its_process_died_is_marked_a_retry(cluster) -> N
         while pending := [
             t for t in runs.values() if api.threads.get(t)["status"] != "interrupted"
         ]:
-            assert time.monotonic() < deadline, f"{len(pending)} runs not at their gate"
+            if time.monotonic() >= deadline:
+                states = Counter(str(api.threads.get(t)["status"]) for t in pending)
+                lost_ones = sum(t in lost for t in pending)
+                raise AssertionError(
+                    f"{len(pending)} runs not at their gate ({dict(states)}; {lost_ones} of "
+                    f"them were on the killed process)"
+                )
             time.sleep(0.5)
     finally:
         for instance in (a, b):

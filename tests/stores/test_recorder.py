@@ -110,3 +110,30 @@ def test_a_flush_of_events_alone_writes_them(durable_url, tenant):
     recorder.flush()
     assert [e.kind for e in log.events(tenant)] == ["plan"]
     db.close()
+
+
+def test_settlements_of_several_calls_on_one_running_total_flush_together(durable_url, tenant):
+    # Several runs of one tenant settle into the same running totals (the tenant's day)
+    # in one flush: each counts once, and the flush does not fail on the shared rows.
+    from podium.stores.budgets.sql import Claim
+    from podium.stores.budgets.store import Budgets
+
+    db = open_database(parse_url(durable_url))
+    budgets = Budgets(db)
+    recorder = Recorder(AuditLog(db), UsageLedger(db))
+    recorder.event("plan", "system:podium", {"tasks": 3}, tenant_id=tenant)
+    recorder.flush()  # a known head: the next batch takes the one-statement path
+    day = "tenant_day:2026-12-06"
+    for n in range(3):
+        claims = [Claim(day, "tokens", 10_000, 500), Claim(f"run:r{n}:1", "tokens", 10_000, 500)]
+        hold = budgets.reserve(tenant, claims, ref=f"r{n}")
+        settlement = budgets.settlement(hold, {"tokens": 100 + n})
+        assert settlement is not None
+        recorder.settle(settlement)
+        _step(recorder, tenant, n)
+    recorder.flush()
+    assert not recorder.settling
+    assert budgets.spent(tenant, day, "tokens") == 303
+    assert budgets.reserved(tenant, day, "tokens") == 0
+    assert [budgets.spent(tenant, f"run:r{n}:1", "tokens") for n in range(3)] == [100, 101, 102]
+    db.close()
