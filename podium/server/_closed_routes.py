@@ -23,6 +23,13 @@ CLOSED = ("/internal", "/deploy")
 _SLASHES = re.compile(r"/{2,}")
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path as the server routes it (without the mount's root path)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def closed(path: str) -> bool:
     """Whether a request path (slashes collapsed, trailing slash ignored) is closed."""
     path = _SLASHES.sub("/", path).rstrip("/") or "/"
@@ -41,16 +48,11 @@ class CloseDevServerRoutes:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            path = scope.get("path", "")
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            if closed(path):
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
-                    return
-                response = JSONResponse({"detail": "Not Found"}, status_code=404)
-                await response(scope, receive, send)
+        if scope["type"] in ("http", "websocket") and closed(route_path(scope)):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
                 return
+            response = JSONResponse({"detail": "Not Found"}, status_code=404)
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium.errors import DatabaseError
+from podium.server._closed_routes import route_path
 from podium.server._credentials import CredentialError
 from podium.server._jwt import KeysUnavailable
 
@@ -37,11 +38,7 @@ class GuardThreadStreams:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            path = scope.get("path", "")
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            match = STREAM.match(path)
+            match = STREAM.match(route_path(scope))
             if match and not await _visible(scope, match.group(1)):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})

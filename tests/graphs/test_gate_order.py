@@ -104,6 +104,27 @@ def _slow_gate_for(rt: Any, payee: str, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(approvals, "open", slow_open)
 
 
+def _pay_and_ask(scripted: Any, payments: Payments, seen: Seen, tmp_path: Any) -> Any:
+    """A workflow whose one reply pays alice and bob (each behind a gate) and asks a
+    question."""
+    from podium.tools.human import ask_human
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
+    reply = tool_calls(
+        ("send_payment", {"to": "alice", "amount": 10}),
+        ("send_payment", {"to": "bob", "amount": 20}),
+        ("ask_human", {"question": "Which memo?"}),
+    )
+    payer = AgentSpec(
+        name="payer",
+        tools=[payments.tool(), ask_human],
+        model=scripted(reply, seen, name="payer"),
+    )
+    plan = Plan(tasks=[PlannedTask(id="t1", agent="payer", instruction="pay")])
+    return podium.build_workflow([payer], name="pay", supervisor=plan, policies=load_policies(path))
+
+
 def _graph(scripted: Any, payments: Payments, seen: Seen, tmp_path: Any, order: tuple[str, ...]):
     path = tmp_path / "policy.yaml"
     path.write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
@@ -285,25 +306,8 @@ def test_a_question_asked_beside_gated_calls_gets_its_answer_and_the_calls_their
     """One reply pays alice and bob and asks a question: alice's payment is approved, bob's
     rejected, then the question (raised when the calls run) is answered. The step runs
     again on the answer: the answer reaches the question, bob's rejection stays his."""
-    from podium.tools.human import ask_human
-
     payments, seen = Payments(), Seen()
-    path = tmp_path / "policy.yaml"
-    path.write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
-    reply = tool_calls(
-        ("send_payment", {"to": "alice", "amount": 10}),
-        ("send_payment", {"to": "bob", "amount": 20}),
-        ("ask_human", {"question": "Which memo?"}),
-    )
-    payer = AgentSpec(
-        name="payer",
-        tools=[payments.tool(), ask_human],
-        model=scripted(reply, seen, name="payer"),
-    )
-    plan = Plan(tasks=[PlannedTask(id="t1", agent="payer", instruction="pay")])
-    graph = podium.build_workflow(
-        [payer], name="pay", supervisor=plan, policies=load_policies(path)
-    )
+    graph = _pay_and_ask(scripted, payments, seen, tmp_path)
     thread, editor = f"{tenant}-question", _editor(tenant)
     with podium.open_runtime(durable_url) as rt:
         app = rt.compile(graph)
@@ -423,25 +427,8 @@ def test_raw_resumes_keep_their_gates_once_a_call_of_the_reply_ran(
     # position. Once alice's payment ran, her gate is not raised again on the next run
     # of the step, but its value still takes its place, so bob's rejection and the
     # question's answer reach their own gates (bob was paid on alice's approval).
-    from podium.tools.human import ask_human
-
     payments, seen = Payments(), Seen()
-    path = tmp_path / "policy.yaml"
-    path.write_text(textwrap.dedent(POLICY).lstrip("\n"), encoding="utf-8")
-    reply = tool_calls(
-        ("send_payment", {"to": "alice", "amount": 10}),
-        ("send_payment", {"to": "bob", "amount": 20}),
-        ("ask_human", {"question": "Which memo?"}),
-    )
-    payer = AgentSpec(
-        name="payer",
-        tools=[payments.tool(), ask_human],
-        model=scripted(reply, seen, name="payer"),
-    )
-    plan = Plan(tasks=[PlannedTask(id="t1", agent="payer", instruction="pay")])
-    graph = podium.build_workflow(
-        [payer], name="pay", supervisor=plan, policies=load_policies(path)
-    )
+    graph = _pay_and_ask(scripted, payments, seen, tmp_path)
     thread, editor = f"{tenant}-raw", _editor(tenant)
     with podium.open_runtime(durable_url) as rt:
         app = rt.compile(graph)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -25,19 +26,10 @@ from podium.gates.decision import decide, pending_gates
 from podium.gates.request import Decision
 from podium.policies import load_policies
 from podium.testing import ScriptedChatModel, tool_calls
+from tests.graphs.test_gate_order import POLICY
 
 url, tenant, thread, workdir, mode, how = sys.argv[1:7]
 work = Path(workdir)
-POLICY = """
-global:
-  tools: {allow: ["*"]}
-tools:
-  send_payment:
-    side_effects: true
-    idempotent: false
-    retry: {attempts: 1}
-    requires_approval: {roles: [editor]}
-"""
 
 
 @tool
@@ -57,7 +49,7 @@ def slow(x: int) -> str:
     return "ok"
 
 
-(work / "policy.yaml").write_text(POLICY, encoding="utf-8")
+(work / "policy.yaml").write_text(textwrap.dedent(POLICY), encoding="utf-8")
 reply = tool_calls(
     ("send_payment", {"to": "alice", "amount": 10}, "c-alice"),
     ("send_payment", {"to": "bob", "amount": 20}, "c-bob"),
